@@ -1,0 +1,5 @@
+"""`autolr schedule ...`: command group (being built)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="schedule commands.")
