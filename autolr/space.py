@@ -1,0 +1,291 @@
+"""The search space over schedules, backend-neutral and seeded by the LR range test.
+
+One definition serves every backend: ``SearchSpace.sample(trial)`` calls only
+``trial.suggest_float / suggest_int / suggest_categorical`` (define-by-run), so it works
+with an Optuna trial, Ray Tune's ``OptunaSearch`` define-by-run function, or a fixed
+trial. The space is conditional: ``family`` first, then that family's parameters, each
+named ``<family>.<param>`` (``step.gamma``, ``onecycle.pct_start``), then optional warmup
+(``warmup``, ``warmup.fraction``, ``warmup.start_factor``) and, when asked, optimizer
+settings (``optimizer.momentum``, ``optimizer.beta1``, ``optimizer.weight_decay``).
+The initial (peak) LR ``lr`` is log-uniform over the range test's interval, never a
+hard-coded range. ``FAMILY_SPACES`` below documents every range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Protocol
+
+from autolr.errors import UserError
+from autolr.spec import FAMILIES, ScheduleSpec
+
+
+class Trial(Protocol):
+    """What ``SearchSpace.sample`` needs from a trial: Optuna's three suggest methods."""
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched parameter of a family: a float or int range (inclusive), or choices.
+
+    ``when=(other, value)`` samples it only when the family's earlier parameter ``other``
+    took ``value`` (e.g. the exp_range amplitude only for ``mode == "exp_range"``).
+    """
+
+    name: str
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] = ()
+    when: tuple[str, Any] | None = None
+
+    def sample(self, trial: Trial, family: str) -> Any:
+        """Ask ``trial`` for this parameter under its prefixed name ``<family>.<name>``."""
+        key = f"{family}.{self.name}"
+        if self.choices:
+            return trial.suggest_categorical(key, list(self.choices))
+        if self.integer:
+            return trial.suggest_int(key, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(key, self.low, self.high, log=self.log)
+
+
+def _multistep_params(sampled: dict[str, Any]) -> dict[str, Any]:
+    """Two milestones from ``first`` and ``gap`` (fraction of the run left after the first)."""
+    first, gap = sampled["first"], sampled["gap"]
+    return {"milestones": [first, first + gap * (1.0 - first)], "gamma": sampled["gamma"]}
+
+
+@dataclass(frozen=True)
+class FamilySpace:
+    """A family's searched parameters, the values it always gets, and how to assemble them."""
+
+    params: tuple[Param, ...] = ()
+    fixed: dict[str, Any] = field(default_factory=dict)
+    assemble: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    allows_warmup: bool = True
+
+
+# The searched range of each family's parameters (names as in autolr/spec.py; fractions
+# are of the whole run). Bounds are inclusive and contain the baselines' values.
+FAMILY_SPACES: dict[str, FamilySpace] = {
+    "constant": FamilySpace(),
+    "step": FamilySpace((
+        Param("step_size", 0.1, 0.5),  # fraction of the run between decays
+        Param("gamma", 0.1, 0.9, log=True),  # LR multiplier at each decay
+    )),
+    "multistep": FamilySpace((
+        Param("first", 0.2, 0.7),  # first milestone, fraction of the run
+        Param("gap", 0.2, 0.8),  # second milestone: this fraction of what is left after the first
+        Param("gamma", 0.1, 0.9, log=True),
+    ), assemble=_multistep_params),
+    "exponential": FamilySpace((Param("final_factor", 1e-3, 0.5, log=True),)),  # LR at end / lr
+    "inverse_time": FamilySpace((Param("decay_rate", 0.1, 100.0, log=True),)),  # lr/(1+rate*p)
+    "polynomial": FamilySpace((Param("power", 0.5, 3.0),)),
+    "linear": FamilySpace(
+        (Param("end_factor", 0.0, 0.5), Param("duration", 0.5, 1.0)),  # a decay from lr
+        fixed={"start_factor": 1.0},
+    ),
+    "cosine": FamilySpace((Param("min_factor", 0.0, 0.2),)),  # floor = min_factor * lr
+    "cosine_restarts": FamilySpace((
+        Param("first_cycle", 0.1, 0.5),  # fraction of the run
+        Param("cycle_mult", 1, 3, integer=True),
+        Param("min_factor", 0.0, 0.2),
+    )),
+    "cyclic": FamilySpace((
+        Param("base_factor", 0.01, 0.5, log=True),  # lowest LR / lr
+        Param("step_size_up", 0.05, 0.5),  # fraction of the run
+        Param("mode", choices=("triangular", "triangular2", "exp_range")),
+        Param("final_scale", 0.01, 1.0, log=True, when=("mode", "exp_range")),
+    ), fixed={"cycle_momentum": False}, allows_warmup=False),
+    "onecycle": FamilySpace((
+        Param("pct_start", 0.1, 0.5),  # warm-up part of the cycle, fraction of the run
+        Param("anneal_strategy", choices=("cos", "linear")),
+        Param("div_factor", 5.0, 100.0, log=True),  # lr / starting LR
+        Param("final_div_factor", 10.0, 1e5, log=True),  # starting LR / final LR
+        Param("cycle_momentum", choices=(False, True)),
+    ), fixed={"three_phase": False, "base_momentum": 0.85, "max_momentum": 0.95},
+        allows_warmup=False),
+    "plateau": FamilySpace((
+        Param("factor", 0.1, 0.7, log=True),
+        Param("patience", 0, 5, integer=True),  # in scheduler steps
+        Param("cooldown", 0, 2, integer=True),
+    )),
+    "inverse_sqrt": FamilySpace((Param("timescale", 0.01, 1.0, log=True),)),  # lr/sqrt(1+p/timescale)
+    "wsd": FamilySpace((
+        Param("decay_fraction", 0.05, 0.5),
+        Param("decay_shape", choices=("linear", "cosine", "sqrt")),
+        Param("min_factor", 0.0, 0.1),
+    )),
+}
+
+WARMUP_FRACTION = (0.01, 0.2)  # fraction of the run spent warming up
+WARMUP_START_FACTOR = (0.0, 0.5)  # first warmup LR / lr
+MOMENTUM = (0.0, 0.99)  # SGD momentum, when the optimizer is searched
+BETA1 = (0.8, 0.99)  # Adam/AdamW first beta, when the optimizer is searched
+WEIGHT_DECAY = (1e-6, 1e-2)  # log-uniform, when the optimizer is searched
+
+# Baselines enqueued first: family -> sampled parameter values (the LR is the suggestion).
+BASELINES: dict[str, dict[str, Any]] = {
+    "constant": {},
+    "step": {"step.step_size": 1 / 3, "step.gamma": 0.1},
+    "cosine": {"cosine.min_factor": 0.0},
+    # fastai's fit_one_cycle defaults: 25% warm-up, cosine, div 25, final div 1e5, moms 0.95-0.85.
+    "onecycle": {"onecycle.pct_start": 0.25, "onecycle.anneal_strategy": "cos",
+                 "onecycle.div_factor": 25.0, "onecycle.final_div_factor": 1e5,
+                 "onecycle.cycle_momentum": True},
+}
+
+DEFAULT_OPTIMIZER: dict[str, Any] = {"name": "sgd", "momentum": 0.9, "nesterov": False,
+                                     "weight_decay": 0.0}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A hand-picked schedule the search evaluates first.
+
+    ``params`` is the trial's parameter dict (for Optuna's ``study.enqueue_trial``);
+    sampling it back through the space gives exactly ``spec``.
+    """
+
+    name: str
+    params: dict[str, Any]
+    spec: ScheduleSpec
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The schedules a search may try.
+
+    ``lr_low``/``lr_high``: the initial-LR interval from the range test (sampled
+    log-uniform). ``families``: the families to search. ``warmup``: whether a linear
+    warmup may be put in front (never for onecycle/cyclic, which warm up by themselves).
+    ``optimizer``: the optimizer settings every trial uses; with ``search_optimizer`` its
+    momentum (SGD) or first beta (Adam/AdamW) and weight decay are searched too, while its
+    name stays fixed because the LR interval was measured with that optimizer.
+    """
+
+    lr_low: float
+    lr_high: float
+    families: tuple[str, ...] = FAMILIES
+    warmup: bool = True
+    optimizer: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER))
+    search_optimizer: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lr_low < self.lr_high:
+            raise UserError(f"the LR interval must satisfy 0 < low < high, got [{self.lr_low}, {self.lr_high}]")
+        unknown = [name for name in self.families if name not in FAMILY_SPACES]
+        if unknown or not self.families:
+            raise UserError(f"families must be a non-empty selection of {', '.join(FAMILIES)}, got {list(self.families)}")
+        if self.optimizer.get("name") not in ("sgd", "adam", "adamw"):
+            raise UserError(f"optimizer name must be sgd, adam or adamw, got {self.optimizer.get('name')!r}")
+        object.__setattr__(self, "families", tuple(self.families))
+
+    @classmethod
+    def from_range_test(cls, result: Any, **options: Any) -> "SearchSpace":
+        """The space whose LR interval is a ``RangeTestResult``'s ``interval``."""
+        low, high = result.interval
+        return cls(lr_low=low, lr_high=high, **options)
+
+    def sample(self, trial: Trial) -> ScheduleSpec:
+        """Draw one schedule, define-by-run: family, its parameters, LR, warmup, optimizer."""
+        family = trial.suggest_categorical("family", list(self.families))
+        lr = trial.suggest_float("lr", self.lr_low, self.lr_high, log=True)
+        family_space = FAMILY_SPACES[family]
+        sampled: dict[str, Any] = {}
+        for param in family_space.params:
+            if param.when is None or sampled.get(param.when[0]) == param.when[1]:
+                sampled[param.name] = param.sample(trial, family)
+        params = family_space.assemble(sampled) if family_space.assemble else sampled
+        warmup = None
+        if self.warmup and family_space.allows_warmup and trial.suggest_categorical("warmup", [False, True]):
+            warmup = {"fraction": trial.suggest_float("warmup.fraction", *WARMUP_FRACTION),
+                      "start_factor": trial.suggest_float("warmup.start_factor", *WARMUP_START_FACTOR)}
+        return ScheduleSpec(family=family, lr=lr, params={**family_space.fixed, **params},
+                            warmup=warmup, optimizer=self._sample_optimizer(trial))
+
+    def _sample_optimizer(self, trial: Trial) -> dict[str, Any]:
+        optimizer = dict(self.optimizer)
+        if not self.search_optimizer:
+            return optimizer
+        if optimizer["name"] == "sgd":
+            optimizer["momentum"] = trial.suggest_float("optimizer.momentum", *MOMENTUM)
+        else:
+            beta2 = (optimizer.get("betas") or (0.9, 0.999))[1]
+            optimizer["betas"] = [trial.suggest_float("optimizer.beta1", *BETA1), beta2]
+        optimizer["weight_decay"] = trial.suggest_float("optimizer.weight_decay", *WEIGHT_DECAY, log=True)
+        return optimizer
+
+    def spec_from_params(self, params: dict[str, Any]) -> ScheduleSpec:
+        """Rebuild the spec a trial sampled from its stored parameter dict."""
+        return self.sample(_ReplayTrial(params))
+
+    def baselines(self, suggestion: float) -> list[Baseline]:
+        """Constant, step decay, cosine and one-cycle at the suggested LR (those in ``families``).
+
+        The suggestion is clipped into ``[lr_low, lr_high]``; when the optimizer is
+        searched the baselines keep the study's optimizer values, clipped into range.
+        """
+        lr = min(max(suggestion, self.lr_low), self.lr_high)
+        common: dict[str, Any] = {"lr": lr}
+        if self.search_optimizer:
+            common.update(self._optimizer_baseline())
+        baselines = []
+        for name, family_params in BASELINES.items():
+            if name not in self.families:
+                continue
+            params = {"family": name, **common, **family_params}
+            if self.warmup and FAMILY_SPACES[name].allows_warmup:
+                params["warmup"] = False
+            baselines.append(Baseline(name=name, params=params, spec=self.spec_from_params(params)))
+        return baselines
+
+    def _optimizer_baseline(self) -> dict[str, Any]:
+        def clip(value: float, bounds: tuple[float, float]) -> float:
+            return min(max(float(value), bounds[0]), bounds[1])
+
+        values = {"optimizer.weight_decay": clip(self.optimizer.get("weight_decay", 0.0), WEIGHT_DECAY)}
+        if self.optimizer["name"] == "sgd":
+            values["optimizer.momentum"] = clip(self.optimizer.get("momentum", 0.0), MOMENTUM)
+        else:
+            values["optimizer.beta1"] = clip((self.optimizer.get("betas") or (0.9, 0.999))[0], BETA1)
+        return values
+
+    def to_dict(self) -> dict[str, Any]:
+        """The space as a JSON-safe dict (stored with the study)."""
+        return asdict(self) | {"families": list(self.families)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SearchSpace":
+        """Inverse of ``to_dict``."""
+        return cls(**{**data, "families": tuple(data["families"])})
+
+
+class _ReplayTrial:
+    """A trial that answers each suggest call from a stored parameter dict."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self._params = params
+
+    def _value(self, name: str) -> Any:
+        if name not in self._params:
+            raise UserError(f"the stored trial parameters lack {name!r}, so the schedule cannot be rebuilt")
+        return self._params[name]
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float:
+        return float(self._value(name))
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return int(self._value(name))
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._value(name)
