@@ -1,0 +1,269 @@
+"""K trials at once: one stacked model, one forward/backward per batch, per-member LR and optimizer state.
+
+Every member sees the same batches in the same order (drawn from ``data_seed``), so a
+member trains exactly as ``train_trial`` would with the same seed, spec and data seed.
+Each member's LR for every step is precomputed from ``spec.lr_at`` as one
+``total_steps x K`` table on the device; plateau members instead follow torch's
+``ReduceLROnPlateau`` (built by ``spec.build``) on their own validation loss once per
+epoch; families that cycle momentum get a momentum table read from the scheduler
+``spec.build`` makes. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW)
+is written on the stacked tensors, one set of per-member hyper-parameters per member.
+Members that stop (pruned, diverged) are dropped from the stacked tensors at the end of
+the epoch and cost nothing after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from autolr.errors import UserError
+from autolr.models import PopulationModel, build_population
+from autolr.spec import ScheduleSpec
+from autolr.train import (
+    OptimizerSettings, Splits, TrialResult, autocast, check_run, divergence_reason, evaluate,
+    resolve_device, score_of, shuffled_epochs, steps_per_epoch,
+)
+
+MOMENTUM_CYCLING_FAMILIES = ("onecycle", "cyclic")  # families whose torch scheduler may cycle momentum
+
+
+def train_population(
+    specs: Sequence[ScheduleSpec],
+    model: str,
+    splits: Splits,
+    epochs: int,
+    batch_size: int,
+    seeds: Sequence[int],
+    data_seed: int = 0,
+    metric: str = "accuracy",
+    on_epoch: Callable[[int, int, float], bool] | None = None,
+    device: str | torch.device | None = None,
+    amp: bool | None = None,
+) -> list[TrialResult]:
+    """Train one member per (spec, seed) pair at once; return one TrialResult per member, in order.
+
+    Member k is initialised as ``build_model(model, ..., seeds[k])`` and trained under
+    ``specs[k]``; all members see the batches drawn from ``data_seed``. After each epoch
+    (counted from 0) ``on_epoch(k, epoch, score)`` is called for every member still
+    running and returns True to stop member k (status "pruned"). All specs must use one
+    optimizer kind (same name, and for SGD the same Nesterov setting).
+    """
+    check_run(epochs, batch_size, metric)
+    if len(specs) != len(seeds) or not specs:
+        raise UserError(f"train_population needs one seed per spec, got {len(specs)} specs and {len(seeds)} seeds")
+    started = time.perf_counter()
+    device = resolve_device(device, splits)
+    train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
+    val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
+    epoch_steps = steps_per_epoch(train_x.shape[0], batch_size)
+    total_steps = epochs * epoch_steps
+    population = build_population(model, splits.input_shape, splits.num_classes, seeds).to(device)
+    optimizer = StackedOptimizer(specs, total_steps, device)
+    results = [TrialResult(status="complete") for _ in specs]
+    active = list(range(len(specs)))  # original member index of each stacked row
+    first_loss: torch.Tensor | None = None
+    step = 0
+    for epoch, (epoch_x, epoch_y) in enumerate(shuffled_epochs(train_x, train_y, epochs, data_seed)):
+        loss_sum = torch.zeros(len(active), device=device)
+        for start in range(0, epoch_x.shape[0], batch_size):
+            labels = epoch_y[start:start + batch_size]
+            with autocast(device, amp):
+                logits = population(epoch_x[start:start + batch_size])
+            losses = F.cross_entropy(
+                logits.float().flatten(0, 1), labels.repeat(len(active)), reduction="none"
+            ).view(len(active), -1).mean(1)
+            population.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step(population, step)
+            loss_sum += losses.detach()
+            if first_loss is None:
+                first_loss = losses.detach()
+            step += 1
+        with autocast(device, amp):
+            val_losses, val_accuracies = evaluate(population, val_x, val_y, members=len(active))
+        stopped = _end_epoch(
+            epoch, epochs, active, results, metric, on_epoch,
+            epoch_losses=(loss_sum / epoch_steps).tolist(), first_losses=first_loss.tolist(),
+            val_losses=val_losses.tolist(), val_accuracies=val_accuracies.tolist(),
+        )
+        optimizer.end_epoch([row for row in range(len(active)) if row not in stopped], val_losses.tolist(), step)
+        elapsed = time.perf_counter() - started
+        for row in stopped:
+            results[active[row]].duration_s = elapsed
+        if stopped:
+            keep = [row for row in range(len(active)) if row not in stopped]
+            if not keep:
+                break
+            rows = torch.tensor(keep, device=device)
+            population.keep(rows)
+            optimizer.keep(rows)
+            first_loss = first_loss.index_select(0, rows)
+            active = [active[row] for row in keep]
+    elapsed = time.perf_counter() - started
+    for member in active:
+        results[member].duration_s = elapsed
+    return results
+
+
+def _end_epoch(
+    epoch: int,
+    epochs: int,
+    active: list[int],
+    results: list[TrialResult],
+    metric: str,
+    on_epoch: Callable[[int, int, float], bool] | None,
+    epoch_losses: list[float],
+    first_losses: list[float],
+    val_losses: list[float],
+    val_accuracies: list[float],
+) -> set[int]:
+    """Record one epoch for every active member; return the stacked rows that stop now."""
+    stopped: set[int] = set()
+    for row, member in enumerate(active):
+        result = results[member]
+        result.epochs_run = epoch + 1
+        reason = divergence_reason(epoch_losses[row], first_losses[row], val_losses[row])
+        if reason is not None:
+            result.status, result.reason, result.final_score = "diverged", reason, None
+            stopped.add(row)
+            continue
+        score = score_of(metric, val_losses[row], val_accuracies[row])
+        result.val_scores.append(score)
+        result.val_losses.append(val_losses[row])
+        result.final_score = score
+        if on_epoch is not None and on_epoch(member, epoch, score) and epoch + 1 < epochs:
+            result.status, result.reason = "pruned", f"stopped by the pruner after epoch {epoch}"
+            stopped.add(row)
+    return stopped
+
+
+@dataclass
+class _TorchSchedule:
+    """The torch optimizer and scheduler ``spec.build`` makes for one member, on a one-parameter optimizer."""
+
+    row: int
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+
+class StackedOptimizer:
+    """The optimizer state of K members as stacked tensors, updated in one batched step.
+
+    Per-member hyper-parameters (LR per step, momentum or beta1 per step, weight decay,
+    beta2, eps) are tensors with one entry per member; ``keep`` drops stopped members.
+    """
+
+    def __init__(self, specs: Sequence[ScheduleSpec], total_steps: int, device: torch.device) -> None:
+        settings = [OptimizerSettings.from_spec(spec) for spec in specs]
+        kinds = {(s.name, s.nesterov if s.name == "sgd" else False) for s in settings}
+        if len(kinds) > 1:
+            raise UserError(f"one population trains one optimizer kind, got {sorted(kinds)}")
+        (self.name, self.nesterov), = kinds
+        lr_table = [[spec.lr_at(step, total_steps) for step in range(total_steps)] for spec in specs]
+        first_moment = [s.momentum if s.name == "sgd" else s.betas[0] for s in settings]
+        momentum_table = [[value] * total_steps for value in first_moment]
+        self.plateau: list[_TorchSchedule] = []
+        for row, (spec, setting) in enumerate(zip(specs, settings)):
+            if spec.family == "plateau":
+                member = _torch_schedule(spec, setting, total_steps)
+                self.plateau.append(member)
+                member.row = row
+                lr_table[row] = [member.lr] * total_steps
+            elif spec.family in MOMENTUM_CYCLING_FAMILIES:
+                momentum_table[row] = _momentum_curve(spec, setting, total_steps)
+        as_tensor = lambda rows: torch.tensor(rows, dtype=torch.float32, device=device)  # noqa: E731
+        self.lr_table = as_tensor(lr_table).t().contiguous()  # total_steps x K
+        self.momentum_table = as_tensor(momentum_table).t().contiguous()  # total_steps x K
+        self.weight_decay = as_tensor([s.weight_decay for s in settings])
+        self.beta2 = as_tensor([s.betas[1] for s in settings])
+        self.eps = as_tensor([s.eps for s in settings])
+        self.state: list[list[torch.Tensor]] | None = None  # per parameter: [momentum] or [exp_avg, exp_avg_sq]
+
+    def step(self, population: PopulationModel, step: int) -> None:
+        """Apply the update of scheduler step ``step`` (counted from 0) to every member."""
+        params = [p for p in population.params]
+        if self.state is None:
+            slots = 1 if self.name == "sgd" else 2
+            self.state = [[torch.zeros_like(p) for _ in range(slots)] for p in params]
+        lr, momentum = self.lr_table[step], self.momentum_table[step]
+        with torch.no_grad():
+            for param, state in zip(params, self.state):
+                shape = (-1,) + (1,) * (param.dim() - 1)
+                if self.name == "sgd":
+                    self._sgd(param, state[0], lr.view(shape), momentum.view(shape), self.weight_decay.view(shape))
+                else:
+                    self._adam(param, state, step + 1, lr.view(shape), momentum.view(shape), shape)
+
+    def _sgd(
+        self, param: torch.Tensor, buffer: torch.Tensor, lr: torch.Tensor, momentum: torch.Tensor,
+        weight_decay: torch.Tensor,
+    ) -> None:
+        """torch.optim.SGD (dampening 0): buf = m * buf + g; step along buf or g + m * buf (Nesterov)."""
+        grad = param.grad.addcmul(param, weight_decay)
+        buffer.mul_(momentum).add_(grad)
+        direction = grad.addcmul_(buffer, momentum) if self.nesterov else buffer
+        param.sub_(direction * lr)
+
+    def _adam(
+        self, param: torch.Tensor, state: list[torch.Tensor], count: int, lr: torch.Tensor,
+        beta1: torch.Tensor, shape: tuple[int, ...],
+    ) -> None:
+        """torch.optim.Adam / AdamW (no amsgrad), with bias correction after ``count`` steps."""
+        exp_avg, exp_avg_sq = state
+        weight_decay, beta2, eps = self.weight_decay.view(shape), self.beta2.view(shape), self.eps.view(shape)
+        grad = param.grad
+        if self.name == "adamw":
+            param.mul_(1 - lr * weight_decay)
+        else:
+            grad = grad.addcmul(param, weight_decay)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad * (1 - beta2), grad)
+        step_size = lr / (1 - beta1 ** count)
+        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** count).sqrt()).add_(eps)
+        param.sub_(exp_avg / denom * step_size)
+
+    def end_epoch(self, running_rows: list[int], val_losses: list[float], step: int) -> None:
+        """Step plateau members still running on their validation loss; their new LR applies from ``step``."""
+        for member in self.plateau:
+            if member.row in running_rows:
+                member.scheduler.step(val_losses[member.row])
+                self.lr_table[step:, member.row] = member.lr
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only the members at stacked rows ``rows``."""
+        self.lr_table = self.lr_table.index_select(1, rows)
+        self.momentum_table = self.momentum_table.index_select(1, rows)
+        self.weight_decay, self.beta2, self.eps = (t.index_select(0, rows) for t in (self.weight_decay, self.beta2, self.eps))
+        if self.state is not None:
+            self.state = [[slot.index_select(0, rows) for slot in slots] for slots in self.state]
+        new_row = {old: new for new, old in enumerate(rows.tolist())}
+        self.plateau = [member for member in self.plateau if member.row in new_row]
+        for member in self.plateau:
+            member.row = new_row[member.row]
+
+
+def _torch_schedule(spec: ScheduleSpec, settings: OptimizerSettings, total_steps: int) -> _TorchSchedule:
+    """The torch optimizer and scheduler ``spec`` builds, on one dummy parameter."""
+    optimizer = settings.build(iter([torch.nn.Parameter(torch.zeros(1))]), spec.lr)
+    return _TorchSchedule(row=-1, optimizer=optimizer, scheduler=spec.build(optimizer, total_steps))
+
+
+def _momentum_curve(spec: ScheduleSpec, settings: OptimizerSettings, total_steps: int) -> list[float]:
+    """Momentum (SGD) or beta1 (Adam) at each step, as the scheduler ``spec.build`` makes sets it."""
+    member = _torch_schedule(spec, settings, total_steps)
+    group = member.optimizer.param_groups[0]
+    curve = []
+    for _ in range(total_steps):
+        curve.append(group["momentum"] if settings.name == "sgd" else group["betas"][0])
+        member.optimizer.step()
+        member.scheduler.step()
+    return curve

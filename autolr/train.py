@@ -1,0 +1,256 @@
+"""One trial: train one model under one ScheduleSpec on device-resident data, epoch by epoch.
+
+The pieces a population shares with a single trial (the result record, optimizer
+settings, the seeded batch order, evaluation, the divergence rule) live here too, so
+both trainers run the same data through the same rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autolr.errors import UserError
+from autolr.models import build_model
+from autolr.spec import ScheduleSpec
+
+METRICS = ("accuracy", "loss")  # validation score: accuracy (fraction, higher is better) or mean loss
+OPTIMIZERS = ("sgd", "adam", "adamw")
+DEFAULT_SGD_MOMENTUM = 0.9
+# A run has diverged when a training epoch's mean loss is not finite or exceeds this many
+# times the loss of its first batch (for 10 classes that start near ln 10 = 2.3: above 11.5).
+DIVERGENCE_FACTOR = 5.0
+EVAL_ROWS = 1 << 16  # validation rows x members per evaluation chunk (bounds memory)
+
+
+class Splits(Protocol):
+    """What the trainers read from a dataset (``autolr.data.Splits`` has it)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
+@dataclass
+class TrialResult:
+    """How one trial ended and its validation curve (one entry per epoch run).
+
+    ``status`` is "complete", "pruned" or "diverged"; ``final_score`` is the last
+    validation score (None when the trial diverged); ``reason`` says why a trial
+    stopped early; ``duration_s`` is wall-clock seconds (a population member gets
+    its population's time up to when it stopped).
+    """
+
+    status: str
+    val_scores: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+    final_score: float | None = None
+    epochs_run: int = 0
+    duration_s: float = 0.0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """The optimizer named in ``spec.optimizer`` with torch's defaults filled in (SGD: momentum 0.9)."""
+
+    name: str = "sgd"
+    momentum: float = DEFAULT_SGD_MOMENTUM
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    @classmethod
+    def from_spec(cls, spec: ScheduleSpec) -> "OptimizerSettings":
+        """Read ``spec.optimizer`` (None means SGD with momentum 0.9)."""
+        given: dict[str, Any] = dict(spec.optimizer or {})
+        name = str(given.get("name", "sgd")).lower()
+        if name not in OPTIMIZERS:
+            raise UserError(f"optimizer name must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+        default_decay = 0.01 if name == "adamw" else 0.0
+        return cls(
+            name=name,
+            momentum=float(given.get("momentum", DEFAULT_SGD_MOMENTUM)),
+            nesterov=bool(given.get("nesterov", False)),
+            weight_decay=float(given.get("weight_decay", default_decay)),
+            betas=tuple(float(beta) for beta in given.get("betas", (0.9, 0.999))),  # type: ignore[arg-type]
+            eps=float(given.get("eps", 1e-8)),
+        )
+
+    def build(self, parameters: Iterator[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        """The torch optimizer with these settings."""
+        if self.name == "sgd":
+            return torch.optim.SGD(
+                parameters, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
+                weight_decay=self.weight_decay,
+            )
+        optimizer_class = torch.optim.Adam if self.name == "adam" else torch.optim.AdamW
+        return optimizer_class(parameters, lr=lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+
+
+def steps_per_epoch(num_train: int, batch_size: int) -> int:
+    """Batches per epoch; the last one may be smaller."""
+    return math.ceil(num_train / batch_size)
+
+
+def shuffled_epochs(
+    x: torch.Tensor, y: torch.Tensor, epochs: int, data_seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The training set reordered by a fresh seeded permutation for each epoch.
+
+    The permutations come from a CPU generator seeded with ``data_seed``, so the order is
+    the same on every device and for every trainer given the same ``data_seed``.
+    """
+    generator = torch.Generator().manual_seed(data_seed)
+    for _ in range(epochs):
+        order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+        yield x.index_select(0, order), y.index_select(0, order)
+
+
+def check_run(epochs: int, batch_size: int, metric: str) -> None:
+    """Raise UserError for a non-positive epoch count or batch size or an unknown metric."""
+    if epochs < 1:
+        raise UserError(f"epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise UserError(f"batch_size must be at least 1, got {batch_size}")
+    if metric not in METRICS:
+        raise UserError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+
+
+def resolve_device(device: str | torch.device | None, splits: Splits) -> torch.device:
+    """The given device, or the device the training data is on."""
+    return torch.device(device) if device is not None else splits.train_x.device
+
+
+def autocast(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when ``amp`` is True or None (auto); no autocast elsewhere."""
+    if device.type == "cuda" and amp is not False:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(
+    logits_of: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, members: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy loss and accuracy (fraction) on ``x, y``, one value per member.
+
+    ``logits_of`` maps a chunk of inputs to logits ``members x chunk x classes`` (a single
+    model's ``chunk x classes`` counts as one member). Returns two float64 tensors of
+    length ``members`` on the data's device.
+    """
+    loss_sum = torch.zeros(members, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(members, dtype=torch.float64, device=x.device)
+    chunk = max(1, EVAL_ROWS // members)
+    for start in range(0, x.shape[0], chunk):
+        logits = logits_of(x[start:start + chunk]).float()
+        logits = logits.reshape(members, -1, logits.shape[-1])
+        labels = y[start:start + chunk]
+        losses = F.cross_entropy(logits.flatten(0, 1), labels.repeat(members), reduction="none")
+        loss_sum += losses.view(members, -1).sum(1, dtype=torch.float64)
+        correct += (logits.argmax(-1) == labels).sum(1, dtype=torch.float64)
+    return loss_sum / x.shape[0], correct / x.shape[0]
+
+
+def score_of(metric: str, loss: float, accuracy: float) -> float:
+    """The validation score the search sees for ``metric``."""
+    return accuracy if metric == "accuracy" else loss
+
+
+def divergence_reason(epoch_loss: float, first_loss: float, val_loss: float) -> str | None:
+    """Why a run counts as diverged after an epoch (see DIVERGENCE_FACTOR), or None."""
+    if not math.isfinite(epoch_loss) or not math.isfinite(val_loss):
+        return "loss became NaN or infinite"
+    if epoch_loss > DIVERGENCE_FACTOR * first_loss:
+        return (
+            f"mean training loss {epoch_loss:.3g} exceeded {DIVERGENCE_FACTOR:g}x "
+            f"the first batch's loss {first_loss:.3g}"
+        )
+    return None
+
+
+def train_trial(
+    spec: ScheduleSpec,
+    model: str | nn.Module,
+    splits: Splits,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    metric: str = "accuracy",
+    on_epoch: Callable[[int, float], bool] | None = None,
+    device: str | torch.device | None = None,
+    amp: bool | None = None,
+    data_seed: int | None = None,
+) -> TrialResult:
+    """Train one model under ``spec`` and return its per-epoch validation curve.
+
+    ``model`` is a built-in name ("mlp", "cnn"; initialised from ``seed``) or a module
+    (used as given). The data stays on ``device`` (default: the splits' device); each
+    epoch visits the training set in an order drawn from ``data_seed`` (default ``seed``).
+    The scheduler built by ``spec.build`` is stepped after every batch (``total_steps =
+    epochs * steps_per_epoch``), except the plateau family, which is stepped once per
+    epoch on the validation loss. ``on_epoch(epoch, score)`` is called after each epoch
+    (epochs count from 0) and returns True to stop the trial (status "pruned").
+    ``amp``: bf16 autocast, on CUDA only; None means on where available.
+    """
+    check_run(epochs, batch_size, metric)
+    started = time.perf_counter()
+    device = resolve_device(device, splits)
+    if isinstance(model, str):
+        model = build_model(model, splits.input_shape, splits.num_classes, seed)
+    model = model.to(device)
+    train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
+    val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
+    total_steps = epochs * steps_per_epoch(train_x.shape[0], batch_size)
+    optimizer = OptimizerSettings.from_spec(spec).build(model.parameters(), spec.lr)
+    scheduler = spec.build(optimizer, total_steps)
+    per_epoch_scheduler = spec.family == "plateau"
+    result = TrialResult(status="complete")
+    first_loss: torch.Tensor | None = None
+    epoch_data = shuffled_epochs(train_x, train_y, epochs, seed if data_seed is None else data_seed)
+    for epoch, (epoch_x, epoch_y) in enumerate(epoch_data):
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        for start in range(0, epoch_x.shape[0], batch_size):
+            with autocast(device, amp):
+                loss = F.cross_entropy(model(epoch_x[start:start + batch_size]), epoch_y[start:start + batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if not per_epoch_scheduler:
+                scheduler.step()
+            loss_sum += loss.detach().float()
+            if first_loss is None:
+                first_loss = loss.detach().float()
+        model.eval()
+        with autocast(device, amp):
+            val_loss, val_accuracy = (float(v) for v in evaluate(model, val_x, val_y))
+        result.epochs_run = epoch + 1
+        epoch_loss = float(loss_sum) / steps_per_epoch(train_x.shape[0], batch_size)
+        reason = divergence_reason(epoch_loss, float(first_loss), val_loss)
+        if reason is not None:
+            result.status, result.reason, result.final_score = "diverged", reason, None
+            break
+        if per_epoch_scheduler:
+            scheduler.step(val_loss)
+        score = score_of(metric, val_loss, val_accuracy)
+        result.val_scores.append(score)
+        result.val_losses.append(val_loss)
+        result.final_score = score
+        if on_epoch is not None and on_epoch(epoch, score) and epoch + 1 < epochs:
+            result.status, result.reason = "pruned", f"stopped by the pruner after epoch {epoch}"
+            break
+    result.duration_s = time.perf_counter() - started
+    return result
