@@ -1,0 +1,84 @@
+"""Reading a range-test loss curve: smoothing, the suggestion rules, and the search interval.
+
+Pure Python on lists of floats, so the same rules apply to a live test, a stored one, and
+the benchmark's saved curves.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+
+def ema(values: Sequence[float], smooth: float) -> list[float]:
+    """Exponential moving average with bias correction (``smooth``: weight of the newest value).
+
+    ``out[i] = avg_i / (1 - (1 - smooth) ** (i + 1))`` with ``avg_i = (1 - smooth) * avg_{i-1}
+    + smooth * values[i]``, so early values are not pulled towards zero.
+    """
+    average, out = 0.0, []
+    for i, value in enumerate(values):
+        average = (1 - smooth) * average + smooth * value
+        out.append(average / (1 - (1 - smooth) ** (i + 1)))
+    return out
+
+
+def zero_lag_smooth(values: Sequence[float], smooth: float) -> list[float]:
+    """The bias-corrected EMA run forwards, then backwards over the result.
+
+    A one-sided EMA lags by about ``(1 - smooth) / smooth`` steps (19 for 0.05), which on an
+    exponential sweep of 100 steps over 8 decades shifts every feature of the curve by 1.5
+    decades of LR; the backward pass cancels that lag.
+    """
+    return ema(ema(values, smooth)[::-1], smooth)[::-1]
+
+
+def steepest_index(losses: Sequence[float], lrs: Sequence[float]) -> int:
+    """Index of the most negative slope d(loss)/d(log lr), up to the loss minimum."""
+    end = min(range(len(losses)), key=losses.__getitem__)
+    if end < 2:
+        return end
+    slopes = [(losses[i + 1] - losses[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1]) for i in range(1, end)]
+    return 1 + min(range(len(slopes)), key=slopes.__getitem__)
+
+
+def valley_index(losses: Sequence[float]) -> int:
+    """fastai's ``valley``: the point halfway along the longest decreasing stretch.
+
+    Finds the longest (not necessarily contiguous) decreasing subsequence of the curve and
+    returns the index half way between its start and end, as fastai's ``lr_find`` does.
+    """
+    n = len(losses)
+    lengths = [1] * n
+    best_start, best_end = 0, 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lengths[i] < lengths[j] + 1:
+                lengths[i] = lengths[j] + 1
+            if lengths[best_end] < lengths[i]:
+                best_end = i
+                best_start = best_end - lengths[best_end]
+    sections = (best_end - best_start) / 3
+    return best_start + int(sections) + int(sections / 2)
+
+
+def suggestions(lrs: Sequence[float], smoothed: Sequence[float], skip_start: float = 0.1) -> dict[str, float]:
+    """The LR each rule suggests from a smoothed sweep curve.
+
+    Rules: ``steepest`` (steepest descent of the loss against log LR), ``valley``
+    (fastai's), ``min_loss`` (the LR at the loss minimum divided by 10). The first
+    ``skip_start`` fraction of the steps is ignored, as fastai and torch-lr-finder do.
+    """
+    start = int(len(lrs) * skip_start)
+    lrs, smoothed = list(lrs[start:]), list(smoothed[start:])
+    minimum = min(range(len(smoothed)), key=smoothed.__getitem__)
+    return {
+        "steepest": lrs[steepest_index(smoothed, lrs)],
+        "valley": lrs[valley_index(smoothed)],
+        "min_loss": lrs[minimum] / 10,
+    }
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    """The geometric mean of positive numbers."""
+    return math.exp(sum(math.log(v) for v in values) / len(values))

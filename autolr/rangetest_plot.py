@@ -1,0 +1,67 @@
+"""Pictures of a range-test result: a PNG (matplotlib, Agg) and an offline HTML fragment (Plotly)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autolr.rangetest import RangeTestResult
+
+
+def _title(result: "RangeTestResult") -> str:
+    low, high = result.interval
+    return f"LR range test ({result.method}): suggestion {result.suggestion:.3g}, interval [{low:.3g}, {high:.3g}]"
+
+
+def write_png(result: "RangeTestResult", path: Path) -> Path:
+    """Loss against LR (log axis), raw and smoothed, with the suggestion and interval marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.2), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    finite = [(lr, loss) for lr, loss in zip(result.lrs, result.losses) if math.isfinite(loss)]
+    axes.plot(*zip(*finite), color="0.7", linewidth=1, label="loss")
+    smoothed = [(lr, loss) for lr, loss in zip(result.lrs, result.smoothed_losses) if math.isfinite(loss)]
+    axes.plot(*zip(*smoothed), color="C0", linewidth=2, label="smoothed")
+    axes.axvspan(*result.interval, color="C2", alpha=0.12, label="search interval")
+    axes.axvline(result.suggestion, color="C3", linewidth=2, label=f"suggestion {result.suggestion:.3g}")
+    for (rule, lr), style in zip(sorted(result.suggestions.items()), (":", "--", "-.", (0, (1, 4)))):
+        axes.axvline(lr, color="0.3", linestyle=style, linewidth=1, label=f"{rule} {lr:.3g}")
+    axes.set_xscale("log")
+    values = [loss for _, loss in smoothed]
+    top = min(max(values), 2 * values[0]) if values else None
+    axes.set_ylim(bottom=min(values) - 0.05 * abs(min(values)) if values else None,
+                  top=top + 0.05 * abs(top) if top is not None else None)
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("training loss")
+    axes.set_title(_title(result), fontsize=9)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+def html_fragment(result: "RangeTestResult", include_plotlyjs: bool | str = False) -> str:
+    """A ``<div>`` with the interactive curve; plotly.js is left out unless asked (never a CDN link)."""
+    import plotly.graph_objects as go
+
+    if include_plotlyjs == "cdn":
+        raise ValueError("the range-test fragment must work offline: embed plotly.js (True) or leave it out (False)")
+    figure = go.Figure()
+    figure.add_scatter(x=result.lrs, y=result.losses, mode="lines", name="loss", line={"color": "#bbbbbb"})
+    figure.add_scatter(x=result.lrs, y=result.smoothed_losses, mode="lines", name="smoothed",
+                       line={"color": "#1f77b4", "width": 3})
+    figure.add_vrect(x0=result.interval[0], x1=result.interval[1], fillcolor="green", opacity=0.12,
+                     line_width=0, annotation_text="search interval")
+    figure.add_vline(x=result.suggestion, line_color="red", annotation_text=f"suggestion {result.suggestion:.3g}")
+    for rule, lr in sorted(result.suggestions.items()):
+        figure.add_vline(x=lr, line_dash="dot", line_color="#555555")
+    figure.update_xaxes(type="log", title="learning rate")
+    figure.update_yaxes(title="training loss")
+    figure.update_layout(title=_title(result), template="plotly_white", height=420)
+    return figure.to_html(full_html=False, include_plotlyjs=include_plotlyjs)

@@ -1,0 +1,171 @@
+"""The LR range test: suggestions on problems with a known stable LR, state restored, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from autolr.errors import UserError
+from autolr.rangetest import RangeTestResult, lr_range_test
+from autolr.rangetest_analysis import ema, valley_index, zero_lag_smooth
+
+
+def _least_squares(seed: int, n: int = 512, d: int = 20) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """An ill-conditioned least-squares problem and its stable-LR bound 2/L for full-batch SGD."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=generator) * torch.logspace(0, 1, d)
+    y = x @ torch.randn(d, 1, generator=generator) + 0.1 * torch.randn(n, 1, generator=generator)
+    with_bias = torch.cat([x, torch.ones(n, 1)], dim=1)
+    largest_curvature = torch.linalg.eigvalsh(2 * with_bias.T @ with_bias / n).max().item()
+    return x, y, 2 / largest_curvature
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_least_squares_suggestion_is_below_the_stability_bound(seed: int) -> None:
+    x, y, stable_bound = _least_squares(seed)
+    torch.manual_seed(seed)
+    model = nn.Linear(x.shape[1], 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    result = lr_range_test(model, optimizer, (x, y), nn.functional.mse_loss, start_lr=1e-6, end_lr=1.0,
+                           batch_size=len(x), seed=seed)
+    assert result.stop_reason == "diverged"  # lr reaches 100x the bound
+    assert stable_bound / 100 < result.suggestion < stable_bound
+    low, high = result.interval
+    assert low < result.suggestion < high
+    assert result.lrs[result.stopped_at - 1] > stable_bound  # it only stopped beyond the bound
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_heavy_ball_suggestion_is_below_its_stability_bound(seed: int) -> None:
+    """SGD with momentum beta on a quadratic is stable for lr < 2 (1 + beta) / L."""
+    x, y, plain_bound = _least_squares(seed)
+    torch.manual_seed(seed)
+    model = nn.Linear(x.shape[1], 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    result = lr_range_test(model, optimizer, (x, y), nn.functional.mse_loss, start_lr=1e-6, end_lr=10.0,
+                           num_steps=150, batch_size=len(x), seed=seed)
+    stable_bound = plain_bound * (1 + 0.9)
+    assert stable_bound / 300 < result.suggestion < stable_bound
+
+
+def _state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    return {
+        "model": {k: v.clone() for k, v in model.state_dict().items()},
+        "optimizer": json.dumps(_plain(optimizer.state_dict())),
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "modes": [m.training for m in model.modules()],
+        "rng": torch.get_rng_state().clone(),
+    }
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _assert_same(before: dict, after: dict) -> None:
+    assert before["model"].keys() == after["model"].keys()
+    for key in before["model"]:
+        assert torch.equal(before["model"][key], after["model"][key]), key
+    assert before["optimizer"] == after["optimizer"]
+    for grad_before, grad_after in zip(before["grads"], after["grads"]):
+        assert (grad_before is None) == (grad_after is None)
+        if grad_before is not None:
+            assert torch.equal(grad_before, grad_after)
+    assert before["modes"] == after["modes"]
+    assert torch.equal(before["rng"], after["rng"])
+
+
+@pytest.mark.parametrize("optimizer_name", ["sgd", "adam"])
+def test_model_optimizer_and_rng_are_exactly_restored(optimizer_name: str) -> None:
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Dropout(0.2),
+                          nn.Linear(4 * 6 * 6, 3))
+    if optimizer_name == "sgd":
+        optimizer = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.01},
+                                     {"params": list(model[1].parameters()) + list(model[5].parameters())}],
+                                    lr=0.05, momentum=0.9, weight_decay=1e-4)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    for _ in range(3):  # some optimizer state (momentum buffers / moments) and BatchNorm statistics
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    model.eval()
+    model[4].train()  # a mix of modes must come back as it was
+    before = _state(model, optimizer)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+    result = lr_range_test(model, optimizer, loader, nn.functional.cross_entropy, num_steps=30)
+    assert result.stopped_at >= 10
+    _assert_same(before, _state(model, optimizer))
+    assert [g["lr"] for g in optimizer.param_groups] == ([0.01, 0.05] if optimizer_name == "sgd" else [1e-3])
+
+
+def test_same_seed_same_curve_and_linear_mode_spacing() -> None:
+    x, y, _ = _least_squares(0, n=256)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = nn.Linear(x.shape[1], 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        runs.append(lr_range_test(model, optimizer, (x, y), nn.functional.mse_loss, start_lr=1e-4, end_lr=0.005,
+                                  num_steps=20, mode="linear", batch_size=32, seed=5))
+    assert runs[0].losses == runs[1].losses
+    steps = [b - a for a, b in zip(runs[0].lrs, runs[0].lrs[1:])]
+    assert all(math.isclose(step, (0.005 - 1e-4) / 19) for step in steps)
+
+
+def test_result_round_trips_through_json_and_plots(tmp_path) -> None:
+    x, y, _ = _least_squares(1, n=256)
+    torch.manual_seed(0)
+    model = nn.Linear(x.shape[1], 1)
+    result = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), (x, y), nn.functional.mse_loss,
+                           start_lr=1e-6, end_lr=10.0, batch_size=256)
+    stored = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    again = RangeTestResult.from_dict(stored)
+    assert again.suggestion == result.suggestion and again.interval == result.interval
+    assert again.lrs == result.lrs and again.suggestions == result.suggestions
+    png = result.plot(tmp_path / "range.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fragment = result.plot_html()
+    assert fragment.startswith("<div") and "cdn" not in fragment.lower() and "<html" not in fragment
+    assert "plotly.js v" in result.plot_html(include_plotlyjs=True)  # embedded, offline
+
+
+def test_smoothing_is_bias_corrected_and_zero_lag() -> None:
+    assert ema([5.0, 5.0, 5.0], 0.05) == pytest.approx([5.0, 5.0, 5.0])
+    ramp = [float(i) for i in range(200)]
+    lag = ramp[100] - ema(ramp, 0.05)[100]
+    assert lag == pytest.approx(19, abs=1)  # a one-sided EMA lags (1 - 0.05) / 0.05 steps
+    assert zero_lag_smooth(ramp, 0.05)[100] == pytest.approx(100, abs=0.5)
+    # fastai's valley: halfway along the longest decreasing stretch
+    assert valley_index([9, 8, 7, 6, 5, 4, 3, 10, 20]) == 2  # fastai's index arithmetic, start at -1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"start_lr": 1.0, "end_lr": 1.0}, "end_lr must be greater"),
+    ({"start_lr": 0.1, "end_lr": 0.01}, "end_lr must be greater"),
+    ({"num_steps": 5}, "num_steps must be at least 10"),
+    ({"mode": "cubic"}, "mode must be"),
+    ({"data": (torch.zeros(0, 3), torch.zeros(0))}, "non-empty"),
+    ({"data": DataLoader(TensorDataset(torch.zeros(0, 3), torch.zeros(0)), batch_size=4)}, "no batches"),
+    ({"data": 42}, "DataLoader"),
+])
+def test_bad_arguments_raise_one_sentence_user_errors(kwargs: dict, match: str) -> None:
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    arguments = {"data": (torch.randn(8, 3), torch.randn(8, 1))} | kwargs
+    data = arguments.pop("data")
+    with pytest.raises(UserError, match=match):
+        lr_range_test(model, optimizer, data, nn.functional.mse_loss, **arguments)
