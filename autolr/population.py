@@ -14,6 +14,7 @@ the epoch and cost nothing after.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,16 +72,9 @@ def train_population(
     for epoch, (epoch_x, epoch_y) in enumerate(shuffled_epochs(train_x, train_y, epochs, data_seed)):
         loss_sum = torch.zeros(len(active), device=device)
         for start in range(0, epoch_x.shape[0], batch_size):
-            labels = epoch_y[start:start + batch_size]
-            with autocast(device, amp):
-                logits = population(epoch_x[start:start + batch_size])
-            losses = F.cross_entropy(
-                logits.float().flatten(0, 1), labels.repeat(len(active)), reduction="none"
-            ).view(len(active), -1).mean(1)
-            population.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            optimizer.step(population, step)
-            loss_sum += losses.detach()
+            batch = epoch_x[start:start + batch_size], epoch_y[start:start + batch_size]
+            losses = _train_step(population, optimizer, batch, step, autocast(device, amp))
+            loss_sum += losses
             if first_loss is None:
                 first_loss = losses.detach()
             step += 1
@@ -108,6 +102,25 @@ def train_population(
     for member in active:
         results[member].duration_s = elapsed
     return results
+
+
+def _train_step(
+    population: PopulationModel,
+    optimizer: "StackedOptimizer",
+    batch: tuple[torch.Tensor, torch.Tensor],
+    step: int,
+    precision: contextlib.AbstractContextManager,
+) -> torch.Tensor:
+    """One forward/backward of every member on ``batch`` and the update of step ``step``; the K losses."""
+    x, y = batch
+    with precision:
+        logits = population(x)
+    losses = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(population.size), reduction="none")
+    losses = losses.view(population.size, -1).mean(1)
+    population.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    optimizer.step(population, step)
+    return losses.detach()
 
 
 def _end_epoch(
@@ -267,3 +280,68 @@ def _momentum_curve(spec: ScheduleSpec, settings: OptimizerSettings, total_steps
         member.optimizer.step()
         member.scheduler.step()
     return curve
+
+
+CPU_LARGEST_POPULATION = 16  # a CPU gains little beyond this many members per population
+GPU_LARGEST_POPULATION = 4096
+SMALLEST_POPULATION = {"cpu": 4, "cuda": 16}
+DOUBLING_GAIN = 0.10  # keep doubling K while member-steps per second grow by more than this fraction
+GPU_MEMORY_FRACTION = 0.5  # share of the GPU's free memory a population may take
+PROBE_STEPS = 6  # timed training steps per probed size (after one untimed warm-up step)
+
+
+def choose_population_size(
+    model: str,
+    splits: Splits,
+    device: str | torch.device | None = None,
+    batch_size: int = 128,
+    largest: int | None = None,
+) -> int:
+    """How many members to train at once on ``device``: measured, not guessed.
+
+    Starting from 4 members on a CPU (16 on a GPU), K is doubled while a short probe
+    (``PROBE_STEPS`` training steps on real batches) shows member-steps per second growing
+    by more than ``DOUBLING_GAIN``; the last K that still gained is returned. K never
+    exceeds ``largest`` (default 16 on a CPU, 4096 on a GPU) nor, on a GPU, the members
+    that fit in ``GPU_MEMORY_FRACTION`` of the free memory at the peak memory per member
+    the probe measured.
+    """
+    device = resolve_device(device, splits)
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    limit = largest or (GPU_LARGEST_POPULATION if kind == "cuda" else CPU_LARGEST_POPULATION)
+    size = min(SMALLEST_POPULATION[kind], limit)
+    chosen, best_rate = size, 0.0
+    while size <= limit:
+        rate, bytes_per_member = _probe(model, splits, device, batch_size, size)
+        if kind == "cuda":
+            free_bytes, _ = torch.cuda.mem_get_info(device)
+            limit = min(limit, int(free_bytes * GPU_MEMORY_FRACTION / bytes_per_member))
+        if rate <= best_rate * (1 + DOUBLING_GAIN):
+            break
+        chosen, best_rate = size, rate
+        size *= 2
+    return max(1, min(chosen, limit))
+
+
+def _probe(model: str, splits: Splits, device: torch.device, batch_size: int, size: int) -> tuple[float, float]:
+    """Member-steps per second of a population of ``size`` and its peak memory per member (bytes, CUDA only)."""
+    specs = [ScheduleSpec("constant", 0.01)] * size
+    population = build_population(model, splits.input_shape, splits.num_classes, range(size)).to(device)
+    optimizer = StackedOptimizer(specs, PROBE_STEPS + 1, device)
+    batch = splits.train_x[:batch_size].to(device), splits.train_y[:batch_size].to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    _train_step(population, optimizer, batch, 0, autocast(device, None))
+    _synchronize(device)
+    started = time.perf_counter()
+    for step in range(1, PROBE_STEPS + 1):
+        _train_step(population, optimizer, batch, step, autocast(device, None))
+    _synchronize(device)
+    rate = size * PROBE_STEPS / (time.perf_counter() - started)
+    peak = torch.cuda.max_memory_allocated(device) / size if device.type == "cuda" else 0.0
+    return rate, peak
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
