@@ -1,0 +1,218 @@
+"""The report's Plotly figures, built from the ranked tables; data kept small for big studies."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from autolr.records import StudyRecord
+from autolr.report.rank import Gain, Ranking
+from autolr.spec import ScheduleSpec
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+STATE_STYLES = {  # state -> (line colour, width, dash)
+    "complete": ("rgba(31,119,180,0.35)", 1.0, "solid"),
+    "pruned": ("rgba(120,120,120,0.45)", 1.0, "dot"),
+    "diverged": ("rgba(214,39,40,0.6)", 1.0, "dash"),
+    "interrupted": ("rgba(148,103,189,0.6)", 1.0, "dash"),
+    "failed": ("rgba(214,39,40,0.6)", 1.0, "dashdot"),
+    "running": ("rgba(44,160,44,0.6)", 1.0, "solid"),
+}
+LR_CURVE_POINTS = 201  # samples of training progress per LR curve
+MAX_EPOCH_POINTS = 60  # learning curves longer than this are downsampled to this many epochs
+MAX_CURVES = 400  # learning curves drawn one by one; the rest appear in the percentile band
+DIGITS = 5  # significant digits kept in chart data
+
+
+def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:
+    layout = dict(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), template="plotly_white",
+        xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)),
+        margin=dict(l=60, r=20, t=50, b=50), height=380, legend=dict(orientation="h", y=-0.2),
+    )
+    return {**layout, **extra}
+
+
+def _round(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value) or value == 0:
+        return None if value is None or not math.isfinite(value) else 0.0
+    return round(value, DIGITS - 1 - int(math.floor(math.log10(abs(value)))))
+
+
+def label(row: Any) -> str:
+    """A ranking row's short name: ``#1 cosine (trial 12)`` or ``#3 baseline step``."""
+    name = f"baseline {row['baseline']}" if row["baseline"] else str(row["family"])
+    trial = "" if row["trial"] is None or _is_nan(row["trial"]) else f" (trial {int(row['trial'])})"
+    return f"#{row['rank']} {name}{trial}"
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def lr_curves(ranking: Ranking, top: int = 5) -> go.Figure:
+    """LR over training progress (fraction of the run) of the ``top`` ranked schedules, overlaid."""
+    figure = go.Figure(layout=_layout(f"LR schedules of the top {top}", "training progress (fraction of run)", "LR"))
+    progress = [step / (LR_CURVE_POINTS - 1) for step in range(LR_CURVE_POINTS)]
+    for index, (_, row) in enumerate(ranking.table.head(top).iterrows()):
+        spec = ScheduleSpec.from_dict(row["spec"])
+        lrs = [_round(spec.lr_at(step, LR_CURVE_POINTS - 1)) for step in range(LR_CURVE_POINTS)]
+        figure.add_scatter(x=progress, y=lrs, mode="lines", name=label(row),
+                           line=dict(color=PALETTE[index % len(PALETTE)], width=3 if index == 0 else 1.8))
+    return figure
+
+
+def _epoch_indices(length: int) -> list[int]:
+    """Epoch indices (0-based) kept for a curve: all, or MAX_EPOCH_POINTS spread evenly incl. the last."""
+    if length <= MAX_EPOCH_POINTS:
+        return list(range(length))
+    return sorted({round(i * (length - 1) / (MAX_EPOCH_POINTS - 1)) for i in range(MAX_EPOCH_POINTS)})
+
+
+def learning_curves(record: StudyRecord, ranking: Ranking) -> go.Figure:
+    """Validation score per epoch of every trial, by how it ended; the best trial on top.
+
+    Up to MAX_CURVES trials are drawn one by one (each state one trace, curves separated by
+    gaps); beyond that the best and an even sample by final score are drawn, and a band of
+    the 10th-90th percentile and the median of all trials per epoch shows the rest.
+    """
+    curves = [trial for trial in record.trials if trial.val_curve]
+    shown = _sample_curves(curves, record, ranking)
+    title = "Learning curves of all trials" if len(shown) == len(curves) else (
+        f"Learning curves: {len(shown)} of {len(curves)} trials drawn, band = all trials")
+    figure = go.Figure(layout=_layout(title, "epoch", "validation score"))
+    if len(shown) < len(curves):
+        _add_percentile_band(figure, curves)
+    for state, (colour, width, dash) in STATE_STYLES.items():
+        members = [trial for trial in shown if trial.state == state]
+        if not members:
+            continue
+        xs: list[int | None] = []
+        ys: list[float | None] = []
+        numbers: list[int | None] = []
+        for trial in members:
+            for epoch in _epoch_indices(len(trial.val_curve)):
+                xs.append(epoch + 1)
+                ys.append(_round(trial.val_curve[epoch]))
+                numbers.append(trial.number)
+            xs.append(None), ys.append(None), numbers.append(None)
+        figure.add_scatter(x=xs, y=ys, customdata=numbers, mode="lines", name=f"{state} ({len(members)})",
+                           line=dict(color=colour, width=width, dash=dash),
+                           hovertemplate="trial %{customdata}<br>epoch %{x}: %{y}<extra>" + state + "</extra>")
+    best = ranking.best
+    if best is not None:
+        trial = next((item for item in record.trials if item.number == best["trial"] and item.val_curve), None)
+        if trial is not None:
+            indices = _epoch_indices(len(trial.val_curve))
+            figure.add_scatter(x=[i + 1 for i in indices], y=[_round(trial.val_curve[i]) for i in indices],
+                               mode="lines+markers", name=f"recommended: {label(best)}",
+                               line=dict(color="#d62728", width=3))
+    return figure
+
+
+def _sample_curves(curves: list, record: StudyRecord, ranking: Ranking) -> list:
+    """All curves if few; else the ranked ones first, then an even sample over final score."""
+    if len(curves) <= MAX_CURVES:
+        return curves
+    ranked = set(ranking.table.head(MAX_CURVES // 4)["trial"])
+    chosen = [trial for trial in curves if trial.number in ranked]
+    rest = sorted((trial for trial in curves if trial.number not in ranked), key=lambda trial: trial.val_curve[-1])
+    room = MAX_CURVES - len(chosen)
+    chosen += [rest[round(i * (len(rest) - 1) / max(room - 1, 1))] for i in range(room)]
+    return list({trial.number: trial for trial in chosen}.values())
+
+
+def _add_percentile_band(figure: go.Figure, curves: list) -> None:
+    longest = max(len(trial.val_curve) for trial in curves)
+    epochs, low, median, high = [], [], [], []
+    for epoch in _epoch_indices(longest):
+        scores = sorted(score for trial in curves if len(trial.val_curve) > epoch
+                        if math.isfinite(score := trial.val_curve[epoch]))
+        if scores:
+            epochs.append(epoch + 1)
+            low.append(_round(scores[int(0.1 * (len(scores) - 1))]))
+            median.append(_round(scores[(len(scores) - 1) // 2]))
+            high.append(_round(scores[int(0.9 * (len(scores) - 1))]))
+    band = "rgba(31,119,180,0.12)"
+    figure.add_scatter(x=epochs, y=high, mode="lines", line=dict(width=0), showlegend=False, hoverinfo="skip")
+    figure.add_scatter(x=epochs, y=low, mode="lines", line=dict(width=0), fill="tonexty", fillcolor=band,
+                       name="10th-90th percentile (all trials)", hoverinfo="skip")
+    figure.add_scatter(x=epochs, y=median, mode="lines", name="median (all trials)",
+                       line=dict(color="rgba(31,119,180,0.9)", width=2, dash="dash"))
+
+
+def family_scores(families: Any) -> go.Figure:
+    """Final validation scores of complete trials per family, as boxes from pre-computed quartiles."""
+    rows = families[families["complete"] > 0]
+    figure = go.Figure(layout=_layout("Score by family (complete trials)", "family", "final validation score"))
+    figure.add_box(
+        x=list(rows["family"]), q1=[_round(v) for v in rows["q1"]], median=[_round(v) for v in rows["median"]],
+        q3=[_round(v) for v in rows["q3"]], lowerfence=[_round(min(a, b)) for a, b in zip(rows["worst"], rows["best"])],
+        upperfence=[_round(max(a, b)) for a, b in zip(rows["worst"], rows["best"])], name="spread",
+        marker=dict(color=PALETTE[0]), hoverinfo="x+y",
+    )
+    figure.add_scatter(x=list(rows["family"]), y=[_round(v) for v in rows["best"]], mode="markers", name="best trial",
+                       marker=dict(color="#d62728", size=9, symbol="star"),
+                       customdata=list(rows["complete"]),
+                       hovertemplate="%{x}: best %{y} of %{customdata} complete<extra></extra>")
+    return figure
+
+
+def importance(importances: dict[str, dict[str, float]], evaluator: str) -> go.Figure:
+    """Parameter importance within each family: one bar panel per family."""
+    families = list(importances)
+    columns = min(3, len(families))
+    rows = math.ceil(len(families) / columns)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=families, horizontal_spacing=0.18,
+                           vertical_spacing=0.5 / rows)
+    for index, family in enumerate(families):
+        ranked = sorted(importances[family].items(), key=lambda item: item[1])
+        figure.add_bar(x=[_round(value) for _, value in ranked], y=[name for name, _ in ranked], orientation="h",
+                       name=family, marker=dict(color=PALETTE[index % len(PALETTE)]), showlegend=False,
+                       row=index // columns + 1, col=index % columns + 1)
+    figure.update_layout(**_layout(f"Parameter importance within each family ({evaluator})", "", "",
+                                   height=max(300, 230 * rows)))
+    figure.update_xaxes(range=[0, 1])
+    return figure
+
+
+def range_test(result: dict[str, Any]) -> go.Figure:
+    """Loss against LR (log axis) from the range test, with the suggestion and the searched interval."""
+    lrs = result["lrs"]
+    figure = go.Figure(layout=_layout("LR range test", "learning rate", "training loss"))
+    figure.update_xaxes(type="log")
+    if result.get("losses"):
+        figure.add_scatter(x=lrs, y=[_round(v) for v in result["losses"]], mode="lines", name="loss",
+                           line=dict(color="rgba(120,120,120,0.5)", width=1))
+    smoothed = result.get("smoothed_losses") or result.get("smoothed")
+    if smoothed:
+        figure.add_scatter(x=lrs, y=[_round(v) for v in smoothed], mode="lines", name="smoothed loss",
+                           line=dict(color=PALETTE[0], width=2.5))
+    low, high = result["interval"]
+    figure.add_vrect(x0=low, x1=high, fillcolor="rgba(44,160,44,0.15)", line_width=0,
+                     annotation_text="searched interval", annotation_position="top left")
+    figure.add_vline(x=result["suggestion"], line=dict(color="#d62728", dash="dash"),
+                     annotation_text=f"suggestion {result['suggestion']:.3g}", annotation_position="bottom right")
+    return figure
+
+
+def gains(items: list[Gain]) -> go.Figure:
+    """Gain of the recommendation over each baseline with its confidence interval, per split."""
+    figure = go.Figure(layout=_layout("Gain over baselines (95% interval)", "score gain (positive = better)", ""))
+    for index, split in enumerate(("validation", "test")):
+        chosen = [item for item in items if item.split == split]
+        if not chosen:
+            continue
+        figure.add_scatter(
+            x=[_round(item.gain) for item in chosen], y=[f"vs {item.baseline}" for item in chosen], mode="markers",
+            name=split, marker=dict(size=10, color=PALETTE[index]),
+            error_x=dict(type="data", symmetric=False,
+                         array=[_round(item.high - item.gain) if item.high is not None else 0 for item in chosen],
+                         arrayminus=[_round(item.gain - item.low) if item.low is not None else 0 for item in chosen]),
+            customdata=[item.method for item in chosen], hovertemplate="%{y}: %{x}<br>%{customdata}<extra></extra>",
+        )
+    figure.add_vline(x=0, line=dict(color="#444", width=1))
+    return figure

@@ -1,0 +1,246 @@
+"""Tables of a study (pandas): trials, the ranking by the stated rule, families, gain over baselines."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from scipy import stats
+
+from autolr.records import RescoreRecord, StudyRecord, TrialRecord
+
+CONFIDENCE = 0.95  # level of the intervals on gains
+
+
+def maximizes(record: StudyRecord) -> bool:
+    """Whether a higher validation score is better (the study's ``direction``, default maximize)."""
+    return str(record.config.get("direction", "maximize")).lower() != "minimize"
+
+
+def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec dict as flat columns: ``family``, ``lr``, ``params.*``, ``warmup.*``, ``optimizer.*``.
+
+    Lists (multistep milestones, Adam betas) become JSON text so each cell is one value.
+    """
+    flat: dict[str, Any] = {"family": spec.get("family"), "lr": spec.get("lr")}
+    for group in ("params", "warmup", "optimizer"):
+        for key, value in sorted((spec.get(group) or {}).items()):
+            flat[f"{group}.{key}"] = json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
+    return flat
+
+
+def describe_spec(spec: dict[str, Any]) -> str:
+    """The schedule's parameters in one short line, e.g. ``min_factor=0.01, warmup 5% from 0.1``."""
+    parts = [f"{key}={_short(value)}" for key, value in sorted((spec.get("params") or {}).items())]
+    warmup = spec.get("warmup") or {}
+    if warmup.get("fraction"):
+        parts.append(f"warmup {warmup['fraction']:.0%} from {_short(warmup.get('start_factor', 0.0))}")
+    return ", ".join(parts) or "no parameters"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_short(item) for item in value) + "]"
+    return str(value)
+
+
+def trials_table(record: StudyRecord) -> pd.DataFrame:
+    """One row per trial: number, state, baseline, every spec field, epochs, scores, duration.
+
+    Per-epoch validation scores are the columns ``val_epoch_1`` .. ``val_epoch_N`` (N the
+    longest run; empty where a trial stopped earlier); ``value`` is the final score.
+    """
+    longest = max((len(trial.val_curve) for trial in record.trials), default=0)
+    rows = []
+    for trial in sorted(record.trials, key=lambda trial: trial.number):
+        row: dict[str, Any] = {"number": trial.number, "state": trial.state, "baseline": trial.baseline}
+        row.update(flatten_spec(trial.spec))
+        row.update(epochs_run=trial.epochs_run, value=trial.value, duration_s=trial.duration_s, error=trial.error)
+        row.update({f"val_epoch_{epoch + 1}": score for epoch, score in enumerate(trial.val_curve)})
+        rows.append(row)
+    fixed = ["number", "state", "baseline", "family", "lr"]
+    tail = ["epochs_run", "value", "duration_s", "error"] + [f"val_epoch_{epoch + 1}" for epoch in range(longest)]
+    spec_columns = sorted({key for row in rows for key in row} - set(fixed) - set(tail))
+    return pd.DataFrame(rows, columns=fixed + spec_columns + tail)
+
+
+def state_counts(record: StudyRecord) -> dict[str, int]:
+    """How many trials ended in each state (complete, pruned, diverged, failed, interrupted, running)."""
+    counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
+    for trial in record.trials:
+        counts[trial.state] = counts.get(trial.state, 0) + 1
+    return counts
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Configurations best first by :attr:`rule`; ``table`` row 0 is the recommended one.
+
+    ``table`` columns: rank, trial, family, baseline (name, or "" for a searched trial), lr, parameters, val_mean, val_std,
+    seeds, test_mean, test_std, search_value, epochs_run, rescored, rescore_index (position
+    in ``record.rescored``, -1 for a trial not re-scored), spec (dict).
+    """
+
+    table: pd.DataFrame
+    rule: str
+    rescored: bool
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The recommended configuration's row, or None when no trial has completed."""
+        return None if self.table.empty else self.table.iloc[0]
+
+
+def rank(record: StudyRecord) -> Ranking:
+    """Rank the study's configurations by the rule the report states.
+
+    With re-scoring: configurations re-trained on fresh seeds come first, by their mean
+    validation score over those seeds; the other complete trials follow by their final
+    validation score in the search. Without: complete trials by final validation score.
+    Ties go to the lower trial number.
+    """
+    trials = {trial.number: trial for trial in record.trials}
+    rows = [_rescored_row(index, rescore, trials.get(rescore.trial_number))
+            for index, rescore in enumerate(record.rescored)]
+    rescored_numbers = {rescore.trial_number for rescore in record.rescored}
+    rows += [
+        _search_row(trial)
+        for trial in record.trials
+        if trial.state == "complete" and trial.value is not None and trial.number not in rescored_numbers
+    ]
+    columns = ["rank", "trial", "family", "baseline", "lr", "parameters", "val_mean", "val_std", "seeds",
+               "test_mean", "test_std", "search_value", "epochs_run", "rescored", "rescore_index", "spec"]
+    table = pd.DataFrame(rows, columns=columns[1:])
+    if not table.empty:
+        sign = -1.0 if maximizes(record) else 1.0
+        table = table.assign(_key=sign * table["val_mean"], _trial=table["trial"].fillna(math.inf))
+        table = table.sort_values(["rescored", "_key", "_trial"], ascending=[False, True, True], kind="stable")
+        table = table.drop(columns=["_key", "_trial"]).reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    rescored = bool(record.rescored)
+    seeds = max((len(rescore.val_scores) for rescore in record.rescored), default=0)
+    better = "highest" if maximizes(record) else "lowest"
+    if rescored:
+        rule = (f"Best = {better} mean validation score over {seeds} fresh seeds among the top configurations "
+                "re-trained after the search; trials not re-trained follow by their final validation score.")
+    else:
+        rule = f"Best = {better} final validation score of a complete trial (no re-scoring on fresh seeds yet)."
+    return Ranking(table=table, rule=rule, rescored=rescored)
+
+
+def _rescored_row(index: int, rescore: RescoreRecord, trial: TrialRecord | None) -> dict[str, Any]:
+    val = pd.Series(rescore.val_scores, dtype=float)
+    test = pd.Series(rescore.test_scores, dtype=float)
+    return {
+        "trial": rescore.trial_number, "family": rescore.spec.get("family"),
+        "baseline": rescore.baseline or (trial.baseline if trial else None) or "", "lr": rescore.spec.get("lr"),
+        "parameters": describe_spec(rescore.spec), "val_mean": val.mean(), "val_std": val.std(ddof=1),
+        "seeds": len(val), "test_mean": test.mean(), "test_std": test.std(ddof=1),
+        "search_value": trial.value if trial else None, "epochs_run": trial.epochs_run if trial else None,
+        "rescored": True, "rescore_index": index, "spec": rescore.spec,
+    }
+
+
+def _search_row(trial: TrialRecord) -> dict[str, Any]:
+    return {
+        "trial": trial.number, "family": trial.spec.get("family"), "baseline": trial.baseline or "",
+        "lr": trial.spec.get("lr"), "parameters": describe_spec(trial.spec), "val_mean": trial.value,
+        "val_std": math.nan, "seeds": 1, "test_mean": math.nan, "test_std": math.nan,
+        "search_value": trial.value, "epochs_run": trial.epochs_run, "rescored": False, "rescore_index": -1,
+        "spec": trial.spec,
+    }
+
+
+def family_scores(record: StudyRecord) -> pd.DataFrame:
+    """Per family: trial counts and the spread of final validation scores of complete trials.
+
+    Columns: family, trials, complete, pruned, best, q1, median, q3, worst, gap (best minus the
+    overall best, in score units; 0 for the winning family). Rows best family first.
+    """
+    frame = pd.DataFrame(
+        [{"family": trial.spec.get("family"), "state": trial.state, "value": trial.value} for trial in record.trials],
+        columns=["family", "state", "value"],
+    ).astype({"value": float})
+    higher = maximizes(record)
+    grouped = frame.groupby("family", sort=True)
+    done = frame[frame["state"].eq("complete") & frame["value"].notna()].groupby("family")["value"]
+    table = pd.DataFrame({
+        "trials": grouped.size(),
+        "complete": grouped["state"].agg(lambda states: int((states == "complete").sum())),
+        "pruned": grouped["state"].agg(lambda states: int((states == "pruned").sum())),
+        "best": done.max() if higher else done.min(),
+        "q1": done.quantile(0.25), "median": done.median(), "q3": done.quantile(0.75),
+        "worst": done.min() if higher else done.max(),
+    }).reset_index()
+    overall = table["best"].max() if higher else table["best"].min()
+    table["gap"] = table["best"] - overall
+    return table.sort_values("best", ascending=not higher, na_position="last", kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Gain:
+    """The best configuration's score minus a baseline's, with a confidence interval."""
+
+    baseline: str
+    baseline_score: float
+    best_score: float
+    gain: float
+    low: float | None  # CONFIDENCE interval on the gain; None with fewer than 2 seeds a side
+    high: float | None
+    method: str  # how the interval was computed, in words
+    split: str  # "validation" or "test"
+
+
+def baseline_gains(record: StudyRecord, ranking: Ranking) -> list[Gain]:
+    """Gain of the recommended configuration over each baseline, on validation and test.
+
+    Re-scored runs that share seeds are compared pairwise (t interval on per-seed
+    differences); otherwise Welch's t interval; single runs get no interval. Without
+    re-scoring the baselines' final search scores are used.
+    """
+    best = ranking.best
+    if best is None:
+        return []
+    sign = 1.0 if maximizes(record) else -1.0
+    gains: list[Gain] = []
+    if best["rescore_index"] >= 0:
+        best_rescore = record.rescored[best["rescore_index"]]
+        for rescore in record.rescored:
+            if rescore.baseline and rescore is not best_rescore:
+                for split, ours, theirs in (("validation", best_rescore.val_scores, rescore.val_scores),
+                                            ("test", best_rescore.test_scores, rescore.test_scores)):
+                    if ours and theirs:
+                        paired = best_rescore.seeds == rescore.seeds
+                        gains.append(_gain(rescore.baseline, ours, theirs, sign, paired, split))
+        return gains
+    for trial in record.trials:
+        if trial.baseline and trial.state == "complete" and trial.value is not None and trial.number != best["trial"]:
+            gains.append(_gain(trial.baseline, [best["val_mean"]], [trial.value], sign, False, "validation"))
+    return gains
+
+
+def _gain(name: str, ours: list[float], theirs: list[float], sign: float, paired: bool, split: str) -> Gain:
+    """Gain = sign * (mean(ours) - mean(theirs)): positive means the recommendation is better."""
+    ours_series, theirs_series = pd.Series(ours, dtype=float), pd.Series(theirs, dtype=float)
+    gain = sign * (ours_series.mean() - theirs_series.mean())
+    low = high = None
+    if paired and len(ours) >= 2:
+        differences = sign * (ours_series - theirs_series)
+        half = stats.t.ppf((1 + CONFIDENCE) / 2, len(ours) - 1) * differences.std(ddof=1) / math.sqrt(len(ours))
+        low, high, method = gain - half, gain + half, f"paired over {len(ours)} shared seeds"
+    elif len(ours) >= 2 and len(theirs) >= 2:
+        var_ours, var_theirs = ours_series.var(ddof=1) / len(ours), theirs_series.var(ddof=1) / len(theirs)
+        error = math.sqrt(var_ours + var_theirs)
+        denominator = var_ours**2 / (len(ours) - 1) + var_theirs**2 / (len(theirs) - 1)
+        freedom = (var_ours + var_theirs) ** 2 / denominator if denominator > 0 else len(ours) + len(theirs) - 2
+        half = stats.t.ppf((1 + CONFIDENCE) / 2, freedom) * error
+        low, high, method = gain - half, gain + half, f"Welch over {len(ours)} and {len(theirs)} seeds"
+    else:
+        method = "single runs: no interval"
+    return Gain(name, float(theirs_series.mean()), float(ours_series.mean()), float(gain),
+                None if low is None else float(low), None if high is None else float(high), method, split)

@@ -1,0 +1,198 @@
+"""Writing a study's report folder: index.html, trials.csv, ranking.csv, best_schedule.json, assets."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import plotly
+
+import autolr
+from autolr.records import StudyRecord
+from autolr.report import charts, html
+from autolr.report.importance import EVALUATOR_NAME, MIN_TRIALS, importance_by_family
+from autolr.report.rank import Ranking, baseline_gains, family_scores, rank, state_counts, trials_table
+from autolr.report.redact import redact
+from autolr.spec import ScheduleSpec
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+TORCH_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where a report's files were written (``best_schedule`` is None until a trial completes)."""
+
+    out_dir: Path
+    index_html: Path
+    trials_csv: Path
+    ranking_csv: Path
+    best_schedule: Path | None
+
+
+def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
+    """Write the report of ``record`` into ``out_dir`` (created if needed) and return the paths.
+
+    Secrets (passwords in storage URLs) are removed from the record first. Each file is
+    replaced atomically, so a report rebuilt while a search runs, or opened while being
+    rebuilt, is never half written; the page says when the search had not finished.
+    """
+    record = redact(record)
+    out_dir = Path(out_dir)
+    (out_dir / "assets").mkdir(parents=True, exist_ok=True)
+    ranking = rank(record)
+    trials_csv, ranking_csv = out_dir / "trials.csv", out_dir / "ranking.csv"
+    _write_atomic(trials_csv, trials_table(record).to_csv(index=False))
+    _write_atomic(ranking_csv, ranking.table.drop(columns=["spec", "rescore_index"]).to_csv(index=False))
+    spec = best_spec(record, ranking)
+    best_path = out_dir / "best_schedule.json" if spec is not None else None
+    if best_path is not None:
+        _write_atomic(best_path, json.dumps(spec.to_dict(), indent=2) + "\n")
+    _copy_plotly(out_dir / "assets" / "plotly.min.js")
+    index_html = out_dir / "index.html"
+    _write_atomic(index_html, html.render(_context(record, ranking, spec)))
+    return ReportPaths(out_dir, index_html, trials_csv, ranking_csv, best_path)
+
+
+def best_spec(record: StudyRecord, ranking: Ranking) -> ScheduleSpec | None:
+    """The recommended configuration as a ScheduleSpec with provenance and optimizer settings."""
+    best = ranking.best
+    if best is None:
+        return None
+    config = record.config
+    provenance = {
+        "study": record.name, "dataset": config.get("dataset"), "model": config.get("model"),
+        "epochs": config.get("epochs"), "trial": None if best["trial"] != best["trial"] else best["trial"],
+        "rule": ranking.rule, "val_mean": best["val_mean"], "seeds": int(best["seeds"]),
+    }
+    if ranking.rescored:
+        provenance.update(val_std=best["val_std"], test_mean=best["test_mean"], test_std=best["test_std"])
+    provenance = {key: _plain(value) for key, value in provenance.items() if value is not None}
+    optimizer = best["spec"].get("optimizer") or config.get("optimizer")
+    return ScheduleSpec.from_dict({**best["spec"], "optimizer": optimizer, "provenance": provenance})
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers, so the spec's JSON holds plain values."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _context(record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None) -> dict[str, Any]:
+    gains = baseline_gains(record, ranking)
+    families = family_scores(record)
+    figures: dict[str, Any] = {}
+    captions: dict[str, str] = {}
+    if spec is not None:
+        figures["lr_curves"] = charts.lr_curves(ranking)
+        captions["lr_curves"] = ("LR against training progress, so schedules of any run length compare.")
+    if any(trial.val_curve for trial in record.trials):
+        figures["learning_curves"] = charts.learning_curves(record, ranking)
+        captions["learning_curves"] = ("Validation score per epoch; pruned trials stop early (dotted).")
+    if (families["complete"] > 0).any():
+        figures["families"] = charts.family_scores(families)
+        captions["families"] = ("Which family wins: box = quartiles, whiskers = worst to best trial.")
+    importances = importance_by_family(record)
+    if importances:
+        figures["importance"] = charts.importance(importances, EVALUATOR_NAME)
+        captions["importance"] = ("Computed within each family, since a family's parameters exist only in its "
+                                  f"trials; families with fewer than {MIN_TRIALS} complete trials or one varying "
+                                  "parameter are left out.")
+    if gains:
+        figures["gains"] = charts.gains(gains)
+        captions["gains"] = ("Recommended minus baseline; bars are 95% intervals over seeds.")
+    if record.range_test:
+        figures["range_test"] = charts.range_test(record.range_test)
+        captions["range_test"] = ("The search drew peak LRs from the shaded interval.")
+    layout = ["range_test", "lr_curves", "learning_curves", "families", "gains", "importance"]
+    wide = {"learning_curves", "importance"}
+    config = record.config
+    meta = record.meta
+    summary = [
+        ("Dataset", config.get("dataset", "–")), ("Model", config.get("model", "–")),
+        ("Optimizer", html.describe_optimizer(spec.optimizer if spec else config.get("optimizer"))),
+        ("Budget", _budget(config)), ("Hardware", meta.get("hardware", "–")),
+        ("Wall time", html.format_duration(meta.get("wall_time_s"))), ("Backend", meta.get("backend", "–")),
+        ("Trials", str(len(record.trials))),
+    ]
+    running = sum(trial.state == "running" for trial in record.trials)
+    partial = ""
+    if meta.get("finished") is not True:
+        partial = f"the search had not finished when this page was built ({running} trials running)."
+    return {
+        "name": record.name, "partial": partial, "recommendation": html.recommendation(record, ranking, gains),
+        "summary": [(label, str(value)) for label, value in summary], "counts": state_counts(record),
+        "best_spec_json": json.dumps(spec.to_dict(), indent=2) if spec else "",
+        "snippet": _snippet(spec) if spec else "", "command": html.reproduce_command(record),
+        "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
+        "charts": [{"name": name, "caption": captions[name], "width": "wide" if name in wide else ""}
+                   for name in layout if name in figures],
+        "chart_data": html.chart_json(figures), "gains": [_gain_row(gain) for gain in gains],
+        "families": [_family_row(row) for _, row in families.iterrows()],
+        "version": autolr.__version__,
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _budget(config: dict[str, Any]) -> str:
+    parts = [f"{config[key]} {label}" for key, label in (("trials", "trials"), ("epochs", "epochs each"),
+                                                         ("batch_size", "per batch")) if key in config]
+    return ", ".join(parts) or "–"
+
+
+def _gain_row(gain: Any) -> dict[str, str]:
+    interval = f"{gain.low:+.4f} to {gain.high:+.4f}" if gain.low is not None else "–"
+    return {"baseline": gain.baseline, "split": gain.split, "baseline_score": html.format_score(gain.baseline_score),
+            "best_score": html.format_score(gain.best_score), "gain": f"{gain.gain:+.4f}", "interval": interval,
+            "method": gain.method}
+
+
+def _family_row(row: Any) -> dict[str, Any]:
+    return {"family": row["family"], "trials": int(row["trials"]), "complete": int(row["complete"]),
+            "pruned": int(row["pruned"]), "best": html.format_score(row["best"]),
+            "median": html.format_score(row["median"]),
+            "gap": "best" if row["gap"] == 0 else html.format_score(row["gap"])}
+
+
+def _snippet(spec: ScheduleSpec) -> str:
+    """Python that loads the exported spec into a torch optimizer and scheduler."""
+    settings = dict(spec.optimizer or {"name": "sgd"})
+    name = TORCH_OPTIMIZERS.get(str(settings.pop("name", "sgd")).lower(), "SGD")
+    arguments = "".join(f", {key}={value!r}" for key, value in settings.items())
+    return (
+        "import torch\n"
+        "from autolr import load_spec\n\n"
+        'spec = load_spec("best_schedule.json")\n'
+        f"optimizer = torch.optim.{name}(model.parameters(), lr=spec.lr{arguments})\n"
+        "scheduler = spec.build(optimizer, total_steps=epochs * len(train_loader))\n\n"
+        "for epoch in range(epochs):\n"
+        "    for inputs, targets in train_loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss_fn(model(inputs), targets).backward()\n"
+        "        optimizer.step()\n"
+        "        scheduler.step()  # once per batch: the spec's steps are batches here\n"
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, never half written."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8", newline="")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _copy_plotly(target: Path) -> None:
+    """Put Plotly's JavaScript bundle beside the page (once), so charts work offline."""
+    if not target.exists() or target.stat().st_size != PLOTLY_JS.stat().st_size:
+        temporary = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(PLOTLY_JS, temporary)
+        os.replace(temporary, target)

@@ -1,0 +1,232 @@
+"""The report's numbers and files: ranking rule, gains with intervals, trials.csv, best spec, safety."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+
+import pandas as pd
+import pytest
+from report_records import large_record, small_record
+
+from autolr.records import RescoreRecord, TrialRecord
+from autolr.report import write_report
+from autolr.report.charts import MAX_CURVES
+from autolr.report.rank import baseline_gains, family_scores, rank
+from autolr.report.redact import redact_text
+from autolr.spec import ScheduleSpec
+
+T_975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
+
+
+def test_ranking_by_rescored_mean_then_search_score():
+    ranking = rank(small_record())
+    table = ranking.table
+    assert list(table["trial"]) == [1, 3, 5, 0, 8, 9, 6]
+    assert list(table["rank"]) == [1, 2, 3, 4, 5, 6, 7]
+    assert list(table["rescored"]) == [True] * 4 + [False] * 3
+    best = ranking.best
+    assert best["val_mean"] == pytest.approx(statistics.mean([0.96, 0.97, 0.965]))
+    assert best["val_std"] == pytest.approx(statistics.stdev([0.96, 0.97, 0.965]))
+    assert best["test_mean"] == pytest.approx(statistics.mean([0.962, 0.96, 0.958]))
+    assert table.loc[3, "baseline"] == "constant"
+    assert "3 fresh seeds" in ranking.rule
+
+
+def test_ranking_without_rescoring_uses_final_score_and_skips_unfinished_trials():
+    ranking = rank(small_record(rescored=False))
+    assert list(ranking.table["trial"]) == [3, 1, 5, 8, 0, 9, 6]  # trials 2, 7 pruned, 4 diverged
+    assert ranking.best["val_mean"] == 0.97
+    assert math.isnan(ranking.best["val_std"])
+    assert "final validation score" in ranking.rule
+
+
+def test_ranking_minimize_reverses_order():
+    record = small_record(rescored=False)
+    record.config["direction"] = "minimize"
+    assert list(rank(record).table["trial"]) == [6, 9, 0, 8, 5, 1, 3]
+
+
+def test_ranking_ties_go_to_lower_trial_number():
+    record = small_record(rescored=False)
+    record.trials[8] = dataclasses.replace(record.trials[8], value=0.97)  # trial 8 ties trial 3
+    assert list(rank(record).table["trial"])[:2] == [3, 8]
+
+
+def test_gain_over_baseline_paired_interval_on_shared_seeds():
+    record = small_record()
+    gains = {gain.split: gain for gain in baseline_gains(record, rank(record))}
+    differences = [0.96 - 0.935, 0.97 - 0.94, 0.965 - 0.945]
+    half = T_975_DF2 * statistics.stdev(differences) / math.sqrt(3)
+    validation = gains["validation"]
+    assert validation.baseline == "constant"
+    assert validation.gain == pytest.approx(statistics.mean(differences))
+    assert (validation.low, validation.high) == pytest.approx((validation.gain - half, validation.gain + half))
+    assert "paired" in validation.method
+    test_differences = [0.962 - 0.93, 0.96 - 0.935, 0.958 - 0.94]
+    assert gains["test"].gain == pytest.approx(statistics.mean(test_differences))
+
+
+def test_gain_welch_interval_when_seeds_differ():
+    record = small_record()
+    baseline = record.rescored[3]
+    record.rescored[3] = dataclasses.replace(baseline, seeds=[7, 8, 9])
+    gain = next(item for item in baseline_gains(record, rank(record)) if item.split == "validation")
+    ours, theirs = [0.96, 0.97, 0.965], [0.935, 0.94, 0.945]
+    error = math.sqrt(statistics.variance(ours) / 3 + statistics.variance(theirs) / 3)
+    # equal variances and sizes: Welch's degrees of freedom are 2 * (3 - 1) = 4
+    assert gain.high - gain.gain == pytest.approx(2.7764451051977987 * error)
+    assert "Welch" in gain.method
+
+
+def test_gain_without_rescoring_is_a_single_run_difference():
+    record = small_record(rescored=False)
+    (gain,) = baseline_gains(record, rank(record))
+    assert gain.gain == pytest.approx(0.97 - 0.93)
+    assert gain.low is None and gain.high is None
+
+
+def test_family_scores_name_the_winner_and_the_gap():
+    families = family_scores(small_record()).set_index("family")
+    assert families.index[0] == "cosine"
+    assert families.loc["cosine", "best"] == 0.97
+    assert families.loc["cosine", "median"] == statistics.median([0.96, 0.97, 0.95, 0.94, 0.91])
+    assert families.loc["constant", "gap"] == pytest.approx(0.93 - 0.97)
+    assert (families.loc["cosine", "trials"], families.loc["cosine", "pruned"]) == (6, 1)
+
+
+def test_trials_csv_agrees_with_the_record(tmp_path):
+    record = small_record()
+    paths = write_report(record, tmp_path)
+    table = pd.read_csv(paths.trials_csv)
+    assert list(table["number"]) == [trial.number for trial in record.trials]
+    for trial, (_, row) in zip(record.trials, table.iterrows()):
+        assert row["state"] == trial.state
+        assert row["family"] == trial.spec["family"]
+        assert row["lr"] == trial.spec["lr"]
+        assert row["epochs_run"] == trial.epochs_run
+        assert row["duration_s"] == trial.duration_s
+        assert (pd.isna(row["value"]) and trial.value is None) or row["value"] == trial.value
+        curve = [row[f"val_epoch_{epoch}"] for epoch in range(1, 5)]
+        assert curve[: len(trial.val_curve)] == pytest.approx(trial.val_curve)
+        assert all(pd.isna(score) for score in curve[len(trial.val_curve):])
+        if "min_factor" in trial.spec["params"]:
+            assert row["params.min_factor"] == trial.spec["params"]["min_factor"]
+        assert row["optimizer.momentum"] == 0.9
+    assert table.loc[4, "error"] == "loss became nan"
+
+
+def test_best_schedule_is_the_ranked_best_and_drives_an_optimizer(tmp_path):
+    torch = pytest.importorskip("torch")
+    record = small_record()
+    paths = write_report(record, tmp_path)
+    data = json.loads(paths.best_schedule.read_text())
+    spec = ScheduleSpec.from_dict(data)
+    assert (spec.family, spec.lr, spec.params) == ("cosine", 0.1, {"min_factor": 0.0})
+    assert spec.optimizer == record.config["optimizer"]
+    assert spec.provenance["trial"] == 1 and spec.provenance["study"] == "mnist-demo"
+    assert spec.provenance["val_mean"] == pytest.approx(0.965)
+    ranking_csv = pd.read_csv(paths.ranking_csv)
+    assert ranking_csv.loc[0, "trial"] == spec.provenance["trial"]
+
+    weights = torch.nn.Parameter(torch.zeros(3))
+    ours = torch.optim.SGD([weights], lr=spec.lr, momentum=spec.optimizer["momentum"])
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=spec.lr)
+    torch_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(reference, T_max=20)
+    for step in range(20):
+        for group in ours.param_groups:
+            group["lr"] = spec.lr_at(step, 20)
+        assert ours.param_groups[0]["lr"] == pytest.approx(reference.param_groups[0]["lr"])
+        ours.step(), reference.step(), torch_schedule.step()
+
+
+def test_page_states_the_rule_and_ranks_the_table(tmp_path):
+    record = small_record()
+    page = write_report(record, tmp_path).index_html.read_text()
+    assert rank(record).rule in page
+    assert page.count("<tr class=\"best\">") == 1
+    assert (tmp_path / "assets" / "plotly.min.js").stat().st_size > 1_000_000
+    assert "cdn" not in page.lower() and "https://" not in page
+
+
+def test_partial_banner_only_while_the_search_runs(tmp_path):
+    record = small_record(finished=False)
+    record.trials.append(TrialRecord(10, "running", record.trials[1].spec, [0.5], None, 1))
+    assert "Partial report" in write_report(record, tmp_path / "running").index_html.read_text()
+    assert "Partial report" not in write_report(small_record(), tmp_path / "done").index_html.read_text()
+
+
+def test_empty_study_writes_a_page_without_a_best_schedule(tmp_path):
+    record = small_record(rescored=False, finished=False)
+    record.trials.clear()
+    paths = write_report(record, tmp_path)
+    assert paths.best_schedule is None and not (tmp_path / "best_schedule.json").exists()
+    assert "No trial has completed yet" in paths.index_html.read_text()
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def hostile_record():
+    record = small_record(name=HOSTILE)
+    record.config["dataset"] = '"><img src=x onerror=alert(2)>'
+    record.trials[4] = dataclasses.replace(record.trials[4], error="</script><script>alert(3)</script>")
+    record.rescored[3] = dataclasses.replace(record.rescored[3], baseline="<b onmouseover=alert(4)>constant</b>")
+    return record
+
+
+def test_user_strings_are_escaped_in_the_page(tmp_path):
+    page = write_report(hostile_record(), tmp_path).index_html.read_text()
+    for raw in (HOSTILE, "<img src=x", "<script>alert(3)", "<b onmouseover"):
+        assert raw not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b onmouseover=alert(4)&gt;" in page
+    # inside the embedded chart JSON, "<" is a unicode escape, so "</script>" cannot end the element
+    chart_json = page.split('id="chart-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in chart_json and "\\u003c" in chart_json
+
+
+PASSWORD = "hunter2-s3cret"
+
+
+def test_storage_password_never_written(tmp_path):
+    record = small_record()
+    url = f"postgresql://autolr:{PASSWORD}@db.example:5432/studies"
+    record.config["storage"] = url
+    record.meta["command"] = f"autolr search --storage {url} --name demo"
+    record.trials[4] = dataclasses.replace(record.trials[4], error=f"could not write to {url}")
+    record.rescored.append(RescoreRecord(8, {**record.trials[8].spec, "provenance": {"storage": url}},
+                                         [1], [0.5], [0.5]))
+    record.config["database"] = {"password": PASSWORD, "host": "db"}
+    write_report(record, tmp_path)
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.name != "plotly.min.js":
+            assert PASSWORD not in path.read_text(), path.name
+    assert "postgresql://autolr:***@db.example:5432/studies" in (tmp_path / "index.html").read_text()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("postgresql://bob:pw@host/db", "postgresql://bob:***@host/db"),
+    ("mysql+pymysql://bob:p@ss@host/db", "mysql+pymysql://bob:***@host/db"),
+    ("redis://:token@host:6379", "redis://:***@host:6379"),
+    ("host=db user=bob password=pw dbname=x", "host=db user=bob password=*** dbname=x"),
+    ("postgresql://host/db?user=bob&password=pw", "postgresql://host/db?user=bob&password=***"),
+    ("sqlite:///reports/demo/study.db", "sqlite:///reports/demo/study.db"),
+])
+def test_redact_text_masks_only_passwords(text, expected):
+    assert redact_text(text) == expected
+
+
+def test_thousands_of_trials_keep_the_page_small(tmp_path):
+    record = large_record(trials=3000, epochs=40)
+    paths = write_report(record, tmp_path)
+    assert paths.index_html.stat().st_size < 1_500_000
+    page = paths.index_html.read_text()
+    figures = json.loads(page.split('id="chart-data">', 1)[1].split("</script>", 1)[0])
+    drawn = {number for trace in figures["learning_curves"]["data"] for number in trace.get("customdata") or []
+             if number is not None}
+    assert 0 < len(drawn) <= MAX_CURVES
+    assert any("percentile" in (trace.get("name") or "") for trace in figures["learning_curves"]["data"])
+    assert len(pd.read_csv(paths.trials_csv)) == 3000
