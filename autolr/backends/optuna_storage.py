@@ -1,0 +1,124 @@
+"""Opening an Optuna storage from a URL: SQLite (default), any SQLAlchemy database, journal files.
+
+Accepted URLs:
+
+- ``sqlite:///path/study.db``: one file, the default (``<out>/<name>/study.db``). Fine for one
+  process; several processes writing at once contend for SQLite's single write lock.
+- ``postgresql://user:password@host/db`` (and ``mysql://``, any SQLAlchemy URL Optuna
+  supports): for workers on several machines.
+- ``journal:///path/study.log``: Optuna's append-only journal file
+  (``JournalStorage(JournalFileBackend)``). Every write is one appended line under a file
+  lock, readers replay the log, so many local processes can share it without SQLite's
+  "database is locked" errors; a fresh study run with ``--workers N`` uses one in its run
+  folder (see :func:`run_folder_storage_url`).
+
+Every message that shows a URL shows it with its password masked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autolr.errors import StudyError
+from autolr.report.redact import redact_text
+
+JOURNAL_SCHEME = "journal://"
+SQLITE_SCHEME = "sqlite:///"
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+SQLITE_TIMEOUT_S = 60  # how long a SQLite writer waits for the lock before failing
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The SQLAlchemy URL of a SQLite file (absolute path)."""
+    return SQLITE_SCHEME + str(Path(path).resolve())
+
+
+def journal_url(path: str | Path) -> str:
+    """The ``journal:///`` URL of an Optuna journal file (absolute path)."""
+    return JOURNAL_SCHEME + str(Path(path).resolve())
+
+
+def run_folder_storage_url(folder: str | Path, workers: int = 1) -> str:
+    """The default storage of the study whose run folder is ``folder``.
+
+    ``study.log`` (a journal file) when it exists or when a fresh study starts with several
+    local workers, otherwise ``study.db`` (SQLite). SQLite serialises writers on one lock
+    and fails with "database is locked" under many parallel trials, while Optuna's journal
+    file appends each write under a file lock, so parallel local workers get the journal.
+    A study already stored in ``study.db`` stays there when resumed with workers (SQLite
+    waits up to ``SQLITE_TIMEOUT_S`` for its lock; a handful of workers writing one trial
+    per epoch stay well inside that) so no study is ever split over two files.
+    """
+    folder = Path(folder)
+    journal, database = folder / "study.log", folder / "study.db"
+    if journal.exists() or (workers > 1 and not database.exists()):
+        return journal_url(journal)
+    return sqlite_url(database)
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """The Optuna storage for ``url``; an unsupported URL or unreachable database raises StudyError."""
+    if not isinstance(url, str) or not url:
+        raise StudyError("storage must be an Optuna storage URL such as sqlite:///study.db")
+    shown = redact_text(url)
+    if url.startswith(JOURNAL_SCHEME):
+        return _journal_storage(url[len(JOURNAL_SCHEME):], shown)
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if "://" not in url or scheme not in DATABASE_SCHEMES:
+        raise StudyError(
+            f"unsupported storage URL {shown!r}; use sqlite:///FILE, postgresql://USER@HOST/DB "
+            "or journal:///FILE"
+        )
+    if scheme == "sqlite":
+        folder = Path(url[len(SQLITE_SCHEME):]).parent if url.startswith(SQLITE_SCHEME) else None
+        if folder is not None and str(folder) not in ("", ".") and not folder.is_dir():
+            raise StudyError(f"the folder of storage {shown!r} does not exist")
+    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if scheme == "sqlite" else {}
+    if scheme in ("postgresql", "postgres"):
+        engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except ImportError as error:
+        raise StudyError(f"storage {shown!r} needs a database driver that is not installed ({error.name})") from None
+    except Exception as error:  # SQLAlchemy's errors: unreachable server, bad credentials, bad URL
+        reason = redact_text(str(error).splitlines()[0]) if str(error) else type(error).__name__
+        raise StudyError(f"cannot open storage {shown!r}: {reason}") from None
+    if scheme == "sqlite":
+        _use_write_ahead_log(storage)
+    return storage
+
+
+def _use_write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
+    """SQLite in WAL mode with ``synchronous=NORMAL``: each commit is an append, not an fsync
+    (about 10x fewer milliseconds per trial report on a plain disk). A killed process loses
+    nothing it committed; only an operating-system crash can lose the last commits.
+    Readers (a report built during the search) no longer block the writer either."""
+    from sqlalchemy import event
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # connections opened before the listener reconnect with it
+
+
+def _journal_storage(path_text: str, shown: str) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = Path(path_text)
+    if not path_text or path_text.endswith("/"):
+        raise StudyError(f"storage {shown!r} must name a journal file, e.g. journal:///runs/study.log")
+    if not path.parent.is_dir():
+        raise StudyError(f"the folder of storage {shown!r} does not exist")
+    try:
+        # The open-lock (O_EXCL lock file) works on every file system, NFS included.
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return optuna.storages.JournalStorage(backend)
+    except OSError as error:
+        raise StudyError(f"cannot open storage {shown!r}: {error.strerror or error}") from None

@@ -1,0 +1,147 @@
+"""autolr.search with a user objective: pruning, ranking, baselines, resume, dedupe, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autolr.backends.optuna_backend import DUPLICATE, read_study_record
+from autolr.errors import StudyError
+from autolr.records import TRIAL_STATUS_KEY
+from autolr.search import TrialPruned, search
+from autolr.space import SearchSpace
+
+EPOCHS = 10
+SPACE = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "cosine", "step"), warmup=False)
+
+
+def simulated_training(schedule, trial) -> float:
+    """A model whose loss shrinks by (1 - lr) per epoch: higher LR that decays is better."""
+    loss = 1.0
+    for epoch in range(EPOCHS):
+        loss *= 1.0 - 0.9 * min(schedule.lr_at(epoch, EPOCHS), 1.0)
+        trial.report(-loss, epoch)
+    return -loss
+
+
+def sqlite(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'study.db'}"
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    """The example in autolr.search's docstring (and the README) runs as written."""
+    import autolr.search
+
+    source = re.search(r"Example \(runs as it is; the README shows it\)::\n\n(.*?)\n\"\"\"",
+                       autolr.search.__doc__ + '\n"""', re.S).group(1)
+    code = "\n".join(line[4:] for line in source.splitlines())
+    code = code.replace("import autolr\n", "import autolr\nfrom autolr.search import search\n"
+                        "from autolr.space import SearchSpace\nautolr.search = search\nautolr.SearchSpace = SearchSpace\n")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README example", "exec"), namespace)
+    result = namespace["result"]
+    assert (tmp_path / "reports/quadratic/best_schedule.json").is_file()
+    assert result.best_value == max(t.value for t in result.record.trials if t.state == "complete")
+
+
+def test_user_objective_is_pruned_ranked_and_has_baselines(tmp_path):
+    result = search(simulated_training, space=SPACE, n_trials=16, storage=sqlite(tmp_path), epochs=EPOCHS,
+                    pruner="median", seed=1, baselines_lr=0.03)
+    frame = result.to_dataframe()
+    assert len(frame) == 16
+    assert set(frame.loc[frame["baseline"].notna(), "baseline"]) == {"constant", "step", "cosine"}
+    assert list(frame["number"][:3]) == [0, 1, 2]  # baselines run first
+    assert frame.loc[frame["baseline"] == "constant", "lr"].item() == pytest.approx(0.03)
+    pruned = frame[frame["state"] == "pruned"]
+    assert len(pruned) >= 1 and (pruned["epochs_run"] < EPOCHS).all()
+    complete = frame[frame["state"] == "complete"]
+    assert result.best_value == complete["value"].max()
+    best = complete.loc[complete["value"].idxmax()]
+    assert result.best_spec.family == best["family"] and result.best_spec.lr == pytest.approx(best["lr"])
+    # a pruned trial really was worse than the median of its family at the epoch it stopped
+    record = read_study_record(sqlite(tmp_path))
+    by_number = {t.number: t for t in record.trials}
+    for number in pruned["number"]:
+        trial = by_number[number]
+        epoch = len(trial.val_curve) - 1
+        others = [t.val_curve[epoch] for t in record.trials if t.state == "complete"
+                  and t.spec["family"] == trial.spec["family"]]
+        assert trial.val_curve[epoch] < sorted(others)[len(others) // 2] or not others
+
+
+def test_failing_objective_fails_one_trial_and_search_goes_on(tmp_path):
+    def objective(schedule, trial):
+        if trial.number == 2:
+            raise RuntimeError("CUDA out of memory\nmore detail")
+        if trial.number == 3:
+            return float("nan")
+        return simulated_training(schedule, trial)
+
+    result = search(objective, space=SPACE, n_trials=6, pruner="none", seed=0)
+    states = {t.number: (t.state, t.error) for t in result.record.trials}
+    assert states[2] == ("failed", "RuntimeError: CUDA out of memory")
+    assert states[3][0] == "diverged"
+    assert sum(state == "complete" for state, _ in states.values()) == 4
+
+
+def test_rerun_resumes_keeps_finished_trials_and_never_repeats(tmp_path):
+    storage = sqlite(tmp_path)
+    first = search(simulated_training, space=SPACE, n_trials=8, storage=storage, epochs=EPOCHS,
+                   sampler="random", seed=3)
+    before = {t.number: (t.state, t.value, t.val_curve, t.spec) for t in first.record.trials}
+    second = search(simulated_training, space=SPACE, n_trials=16, storage=storage, epochs=EPOCHS,
+                    sampler="random", seed=3)
+    after = {t.number: (t.state, t.value, t.val_curve, t.spec) for t in second.record.trials}
+    assert len(after) == 16
+    assert {number: after[number] for number in before} == before
+    assert sum(t.baseline is not None for t in second.record.trials) == 3  # queued once
+    keys = [json.dumps(t.spec, sort_keys=True) for t in second.record.trials]
+    assert len(set(keys)) == len(keys)
+    # the resumed sampler was re-seeded: it never even proposed a configuration it had tried
+    study = optuna.load_study(study_name="autolr", storage=storage)
+    assert not [t for t in study.trials if t.user_attrs.get(TRIAL_STATUS_KEY) == DUPLICATE]
+    # rerunning the finished study trains nothing
+    calls = []
+    third = search(lambda spec, trial: calls.append(1) or 0.0, space=SPACE, n_trials=16, storage=storage,
+                   epochs=EPOCHS, sampler="random", seed=3)
+    assert calls == [] and len(third.record.trials) == 16
+
+
+def test_sampled_duplicate_is_skipped_not_trained(tmp_path):
+    storage = sqlite(tmp_path)
+    search(simulated_training, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0)
+    study = optuna.load_study(study_name="autolr", storage=storage)
+    repeated = study.trials[4].params
+    study.enqueue_trial(repeated)  # the next "sampled" configuration repeats trial 4
+    trained = []
+
+    def objective(schedule, trial):
+        trained.append(dict(trial.params))
+        return simulated_training(schedule, trial)
+
+    result = search(objective, space=SPACE, n_trials=7, storage=storage, epochs=EPOCHS, seed=0)
+    assert repeated not in trained and len(trained) == 2
+    assert len(result.record.trials) == 7
+    study = optuna.load_study(study_name="autolr", storage=storage)
+    assert [t.params for t in study.trials if t.user_attrs.get(TRIAL_STATUS_KEY) == DUPLICATE] == [repeated]
+
+
+def test_conflicting_rerun_is_refused_and_leaves_the_study_untouched(tmp_path):
+    storage = sqlite(tmp_path)
+    search(simulated_training, space=SPACE, n_trials=4, storage=storage, epochs=EPOCHS, seed=0)
+    before = read_study_record(storage)
+    other = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "cosine"), warmup=False)
+    with pytest.raises(StudyError, match="was created with space"):
+        search(simulated_training, space=other, n_trials=8, storage=storage, epochs=EPOCHS, seed=0)
+    assert read_study_record(storage) == before
+
+
+def test_trial_pruned_needs_no_optuna_import():
+    assert TrialPruned.__module__ == "autolr.search" and issubclass(TrialPruned, Exception)
+    assert not math.isnan(0.0)
