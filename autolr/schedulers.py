@@ -1,0 +1,198 @@
+"""A ScheduleSpec as torch objects: its LRScheduler, optimizer, torch-native twin, Lightning dict.
+
+``build(spec, optimizer, total_steps)`` returns a real ``torch.optim.lr_scheduler``
+scheduler, stepped once per step after ``optimizer.step()``. It computes every LR from
+the spec's closed form (``spec.lr_at``), so it holds no lambdas: it pickles, and its
+``state_dict()`` is plain data that ``torch.load(..., weights_only=True)`` reads back.
+Building sets every parameter group's LR to the spec's schedule (the spec carries the
+LR); cyclic and onecycle with ``cycle_momentum`` also set each group's ``momentum``
+(or Adam's ``betas[0]``), as torch's CyclicLR and OneCycleLR do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+from autolr.errors import SpecError, UserError
+from autolr.spec import ScheduleSpec, steps_for
+
+TORCH_FAMILIES = ("constant", "step", "multistep", "exponential", "polynomial", "linear", "cosine",
+                  "cosine_restarts", "cyclic", "onecycle", "plateau")
+
+
+class _SpecState:
+    """state_dict / load_state_dict as plain data: the spec is stored as its dict and checked on load."""
+
+    spec: ScheduleSpec
+    total_steps: int
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scheduler's state; plain data, loadable with ``torch.load(..., weights_only=True)``."""
+        state = super().state_dict()  # type: ignore[misc]
+        state["spec"] = self.spec.to_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume from ``state_dict``; it must come from a scheduler of the same spec and length."""
+        state = dict(state_dict)
+        saved_spec, saved_steps = state.pop("spec", None), state.get("total_steps")
+        if saved_spec != self.spec.to_dict() or saved_steps != self.total_steps:
+            raise UserError("the scheduler state was saved for a different schedule or total_steps, "
+                            "so it cannot resume this one")
+        super().load_state_dict(state)  # type: ignore[misc]
+
+
+def _set_momentum(optimizer: Optimizer, momentum: float) -> None:
+    for group in optimizer.param_groups:
+        if "betas" in group:
+            group["betas"] = (momentum, *group["betas"][1:])
+        else:
+            group["momentum"] = momentum
+
+
+class SpecScheduler(_SpecState, LRScheduler):
+    """The LRScheduler of any non-plateau ScheduleSpec: LR (and momentum) from the closed form."""
+
+    def __init__(self, optimizer: Optimizer, spec: ScheduleSpec, total_steps: int, last_epoch: int = -1) -> None:
+        spec.lr_at(0, total_steps)  # validates total_steps before the optimizer is touched
+        if spec.momentum_at(0, total_steps) is not None and not (
+                "momentum" in optimizer.defaults or "betas" in optimizer.defaults):
+            raise SpecError(f"params.cycle_momentum needs an optimizer with momentum or betas, "
+                            f"and {type(optimizer).__name__} has neither")
+        self.spec = spec
+        self.total_steps = total_steps
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] = spec.lr
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """LR of every parameter group at ``last_epoch``; sets the cycled momentum as a side effect."""
+        momentum = self.spec.momentum_at(self.last_epoch, self.total_steps)
+        if momentum is not None:
+            _set_momentum(self.optimizer, momentum)
+        return [self.spec.lr_at(self.last_epoch, self.total_steps)] * len(self.optimizer.param_groups)
+
+
+class SpecPlateau(_SpecState, ReduceLROnPlateau):
+    """ReduceLROnPlateau driven by ``step(metric)``, after the spec's warmup (metrics ignored during it)."""
+
+    def __init__(self, optimizer: Optimizer, spec: ScheduleSpec, total_steps: int) -> None:
+        spec.lr_at(0, total_steps)
+        self.spec = spec
+        self.total_steps = total_steps
+        self.warmup_steps = spec.warmup_steps(total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = spec.lr_at(0, total_steps)
+            group["initial_lr"] = spec.lr
+        params = spec.params
+        super().__init__(optimizer, mode=params["mode"], factor=params["factor"], patience=params["patience"],
+                         threshold=params["threshold"], threshold_mode=params["threshold_mode"],
+                         cooldown=params["cooldown"], min_lr=params["min_factor"] * spec.lr)
+
+    def step(self, metrics: Any, epoch: None = None) -> None:  # type: ignore[override]
+        """One scheduler step with the metric measured since the last one (torch's semantics)."""
+        if self.last_epoch < self.warmup_steps:
+            self.last_epoch += 1
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.spec.lr_at(self.last_epoch, self.total_steps)
+            self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+            return
+        super().step(metrics)
+
+
+def build(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int) -> LRScheduler:
+    """The spec's torch LRScheduler over a run of ``total_steps`` scheduler steps.
+
+    Step it once per step after ``optimizer.step()`` (plateau: ``step(metric)``).
+    """
+    if spec.family == "plateau":
+        return SpecPlateau(optimizer, spec, total_steps)
+    return SpecScheduler(optimizer, spec, total_steps)
+
+
+def torch_equivalent(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int) -> LRScheduler:
+    """Torch's own scheduler class for the spec, built with the converted parameters.
+
+    For comparison and for users who want torch's class: the family must be in
+    ``TORCH_FAMILIES`` and the spec must have no warmup. Sets every group's LR to ``spec.lr``.
+    """
+    if spec.family not in TORCH_FAMILIES:
+        raise SpecError(f"family {spec.family} has no torch scheduler; use spec.build instead")
+    if spec.warmup is not None:
+        raise SpecError("a spec with warmup has no single torch scheduler; use spec.build instead")
+    spec.lr_at(0, total_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = spec.lr
+        group.pop("initial_lr", None)
+    lr, params, schedulers = spec.lr, spec.params, torch.optim.lr_scheduler
+    if spec.family == "constant":
+        return schedulers.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if spec.family == "step":
+        return schedulers.StepLR(optimizer, step_size=steps_for(params["step_size"], total_steps),
+                                 gamma=params["gamma"])
+    if spec.family == "multistep":
+        return schedulers.MultiStepLR(optimizer, gamma=params["gamma"],
+                                      milestones=[steps_for(f, total_steps) for f in params["milestones"]])
+    if spec.family == "exponential":
+        return schedulers.ExponentialLR(optimizer, gamma=params["final_factor"] ** (1 / total_steps))
+    if spec.family == "polynomial":
+        return schedulers.PolynomialLR(optimizer, total_iters=total_steps, power=params["power"])
+    if spec.family == "linear":
+        return schedulers.LinearLR(optimizer, start_factor=params["start_factor"], end_factor=params["end_factor"],
+                                   total_iters=steps_for(params["duration"], total_steps))
+    if spec.family == "cosine":
+        return schedulers.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=params["min_factor"] * lr)
+    if spec.family == "cosine_restarts":
+        return schedulers.CosineAnnealingWarmRestarts(optimizer, T_0=steps_for(params["first_cycle"], total_steps),
+                                                      T_mult=params["cycle_mult"], eta_min=params["min_factor"] * lr)
+    if spec.family == "cyclic":
+        return schedulers.CyclicLR(
+            optimizer, base_lr=params["base_factor"] * lr, max_lr=lr,
+            step_size_up=steps_for(params["step_size_up"], total_steps), mode=params["mode"],
+            gamma=params["final_scale"] ** (1 / total_steps), cycle_momentum=params["cycle_momentum"],
+            base_momentum=params["base_momentum"], max_momentum=params["max_momentum"])
+    if spec.family == "onecycle":
+        return schedulers.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=total_steps, pct_start=params["pct_start"],
+            anneal_strategy=params["anneal_strategy"], cycle_momentum=params["cycle_momentum"],
+            base_momentum=params["base_momentum"], max_momentum=params["max_momentum"],
+            div_factor=params["div_factor"], final_div_factor=params["final_div_factor"],
+            three_phase=params["three_phase"])
+    return schedulers.ReduceLROnPlateau(
+        optimizer, mode=params["mode"], factor=params["factor"], patience=params["patience"],
+        threshold=params["threshold"], threshold_mode=params["threshold_mode"], cooldown=params["cooldown"],
+        min_lr=params["min_factor"] * lr)
+
+
+def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:
+    """A torch optimizer over ``parameters`` with ``spec.optimizer``'s settings and ``spec.lr``.
+
+    Without optimizer settings in the spec: plain SGD.
+    """
+    settings = dict(spec.optimizer or {"name": "sgd"})
+    name = settings.pop("name")
+    if name in ("adam", "adamw"):
+        settings["betas"] = tuple(settings.get("betas", (0.9, 0.999)))
+    optimizer_class = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    return optimizer_class(parameters, lr=spec.lr, **settings)
+
+
+def lightning_config(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int, interval: str = "step",
+                     monitor: str = "val_loss") -> dict[str, Any]:
+    """The dict a LightningModule's ``configure_optimizers`` returns for this spec.
+
+    ``interval``: "step" when ``total_steps`` counts batches, "epoch" when it counts epochs.
+    ``monitor``: the logged metric that drives a plateau schedule (unused otherwise).
+    """
+    if interval not in ("step", "epoch"):
+        raise UserError(f"interval must be step or epoch, got {interval!r}")
+    scheduler_config: dict[str, Any] = {"scheduler": build(spec, optimizer, total_steps), "interval": interval,
+                                        "frequency": 1}
+    if spec.family == "plateau":
+        scheduler_config["monitor"] = monitor
+    return {"optimizer": optimizer, "lr_scheduler": scheduler_config}
