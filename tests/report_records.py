@@ -20,6 +20,16 @@ def curve(final: float, epochs: int) -> list[float]:
     return [final - (final - 0.1) * math.exp(-3 * (epoch + 1) / epochs) * (epoch + 1 < epochs) for epoch in range(epochs)]
 
 
+def range_test() -> dict:
+    """A range test as ``RangeTestResult.to_dict()`` stores it: loss falls, then blows up."""
+    lrs = [1e-4 * 1.2**i for i in range(60)]
+    losses = [2.3 - 1.5 * math.sin(min(i / 40, 1) * math.pi / 2) + (0.05 * (i - 45) ** 2 if i > 45 else 0)
+              for i in range(60)]
+    return {"lrs": lrs, "losses": losses[:-1] + [None], "smoothed_losses": losses[:-1] + [None],
+            "stopped_at": 60, "stop_reason": "diverged", "suggestion": 0.05, "interval": [0.005, 0.5],
+            "suggestions": {"steepest": 0.02, "valley": 0.05}, "method": "sweep", "settings": {}}
+
+
 def small_record(name: str = "mnist-demo", rescored: bool = True, finished: bool = True) -> StudyRecord:
     """Ten trials of two families plus a constant baseline; the top three and baseline re-scored.
 
@@ -49,13 +59,10 @@ def small_record(name: str = "mnist-demo", rescored: bool = True, finished: bool
         ]
     return StudyRecord(
         name=name,
-        config={"dataset": "mnist", "model": "mlp", "epochs": 4, "trials": 10, "batch_size": 128,
-                "optimizer": OPTIMIZER, "direction": "maximize"},
+        config={"dataset": "mnist", "model": "mlp", "metric": "accuracy", "epochs": 4, "trials": 10,
+                "batch_size": 128, "optimizer": OPTIMIZER, "direction": "maximize"},
         trials=trials,
-        range_test={"lrs": [1e-4 * 1.2**i for i in range(60)],
-                    "losses": [2.3 - 1.5 * math.sin(min(i / 40, 1) * math.pi / 2) + (0.05 * (i - 45) ** 2 if i > 45 else 0)
-                               for i in range(60)],
-                    "suggestion": 0.05, "interval": [0.005, 0.5]},
+        range_test=range_test(),
         rescored=rescores,
         meta={"wall_time_s": 125.0, "hardware": "cpu (2 cores)", "finished": finished, "backend": "optuna"},
     )

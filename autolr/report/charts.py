@@ -45,12 +45,8 @@ def _round(value: float | None) -> float | None:
 def label(row: Any) -> str:
     """A ranking row's short name: ``#1 cosine (trial 12)`` or ``#3 baseline step``."""
     name = f"baseline {row['baseline']}" if row["baseline"] else str(row["family"])
-    trial = "" if row["trial"] is None or _is_nan(row["trial"]) else f" (trial {int(row['trial'])})"
+    trial = "" if row["trial"] is None else f" (trial {row['trial']})"
     return f"#{row['rank']} {name}{trial}"
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def lr_curves(ranking: Ranking, top: int = 5) -> go.Figure:
@@ -72,7 +68,7 @@ def _epoch_indices(length: int) -> list[int]:
     return sorted({round(i * (length - 1) / (MAX_EPOCH_POINTS - 1)) for i in range(MAX_EPOCH_POINTS)})
 
 
-def learning_curves(record: StudyRecord, ranking: Ranking) -> go.Figure:
+def learning_curves(record: StudyRecord, ranking: Ranking, metric: str) -> go.Figure:
     """Validation score per epoch of every trial, by how it ended; the best trial on top.
 
     Up to MAX_CURVES trials are drawn one by one (each state one trace, curves separated by
@@ -83,7 +79,7 @@ def learning_curves(record: StudyRecord, ranking: Ranking) -> go.Figure:
     shown = _sample_curves(curves, record, ranking)
     title = "Learning curves of all trials" if len(shown) == len(curves) else (
         f"Learning curves: {len(shown)} of {len(curves)} trials drawn, band = all trials")
-    figure = go.Figure(layout=_layout(title, "epoch", "validation score"))
+    figure = go.Figure(layout=_layout(title, "epoch", f"validation {metric}"))
     if len(shown) < len(curves):
         _add_percentile_band(figure, curves)
     for state, (colour, width, dash) in STATE_STYLES.items():
@@ -144,10 +140,11 @@ def _add_percentile_band(figure: go.Figure, curves: list) -> None:
                        line=dict(color="rgba(31,119,180,0.9)", width=2, dash="dash"))
 
 
-def family_scores(families: Any) -> go.Figure:
+def family_scores(families: Any, metric: str) -> go.Figure:
     """Final validation scores of complete trials per family, as boxes from pre-computed quartiles."""
     rows = families[families["complete"] > 0]
-    figure = go.Figure(layout=_layout("Score by family (complete trials)", "family", "final validation score"))
+    figure = go.Figure(layout=_layout(f"Validation {metric} by family (complete trials)", "family",
+                                      f"final validation {metric}"))
     figure.add_box(
         x=list(rows["family"]), q1=[_round(v) for v in rows["q1"]], median=[_round(v) for v in rows["median"]],
         q3=[_round(v) for v in rows["q3"]], lowerfence=[_round(min(a, b)) for a, b in zip(rows["worst"], rows["best"])],
@@ -180,17 +177,27 @@ def importance(importances: dict[str, dict[str, float]], evaluator: str) -> go.F
 
 
 def range_test(result: dict[str, Any]) -> go.Figure:
-    """Loss against LR (log axis) from the range test, with the suggestion and the searched interval."""
+    """Loss against LR (log axis) from the range test, with the suggestion and the searched interval.
+
+    ``result`` is ``RangeTestResult.to_dict()``. The loss axis stops a little above the
+    starting loss, so the blow-up at the end does not flatten the useful part of the curve.
+    """
     lrs = result["lrs"]
     figure = go.Figure(layout=_layout("LR range test", "learning rate", "training loss"))
     figure.update_xaxes(type="log")
-    if result.get("losses"):
-        figure.add_scatter(x=lrs, y=[_round(v) for v in result["losses"]], mode="lines", name="loss",
-                           line=dict(color="rgba(120,120,120,0.5)", width=1))
-    smoothed = result.get("smoothed_losses") or result.get("smoothed")
+    figure.add_scatter(x=lrs, y=[_round(v) for v in result["losses"]], mode="lines", name="loss",
+                       line=dict(color="rgba(120,120,120,0.5)", width=1))
+    smoothed = [v for v in result.get("smoothed_losses") or [] if v is not None and math.isfinite(v)]
     if smoothed:
-        figure.add_scatter(x=lrs, y=[_round(v) for v in smoothed], mode="lines", name="smoothed loss",
-                           line=dict(color=PALETTE[0], width=2.5))
+        figure.add_scatter(x=lrs, y=[_round(v) for v in result["smoothed_losses"]], mode="lines",
+                           name="smoothed loss", line=dict(color=PALETTE[0], width=2.5))
+        low_loss, start_loss = min(smoothed), smoothed[0]
+        figure.update_yaxes(range=[low_loss - 0.1 * (start_loss - low_loss), start_loss + 0.5 * (start_loss - low_loss)])
+    rules = result.get("suggestions") or {}
+    if rules:
+        figure.add_scatter(x=list(rules.values()), y=[_loss_at(result, lr) for lr in rules.values()],
+                           mode="markers", name="rules", text=list(rules), marker=dict(size=8, color="#444"),
+                           hovertemplate="%{text}: %{x:.3g}<extra></extra>")
     low, high = result["interval"]
     figure.add_vrect(x0=low, x1=high, fillcolor="rgba(44,160,44,0.15)", line_width=0,
                      annotation_text="searched interval", annotation_position="top left")
@@ -199,9 +206,16 @@ def range_test(result: dict[str, Any]) -> go.Figure:
     return figure
 
 
-def gains(items: list[Gain]) -> go.Figure:
+def _loss_at(result: dict[str, Any], lr: float) -> float | None:
+    """The smoothed (else raw) loss at the swept LR nearest to ``lr`` on a log scale."""
+    losses = result.get("smoothed_losses") or result["losses"]
+    nearest = min(range(len(result["lrs"])), key=lambda i: abs(math.log(result["lrs"][i] / lr)))
+    return _round(losses[nearest])
+
+
+def gains(items: list[Gain], metric: str) -> go.Figure:
     """Gain of the recommendation over each baseline with its confidence interval, per split."""
-    figure = go.Figure(layout=_layout("Gain over baselines (95% interval)", "score gain (positive = better)", ""))
+    figure = go.Figure(layout=_layout("Gain over baselines (95% interval)", f"{metric} gain (positive = better)", ""))
     for index, split in enumerate(("validation", "test")):
         chosen = [item for item in items if item.split == split]
         if not chosen:

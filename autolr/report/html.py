@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.io
 
 from autolr.records import StudyRecord
-from autolr.report.rank import Gain, Ranking, describe_spec
+from autolr.report.rank import Gain, Ranking, describe_spec, metric_name
 
 TEMPLATES = Path(__file__).parent / "templates"
 RANKING_ROWS = 30  # configurations shown in the page's ranking table (trials.csv has all)
@@ -92,14 +92,15 @@ def recommendation(record: StudyRecord, ranking: Ranking, gains: list[Gain]) -> 
     if best is None:
         return "No trial has completed yet, so there is no recommendation."
     name = f"the {best['baseline']} baseline" if best["baseline"] else f"{best['family']}"
+    metric = metric_name(record)
     sentence = f"Use {name} with peak LR {best['lr']:.3g} ({describe_spec(best['spec'])})"
     if ranking.rescored:
-        sentence += (f": validation {format_score(best['val_mean'])} ± {format_score(best['val_std'])} "
+        sentence += (f": validation {metric} {format_score(best['val_mean'])} ± {format_score(best['val_std'])} "
                      f"over {int(best['seeds'])} seeds")
         if not math.isnan(best["test_mean"]):
             sentence += f", test {format_score(best['test_mean'])}"
     else:
-        sentence += f": final validation score {format_score(best['val_mean'])} (one run)"
+        sentence += f": final validation {metric} {format_score(best['val_mean'])} (one run)"
     validation = [gain for gain in gains if gain.split == "validation"]
     if validation:
         closest = min(validation, key=lambda gain: gain.gain)

@@ -20,6 +20,11 @@ def maximizes(record: StudyRecord) -> bool:
     return str(record.config.get("direction", "maximize")).lower() != "minimize"
 
 
+def metric_name(record: StudyRecord) -> str:
+    """The study's score in words: ``accuracy``, ``loss`` or, when unnamed, ``score``."""
+    return str(record.config.get("metric", "score"))
+
+
 def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """A spec dict as flat columns: ``family``, ``lr``, ``params.*``, ``warmup.*``, ``optimizer.*``.
 
@@ -121,15 +126,17 @@ def rank(record: StudyRecord) -> Ranking:
         table = table.assign(_key=sign * table["val_mean"], _trial=table["trial"].fillna(math.inf))
         table = table.sort_values(["rescored", "_key", "_trial"], ascending=[False, True, True], kind="stable")
         table = table.drop(columns=["_key", "_trial"]).reset_index(drop=True)
+        table["trial"] = pd.Series([None if pd.isna(number) else int(number) for number in table["trial"]],
+                                   dtype=object)
     table.insert(0, "rank", range(1, len(table) + 1))
     rescored = bool(record.rescored)
     seeds = max((len(rescore.val_scores) for rescore in record.rescored), default=0)
-    better = "highest" if maximizes(record) else "lowest"
+    better, metric = ("highest" if maximizes(record) else "lowest"), metric_name(record)
     if rescored:
-        rule = (f"Best = {better} mean validation score over {seeds} fresh seeds among the top configurations "
-                "re-trained after the search; trials not re-trained follow by their final validation score.")
+        rule = (f"Best = {better} mean validation {metric} over {seeds} fresh seeds among the top configurations "
+                f"re-trained after the search; trials not re-trained follow by their final validation {metric}.")
     else:
-        rule = f"Best = {better} final validation score of a complete trial (no re-scoring on fresh seeds yet)."
+        rule = f"Best = {better} final validation {metric} of a complete trial (no re-scoring on fresh seeds yet)."
     return Ranking(table=table, rule=rule, rescored=rescored)
 
 

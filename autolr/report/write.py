@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import json
+import math
 import os
 import shutil
 import threading
@@ -17,12 +17,13 @@ import autolr
 from autolr.records import StudyRecord
 from autolr.report import charts, html
 from autolr.report.importance import EVALUATOR_NAME, MIN_TRIALS, importance_by_family
-from autolr.report.rank import Ranking, baseline_gains, family_scores, rank, state_counts, trials_table
+from autolr.report.rank import (
+    Ranking, baseline_gains, family_scores, metric_name, rank, state_counts, trials_table,
+)
 from autolr.report.redact import redact
 from autolr.spec import ScheduleSpec
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-TORCH_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
     spec = best_spec(record, ranking)
     best_path = out_dir / "best_schedule.json" if spec is not None else None
     if best_path is not None:
-        _write_atomic(best_path, json.dumps(spec.to_dict(), indent=2) + "\n")
+        _write_atomic(best_path, spec.to_text("json"))
     _copy_plotly(out_dir / "assets" / "plotly.min.js")
     index_html = out_dir / "index.html"
     _write_atomic(index_html, html.render(_context(record, ranking, spec)))
@@ -68,12 +69,12 @@ def best_spec(record: StudyRecord, ranking: Ranking) -> ScheduleSpec | None:
     config = record.config
     provenance = {
         "study": record.name, "dataset": config.get("dataset"), "model": config.get("model"),
-        "epochs": config.get("epochs"), "trial": None if best["trial"] != best["trial"] else best["trial"],
+        "epochs": config.get("epochs"), "trial": best["trial"],
         "rule": ranking.rule, "val_mean": best["val_mean"], "seeds": int(best["seeds"]),
     }
     if ranking.rescored:
         provenance.update(val_std=best["val_std"], test_mean=best["test_mean"], test_std=best["test_std"])
-    provenance = {key: _plain(value) for key, value in provenance.items() if value is not None}
+    provenance = {key: _plain(value) for key, value in provenance.items() if _storable(value)}
     optimizer = best["spec"].get("optimizer") or config.get("optimizer")
     return ScheduleSpec.from_dict({**best["spec"], "optimizer": optimizer, "provenance": provenance})
 
@@ -83,19 +84,25 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def _storable(value: Any) -> bool:
+    """Whether a provenance value can be stored (specs hold no nulls and no NaN)."""
+    return value is not None and not (isinstance(value, float) and not math.isfinite(value))
+
+
 def _context(record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None) -> dict[str, Any]:
     gains = baseline_gains(record, ranking)
     families = family_scores(record)
+    metric = metric_name(record)
     figures: dict[str, Any] = {}
     captions: dict[str, str] = {}
     if spec is not None:
         figures["lr_curves"] = charts.lr_curves(ranking)
         captions["lr_curves"] = ("LR against training progress, so schedules of any run length compare.")
     if any(trial.val_curve for trial in record.trials):
-        figures["learning_curves"] = charts.learning_curves(record, ranking)
+        figures["learning_curves"] = charts.learning_curves(record, ranking, metric)
         captions["learning_curves"] = ("Validation score per epoch; pruned trials stop early (dotted).")
     if (families["complete"] > 0).any():
-        figures["families"] = charts.family_scores(families)
+        figures["families"] = charts.family_scores(families, metric)
         captions["families"] = ("Which family wins: box = quartiles, whiskers = worst to best trial.")
     importances = importance_by_family(record)
     if importances:
@@ -104,7 +111,7 @@ def _context(record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None) -
                                   f"trials; families with fewer than {MIN_TRIALS} complete trials or one varying "
                                   "parameter are left out.")
     if gains:
-        figures["gains"] = charts.gains(gains)
+        figures["gains"] = charts.gains(gains, metric)
         captions["gains"] = ("Recommended minus baseline; bars are 95% intervals over seeds.")
     if record.range_test:
         figures["range_test"] = charts.range_test(record.range_test)
@@ -127,7 +134,7 @@ def _context(record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None) -
     return {
         "name": record.name, "partial": partial, "recommendation": html.recommendation(record, ranking, gains),
         "summary": [(label, str(value)) for label, value in summary], "counts": state_counts(record),
-        "best_spec_json": json.dumps(spec.to_dict(), indent=2) if spec else "",
+        "best_spec_json": spec.to_text("json") if spec else "",
         "snippet": _snippet(spec) if spec else "", "command": html.reproduce_command(record),
         "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
         "charts": [{"name": name, "caption": captions[name], "width": "wide" if name in wide else ""}
@@ -160,22 +167,18 @@ def _family_row(row: Any) -> dict[str, Any]:
 
 
 def _snippet(spec: ScheduleSpec) -> str:
-    """Python that loads the exported spec into a torch optimizer and scheduler."""
-    settings = dict(spec.optimizer or {"name": "sgd"})
-    name = TORCH_OPTIMIZERS.get(str(settings.pop("name", "sgd")).lower(), "SGD")
-    arguments = "".join(f", {key}={value!r}" for key, value in settings.items())
+    """Python that loads the exported spec into the user's optimizer and a torch scheduler."""
     return (
-        "import torch\n"
-        "from autolr import load_spec\n\n"
+        "from autolr.spec import load_spec\n\n"
         'spec = load_spec("best_schedule.json")\n'
-        f"optimizer = torch.optim.{name}(model.parameters(), lr=spec.lr{arguments})\n"
+        f"optimizer = spec.build_optimizer(model.parameters())  # {html.describe_optimizer(spec.optimizer)}\n"
         "scheduler = spec.build(optimizer, total_steps=epochs * len(train_loader))\n\n"
         "for epoch in range(epochs):\n"
         "    for inputs, targets in train_loader:\n"
         "        optimizer.zero_grad()\n"
         "        loss_fn(model(inputs), targets).backward()\n"
         "        optimizer.step()\n"
-        "        scheduler.step()  # once per batch: the spec's steps are batches here\n"
+        "        scheduler.step()  # once per batch, so total_steps counts batches\n"
     )
 
 
