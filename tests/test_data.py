@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision
 
-from autolr.data import fetch_dataset, load_splits, splits_from_tensors
+from autolr.data import fetch_dataset, load_splits, splits_from_datasets, splits_from_tensors
 from autolr.data.idx import read_idx
 from autolr.errors import DataError
 from data_cache import ProvisionedCache, provisioned_cache
@@ -128,6 +128,16 @@ def test_data_dir_without_files_is_one_sentence_and_no_fallback(cache: Provision
     assert "\n" not in message and message.count(". ") == 0 and message.endswith(".")
 
 
+def test_torchvision_datasets_give_the_same_splits_as_load_splits(mnist, cache: ProvisionedCache) -> None:
+    root = str(cache.root)
+    train, test = torchvision.datasets.MNIST(root, train=True), torchvision.datasets.MNIST(root, train=False)
+    splits = splits_from_datasets(train, test, seed=0, name="mnist")
+    assert splits.source == "dataset MNIST" and splits.num_classes == 10
+    assert splits.mean == mnist.mean and splits.std == mnist.std
+    for part in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+        assert torch.equal(getattr(splits, part), getattr(mnist, part))
+
+
 def test_fashion_mnist_is_found_in_debians_package_folder(cache: ProvisionedCache) -> None:
     splits = load_splits("fashion-mnist", seed=0)
     assert splits.source == f"debian {FASHION_DEBIAN}"
@@ -176,11 +186,19 @@ def test_splits_from_tensors_with_explicit_test_set_and_feature_normalization() 
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(400, 3, generator=generator) * torch.tensor([1.0, 10.0, 0.1]) + torch.tensor([5.0, -2.0, 0.0])
     y = torch.randint(0, 4, (400,), generator=generator)
+    original = x.clone()
     splits = splits_from_tensors(x[:300], y[:300], test_x=x[300:], test_y=y[300:], seed=0)
     assert splits.sizes == {"train": 270, "val": 30, "test": 100}
     assert torch.allclose(splits.train_x.mean(dim=0), torch.zeros(3), atol=1e-5)
     assert torch.allclose(splits.train_x.std(dim=0, correction=0), torch.ones(3), atol=1e-4)
     assert torch.allclose(splits.test_x * torch.tensor(splits.std) + torch.tensor(splits.mean), x[300:], atol=1e-4)
+    assert torch.equal(x, original)  # the caller's tensors are left untouched
+
+
+def test_splits_from_tensors_adds_the_channel_of_n_x_h_x_w_images() -> None:
+    images = torch.randint(0, 256, (50, 6, 6), dtype=torch.uint8)
+    splits = splits_from_tensors(images, torch.arange(50) % 2, test_x=images[:10], test_y=torch.zeros(10, dtype=torch.int64))
+    assert splits.input_shape == (1, 6, 6) and splits.test_x.shape == (10, 1, 6, 6) and len(splits.mean) == 1
 
 
 @pytest.mark.parametrize(

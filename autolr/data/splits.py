@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import Dataset
 
 from autolr.errors import DataError
 
@@ -123,7 +124,8 @@ def make_splits(
     mean, std = _channel_stats(train_part)
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
-        return x.to(device, torch.float32, copy=True).sub_(mean).div_(std)
+        # move first (uint8 is a quarter of the bytes), then convert on the device into a new tensor
+        return x.to(device).to(torch.float32, copy=True).sub_(mean).div_(std)
 
     def labels(y: torch.Tensor) -> torch.Tensor:
         return y.to(device, torch.int64)
@@ -159,7 +161,7 @@ def splits_from_tensors(
     source: str = "tensors",
     device: str | torch.device = "cpu",
 ) -> Splits:
-    """Splits of your own data: `x` N x C x H x W (or N x D), `y` N integer class labels.
+    """Splits of your own data: `x` N x C x H x W (N x H x W gets C = 1; or N x D), `y` N labels.
 
     Without `test_x`/`test_y`, a `test_fraction` of the examples becomes the test split,
     carved with the fixed seed `TEST_SEED` so it is the same for every `seed`; `seed` moves
@@ -170,6 +172,8 @@ def splits_from_tensors(
         raise DataError(f"x must be N x ... with one label per row in y; got x {tuple(x.shape)} and y {tuple(y.shape)}.")
     if (test_x is None) != (test_y is None):
         raise DataError("give both test_x and test_y, or neither.")
+    if x.ndim == 3:
+        x, test_x = x.unsqueeze(1), None if test_x is None else test_x.unsqueeze(1)
     if test_x is None or test_y is None:
         order = seeded_permutation(len(x), TEST_SEED)
         carved = held_out_count(len(x), test_fraction)
@@ -190,6 +194,47 @@ def splits_from_tensors(
         seed=seed,
         device=device,
     )
+
+
+def splits_from_datasets(
+    train: Dataset,
+    test: Dataset | None = None,
+    *,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
+    seed: int = 0,
+    num_classes: int | None = None,
+    name: str = "dataset",
+    device: str | torch.device = "cpu",
+) -> Splits:
+    """Splits of map-style datasets yielding (input, label), read once into tensors.
+
+    Inputs may be tensors, arrays or PIL images (kept as uint8 C x H x W); labels ints.
+    Without `test`, a `test_fraction` of `train` becomes the test split, as in
+    `splits_from_tensors`. Reading goes item by item, once: pass datasets without random
+    augmentation (the splits are fixed tensors).
+    """
+    x, y = _stack(train)
+    test_x, test_y = _stack(test) if test is not None else (None, None)
+    return splits_from_tensors(
+        x, y, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, test_x=test_x, test_y=test_y,
+        num_classes=num_classes, name=name, source=f"dataset {type(train).__name__}", device=device,
+    )
+
+
+def _stack(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """All (input, label) items of a map-style dataset as one input tensor and int64 labels."""
+    from PIL.Image import Image
+    from torchvision.transforms.functional import pil_to_tensor
+
+    inputs, labels = [], []
+    for index in range(len(dataset)):  # type: ignore[arg-type]
+        item, label = dataset[index]
+        inputs.append(pil_to_tensor(item) if isinstance(item, Image) else torch.as_tensor(item))
+        labels.append(int(label))
+    if not inputs:
+        raise DataError(f"dataset {type(dataset).__name__} is empty.")
+    return torch.stack(inputs), torch.tensor(labels, dtype=torch.int64)
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
