@@ -13,7 +13,9 @@ Run-length fractions become whole step counts in one place, ``steps_for``:
 ``max(1, round(fraction * total_steps))`` (zero for a zero fraction). Warmup takes
 ``steps_for(warmup.fraction, total_steps)`` steps (at most ``total_steps - 1``) and
 ramps linearly from ``start_factor`` times the family's first LR up to it; the family
-then runs over the remaining steps (its own ``total_steps``).
+then runs over the remaining steps (its own ``total_steps``). The family's first LR is
+``lr``, except linear (``start_factor * lr``), cyclic (``base_factor * lr``) and onecycle
+(``lr / div_factor``).
 
 A spec file (JSON, YAML or TOML) has the keys ``autolr_spec`` (must be 1), ``family``,
 ``lr`` (> 0), ``params``, ``warmup``, ``optimizer`` and ``provenance``. Missing
@@ -602,12 +604,21 @@ class ScheduleSpec:
         Pure Python. Plateau: the LR of a run whose metric never plateaus.
         """
         family_step, family_steps = self._family_position(step, total_steps)
-        formula = _FORMULAS[self.family]
         warmup_steps = self.warmup_steps(total_steps)
         if step < warmup_steps:
             start = self.warmup["start_factor"]
-            return formula(self.lr, self.params, 0, family_steps) * (start + (1 - start) * step / warmup_steps)
-        return formula(self.lr, self.params, family_step, family_steps)
+            return self.first_lr() * (start + (1 - start) * step / warmup_steps)
+        return _FORMULAS[self.family](self.lr, self.params, family_step, family_steps)
+
+    def first_lr(self) -> float:
+        """The family's LR at its first step, which warmup ramps up to (``lr`` for most families)."""
+        if self.family == "linear":
+            return self.lr * self.params["start_factor"]
+        if self.family == "cyclic":
+            return self.params["base_factor"] * self.lr
+        if self.family == "onecycle":
+            return self.lr / self.params["div_factor"]
+        return self.lr
 
     def momentum_at(self, step: int, total_steps: int) -> float | None:
         """The momentum (SGD momentum or Adam's beta1) the schedule sets at ``step``, or None.

@@ -1,0 +1,121 @@
+"""Exports: every family through every format, and the emitted Python equal to spec.lr_at."""
+
+import ast
+import types
+
+import pytest
+import torch
+
+from autolr.errors import UserError
+from autolr.export import EXPORT_FORMATS, export, to_python
+from autolr.spec import FAMILIES, ScheduleSpec
+
+# Non-default parameters for every family, so exports carry real values (defaults are tested too).
+PARAMS = {
+    "constant": {},
+    "step": {"step_size": 0.15, "gamma": 0.7},
+    "multistep": {"milestones": [0.3, 0.6, 0.85], "gamma": 0.25},
+    "exponential": {"final_factor": 0.003},
+    "inverse_time": {"decay_rate": 3.5},
+    "polynomial": {"power": 2.5},
+    "linear": {"start_factor": 0.9, "end_factor": 0.0, "duration": 0.7},
+    "cosine": {"min_factor": 0.05},
+    "cosine_restarts": {"first_cycle": 0.1, "cycle_mult": 2, "min_factor": 0.01},
+    "cyclic": {"base_factor": 0.2, "step_size_up": 0.07, "mode": "exp_range", "final_scale": 0.3},
+    "onecycle": {"pct_start": 0.2, "anneal_strategy": "linear", "three_phase": True, "div_factor": 10.0},
+    "plateau": {"factor": 0.5, "patience": 3, "mode": "max"},
+    "inverse_sqrt": {"timescale": 0.05},
+    "wsd": {"decay_fraction": 0.3, "decay_shape": "sqrt", "min_factor": 0.02},
+}
+VARIANTS = {  # the other branches of the Python export
+    "cyclic": [{"mode": "triangular"}, {"mode": "triangular2"}],
+    "onecycle": [{"anneal_strategy": "cos", "three_phase": False}],
+    "cosine_restarts": [{"cycle_mult": 1}],
+    "wsd": [{"decay_shape": "linear"}, {"decay_shape": "cosine"}],
+}
+
+
+def all_specs() -> list[ScheduleSpec]:
+    specs = []
+    for family in FAMILIES:
+        for params in [PARAMS[family], {}, *({**PARAMS[family], **v} for v in VARIANTS.get(family, []))]:
+            specs.append(ScheduleSpec(family, 0.07, params))
+            specs.append(ScheduleSpec(family, 0.07, params, warmup={"fraction": 0.08, "start_factor": 0.1},
+                                      optimizer={"name": "adam", "betas": [0.9, 0.95]},
+                                      provenance={"study": "s", "score": 0.9, "trial": 3}))
+    return specs
+
+
+SPECS = all_specs()
+
+
+def spec_id(spec: ScheduleSpec) -> str:
+    return f"{spec.family}-{'warmup' if spec.warmup else 'plain'}-{abs(hash(repr(spec.params))) % 1000}"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_python_export_reproduces_lr_at(spec):
+    source = to_python(spec)
+    module = ast.parse(source)
+    imports = [node for node in ast.walk(module) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert all(alias.name == "math" for node in imports for alias in node.names)  # dependency-free
+    namespace: dict = {}
+    exec(compile(source, "<export>", "exec"), namespace)
+    for total_steps in (1, 2, 7, 100, 997):
+        steps = range(total_steps + 3) if total_steps < 1000 else range(0, total_steps + 3, 7)
+        for step in steps:
+            assert namespace["lr_at"](step, total_steps) == pytest.approx(spec.lr_at(step, total_steps),
+                                                                          rel=1e-12, abs=1e-18), (total_steps, step)
+
+
+def test_python_export_reads_like_get_lr():
+    source = to_python(ScheduleSpec("cosine", 6e-4, {"min_factor": 0.1}, warmup={"fraction": 0.02}))
+    assert source == '''"""The learning-rate schedule cosine (lr 0.0006), exported by autolr."""
+
+import math
+
+
+def lr_at(step, total_steps):
+    """LR for the step after `step` scheduler steps (0 = first) of a `total_steps`-step run."""
+    warmup_steps = min(max(1, round(0.02 * total_steps)), total_steps - 1)
+    if step < warmup_steps:  # linear warmup
+        return 0.0006 * (0.0 + (1 - 0.0) * step / warmup_steps)
+    step, total_steps = step - warmup_steps, total_steps - warmup_steps  # the rest of the run
+    step = min(step, total_steps)  # past the end the LR stays
+    min_lr = 0.1 * 0.0006
+    return min_lr + (0.0006 - min_lr) * (1 + math.cos(math.pi * step / total_steps)) / 2
+'''
+
+
+@pytest.mark.parametrize("export_format", ["json", "yaml", "toml"])
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_every_family_round_trips_through_every_file_format(spec, export_format):
+    assert ScheduleSpec.from_text(export(spec, export_format), export_format) == spec
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lightning_export_returns_the_configure_optimizers_dict(family):
+    spec = ScheduleSpec(family, 0.05, PARAMS[family], optimizer={"name": "sgd", "momentum": 0.9})
+    namespace: dict = {}
+    exec(compile(export(spec, "lightning"), "<lightning>", "exec"), namespace)
+    assert namespace["SPEC"] == spec
+    model = torch.nn.Linear(3, 1)
+    # What configure_optimizers uses of a LightningModule: parameters() and the trainer's step count.
+    module = types.SimpleNamespace(parameters=model.parameters, trainer=types.SimpleNamespace(
+        estimated_stepping_batches=40, max_epochs=40))
+    config = namespace["configure_optimizers"](module)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["momentum"] in (0.9, spec.momentum_at(0, 40))
+    assert config["lr_scheduler"]["interval"] == ("epoch" if family == "plateau" else "step")
+    assert config["lr_scheduler"]["frequency"] == 1
+    assert ("monitor" in config["lr_scheduler"]) == (family == "plateau")
+    for step in range(40):
+        assert optimizer.param_groups[0]["lr"] == spec.lr_at(step, 40)
+        optimizer.step()
+        scheduler.step(float(step)) if family == "plateau" else scheduler.step()  # mode max: improving
+
+
+def test_unknown_export_format():
+    with pytest.raises(UserError, match="export format must be one of json, yaml, toml, python, lightning"):
+        export(ScheduleSpec("cosine", 0.1), "csv")
+    assert set(EXPORT_FORMATS) == {"json", "yaml", "toml", "python", "lightning"}
