@@ -172,12 +172,12 @@ def torch_equivalent(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int)
 def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:
     """A torch optimizer over ``parameters`` with ``spec.optimizer``'s settings and ``spec.lr``.
 
-    Without optimizer settings in the spec: plain SGD.
+    Without optimizer settings in the spec: SGD with momentum 0.9 (``spec.optimizer_settings()``).
     """
-    settings = dict(spec.optimizer or {"name": "sgd"})
+    settings = spec.optimizer_settings()
     name = settings.pop("name")
-    if name in ("adam", "adamw"):
-        settings["betas"] = tuple(settings.get("betas", (0.9, 0.999)))
+    if "betas" in settings:
+        settings["betas"] = tuple(settings["betas"])
     optimizer_class = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
     return optimizer_class(parameters, lr=spec.lr, **settings)
 

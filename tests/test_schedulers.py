@@ -256,7 +256,10 @@ def test_build_optimizer_uses_spec_settings():
     adamw = ScheduleSpec("cosine", 1e-3, optimizer={"name": "adamw", "betas": [0.8, 0.99]}).build_optimizer(parameters)
     assert isinstance(adamw, torch.optim.AdamW)
     assert adamw.param_groups[0]["betas"] == (0.8, 0.99) and adamw.param_groups[0]["weight_decay"] == 0.01
-    assert isinstance(ScheduleSpec("constant", 0.1).build_optimizer(parameters), torch.optim.SGD)
+    default = ScheduleSpec("constant", 0.1).build_optimizer(parameters)
+    assert isinstance(default, torch.optim.SGD) and default.param_groups[0]["momentum"] == 0.9
+    assert ScheduleSpec("constant", 0.1).optimizer_settings() == {"name": "sgd", "momentum": 0.9, "nesterov": False,
+                                                                  "weight_decay": 0.0}
 
 
 def test_lightning_config():

@@ -261,3 +261,20 @@ def test_missing_and_undecodable_files(tmp_path):
         load_spec(tmp_path / "bin.toml")
     with pytest.raises(SpecError, match="must end in"):
         FULL.save(tmp_path / "spec.pkl")
+
+
+def test_yaml_aliases_and_deep_nesting_are_refused(tmp_path):
+    path = tmp_path / "alias.yaml"
+    path.write_text("autolr_spec: 1\nfamily: cosine\nlr: &peak 0.1\nprovenance: {lr: *peak}\n")
+    with pytest.raises(SpecError, match=r"alias.* line 4"):
+        load_spec(path)
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SpecError, match="deep.json is nested too deeply to be a spec"):
+        load_spec(path)
+    nested: dict = {"score": 1.0}
+    for _ in range(16):
+        nested = {"inner": nested}
+    with pytest.raises(SpecError, match=r"provenance is nested too deeply \(more than 16 levels\)"):
+        ScheduleSpec("cosine", 0.1, provenance=nested)
+    ScheduleSpec("cosine", 0.1, provenance=nested["inner"])
