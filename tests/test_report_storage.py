@@ -1,0 +1,143 @@
+"""`autolr report` on real Optuna storages: the files agree with the storage, even mid-search."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from typer.testing import CliRunner
+
+from autolr.backends.optuna_storage import sqlite_url
+from autolr.cli import app
+from autolr.errors import UserError
+from autolr.records import TRIAL_SPEC_KEY
+from autolr.search import search
+from autolr.space import SearchSpace
+from autolr.spec import load_spec
+
+TESTS = Path(__file__).resolve().parent
+
+
+def run_search(storage_url: str, trials: int, epochs: int, epoch_sleep_s: float = 0.0) -> None:
+    """A real search on a quadratic bowl (score = -loss); ``epoch_sleep_s`` slows it down."""
+    import torch
+
+    def objective(schedule, trial):
+        weight = torch.zeros(2, requires_grad=True)
+        optimizer = torch.optim.SGD([weight], lr=schedule.lr)
+        scheduler = schedule.build(optimizer, total_steps=epochs)
+        for epoch in range(epochs):
+            loss = ((weight - torch.tensor([3.0, -1.0])) ** 2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            trial.report(-loss.item(), epoch)
+            time.sleep(epoch_sleep_s)
+        return -loss.item()
+
+    space = SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant", "cosine", "step"))
+    search(objective, space=space, n_trials=trials, storage=storage_url, study_name="demo", epochs=epochs, seed=0)
+
+
+def report(*args: str):
+    """``autolr report ARGS`` in this process (typer's runner); a UserError is left in ``.exception``."""
+    return CliRunner().invoke(app, ["report", *args])
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory):
+    """A finished 8-trial search stored in <tmp>/reports/demo/study.db."""
+    root = tmp_path_factory.mktemp("work")
+    folder = root / "reports" / "demo"
+    folder.mkdir(parents=True)
+    url = sqlite_url(folder / "study.db")
+    run_search(url, trials=8, epochs=4)
+    return root, folder, url
+
+
+def test_report_by_study_name_agrees_with_the_storage(finished_study, monkeypatch):
+    root, folder, url = finished_study
+    monkeypatch.chdir(root)
+    result = report("demo")
+    assert result.exit_code == 0, result.output
+    assert "reports/demo/index.html" in result.output
+
+    study = optuna.load_study(study_name="demo", storage=url)
+    stored = {trial.number: trial for trial in study.trials}
+    table = pd.read_csv(folder / "trials.csv").set_index("number")
+    assert set(table.index) <= set(stored) and len(table) >= 8
+    for number, row in table.iterrows():
+        trial = stored[number]
+        spec = trial.user_attrs[TRIAL_SPEC_KEY]
+        assert (row["family"], row["lr"]) == (spec["family"], spec["lr"])
+        curve = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
+        assert [row[f"val_epoch_{epoch + 1}"] for epoch in range(len(curve))] == pytest.approx(curve)
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert row["state"] == "complete" and row["value"] == pytest.approx(trial.value)
+
+    best = load_spec(folder / "best_schedule.json")
+    stored_best = study.best_trial.user_attrs[TRIAL_SPEC_KEY]
+    assert (best.family, best.lr) == (stored_best["family"], stored_best["lr"])
+    assert best.provenance["trial"] == study.best_trial.number
+    assert best.provenance["val_mean"] == pytest.approx(study.best_value)
+
+
+def test_report_to_another_folder_from_a_storage_url(finished_study, tmp_path):
+    _, _, url = finished_study
+    result = report(url, "--out", str(tmp_path / "elsewhere"), "--study", "demo")
+    assert result.exit_code == 0, result.output
+    ranking = pd.read_csv(tmp_path / "elsewhere" / "ranking.csv")
+    assert ranking["rank"].tolist() == list(range(1, len(ranking) + 1))
+    values = ranking["val_mean"].tolist()
+    assert values == sorted(values, reverse=True)
+
+
+def test_report_built_while_the_search_still_writes(tmp_path):
+    folder = tmp_path / "live"
+    folder.mkdir()
+    url = sqlite_url(folder / "study.db")
+    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_report_storage as t; t.run_search(sys.argv[1], 6, 4, 0.15)"
+    worker = subprocess.Popen([sys.executable, "-c", code, url],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        complete_before = 0
+        deadline = time.monotonic() + 120
+        while complete_before < 2 and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                study = optuna.load_study(study_name="demo", storage=url)
+            except KeyError:
+                continue  # the study is not created yet
+            complete_before = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+        assert worker.poll() is None, "the search ended before the report could be built during it"
+        result = report(str(folder))
+        assert result.exit_code == 0, result.output
+        assert "Partial report" in (folder / "index.html").read_text()
+        rows = pd.read_csv(folder / "trials.csv")
+        assert (rows["state"] == "complete").sum() >= complete_before
+    finally:
+        assert worker.wait(timeout=180) == 0, worker.stderr.read()
+    stored = optuna.load_study(study_name="demo", storage=url).trials
+    assert len([trial for trial in stored if trial.state.is_finished()]) >= 6  # nothing lost by the reading
+
+
+def test_unknown_study_is_one_clear_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "autolr", "report", "no-such-study"], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "no-such-study" in result.stderr
+
+
+def test_unreachable_database_never_shows_its_password():
+    result = report("postgresql://autolr:hunter2-s3cret@127.0.0.1:9/studies")
+    assert isinstance(result.exception, UserError)
+    assert "hunter2" not in str(result.exception) + result.output
+    assert "postgresql://autolr:***@127.0.0.1:9/studies" in str(result.exception)
