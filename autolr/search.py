@@ -95,9 +95,20 @@ class Engine(Protocol):
     storage_url: str  # where the study lives (may hold a password: redact before showing)
     study_name: str
 
-    def begin(self, definition: dict[str, Any], identity_keys: Sequence[str], baselines: Sequence[Any]) -> None:
-        """Create or resume the study: store ``definition`` once (a rerun whose
-        ``identity_keys`` differ is refused), queue the baselines once, recover interrupted trials."""
+    def claim(self, definition: dict[str, Any], identity_keys: Sequence[str]) -> None:
+        """Store the study definition once; refuse a rerun whose ``identity_keys`` differ."""
+
+    def get_attr(self, key: str) -> Any:
+        """A study-level value (None when absent)."""
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Store a JSON-safe study-level value."""
+
+    def queue_baselines(self, baselines: Sequence[Any]) -> None:
+        """Queue the baselines as the next trials, once per study."""
+
+    def recover_interrupted(self) -> list[int]:
+        """Mark interrupted the running trials whose process is gone; return their numbers."""
 
     def remaining(self, n_trials: int) -> int:
         """How many trials may still be asked so the study holds ``n_trials`` (finished or running)."""
@@ -266,10 +277,10 @@ class _ReportCounter:
 class SearchResult:
     """The outcome of :func:`search`: the best schedule and value, every trial, the report."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.storage_url = engine.storage_url
-        self.study_name = engine.study_name
-        self.record = engine.read_record()
+    def __init__(self, record: "StudyRecord", storage_url: str) -> None:
+        self.record = record
+        self.storage_url = storage_url  # may hold a password: redact before showing
+        self.study_name = record.name
 
     @property
     def best_spec(self) -> ScheduleSpec | None:
@@ -340,10 +351,10 @@ def search(
         sampler=sampler, pruner=pruner, epochs=epochs, prune_after=prune_after, seed=seed,
         n_trials=n_trials,
     )
-    engine.begin(
-        definition={"name": study_name, "direction": direction, "space": space.to_dict(), "epochs": epochs},
-        identity_keys=("direction", "space", "epochs"),
-        baselines=space.baselines(baselines_lr or math.sqrt(space.lr_low * space.lr_high)) if baselines else [],
-    )
+    engine.claim({"name": study_name, "direction": direction, "space": space.to_dict(), "epochs": epochs},
+                 identity_keys=("direction", "space", "epochs"))
+    if baselines:
+        engine.queue_baselines(space.baselines(baselines_lr or math.sqrt(space.lr_low * space.lr_high)))
+    engine.recover_interrupted()
     run_trials(engine, objective_evaluator(objective, direction), n_trials)
-    return SearchResult(engine)
+    return SearchResult(engine.read_record(), engine.storage_url)

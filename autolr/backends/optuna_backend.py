@@ -154,32 +154,34 @@ class OptunaEngine:
         """Store a JSON-safe study user attribute (secrets masked)."""
         self.study.set_user_attr(key, redact(value))
 
-    def begin(self, definition: dict[str, Any], identity_keys: Sequence[str], baselines: Sequence[Any]) -> None:
-        """Create or resume the study: store ``definition`` once (a rerun whose
-        ``identity_keys`` differ is refused before anything is written), queue the
-        baselines once, recover trials whose process died."""
+    def claim(self, definition: dict[str, Any], identity_keys: Sequence[str]) -> None:
+        """Store the study's ``definition`` once; a rerun whose ``identity_keys`` differ from
+        the stored ones is refused before anything is written."""
         stored = self.get_attr(STUDY_CONFIG_KEY)
         if stored is None:
             self.set_attr(STUDY_CONFIG_KEY, definition)
-        else:
-            for key in identity_keys:
-                if _plain(stored.get(key)) != _plain(definition.get(key)):
-                    raise StudyError(
-                        f"study {self.study_name!r} in {redact_text(self.storage_url)} was created with "
-                        f"{key} = {json.dumps(stored.get(key))}, not {json.dumps(definition.get(key))}; "
-                        "rerun with the stored settings or give the study another name or storage"
-                    )
-        if baselines and self.get_attr(BASELINES_QUEUED_KEY) is None:
-            for baseline in baselines:
-                self.study.enqueue_trial(baseline.params, user_attrs={TRIAL_BASELINE_KEY: baseline.name})
-            self.set_attr(BASELINES_QUEUED_KEY, [baseline.name for baseline in baselines])
-        self.recover_interrupted()
+            return
+        for key in identity_keys:
+            if _plain(stored.get(key)) != _plain(definition.get(key)):
+                raise StudyError(
+                    f"study {self.study_name!r} in {redact_text(self.storage_url)} was created with "
+                    f"{key} = {json.dumps(stored.get(key))}, not {json.dumps(definition.get(key))}; "
+                    "rerun with the stored settings or give the study another name or storage"
+                )
+
+    def queue_baselines(self, baselines: Sequence[Any]) -> None:
+        """Queue the baselines (``Baseline`` objects) as the next trials, once per study."""
+        if not baselines or self.get_attr(BASELINES_QUEUED_KEY) is not None:
+            return
+        for baseline in baselines:
+            self.study.enqueue_trial(baseline.params, user_attrs={TRIAL_BASELINE_KEY: baseline.name})
+        self.set_attr(BASELINES_QUEUED_KEY, [baseline.name for baseline in baselines])
 
     # -- the trial loop ----------------------------------------------------------------------
     def remaining(self, n_trials: int) -> int:
-        """Trials still to ask so the study holds ``n_trials`` (finished, running or queued)."""
-        counted = [t for t in self.study.get_trials(deepcopy=False) if _status(t) not in (DUPLICATE, "interrupted")]
-        return n_trials - len(counted)
+        """Trials still to ask so the study holds ``n_trials`` finished or running ones
+        (queued trials are asked first; interrupted ones count through their retry)."""
+        return n_trials - sum(_record_state(t) not in (None, "interrupted") for t in self.study.get_trials(deepcopy=False))
 
     def ask(self) -> OptunaTrial | None:
         """The next trial: queued ones first, then the sampler's; None if it only repeats itself."""

@@ -1,8 +1,128 @@
-"""`autolr search`: search for the best schedule of a study (being built)."""
+"""`autolr search`: run (or resume) a study, with a live progress display, and print where the result is."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
 
 from autolr.errors import UserError
 
 
-def search() -> None:
-    """Search for the best learning-rate schedule of a study."""
-    raise UserError("autolr search is not available yet.")
+def search(
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Built-in dataset; its defaults are studies/<dataset>.toml."),
+    study: Optional[Path] = typer.Option(None, "--study", help="A study TOML file (flags override it)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The study's name (names the report folder)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per trial."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Trials the study should hold, baselines included."),
+    families: Optional[str] = typer.Option(None, "--families", help="Comma-separated schedule families to search."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe, random, cmaes, gp or qmc."),
+    pruner: Optional[str] = typer.Option(None, "--pruner", help="hyperband, median, successive-halving or none."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: <out>/<name>/study.db)."),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder of run folders: writes <out>/<name>/."),
+    workers: int = typer.Option(1, "--workers", help="Local processes training trials at once on one study."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampler, the weights and the batch order."),
+    population: Optional[int] = typer.Option(None, "--population", help="Trials trained at once (default: from the device)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="optuna (embedded) or ray."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset's files."),
+    quiet: bool = typer.Option(False, "--quiet", help="No live progress; print only where the result is."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end, nothing else."),
+) -> None:
+    """Search for the best learning-rate schedule of a study; rerun the same command to resume."""
+    from autolr.study import default_study, load_study
+
+    if study is None and dataset is None:
+        raise UserError("give --dataset NAME (e.g. mnist) or --study FILE")
+    config = load_study(study) if study is not None else default_study(dataset)  # type: ignore[arg-type]
+    config = config.replace(
+        name=name, dataset=dataset if study is not None else None, epochs=epochs, trials=trials,
+        families=[item.strip() for item in families.split(",") if item.strip()] if families is not None else None,
+        sampler=sampler, pruner=pruner, storage=storage, device=device, seed=seed, population=population,
+        backend=backend, data_dir=str(data_dir) if data_dir is not None else None,
+    )
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    display = None if quiet or as_json else _Display(console, config.trials)
+    from autolr.study_run import run_study
+
+    try:
+        run = run_study(config, out=out, workers=workers,
+                        on_progress=display.progress if display else None, on_phase=display.phase if display else None)
+    except KeyboardInterrupt:
+        if display:
+            display.stop()
+        console.print(f"Stopped. Finished trials are stored; rerun the same command to resume study {config.name!r}.",
+                      markup=False)
+        raise typer.Exit(130) from None
+    finally:
+        if display:
+            display.stop()
+    _print_result(run, as_json)
+
+
+def _print_result(run: Any, as_json: bool) -> None:
+    from autolr.report.rank import state_counts
+    from autolr.report.redact import redact_text
+    from autolr.search import SearchResult
+
+    paths = run.report_paths
+    spec = SearchResult(run.record, run.storage_url).best_spec
+    provenance = (spec.provenance or {}) if spec else {}
+    if as_json:
+        typer.echo(json.dumps({
+            "study": run.name, "run_dir": str(run.run_dir), "storage": redact_text(run.storage_url),
+            "report": str(paths.index_html), "best_schedule": str(paths.best_schedule) if paths.best_schedule else None,
+            "trials_csv": str(paths.trials_csv), "best_spec": spec.to_dict() if spec else None,
+            "best_score": provenance.get("val_mean"), "test_score": provenance.get("test_mean"),
+            "metric": run.record.config.get("metric"), "counts": state_counts(run.record),
+            "wall_time_s": round(run.wall_time_s, 1),
+        }))
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"Report:        {paths.index_html}", markup=False)
+    if spec is None:
+        out.print("No trial completed, so there is no best schedule yet.", markup=False)
+        return
+    metric = run.record.config.get("metric", "score")
+    score = f"val {metric} {provenance.get('val_mean', float('nan')):.4f}"
+    if provenance.get("val_std") is not None:
+        score += f" ± {provenance['val_std']:.4f} over {provenance.get('seeds')} seeds, test {provenance.get('test_mean', float('nan')):.4f}"
+    out.print(f"Best schedule: {paths.best_schedule}  ({spec.family}, {score})", markup=False)
+    out.print(f'Use it:        scheduler = autolr.load_spec("{paths.best_schedule}").build(optimizer, epochs)'
+              "  # then scheduler.step() once per epoch", markup=False)
+
+
+class _Display:
+    """The live progress: the phase, trials done/pruned/failed, best so far, trials/min, ETA."""
+
+    def __init__(self, console: Console, target: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[status]}"), console=console, transient=False)
+        self.task = self.bar.add_task("starting", total=target, status="")
+        self.started = time.monotonic()
+        self.bar.start()
+
+    def phase(self, name: str) -> None:
+        self.bar.update(self.task, description=f"{name:<10}")
+
+    def progress(self, progress: Any) -> None:
+        counts = progress.counts
+        parts = [f"{counts['complete']} done", f"{counts['pruned']} pruned",
+                 f"{counts['failed'] + counts['diverged']} failed"]
+        if progress.best_value is not None:
+            parts.append(f"best {progress.best_value:.4f} ({progress.best_family}, #{progress.best_number})")
+        if progress.trials_per_minute is not None:
+            parts.append(f"{progress.trials_per_minute:.1f} trials/min")
+        if progress.eta_s is not None:
+            parts.append(f"ETA {int(progress.eta_s // 60)}:{int(progress.eta_s % 60):02d}")
+        self.bar.update(self.task, completed=min(progress.finished, progress.target), total=progress.target,
+                        status=" · ".join(parts))
+
+    def stop(self) -> None:
+        self.bar.stop()

@@ -1,0 +1,255 @@
+"""Running a built-in study end to end: range test -> space -> baselines -> trials -> re-scoring -> report.
+
+Engine-neutral: the engine (``autolr.backends``) stores the study and asks trials; the
+trials are trained K at once as a population by :func:`population_evaluator`, through the
+same :func:`autolr.search.run_trials` loop that runs a user's objective. Every step is
+resumable: the range test, the baselines and the re-scoring are stored with the study
+and not redone, and finished trials are never trained again.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from autolr.errors import StudyError
+from autolr.records import RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY, StudyRecord
+from autolr.search import Evaluate, Progress, Trial, TrialOutcome, one_line, run_trials
+from autolr.study import StudyConfig
+
+PHASES = ("data", "range test", "search", "re-scoring", "report")
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What a finished study run leaves behind: where, what was found, and the counts."""
+
+    name: str
+    run_dir: Path
+    storage_url: str  # may hold a password: redact before showing
+    record: StudyRecord
+    report_paths: Any  # autolr.report.write.ReportPaths
+    progress: Progress
+    wall_time_s: float
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``; anything else as given."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise StudyError(f"device {device!r} was asked for but no CUDA GPU is available")
+    return device
+
+
+def storage_url_for(config: StudyConfig, run_dir: Path, workers: int) -> str:
+    """The study's storage: the configured URL, or the run folder's default file."""
+    from autolr.backends.optuna_storage import run_folder_storage_url
+
+    return config.storage or run_folder_storage_url(run_dir, workers)
+
+
+def run_study(
+    config: StudyConfig,
+    out: str | Path = "reports",
+    workers: int = 1,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> StudyRun:
+    """Run (or resume) ``config`` and write its report into ``<out>/<name>/``.
+
+    ``workers``: local processes training trials at once, sharing the study. Rerunning
+    the same call resumes: nothing finished is trained again. Ctrl-C marks the trials
+    in flight interrupted (queued to run again) and raises KeyboardInterrupt.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise StudyError(f"workers must be a positive integer, got {workers!r}")
+    if config.backend != "optuna":
+        from autolr.backends import backend_module
+
+        return backend_module(config.backend).run_study(config, out=out, workers=workers,
+                                                        on_progress=on_progress, on_phase=on_phase)
+    started = time.monotonic()
+    phase = on_phase or (lambda name: None)
+    run_dir = Path(out) / config.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    storage = storage_url_for(config, run_dir, workers)
+    engine = _open(config, storage, worker=0)
+    engine.claim(config.to_dict(), identity_keys=config.identity())  # refuse a conflicting rerun first
+    phase("data")
+    device = resolve_device(config.device)
+    splits = _load_splits(config, device)
+    phase("range test")
+    range_test = _range_test(config, engine, splits, device)
+    engine.space = _space(config, range_test)
+    engine.queue_baselines(engine.space.baselines(range_test.suggestion))
+    engine.recover_interrupted()
+    population = _population_size(config, splits, device)
+    engine.set_attr(SEARCH_META_KEY, {**(engine.get_attr(SEARCH_META_KEY) or {}), "finished": False})
+    phase("search")
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    children = _start_workers(config, storage, workers, population)
+    try:
+        progress = run_trials(engine, population_evaluator(config, splits, device), config.trials,
+                              batch_size=population, on_progress=on_progress)
+    finally:
+        for child in children:
+            child.join()
+    if any(child.exitcode for child in children):
+        raise StudyError(f"{sum(bool(c.exitcode) for c in children)} of the {len(children)} extra workers "
+                         "stopped with an error; rerun the same command to resume")
+    phase("re-scoring")
+    _rescore_once(config, engine, splits, device, population)
+    engine.set_attr(SEARCH_META_KEY, _meta(config, device, population, workers, started, engine))
+    phase("report")
+    from autolr.report.write import write_report
+
+    record = engine.read_record()
+    paths = write_report(record, run_dir)
+    return StudyRun(config.name, run_dir, storage, record, paths, progress, time.monotonic() - started)
+
+
+def population_evaluator(config: StudyConfig, splits: Any, device: str) -> Evaluate:
+    """Train the asked trials at once as one population; every member reports each epoch
+    to its trial and leaves the population when its trial is pruned. A population that
+    runs out of device memory is split in two and each half trained in turn."""
+    import torch
+
+    from autolr.population import train_population
+
+    def evaluate(trials: Sequence[Trial]) -> list[TrialOutcome]:
+        try:
+            results = train_population(
+                [trial.spec for trial in trials], config.model, splits, config.epochs, config.batch_size,
+                seeds=[config.seed] * len(trials), data_seed=config.seed, metric=config.metric,
+                on_epoch=lambda member, epoch, score: trials[member].observe(score, epoch), device=device,
+            )
+        except torch.OutOfMemoryError as error:
+            if len(trials) == 1:
+                return [TrialOutcome("failed", error=one_line(error))]
+            half = len(trials) // 2
+            return evaluate(trials[:half]) + evaluate(trials[half:])
+        return [
+            TrialOutcome(
+                result.status, value=result.final_score if result.status == "complete" else None,
+                epochs_run=result.epochs_run, duration_s=result.duration_s,
+                error=result.reason if result.status == "diverged" else None,
+            )
+            for result in results
+        ]
+
+    return evaluate
+
+
+def _open(config: StudyConfig, storage: str, worker: int, space: Any = None) -> Any:
+    from autolr.backends import open_engine
+
+    return open_engine(
+        config.backend, storage=storage, study_name=config.name, space=space, direction=config.direction,
+        sampler=config.sampler, pruner=config.pruner, epochs=config.epochs, prune_after=config.prune_after,
+        seed=config.seed, n_trials=config.trials, worker=worker,
+    )
+
+
+def _load_splits(config: StudyConfig, device: str) -> Any:
+    from autolr.data import load_splits
+
+    return load_splits(config.dataset, data_dir=config.data_dir, device=device, seed=config.seed)
+
+
+def _range_test(config: StudyConfig, engine: Any, splits: Any, device: str) -> Any:
+    """The stored range test, or a new one (population range test on the study's model)."""
+    from autolr.rangetest import RangeTestResult, population_range_test
+
+    stored = engine.get_attr(RANGE_TEST_KEY)
+    if stored is not None:
+        return RangeTestResult.from_dict(stored)
+    result = population_range_test(
+        config.model, splits, batch_size=config.batch_size, optimizer=config.optimizer,
+        seed=config.seed, device=device,
+    )
+    engine.set_attr(RANGE_TEST_KEY, result.to_dict())
+    return result
+
+
+def _space(config: StudyConfig, range_test: Any) -> Any:
+    from autolr.space import SearchSpace
+
+    return SearchSpace.from_range_test(
+        range_test, families=config.families, warmup=config.warmup, optimizer=config.optimizer,
+        search_optimizer=config.search_optimizer,
+    )
+
+
+def _population_size(config: StudyConfig, splits: Any, device: str) -> int:
+    if config.population is not None:
+        return config.population
+    from autolr.population import choose_population_size
+
+    return choose_population_size(config.model, splits, device=device, batch_size=config.batch_size)
+
+
+def _start_workers(config: StudyConfig, storage: str, workers: int, population: int) -> list[Any]:
+    """Start ``workers - 1`` extra processes (spawned: no state shared but the storage)."""
+    context = multiprocessing.get_context("spawn")
+    children = []
+    for worker in range(1, workers):
+        child = context.Process(target=_worker_main, args=(config, storage, worker, population, workers),
+                                name=f"autolr-worker-{worker}")
+        child.start()
+        children.append(child)
+    return children
+
+
+def _worker_main(config: StudyConfig, storage: str, worker: int, population: int, workers: int) -> None:
+    """One extra worker: the same trial loop on the shared study, with its share of the cores."""
+    import torch
+
+    from autolr.rangetest import RangeTestResult
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    device = resolve_device(config.device)
+    engine = _open(config, storage, worker=worker)
+    engine.space = _space(config, RangeTestResult.from_dict(engine.get_attr(RANGE_TEST_KEY)))
+    splits = _load_splits(config, device)
+    try:
+        run_trials(engine, population_evaluator(config, splits, device), config.trials, batch_size=population)
+    except KeyboardInterrupt:
+        pass  # the trials in flight are already marked interrupted
+
+
+def _rescore_once(config: StudyConfig, engine: Any, splits: Any, device: str, population: int) -> None:
+    """Re-score the top configurations and the baselines, unless already done for these trials."""
+    from autolr.rescore import rescore
+
+    record = engine.read_record()
+    finished = sorted(t.number for t in record.trials if t.state != "running")
+    stored = engine.get_attr(RESCORE_KEY)
+    if stored is not None and engine.get_attr(RESCORE_KEY + ".trials") == finished:
+        return
+    rescored = rescore(record, config, splits, device, population)
+    engine.set_attr(RESCORE_KEY, [vars(item) for item in rescored])
+    engine.set_attr(RESCORE_KEY + ".trials", finished)
+
+
+def _meta(config: StudyConfig, device: str, population: int, workers: int, started: float, engine: Any) -> dict[str, Any]:
+    import torch
+
+    previous = engine.get_attr(SEARCH_META_KEY) or {}
+    hardware = torch.cuda.get_device_name(device) if device.startswith("cuda") else (
+        f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores")
+    return {
+        "wall_time_s": float(previous.get("wall_time_s", 0.0)) + time.monotonic() - started,
+        "hardware": hardware, "device": device, "population": population, "workers": workers,
+        "finished": True, "torch": torch.__version__,
+    }

@@ -1,0 +1,102 @@
+"""Study definitions: the shipped TOML files, validation with one sentence naming the field, overrides."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from autolr.errors import StudyError
+from autolr.study import (
+    StudyConfig, default_study, load_study, packaged_study, packaged_study_names, study_from_dict,
+)
+
+REPO_STUDIES = Path(__file__).resolve().parent.parent / "studies"
+VALID = {"name": "s", "dataset": "digits", "epochs": 2, "trials": 4}
+
+
+def test_repository_studies_are_the_packaged_ones():
+    assert packaged_study_names() == ["fashion-mnist", "mnist", "smoke"]
+    for name in packaged_study_names():
+        assert load_study(REPO_STUDIES / f"{name}.toml") == packaged_study(name)
+
+
+def test_dataset_default_equals_its_study_file_and_other_datasets_borrow_mnist():
+    assert default_study("mnist") == load_study(REPO_STUDIES / "mnist.toml")
+    digits = default_study("digits")
+    assert (digits.name, digits.dataset) == ("digits", "digits")
+    assert digits.replace(name="mnist", dataset="mnist") == default_study("mnist")
+
+
+def test_mnist_defaults_are_a_real_budget():
+    mnist = packaged_study("mnist")
+    assert mnist.sampler == "tpe" and mnist.pruner == "hyperband" and mnist.direction == "maximize"
+    assert {"constant", "step", "cosine", "onecycle"} <= set(mnist.families)  # the baselines' families
+    assert mnist.rescore_top >= 1 and mnist.rescore_seeds >= 2
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"epochs": 0}, "epochs"),
+    ({"trials": -3}, "trials"),
+    ({"epochs": 2.5}, "epochs"),
+    ({"dataset": "imagenet"}, "dataset"),
+    ({"model": "resnet"}, "model"),
+    ({"families": ["cosine", "sawtooth"]}, "family"),
+    ({"families": []}, "families"),
+    ({"sampler": "grid"}, "sampler"),
+    ({"pruner": "patient"}, "pruner"),
+    ({"backend": "dask"}, "backend"),
+    ({"metric": "f1"}, "metric"),
+    ({"prune_after": 1.0}, "prune_after"),
+    ({"population": 0}, "population"),
+    ({"device": "tpu"}, "device"),
+    ({"name": "a/b"}, "name"),
+    ({"learning_rate": 0.1}, "learning_rate"),
+    ({"optimizer": {"name": "lion"}}, "optimizer"),
+    ({"optimizer": {"name": "sgd", "momentun": 0.9}}, "momentun"),
+    ({"rescore": {"top": 3, "runs": 2}}, "rescore"),
+])
+def test_invalid_study_is_one_sentence_naming_the_field(change, field):
+    with pytest.raises(StudyError) as raised:
+        study_from_dict({**VALID, **change})
+    message = str(raised.value)
+    assert field in message and "\n" not in message
+
+
+def test_missing_or_malformed_file_is_a_study_error(tmp_path):
+    with pytest.raises(StudyError, match="cannot read study file"):
+        load_study(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\nepochs = [", encoding="utf-8")
+    with pytest.raises(StudyError, match="not valid TOML"):
+        load_study(bad)
+
+
+def test_overrides_apply_and_are_validated():
+    config = StudyConfig(**VALID)
+    changed = config.replace(epochs=7, sampler="random", storage=None)
+    assert (changed.epochs, changed.sampler, changed.storage) == (7, "random", None)
+    with pytest.raises(StudyError, match="epochs"):
+        config.replace(epochs=0)
+    with pytest.raises(StudyError, match="unknown study field"):
+        config.replace(colour="red")
+
+
+def test_identity_ignores_budget_storage_and_device_but_not_epochs():
+    config = StudyConfig(**VALID)
+    assert config.replace(trials=99, storage="sqlite:///x.db", device="cpu", population=3).identity() == config.identity()
+    assert config.replace(epochs=3).identity() != config.identity()
+
+
+def test_study_round_trips_through_its_toml_layout(tmp_path):
+    import tomli_w
+
+    config = packaged_study("smoke")
+    data = {key: value for key, value in config.to_dict().items()
+            if value is not None and key not in ("direction", "rescore_top", "rescore_seeds")}
+    data["rescore"] = {"top": config.rescore_top, "seeds": config.rescore_seeds}
+    path = tmp_path / "study.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    assert load_study(path) == config
+    assert tomllib.loads(path.read_text())["families"] == list(config.families)
