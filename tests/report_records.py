@@ -59,7 +59,7 @@ def small_record(name: str = "mnist-demo", rescored: bool = True, finished: bool
         ]
     return StudyRecord(
         name=name,
-        config={"dataset": "mnist", "model": "mlp", "metric": "accuracy", "epochs": 4, "trials": 10,
+        config={"name": name, "dataset": "mnist", "model": "mlp", "metric": "accuracy", "epochs": 4, "trials": 10,
                 "batch_size": 128, "optimizer": OPTIMIZER, "direction": "maximize"},
         trials=trials,
         range_test=range_test(),

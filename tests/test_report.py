@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
+import shlex
 import statistics
 
 import pandas as pd
@@ -17,6 +19,7 @@ from autolr.report.charts import MAX_CURVES
 from autolr.report.rank import baseline_gains, family_scores, rank
 from autolr.report.redact import redact_text
 from autolr.spec import load_spec
+from autolr.study import load_study, packaged_study
 
 T_975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
 
@@ -229,3 +232,25 @@ def test_thousands_of_trials_keep_the_page_small(tmp_path):
     assert 0 < len(drawn) <= MAX_CURVES
     assert any("percentile" in (trace.get("name") or "") for trace in figures["learning_curves"]["data"])
     assert len(pd.read_csv(paths.trials_csv)) == 3000
+
+
+def test_study_file_beside_the_report_reruns_the_same_study(tmp_path):
+    config = packaged_study("mnist").replace(name="demo", epochs=2, families=["cosine", "wsd"], rescore_top=1)
+    record = small_record(name="demo")
+    record.config = config.to_dict()
+    paths = write_report(record, tmp_path / "reports" / "demo")
+    assert load_study(paths.study_file) == config
+    command = shlex.split(html_text(paths).split("autolr search", 1)[1].split("<", 1)[0])
+    assert command == ["--study", str(paths.study_file), "--name", "demo-rerun"]
+
+
+def test_python_objective_study_has_no_study_file(tmp_path):
+    record = small_record()
+    record.config = {"name": "quadratic", "direction": "maximize", "epochs": 4}
+    paths = write_report(record, tmp_path)
+    assert paths.study_file is None and not (tmp_path / "study.toml").exists()
+    assert "rerun that script" in html_text(paths)
+
+
+def html_text(paths) -> str:
+    return html.unescape(paths.index_html.read_text())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +54,6 @@ def describe_optimizer(settings: dict[str, Any] | None) -> str:
         return "–"
     rest = ", ".join(f"{key}={value}" for key, value in settings.items() if key != "name")
     return f"{settings.get('name', '?')} ({rest})" if rest else str(settings.get("name", "?"))
-
-
-def reproduce_command(record: StudyRecord) -> str:
-    """The command that reruns the study: the one the search recorded, else one built from its config."""
-    if record.meta.get("command"):
-        return str(record.meta["command"])
-    flags = [f"--{key.replace('_', '-')} {shlex.quote(str(record.config[key]))}"
-             for key in ("dataset", "model", "epochs", "trials", "seed") if key in record.config]
-    return " ".join(["autolr search", *flags, "--name", shlex.quote(record.name)])
 
 
 def ranking_rows(ranking: Ranking) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from autolr.report.rank import (
     Ranking, baseline_gains, family_scores, metric_name, rank, state_counts, trials_table,
 )
 from autolr.report.redact import redact
+from autolr.report.reproduce import STUDY_FILE, reproduce_command, study_toml
 from autolr.spec import ScheduleSpec
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -28,13 +29,15 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 @dataclass(frozen=True)
 class ReportPaths:
-    """Where a report's files were written (``best_schedule`` is None until a trial completes)."""
+    """Where a report's files were written (``best_schedule`` is None until a trial completes,
+    ``study_file`` None for a study run from a Python objective)."""
 
     out_dir: Path
     index_html: Path
     trials_csv: Path
     ranking_csv: Path
     best_schedule: Path | None
+    study_file: Path | None = None
 
 
 def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
@@ -55,10 +58,14 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
     best_path = out_dir / "best_schedule.json" if spec is not None else None
     if best_path is not None:
         _write_atomic(best_path, spec.to_text("json"))
+    study_text = study_toml(record.config)
+    study_file = out_dir / STUDY_FILE if study_text is not None else None
+    if study_file is not None:
+        _write_atomic(study_file, study_text)
     _copy_plotly(out_dir / "assets" / "plotly.min.js")
     index_html = out_dir / "index.html"
-    _write_atomic(index_html, html.render(_context(record, ranking, spec)))
-    return ReportPaths(out_dir, index_html, trials_csv, ranking_csv, best_path)
+    _write_atomic(index_html, html.render(_context(record, ranking, spec, out_dir, study_file is not None)))
+    return ReportPaths(out_dir, index_html, trials_csv, ranking_csv, best_path, study_file)
 
 
 def best_spec(record: StudyRecord, ranking: Ranking) -> ScheduleSpec | None:
@@ -89,7 +96,9 @@ def _storable(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and not math.isfinite(value))
 
 
-def _context(record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None) -> dict[str, Any]:
+def _context(
+    record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None, out_dir: Path, has_study_file: bool,
+) -> dict[str, Any]:
     gains = baseline_gains(record, ranking)
     families = family_scores(record)
     metric = metric_name(record)
@@ -125,7 +134,7 @@ def _context(record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None) -
         ("Optimizer", html.describe_optimizer(spec.optimizer if spec else config.get("optimizer"))),
         ("Budget", _budget(config)), ("Hardware", meta.get("hardware", "–")),
         ("Wall time", html.format_duration(meta.get("wall_time_s"))), ("Backend", meta.get("backend", "–")),
-        ("Trials", str(len(record.trials))),
+        ("Trials", str(len(record.trials))), ("Storage", config.get("storage") or "the study's folder"),
     ]
     running = sum(trial.state == "running" for trial in record.trials)
     partial = ""
@@ -135,7 +144,8 @@ def _context(record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None) -
         "name": record.name, "partial": partial, "recommendation": html.recommendation(record, ranking, gains),
         "summary": [(label, str(value)) for label, value in summary], "counts": state_counts(record),
         "best_spec_json": spec.to_text("json") if spec else "",
-        "snippet": _snippet(spec) if spec else "", "command": html.reproduce_command(record),
+        "snippet": _snippet(spec) if spec else "", "command": reproduce_command(record.config, record.name, out_dir),
+        "study_file": STUDY_FILE if has_study_file else "",
         "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
         "charts": [{"name": name, "caption": captions[name], "width": "wide" if name in wide else ""}
                    for name in layout if name in figures],
