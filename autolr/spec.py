@@ -731,6 +731,7 @@ def _check_optimizer(optimizer: Any) -> dict[str, Any]:
     name = optimizer.get("name", REQUIRED)
     if name is REQUIRED:
         raise SpecError("optimizer.name is missing")
+    name = name.lower() if isinstance(name, str) else name  # AdamW as torch spells it is fine too
     if name not in OPTIMIZER_PARAMETERS:
         raise SpecError(f"optimizer.name must be one of {', '.join(OPTIMIZER_PARAMETERS)}, got {_show(name)}")
     settings = {key: value for key, value in optimizer.items() if key != "name"}

@@ -126,6 +126,10 @@ def test_minimal_spec_is_valid_and_filled_with_defaults():
         assert math.isfinite(defaults.lr_at(500, 1000))
 
 
+def test_optimizer_names_are_case_insensitive():
+    assert ScheduleSpec("cosine", 0.1, optimizer={"name": "AdamW"}).optimizer["name"] == "adamw"
+
+
 def test_integers_are_accepted_where_numbers_are_meant():
     spec = ScheduleSpec.from_dict(spec_dict(lr=1, family="step", params={"gamma": 1, "step_size": 1}))
     assert spec.lr == 1.0 and isinstance(spec.lr, float) and spec.params["gamma"] == 1.0
