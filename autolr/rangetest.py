@@ -1,9 +1,17 @@
 """The LR range test (Smith 2017): train briefly while the LR grows, read off where learning is fastest.
 
-``lr_range_test`` runs on a user's own model, optimizer and data and leaves all of them
-exactly as they were (parameters, buffers, gradients, optimizer state and LRs, train/eval
-mode, torch RNG). It returns a ``RangeTestResult`` with the curve, the suggestion of each
-rule, one recommended LR and an interval for the search.
+Two ways to run it, both returning a ``RangeTestResult`` (the curve, the suggestion of
+each rule, one recommended LR and an interval for the search):
+
+- ``lr_range_test``: the classic sweep, one model whose LR grows every step, on a user's
+  own model, optimizer and data; it leaves all of them exactly as they were (parameters,
+  buffers, gradients, optimizer state and LRs, train/eval mode, torch RNG). The default
+  for user models, and on CPU, where it costs one model's training steps.
+- ``population_range_test``: K copies of a built-in model, each at one constant LR of a
+  log grid, trained at once by the population trainer; the curve is each LR's held-out
+  loss after the run. Every point is a real constant-LR run instead of one step of a
+  moving target, so the curve is far less noisy; on a GPU the K copies cost about one
+  model's wall time. The default for built-in models on a GPU.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +28,9 @@ import torch
 from torch import nn
 
 from autolr.errors import UserError
-from autolr.rangetest_analysis import ema, geometric_mean, suggestions, zero_lag_smooth
+from autolr.population import train_population
+from autolr.rangetest_analysis import geometric_mean, refined_minimum, suggestions, zero_lag_smooth
+from autolr.spec import ScheduleSpec
 
 STOP_REASONS = ("completed", "diverged", "nonfinite")
 RECOMMENDED_RULES = ("valley", "min_loss")  # the suggestion is their geometric mean
@@ -92,16 +102,14 @@ class RangeTestResult:
         return html_fragment(self, include_plotlyjs)
 
 
-def recommend(rule_suggestions: dict[str, float], highest_useful_lr: float) -> tuple[float, tuple[float, float]]:
-    """The recommended LR and search interval from the rules' suggestions.
+def search_interval(suggestion: float, highest_useful_lr: float) -> tuple[float, float]:
+    """The LR interval for the search around ``suggestion``.
 
-    The suggestion is the geometric mean of ``RECOMMENDED_RULES``; the interval runs from
-    ``suggestion / INTERVAL_BELOW`` to ``suggestion * INTERVAL_ABOVE``, but not past
+    From ``suggestion / INTERVAL_BELOW`` to ``suggestion * INTERVAL_ABOVE``, but not past
     ``highest_useful_lr`` (where the loss stopped falling) unless that is closer than 3x.
     """
-    suggestion = geometric_mean([rule_suggestions[rule] for rule in RECOMMENDED_RULES])
     high = min(suggestion * INTERVAL_ABOVE, max(highest_useful_lr, 3 * suggestion))
-    return suggestion, (suggestion / INTERVAL_BELOW, high)
+    return suggestion / INTERVAL_BELOW, high
 
 
 def lr_range_test(
@@ -131,34 +139,120 @@ def lr_range_test(
     float16 on CUDA (with a gradient scaler) or bfloat16 on CPU. Model, optimizer and torch
     RNG are restored afterwards.
     """
-    _check_arguments(start_lr, end_lr, num_steps, mode, smooth, diverge_factor)
+    _check_lr_range(start_lr, end_lr)
+    _check_at_least("num_steps", num_steps, 10)
+    _check_sweep_options(mode, smooth, diverge_factor)
     lrs = _lr_sweep(start_lr, end_lr, num_steps, mode)
     with _restored(model, optimizer, data):
         batches = _batches(data, batch_size, seed)
         losses, stop_reason = _sweep(model, optimizer, batches, loss_fn, lrs, smooth, diverge_factor, amp)
-    lrs = lrs[: len(losses)]
+    settings = {"start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
+                "smooth": smooth, "diverge_factor": diverge_factor, "amp": amp, "seed": seed}
+    return sweep_result(lrs[: len(losses)], losses, stop_reason, settings)
+
+
+def sweep_result(lrs: list[float], losses: list[float], stop_reason: str, settings: dict[str, Any]) -> RangeTestResult:
+    """Read a sweep's raw per-step losses (one per LR in ``lrs``) into a result, with the current rules.
+
+    ``settings["smooth"]`` is the EMA weight. The recommended LR is the geometric mean of
+    ``RECOMMENDED_RULES`` read from the zero-lag smoothed curve.
+    """
     finite = [v for v in losses if math.isfinite(v)]
     if len(finite) < 10:
-        raise UserError(f"the loss diverged after {len(finite)} steps; lower start_lr (now {start_lr:g})")
-    smoothed = zero_lag_smooth(finite, smooth)
+        raise UserError(f"the loss diverged after {len(finite)} steps; lower start_lr (now {lrs[0]:g})")
+    smoothed = zero_lag_smooth(finite, settings["smooth"])
     rule_suggestions = suggestions(lrs[: len(finite)], smoothed)
     highest_useful_lr = lrs[min(range(len(smoothed)), key=smoothed.__getitem__)]
-    suggestion, interval = recommend(rule_suggestions, highest_useful_lr)
+    suggestion = geometric_mean([rule_suggestions[rule] for rule in RECOMMENDED_RULES])
     return RangeTestResult(
-        lrs=lrs, losses=losses, smoothed_losses=smoothed + [math.nan] * (len(losses) - len(finite)),
+        lrs=list(lrs), losses=list(losses), smoothed_losses=smoothed + [math.nan] * (len(losses) - len(finite)),
         stopped_at=len(losses), stop_reason=stop_reason, suggestions=rule_suggestions,
-        suggestion=suggestion, interval=interval, method="sweep",
-        settings={"start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
-                  "smooth": smooth, "diverge_factor": diverge_factor, "amp": amp, "seed": seed},
+        suggestion=suggestion, interval=search_interval(suggestion, highest_useful_lr), method="sweep",
+        settings=settings,
     )
 
 
-def _check_arguments(start_lr: float, end_lr: float, num_steps: int, mode: str, smooth: float,
-                     diverge_factor: float) -> None:
+def population_range_test(
+    model: str,
+    splits: Any,
+    *,
+    start_lr: float = 1e-4,
+    end_lr: float = 10.0,
+    num_lrs: int = 16,
+    num_steps: int = 200,
+    batch_size: int = 128,
+    optimizer: dict[str, Any] | None = None,
+    held_out: int = 2000,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    amp: bool | None = None,
+) -> RangeTestResult:
+    """Train ``num_lrs`` copies of built-in ``model`` at once, each at one constant LR of a log grid.
+
+    Every copy starts from the same weights (``seed``) and sees the same ``num_steps``
+    batches of ``batch_size`` rows of ``splits.train_x``; the curve is each LR's loss on
+    ``held_out`` other training rows afterwards (the validation split stays untouched for
+    the search). ``optimizer`` is a spec optimizer dict (default SGD, momentum 0.9). The
+    rule ``best`` is the grid's lowest loss, refined by a parabola in log LR through its
+    neighbours; it is the suggestion. Diverged copies have loss NaN.
+    """
+    _check_lr_range(start_lr, end_lr)
+    _check_at_least("num_lrs", num_lrs, 3)
+    _check_at_least("num_steps", num_steps, 10)
+    data, epochs = held_out_split(splits, num_steps, batch_size, held_out, seed)
+    lrs = _lr_sweep(start_lr, end_lr, num_lrs, "exp")
+    specs = [ScheduleSpec("constant", lr, optimizer=optimizer) for lr in lrs]
+    members = train_population(specs, model, data, epochs=epochs, batch_size=batch_size, seeds=[seed] * num_lrs,
+                               data_seed=seed, metric="loss", device=device, amp=amp)
+    losses = [member.val_losses[-1] if member.status == "complete" else math.nan for member in members]
+    if all(math.isnan(loss) for loss in losses):
+        raise UserError(f"every LR from {start_lr:g} to {end_lr:g} diverged; lower start_lr")
+    best = refined_minimum(lrs, losses)
+    highest_useful_lr = max(lr for lr, loss in zip(lrs, losses) if loss <= min(filter(math.isfinite, losses)) * 1.5)
+    steps_run = epochs * math.ceil(len(data.train_y) / batch_size)
+    return RangeTestResult(
+        lrs=lrs, losses=losses, smoothed_losses=list(losses), stopped_at=steps_run, stop_reason="completed",
+        suggestions={"best": best}, suggestion=best, interval=search_interval(best, highest_useful_lr),
+        method="population",
+        settings={"model": model, "start_lr": start_lr, "end_lr": end_lr, "num_lrs": num_lrs,
+                  "num_steps": steps_run, "batch_size": batch_size, "optimizer": optimizer,
+                  "held_out": len(data.val_y), "seed": seed},
+    )
+
+
+def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int) -> tuple[Any, int]:
+    """The population test's data: about ``num_steps`` batches of training rows, and other rows to score on.
+
+    ``held_out`` rows (at most a fifth of the training split) are drawn by a permutation
+    seeded with ``seed``; the rest is trained on, cut so that ``epochs`` passes make about
+    ``num_steps`` steps. Returns a copy of ``splits`` (a dataclass, as ``autolr.data.Splits``)
+    whose train split is those rows and whose validation split is the held-out rows, and
+    that number of epochs.
+    """
+    count = len(splits.train_y)
+    held_out = min(held_out, count // 5)
+    if count - held_out < batch_size or held_out < 1:
+        raise UserError(f"the training split has {count} rows, too few for batches of {batch_size} and a held-out set")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).to(splits.train_x.device)
+    train_rows, held_rows = order[held_out:], order[:held_out]
+    epochs = math.ceil(num_steps * batch_size / len(train_rows))
+    train_rows = train_rows[: math.ceil(num_steps / epochs) * batch_size]
+    data = replace(splits, train_x=splits.train_x[train_rows], train_y=splits.train_y[train_rows],
+                   val_x=splits.train_x[held_rows], val_y=splits.train_y[held_rows])
+    return data, epochs
+
+
+def _check_lr_range(start_lr: float, end_lr: float) -> None:
     if not 0 < start_lr < end_lr:
         raise UserError(f"end_lr must be greater than start_lr > 0, got start_lr={start_lr:g}, end_lr={end_lr:g}")
-    if num_steps < 10:
-        raise UserError(f"num_steps must be at least 10, got {num_steps}")
+
+
+def _check_at_least(name: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise UserError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _check_sweep_options(mode: str, smooth: float, diverge_factor: float) -> None:
     if mode not in ("exp", "linear"):
         raise UserError(f"mode must be 'exp' or 'linear', got {mode!r}")
     if not 0 < smooth <= 1:

@@ -82,3 +82,23 @@ def suggestions(lrs: Sequence[float], smoothed: Sequence[float], skip_start: flo
 def geometric_mean(values: Sequence[float]) -> float:
     """The geometric mean of positive numbers."""
     return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def refined_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
+    """The LR of the lowest loss on a log grid, refined by a parabola in log LR through its neighbours.
+
+    NaN losses (diverged) are ignored; at the grid's edge, or when the parabola opens
+    downwards, the grid point itself is returned.
+    """
+    finite = [i for i, loss in enumerate(losses) if math.isfinite(loss)]
+    best = min(finite, key=lambda i: losses[i])
+    if best - 1 not in finite or best + 1 not in finite:
+        return lrs[best]
+    x0, x1, x2 = (math.log(lrs[i]) for i in (best - 1, best, best + 1))
+    y0, y1, y2 = (losses[i] for i in (best - 1, best, best + 1))
+    denominator = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denominator
+    b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / denominator
+    if a <= 0:
+        return lrs[best]
+    return math.exp(min(max(-b / (2 * a), x0), x2))

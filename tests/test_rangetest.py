@@ -169,3 +169,46 @@ def test_bad_arguments_raise_one_sentence_user_errors(kwargs: dict, match: str) 
     data = arguments.pop("data")
     with pytest.raises(UserError, match=match):
         lr_range_test(model, optimizer, data, nn.functional.mse_loss, **arguments)
+
+
+def test_population_curve_points_equal_single_constant_lr_runs() -> None:
+    """Each grid point is the held-out loss of a plain constant-LR run of the same model and data."""
+    from autolr.data import load_splits
+    from autolr.rangetest import held_out_split, population_range_test
+    from autolr.spec import ScheduleSpec
+    from autolr.train import train_trial
+
+    splits = load_splits("digits", seed=0)
+    result = population_range_test("mlp", splits, start_lr=1e-3, end_lr=30.0, num_lrs=8, num_steps=40,
+                                   batch_size=64, held_out=300, seed=1)
+    assert result.method == "population" and len(result.lrs) == 8
+    assert math.isnan(result.losses[-1])  # 30 with momentum 0.9 diverges
+    finite = [loss for loss in result.losses if math.isfinite(loss)]
+    assert result.losses.index(min(finite)) not in (0, 7)  # a real minimum inside the grid
+    low, high = result.interval
+    assert result.lrs[0] < low < result.suggestion < high
+    assert result.lrs[2] < result.suggestion < result.lrs[-1]
+    data, epochs = held_out_split(splits, 40, 64, 300, seed=1)
+    for member in (1, 4):
+        single = train_trial(ScheduleSpec("constant", result.lrs[member]), "mlp", data, epochs=epochs, batch_size=64,
+                             seed=1, data_seed=1, metric="loss")
+        assert single.val_losses[-1] == pytest.approx(result.losses[member], rel=1e-4)
+    assert RangeTestResult.from_dict(json.loads(json.dumps(result.to_dict()))).losses[:7] == result.losses[:7]
+
+
+def test_range_test_command_prints_json_and_writes_plots(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "autolr", "range-test", "--dataset", "digits", "--model", "mlp",
+               "--num-steps", "60", "--batch-size", "32", "--json", "--out", str(tmp_path)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    printed = json.loads(completed.stdout)
+    low, high = printed["interval"]
+    assert low < printed["suggestion"] < high and printed["method"] == "sweep"
+    stored = json.loads((tmp_path / "range_test.json").read_text())
+    assert stored["suggestion"] == printed["suggestion"] and stored["stopped_at"] <= 60
+    assert (tmp_path / "range_test.png").stat().st_size > 10_000
+    assert "plotly" in (tmp_path / "range_test.html").read_text().lower()
+    bad = subprocess.run(command[:4] + ["--method", "guess"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--method must be one of" in bad.stderr and "Traceback" not in bad.stderr

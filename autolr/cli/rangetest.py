@@ -1,8 +1,114 @@
-"""`autolr range-test`: run the LR range test on a built-in dataset (being built)."""
+"""`autolr range-test` (the LR range test on a built-in dataset and model) and `autolr bench rangetest`."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 from autolr.errors import UserError
 
+METHODS = ("auto", "sweep", "population")
 
-def range_test() -> None:
-    """Run the LR range test and print the suggested LR and interval."""
-    raise UserError("autolr range-test is not available yet.")
+
+def range_test(
+    dataset: str = typer.Option("mnist", "--dataset", help="Built-in dataset: mnist, fashion-mnist, digits, cifar10."),
+    model: str = typer.Option("cnn", "--model", help="Built-in model: mlp or cnn."),
+    method: str = typer.Option("auto", "--method", help="sweep (one model, LR grows every step), population "
+                               "(K constant LRs at once) or auto (population on a GPU, sweep on CPU)."),
+    num_steps: Optional[int] = typer.Option(None, "--num-steps", help="Training steps (default 100 sweep, 200 population)."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1),
+    seed: int = typer.Option(0, "--seed", help="Seed of the model's weights and the batch order."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset's files."),
+    out: Path = typer.Option(Path("reports/range-test"), "--out", help="Folder for range_test.png/.html/.json."),
+    as_json: bool = typer.Option(False, "--json", help='Print only {"suggestion", "interval", ...} as JSON.'),
+) -> None:
+    """Run the LR range test with SGD (momentum 0.9) and print the suggested LR and search interval."""
+    if method not in METHODS:
+        raise UserError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    import torch
+    import torch.nn.functional as F
+
+    from autolr.data import load_splits
+    from autolr.models import build_model, check_model_name
+    from autolr.rangetest import lr_range_test, population_range_test
+    from autolr.train import OptimizerSettings
+
+    check_model_name(model)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if method == "auto":
+        method = "population" if device.startswith("cuda") else "sweep"
+    splits = load_splits(dataset, data_dir=data_dir, device=device, seed=seed)
+    if method == "population":
+        result = population_range_test(model, splits, num_steps=num_steps or 200, batch_size=batch_size, seed=seed)
+    else:
+        network = build_model(model, splits.input_shape, splits.num_classes, seed).to(device)
+        optimizer = OptimizerSettings().build(network.parameters(), lr=0.01)
+        result = lr_range_test(network, optimizer, (splits.train_x, splits.train_y), F.cross_entropy,
+                               num_steps=num_steps or 100, batch_size=batch_size, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    result.plot(out / "range_test.png")
+    (out / "range_test.html").write_text(result.plot_html())
+    (out / "range_test.json").write_text(json.dumps(result.to_dict(), indent=1))
+    if as_json:
+        typer.echo(json.dumps({"suggestion": result.suggestion, "interval": list(result.interval),
+                               "suggestions": result.suggestions, "method": result.method,
+                               "stop_reason": result.stop_reason, "dataset": dataset, "model": model}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"LR range test: {dataset} / {model} ({result.method}, {result.stopped_at} steps, "
+                        f"{result.stop_reason})")
+    table.add_column("rule")
+    table.add_column("LR", justify="right")
+    for rule, lr in result.suggestions.items():
+        table.add_row(rule, f"{lr:.4g}")
+    console.print(table)
+    console.print(f"suggestion: [bold]{result.suggestion:.4g}[/bold]   "
+                  f"search interval: [{result.interval[0]:.4g}, {result.interval[1]:.4g}]")
+    console.print(f"wrote {out / 'range_test.png'}, {out / 'range_test.html'}, {out / 'range_test.json'}")
+
+
+def bench_rangetest(
+    quick: bool = typer.Option(False, "--quick", help="One dataset, model and seed, tiny grid (CI-sized)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds (default 0,1,2)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the datasets' files."),
+    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for rangetest.md and rangetest.json."),
+    reanalyse: bool = typer.Option(False, "--reanalyse", help="Re-read OUT_DIR/rangetest.json under the current "
+                                   "rules instead of training again."),
+) -> None:
+    """Compare range-test suggestions with the best LR of a constant-LR grid (MNIST, Fashion-MNIST; mlp, cnn)."""
+    from dataclasses import replace
+
+    import torch
+    from autolr import bench_rangetest as bench
+
+    if reanalyse:
+        cases, size, hardware = bench.read(out_dir / "rangetest.json")
+        cases = bench.reanalyse(cases)
+    else:
+        size = bench.QUICK if quick else bench.BenchSize()
+        if seeds is not None:
+            try:
+                size = replace(size, seeds=tuple(int(seed) for seed in seeds.split(",")))
+            except ValueError:
+                raise UserError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+        hardware = f"{platform.machine()} CPU ({os.cpu_count()} cores, shared), torch {torch.get_num_threads()} threads"
+
+        def progress(cases: list) -> None:
+            case = cases[-1]
+            typer.echo(f"{case.dataset} {case.model} seed {case.seed}: grid best {case.grid_best:.3g}, " + ", ".join(
+                f"{name} {lr / case.grid_best:.2f}x" for name, lr in case.suggestions.items()))
+            bench.write(cases, size, out_dir, hardware)  # partial results survive an interruption
+
+        cases = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, on_case=progress)
+    json_path, md_path = bench.write(cases, size, out_dir, hardware)
+    typer.echo(md_path.read_text())
+    typer.echo(f"wrote {md_path}, {json_path}")

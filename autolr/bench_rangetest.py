@@ -1,0 +1,243 @@
+"""Benchmark: how close the range test's suggestion lands to the best LR of a constant-LR grid.
+
+For each dataset, model and seed: train a grid of constant LRs (SGD momentum 0.9, batch
+128, the population trainer) and take the LR with the best validation accuracy
+(averaged with its two grid neighbours, so one lucky point does not decide it); run the
+range tests on the same model initialisation and data; report suggestion / grid best.
+Every run's raw curves are saved, so ``reanalyse`` re-reads them under the current rules
+without training again (training is deterministic given the seed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from autolr.models import build_model
+from autolr.population import train_population
+from autolr.rangetest import lr_range_test, population_range_test, sweep_result
+from autolr.spec import ScheduleSpec
+
+TARGET_FACTOR = 3.0  # the suggestion should be within this factor of the grid's best LR
+SWEEP = {"start_lr": 1e-7, "end_lr": 10.0, "num_steps": 100}  # the same sweep for autolr and torch-lr-finder
+
+
+@dataclass(frozen=True)
+class BenchSize:
+    """How big each part of the benchmark is."""
+
+    datasets: tuple[str, ...] = ("mnist", "fashion-mnist")
+    models: tuple[str, ...] = ("mlp", "cnn")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    train_rows: int = 4000  # training rows used
+    val_rows: int = 1000  # validation rows the grid is scored on
+    grid_lrs: tuple[float, ...] = tuple(10 ** (k / 4) for k in range(-9, 1))  # 0.0056 .. 1, 1.78x apart
+    grid_epochs: int = 2
+    population_lrs: int = 8  # population range test: LRs from 1e-3 to 10
+    population_steps: int = 60
+    batch_size: int = 128
+
+
+QUICK = BenchSize(datasets=("mnist",), models=("mlp",), seeds=(0,), train_rows=3000, val_rows=800,
+                  grid_lrs=tuple(10 ** (k / 3) for k in range(-7, 1)), grid_epochs=1, population_lrs=8,
+                  population_steps=40)
+
+
+@dataclass
+class BenchCase:
+    """One dataset x model x seed: the grid, the curves, and what each method suggested."""
+
+    dataset: str
+    model: str
+    seed: int
+    grid_lrs: list[float]
+    grid_accuracies: list[float]
+    grid_best: float
+    sweep_losses: list[float]
+    sweep_lrs: list[float]
+    sweep_stop_reason: str
+    suggestions: dict[str, float] = field(default_factory=dict)  # method or rule -> LR
+    seconds: dict[str, float] = field(default_factory=dict)  # method -> wall time
+
+
+def grid_best(lrs: list[float], accuracies: list[float]) -> float:
+    """The grid LR whose accuracy, averaged with its neighbours' (NaN counts as 0), is highest."""
+    values = [a if math.isfinite(a) else 0.0 for a in accuracies]
+    averaged = [sum(values[max(0, i - 1): i + 2]) / len(values[max(0, i - 1): i + 2]) for i in range(len(values))]
+    return lrs[max(range(len(lrs)), key=lambda i: (averaged[i], values[i]))]
+
+
+def _subset(splits: Any, size: BenchSize, seed: int) -> Any:
+    generator = torch.Generator().manual_seed(seed)
+    train = torch.randperm(len(splits.train_y), generator=generator)[: size.train_rows]
+    val = torch.randperm(len(splits.val_y), generator=generator)[: size.val_rows]
+    return replace(splits, train_x=splits.train_x[train], train_y=splits.train_y[train],
+                   val_x=splits.val_x[val], val_y=splits.val_y[val])
+
+
+def _sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+def _torch_lr_finder(model: torch.nn.Module, splits: Any, size: BenchSize, seed: int) -> float | None:
+    """torch-lr-finder's suggestion (steepest gradient) for the same sweep, or None if not installed."""
+    try:
+        from torch_lr_finder import LRFinder
+    except ImportError:
+        return None
+    from matplotlib.figure import Figure
+
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(splits.train_x, splits.train_y),
+                                         batch_size=size.batch_size, shuffle=True, generator=generator)
+    finder = LRFinder(model, _sgd(model), torch.nn.CrossEntropyLoss(), device="cpu")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        finder.range_test(loader, start_lr=SWEEP["start_lr"], end_lr=SWEEP["end_lr"], num_iter=SWEEP["num_steps"])
+        _, suggestion = finder.plot(ax=Figure().add_subplot(), suggest_lr=True)
+    finder.reset()
+    return None if suggestion is None else float(suggestion)
+
+
+def run_case(splits: Any, dataset: str, model: str, seed: int, size: BenchSize) -> BenchCase:
+    """Grid, sweep, population test and torch-lr-finder for one dataset x model x seed."""
+    data = _subset(splits, size, seed)
+    started = time.perf_counter()
+    specs = [ScheduleSpec("constant", lr, optimizer={"name": "sgd", "momentum": 0.9}) for lr in size.grid_lrs]
+    members = train_population(specs, model, data, epochs=size.grid_epochs, batch_size=size.batch_size,
+                               seeds=[seed] * len(specs), data_seed=seed)
+    accuracies = [m.final_score if m.status == "complete" else math.nan for m in members]
+    seconds = {"grid": time.perf_counter() - started}
+
+    network = build_model(model, data.input_shape, data.num_classes, seed)
+    started = time.perf_counter()
+    sweep = lr_range_test(network, _sgd(network), (data.train_x, data.train_y), F.cross_entropy,
+                          batch_size=size.batch_size, seed=seed, **SWEEP)
+    seconds["autolr sweep"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    population = population_range_test(model, data, start_lr=1e-3, end_lr=10.0, num_lrs=size.population_lrs,
+                                       num_steps=size.population_steps, batch_size=size.batch_size,
+                                       held_out=min(2000, size.train_rows // 5), seed=seed)
+    seconds["autolr population"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    finder = _torch_lr_finder(build_model(model, data.input_shape, data.num_classes, seed), data, size, seed)
+    seconds["torch-lr-finder"] = time.perf_counter() - started
+
+    case = BenchCase(dataset, model, seed, list(size.grid_lrs), accuracies, grid_best(list(size.grid_lrs), accuracies),
+                     sweep.losses, sweep.lrs, sweep.stop_reason, seconds=seconds)
+    case.suggestions = {"autolr population": population.suggestion}
+    if finder is not None:
+        case.suggestions["torch-lr-finder"] = finder
+    _analyse_sweep(case)
+    return case
+
+
+def _analyse_sweep(case: BenchCase) -> None:
+    """(Re)compute the sweep's suggestion and every rule's from the saved curve, with the current rules."""
+    result = sweep_result(case.sweep_lrs, case.sweep_losses, case.sweep_stop_reason, {"smooth": 0.05})
+    case.suggestions["autolr sweep"] = result.suggestion
+    case.suggestions.update({f"rule {rule}": lr for rule, lr in result.suggestions.items()})
+
+
+def run_bench(size: BenchSize, data_dir: str | None = None,
+              on_case: Callable[[list[BenchCase]], None] | None = None) -> list[BenchCase]:
+    """Every case of ``size``, in order; ``on_case`` gets the cases so far after each one."""
+    from autolr.data import load_splits
+
+    cases = []
+    splits = {dataset: load_splits(dataset, data_dir=data_dir, seed=0) for dataset in size.datasets}
+    for model in size.models:
+        for dataset in size.datasets:
+            for seed in size.seeds:
+                case = run_case(splits[dataset], dataset, model, seed, size)
+                cases.append(case)
+                if on_case is not None:
+                    on_case(cases)
+    return cases
+
+
+def reanalyse(cases: list[BenchCase]) -> list[BenchCase]:
+    """The same cases with the sweep's suggestions recomputed under the current rules."""
+    for case in cases:
+        _analyse_sweep(case)
+    return cases
+
+
+METHODS = ("autolr sweep", "autolr population", "torch-lr-finder")
+
+
+def summary(cases: list[BenchCase]) -> dict[str, Any]:
+    """Per method: the ratios suggestion / grid best, the worst factor either way, and how many cases are within 3x."""
+    names = [name for name in cases[0].suggestions if all(name in c.suggestions for c in cases)]
+    out: dict[str, Any] = {}
+    for name in names:
+        ratios = [c.suggestions[name] / c.grid_best for c in cases]
+        worst = max(max(r, 1 / r) for r in ratios)
+        out[name] = {"ratios": ratios, "worst_factor": worst,
+                     "within_target": sum(max(r, 1 / r) <= TARGET_FACTOR for r in ratios), "cases": len(ratios)}
+    return out
+
+
+def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
+    """The benchmark table as Markdown: one row per case, ratios suggestion / grid best."""
+    methods = [m for m in METHODS if all(m in c.suggestions for c in cases)]
+    lines = [
+        "# LR range test against a constant-LR grid",
+        "",
+        f"Grid: {len(size.grid_lrs)} constant LRs from {size.grid_lrs[0]:.3g} to {size.grid_lrs[-1]:.3g}, "
+        f"SGD momentum 0.9, batch {size.batch_size}, {size.grid_epochs} epochs on {size.train_rows} training rows, "
+        f"scored by validation accuracy on {size.val_rows} rows (averaged with grid neighbours). "
+        f"Sweeps: {SWEEP['num_steps']} steps from {SWEEP['start_lr']:g} to {SWEEP['end_lr']:g}. Population test: "
+        f"{size.population_lrs} LRs from 0.001 to 10, {size.population_steps} steps. Hardware: {hardware}.",
+        "",
+        "Cells: suggested LR (ratio suggestion / grid best). Target: within 3x for every seed.",
+        "",
+        "| dataset | model | seed | grid best | " + " | ".join(methods) + " |",
+        "|---|---|---|---|" + "---|" * len(methods),
+    ]
+    for c in cases:
+        cells = [f"{c.suggestions[m]:.3g} ({c.suggestions[m] / c.grid_best:.2f}x)" for m in methods]
+        lines.append(f"| {c.dataset} | {c.model} | {c.seed} | {c.grid_best:.3g} | " + " | ".join(cells) + " |")
+    lines += ["", "| method | worst factor | within 3x | mean seconds |", "|---|---|---|---|"]
+    stats = summary(cases)
+    for m in methods:
+        seconds = sum(c.seconds.get(m, math.nan) for c in cases) / len(cases)
+        lines.append(f"| {m} | {stats[m]['worst_factor']:.2f} | {stats[m]['within_target']}/{stats[m]['cases']} "
+                     f"| {seconds:.1f} |")
+    rules = [name for name in stats if name.startswith("rule ")]
+    lines += ["", "Sweep rules on their own (worst factor, within 3x): "
+              + ", ".join(f"{r[5:]} {stats[r]['worst_factor']:.2f} ({stats[r]['within_target']}/{stats[r]['cases']})"
+                          for r in rules), ""]
+    return "\n".join(lines)
+
+
+def write(cases: list[BenchCase], size: BenchSize, out_dir: Path, hardware: str) -> tuple[Path, Path]:
+    """Write ``rangetest.json`` (every curve) and ``rangetest.md`` (the table) under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "rangetest.json", out_dir / "rangetest.md"
+    payload = {"size": _size_dict(size), "hardware": hardware, "summary": summary(cases),
+               "cases": [case.__dict__ for case in cases]}
+    json_path.write_text(json.dumps(payload, indent=1, allow_nan=True))
+    md_path.write_text(markdown(cases, size, hardware))
+    return json_path, md_path
+
+
+def _size_dict(size: BenchSize) -> dict[str, Any]:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in size.__dict__.items()}
+
+
+def read(json_path: Path) -> tuple[list[BenchCase], BenchSize, str]:
+    """Read back what ``write`` wrote."""
+    payload = json.loads(json_path.read_text())
+    size = BenchSize(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["size"].items()})
+    return [BenchCase(**case) for case in payload["cases"]], size, payload["hardware"]
