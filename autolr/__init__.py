@@ -1,8 +1,39 @@
-"""autolr: find the learning-rate schedule for a PyTorch training job."""
+"""autolr: find the learning-rate schedule for a PyTorch training job.
 
-from autolr.errors import UserError
-from autolr.spec import ScheduleSpec
+The public API, re-exported. Names whose modules import torch (range test, data) load on
+first use, so ``import autolr`` and ``autolr --version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from autolr.errors import DataError, SpecError, StudyError, UserError
+from autolr.search import SearchResult, TrialPruned, search
+from autolr.space import SearchSpace
+from autolr.spec import FAMILIES, ScheduleSpec, load_spec
 
 __version__ = "0.1.0"
 
-__all__ = ["ScheduleSpec", "UserError", "__version__"]
+_LAZY = {
+    "lr_range_test": "autolr.rangetest",
+    "population_range_test": "autolr.rangetest",
+    "RangeTestResult": "autolr.rangetest",
+    "load_splits": "autolr.data",
+    "splits_from_tensors": "autolr.data",
+    "splits_from_datasets": "autolr.data",
+    "Splits": "autolr.data",
+}
+
+__all__ = [
+    "FAMILIES", "DataError", "ScheduleSpec", "SearchResult", "SearchSpace", "SpecError",
+    "StudyError", "TrialPruned", "UserError", "__version__", "load_spec", "search", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the torch-heavy public names on first access (PEP 562)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'autolr' has no attribute {name!r}")
