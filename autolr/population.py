@@ -3,10 +3,10 @@
 Every member sees the same batches in the same order (drawn from ``data_seed``), so a
 member trains exactly as ``train_trial`` would with the same seed, spec and data seed.
 Each member's LR for every step is precomputed from ``spec.lr_at`` as one
-``total_steps x K`` table on the device; plateau members instead follow torch's
-``ReduceLROnPlateau`` (built by ``spec.build``) on their own validation loss once per
-epoch; families that cycle momentum get a momentum table read from the scheduler
-``spec.build`` makes. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW)
+``total_steps x K`` table on the device, and its momentum (SGD) or beta1 (Adam) from
+``spec.momentum_at`` where the family cycles it; plateau members instead follow the
+``ReduceLROnPlateau`` scheduler ``spec.build`` makes, stepped on their own validation
+loss once per epoch, as ``train_trial`` does. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW)
 is written on the stacked tensors, one set of per-member hyper-parameters per member.
 Members that stop (pruned, diverged) are dropped from the stacked tensors at the end of
 the epoch and cost nothing after.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +28,6 @@ from autolr.train import (
     OptimizerSettings, Splits, TrialResult, autocast, check_run, divergence_reason, evaluate,
     resolve_device, score_of, shuffled_epochs, steps_per_epoch,
 )
-
-MOMENTUM_CYCLING_FAMILIES = ("onecycle", "cyclic")  # families whose torch scheduler may cycle momentum
-
 
 def train_population(
     specs: Sequence[ScheduleSpec],
@@ -64,7 +60,7 @@ def train_population(
     epoch_steps = steps_per_epoch(train_x.shape[0], batch_size)
     total_steps = epochs * epoch_steps
     population = build_population(model, splits.input_shape, splits.num_classes, seeds).to(device)
-    optimizer = StackedOptimizer(specs, total_steps, device)
+    optimizer = StackedOptimizer(specs, total_steps, epochs, device)
     results = [TrialResult(status="complete") for _ in specs]
     active = list(range(len(specs)))  # original member index of each stacked row
     first_loss: torch.Tensor | None = None
@@ -155,16 +151,17 @@ def _end_epoch(
     return stopped
 
 
-@dataclass
-class _TorchSchedule:
-    """The torch optimizer and scheduler ``spec.build`` makes for one member, on a one-parameter optimizer."""
+class _PlateauMember:
+    """A plateau member's LR: the scheduler ``spec.build`` makes (one step per epoch) on a one-parameter optimizer."""
 
-    row: int
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    def __init__(self, row: int, spec: ScheduleSpec, epochs: int) -> None:
+        self.row = row
+        self.optimizer = spec.build_optimizer([torch.nn.Parameter(torch.zeros(1))])
+        self.scheduler = spec.build(self.optimizer, epochs)
 
     @property
     def lr(self) -> float:
+        """The LR of the coming epoch."""
         return self.optimizer.param_groups[0]["lr"]
 
 
@@ -175,7 +172,7 @@ class StackedOptimizer:
     beta2, eps) are tensors with one entry per member; ``keep`` drops stopped members.
     """
 
-    def __init__(self, specs: Sequence[ScheduleSpec], total_steps: int, device: torch.device) -> None:
+    def __init__(self, specs: Sequence[ScheduleSpec], total_steps: int, epochs: int, device: torch.device) -> None:
         settings = [OptimizerSettings.from_spec(spec) for spec in specs]
         kinds = {(s.name, s.nesterov if s.name == "sgd" else False) for s in settings}
         if len(kinds) > 1:
@@ -183,16 +180,17 @@ class StackedOptimizer:
         (self.name, self.nesterov), = kinds
         lr_table = [[spec.lr_at(step, total_steps) for step in range(total_steps)] for spec in specs]
         first_moment = [s.momentum if s.name == "sgd" else s.betas[0] for s in settings]
-        momentum_table = [[value] * total_steps for value in first_moment]
-        self.plateau: list[_TorchSchedule] = []
-        for row, (spec, setting) in enumerate(zip(specs, settings)):
+        momentum_table = [
+            [value] * total_steps if spec.momentum_at(0, total_steps) is None
+            else [spec.momentum_at(step, total_steps) for step in range(total_steps)]
+            for spec, value in zip(specs, first_moment)
+        ]
+        self.plateau: list[_PlateauMember] = []
+        for row, spec in enumerate(specs):
             if spec.family == "plateau":
-                member = _torch_schedule(spec, setting, total_steps)
+                member = _PlateauMember(row, spec, epochs)
                 self.plateau.append(member)
-                member.row = row
                 lr_table[row] = [member.lr] * total_steps
-            elif spec.family in MOMENTUM_CYCLING_FAMILIES:
-                momentum_table[row] = _momentum_curve(spec, setting, total_steps)
         as_tensor = lambda rows: torch.tensor(rows, dtype=torch.float32, device=device)  # noqa: E731
         self.lr_table = as_tensor(lr_table).t().contiguous()  # total_steps x K
         self.momentum_table = as_tensor(momentum_table).t().contiguous()  # total_steps x K
@@ -264,24 +262,6 @@ class StackedOptimizer:
             member.row = new_row[member.row]
 
 
-def _torch_schedule(spec: ScheduleSpec, settings: OptimizerSettings, total_steps: int) -> _TorchSchedule:
-    """The torch optimizer and scheduler ``spec`` builds, on one dummy parameter."""
-    optimizer = settings.build(iter([torch.nn.Parameter(torch.zeros(1))]), spec.lr)
-    return _TorchSchedule(row=-1, optimizer=optimizer, scheduler=spec.build(optimizer, total_steps))
-
-
-def _momentum_curve(spec: ScheduleSpec, settings: OptimizerSettings, total_steps: int) -> list[float]:
-    """Momentum (SGD) or beta1 (Adam) at each step, as the scheduler ``spec.build`` makes sets it."""
-    member = _torch_schedule(spec, settings, total_steps)
-    group = member.optimizer.param_groups[0]
-    curve = []
-    for _ in range(total_steps):
-        curve.append(group["momentum"] if settings.name == "sgd" else group["betas"][0])
-        member.optimizer.step()
-        member.scheduler.step()
-    return curve
-
-
 CPU_LARGEST_POPULATION = 16  # a CPU gains little beyond this many members per population
 GPU_LARGEST_POPULATION = 4096
 SMALLEST_POPULATION = {"cpu": 4, "cuda": 16}
@@ -327,7 +307,7 @@ def _probe(model: str, splits: Splits, device: torch.device, batch_size: int, si
     """Member-steps per second of a population of ``size`` and its peak memory per member (bytes, CUDA only)."""
     specs = [ScheduleSpec("constant", 0.01)] * size
     population = build_population(model, splits.input_shape, splits.num_classes, range(size)).to(device)
-    optimizer = StackedOptimizer(specs, PROBE_STEPS + 1, device)
+    optimizer = StackedOptimizer(specs, PROBE_STEPS + 1, 1, device)
     batch = splits.train_x[:batch_size].to(device), splits.train_y[:batch_size].to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

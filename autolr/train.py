@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,6 @@ from autolr.models import build_model
 from autolr.spec import ScheduleSpec
 
 METRICS = ("accuracy", "loss")  # validation score: accuracy (fraction, higher is better) or mean loss
-OPTIMIZERS = ("sgd", "adam", "adamw")
-DEFAULT_SGD_MOMENTUM = 0.9
 # A run has diverged when a training epoch's mean loss is not finite or exceeds this many
 # times the loss of its first batch (for 10 classes that start near ln 10 = 2.3: above 11.5).
 DIVERGENCE_FACTOR = 5.0
@@ -63,10 +61,14 @@ class TrialResult:
 
 @dataclass(frozen=True)
 class OptimizerSettings:
-    """The optimizer named in ``spec.optimizer`` with torch's defaults filled in (SGD: momentum 0.9)."""
+    """Every setting of the spec's optimizer, defaults filled in by ``spec.optimizer_settings()``.
 
-    name: str = "sgd"
-    momentum: float = DEFAULT_SGD_MOMENTUM
+    A spec without ``optimizer`` means SGD with momentum 0.9. Fields a kind lacks keep
+    these neutral values (SGD has no betas; Adam has no momentum or Nesterov).
+    """
+
+    name: str
+    momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -74,30 +76,11 @@ class OptimizerSettings:
 
     @classmethod
     def from_spec(cls, spec: ScheduleSpec) -> "OptimizerSettings":
-        """Read ``spec.optimizer`` (None means SGD with momentum 0.9)."""
-        given: dict[str, Any] = dict(spec.optimizer or {})
-        name = str(given.get("name", "sgd")).lower()
-        if name not in OPTIMIZERS:
-            raise UserError(f"optimizer name must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
-        default_decay = 0.01 if name == "adamw" else 0.0
-        return cls(
-            name=name,
-            momentum=float(given.get("momentum", DEFAULT_SGD_MOMENTUM)),
-            nesterov=bool(given.get("nesterov", False)),
-            weight_decay=float(given.get("weight_decay", default_decay)),
-            betas=tuple(float(beta) for beta in given.get("betas", (0.9, 0.999))),  # type: ignore[arg-type]
-            eps=float(given.get("eps", 1e-8)),
-        )
-
-    def build(self, parameters: Iterator[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        """The torch optimizer with these settings."""
-        if self.name == "sgd":
-            return torch.optim.SGD(
-                parameters, lr=lr, momentum=self.momentum, nesterov=self.nesterov,
-                weight_decay=self.weight_decay,
-            )
-        optimizer_class = torch.optim.Adam if self.name == "adam" else torch.optim.AdamW
-        return optimizer_class(parameters, lr=lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+        """The settings of ``spec.optimizer`` (validated by the spec)."""
+        settings = spec.optimizer_settings()
+        if "betas" in settings:
+            settings["betas"] = tuple(settings["betas"])
+        return cls(**settings)
 
 
 def steps_per_epoch(num_train: int, batch_size: int) -> int:
@@ -201,7 +184,7 @@ def train_trial(
     epoch visits the training set in an order drawn from ``data_seed`` (default ``seed``).
     The scheduler built by ``spec.build`` is stepped after every batch (``total_steps =
     epochs * steps_per_epoch``), except the plateau family, which is stepped once per
-    epoch on the validation loss. ``on_epoch(epoch, score)`` is called after each epoch
+    epoch on the validation loss (``total_steps = epochs``; its patience counts epochs). ``on_epoch(epoch, score)`` is called after each epoch
     (epochs count from 0) and returns True to stop the trial (status "pruned").
     ``amp``: bf16 autocast, on CUDA only; None means on where available.
     """
@@ -214,9 +197,9 @@ def train_trial(
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
     val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
     total_steps = epochs * steps_per_epoch(train_x.shape[0], batch_size)
-    optimizer = OptimizerSettings.from_spec(spec).build(model.parameters(), spec.lr)
-    scheduler = spec.build(optimizer, total_steps)
+    optimizer = spec.build_optimizer(model.parameters())
     per_epoch_scheduler = spec.family == "plateau"
+    scheduler = spec.build(optimizer, epochs if per_epoch_scheduler else total_steps)
     result = TrialResult(status="complete")
     first_loss: torch.Tensor | None = None
     epoch_data = shuffled_epochs(train_x, train_y, epochs, seed if data_seed is None else data_seed)

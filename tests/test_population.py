@@ -1,0 +1,111 @@
+"""A population of K trials agrees with K single trials, drops stopped members, and sizes itself."""
+
+import pytest
+import torch
+
+from autolr.data import load_splits
+from autolr.errors import UserError
+from autolr.population import StackedOptimizer, choose_population_size, train_population
+from autolr.spec import ScheduleSpec
+from autolr.train import train_trial
+
+EPOCHS, BATCH, DATA_SEED = 4, 64, 5
+FAMILIES = [  # (family, params): every kind of LR curve the population must reproduce
+    ("constant", {}),
+    ("step", {"step_size": 0.25, "gamma": 0.5}),
+    ("cosine", {"min_factor": 0.1}),
+    ("onecycle", {"pct_start": 0.3, "cycle_momentum": True, "base_momentum": 0.8, "max_momentum": 0.95}),
+    # rel threshold 0.5: an epoch must cut the validation loss in half, so the LR drops every epoch
+    ("plateau", {"factor": 0.5, "patience": 0, "threshold": 0.5, "threshold_mode": "rel"}),
+]
+OPTIMIZERS = {
+    "sgd_momentum": ({"name": "sgd", "momentum": 0.9, "weight_decay": 1e-4}, 0.05),
+    "sgd_nesterov": ({"name": "sgd", "momentum": 0.85, "nesterov": True}, 0.05),
+    "adamw": ({"name": "adamw", "betas": [0.9, 0.99], "weight_decay": 0.05}, 0.003),
+}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_splits("digits")
+
+
+def assert_same_curve(population_result, single_result):
+    assert population_result.status == single_result.status
+    assert population_result.epochs_run == single_result.epochs_run
+    torch.testing.assert_close(population_result.val_losses, single_result.val_losses, rtol=0, atol=1e-4)
+    torch.testing.assert_close(population_result.val_scores, single_result.val_scores, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_population_members_match_single_trials_for_every_family(digits, optimizer):
+    settings, lr = OPTIMIZERS[optimizer]
+    specs = [ScheduleSpec(family, lr, params, optimizer=settings) for family, params in FAMILIES]
+    seeds = list(range(10, 10 + len(specs)))
+    population = train_population(specs, "mlp", digits, EPOCHS, BATCH, seeds, data_seed=DATA_SEED)
+    for spec, seed, member in zip(specs, seeds, population, strict=True):
+        single = train_trial(spec, "mlp", digits, EPOCHS, BATCH, seed, data_seed=DATA_SEED)
+        assert member.status == "complete", spec.family
+        assert_same_curve(member, single)
+    curves = {spec.family: member.val_losses for spec, member in zip(specs, population)}
+    assert len({tuple(curve) for curve in curves.values()}) == len(curves)  # the families really differ
+
+
+def test_a_cnn_population_matches_single_trials(digits):
+    specs = [ScheduleSpec("cosine", 0.1), ScheduleSpec("constant", 0.03)]
+    population = train_population(specs, "cnn", digits, 2, BATCH, [0, 1], data_seed=DATA_SEED)
+    for spec, seed, member in zip(specs, [0, 1], population):
+        assert_same_curve(member, train_trial(spec, "cnn", digits, 2, BATCH, seed, data_seed=DATA_SEED))
+
+
+def test_the_momentum_table_follows_onecycle_and_the_lr_table_follows_lr_at():
+    specs = [ScheduleSpec("onecycle", 0.1, {"cycle_momentum": True, "base_momentum": 0.8, "max_momentum": 0.95}),
+             ScheduleSpec("cosine", 0.1)]
+    optimizer = StackedOptimizer(specs, total_steps=100, epochs=1, device=torch.device("cpu"))
+    onecycle_momentum, cosine_momentum = optimizer.momentum_table.t()
+    assert onecycle_momentum[0].item() == pytest.approx(0.95) and onecycle_momentum.min().item() == pytest.approx(0.8, abs=1e-3)
+    assert torch.all(cosine_momentum == 0.9)
+    expected = torch.tensor([[spec.lr_at(step, 100) for spec in specs] for step in range(100)])
+    torch.testing.assert_close(optimizer.lr_table, expected)
+
+
+def test_a_pruned_member_leaves_and_the_others_are_unchanged(digits):
+    specs = [ScheduleSpec("cosine", lr) for lr in (0.02, 0.05, 0.1)]
+    seeds = [0, 1, 2]
+    full = train_population(specs, "mlp", digits, EPOCHS, BATCH, seeds, data_seed=DATA_SEED)
+    calls = []
+
+    def prune_member_one(member, epoch, score):
+        calls.append((member, epoch))
+        return member == 1 and epoch == 0
+
+    pruned = train_population(specs, "mlp", digits, EPOCHS, BATCH, seeds, data_seed=DATA_SEED, on_epoch=prune_member_one)
+    assert pruned[1].status == "pruned" and pruned[1].epochs_run == 1
+    assert pruned[1].val_scores == full[1].val_scores[:1]
+    assert calls == [(0, 0), (1, 0), (2, 0)] + [(member, epoch) for epoch in range(1, EPOCHS) for member in (0, 2)]
+    for member in (0, 2):
+        assert pruned[member].status == "complete"
+        assert_same_curve(pruned[member], full[member])
+
+
+def test_a_diverging_member_is_stopped_without_touching_the_others(digits):
+    specs = [ScheduleSpec("constant", 0.05), ScheduleSpec("constant", 1e4), ScheduleSpec("cosine", 0.1)]
+    results = train_population(specs, "mlp", digits, 3, BATCH, [0, 1, 2], data_seed=DATA_SEED)
+    assert results[1].status == "diverged" and results[1].final_score is None and results[1].epochs_run == 1
+    healthy = train_population([specs[0], specs[2]], "mlp", digits, 3, BATCH, [0, 2], data_seed=DATA_SEED)
+    assert_same_curve(results[0], healthy[0])
+    assert_same_curve(results[2], healthy[1])
+
+
+def test_mixed_optimizer_kinds_and_missing_seeds_are_user_errors(digits):
+    sgd, adam = ScheduleSpec("constant", 0.1), ScheduleSpec("constant", 0.1, optimizer={"name": "adam"})
+    with pytest.raises(UserError, match="one optimizer kind"):
+        train_population([sgd, adam], "mlp", digits, 1, BATCH, [0, 1])
+    with pytest.raises(UserError, match="one seed per spec"):
+        train_population([sgd, sgd], "mlp", digits, 1, BATCH, [0])
+
+
+def test_population_size_on_a_cpu_is_small_and_bounded(digits):
+    size = choose_population_size("mlp", digits, device="cpu", batch_size=BATCH)
+    assert size in (4, 8, 16)
+    assert choose_population_size("mlp", digits, device="cpu", largest=2) == 2
