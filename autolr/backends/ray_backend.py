@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autolr.backends.ray_record import EXPERIMENT_NAME, write_study_file
+from autolr.backends.ray_record import EXPERIMENT_NAME, unfinished_trials, write_study_file
 from autolr.errors import StudyError, UserError
 from autolr.space import Baseline, SearchSpace
 
@@ -102,7 +102,8 @@ def run_ray_search(
     ``study`` is ``StudyConfig.to_dict()``: its ``trials`` (schedules in all, baselines
     included), ``epochs``, ``batch_size``, ``model``, ``metric``, ``seed``, ``sampler``
     seed, ``prune_after`` and ``device`` are used. An experiment already in
-    ``<run_dir>/ray`` is restored and continued, keeping its finished trials.
+    ``<run_dir>/ray`` is restored and continued, keeping its finished trials. A run stopped
+    before its end (Ctrl-C) raises KeyboardInterrupt once Tune has saved it.
     """
     require_ray()
     from ray import tune
@@ -117,9 +118,13 @@ def run_ray_search(
         if tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
         else:
-            write_study_file(path, study=study, range_test=range_test, options=options.__dict__)
+            size = population_size(study, options)
+            write_study_file(path, study=study, range_test=range_test, options=options.__dict__,
+                             population=size, populations=math.ceil(study["trials"] / size))
             tuner = _new_tuner(trainable, study, space, baselines, path, options)
         tuner.fit()
+        if unfinished_trials(path):
+            raise KeyboardInterrupt(f"the Ray Tune run in {path} stopped before its end; rerun to continue it")
     finally:
         if started_ray:
             import ray
@@ -150,6 +155,19 @@ def _to_cpu(splits: Any) -> Any:
     return dataclasses.replace(splits, **{
         field.name: getattr(splits, field.name).cpu() for field in dataclasses.fields(splits)
         if isinstance(getattr(splits, field.name), torch.Tensor)})
+
+
+def cluster_slots(options: RayOptions) -> int:
+    """How many trials the cluster holds at once with these resources per trial (at least 1).
+
+    Tune launches trials from a searcher one at a time unless told this number.
+    """
+    import ray
+
+    resources = ray.cluster_resources()
+    slots = [math.floor(resources.get(name, 0.0) / need + 1e-9)
+             for name, need in (("CPU", options.cpus_per_trial), ("GPU", options.gpus_per_trial)) if need > 0]
+    return max(1, min(slots))
 
 
 def population_size(study: dict[str, Any], options: RayOptions) -> int:
@@ -183,7 +201,8 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
         tune_config=tune.TuneConfig(
             search_alg=PopulationSearcher(inner, size, SCORE_KEY, mode), scheduler=scheduler,
             metric=SCORE_KEY, mode=mode, num_samples=math.ceil(study["trials"] / size),
-            trial_dirname_creator=trial_dirname,
+            trial_dirname_creator=trial_dirname, reuse_actors=True,
+            max_concurrent_trials=cluster_slots(options),
         ),
         run_config=tune.RunConfig(
             name=path.name, storage_path=str(path.parent), verbose=0,

@@ -80,6 +80,13 @@ def read_ray_record(result_dir: str | Path) -> StudyRecord:
     )
 
 
+def unfinished_trials(path: Path) -> int:
+    """Tune trials (populations) of the experiment in ``path`` not yet run to their end."""
+    planned = json.loads((path / STUDY_FILE).read_text()).get("populations", 0)
+    trials = _tune_trials(path)
+    return max(planned - len(trials), 0) + sum(status in UNFINISHED_STATUSES for status, _ in trials)
+
+
 def _tune_trials(path: Path) -> list[tuple[str, str]]:
     """(status, folder) of every Tune trial, from the newest experiment state file."""
     states = sorted(path.glob("experiment_state-*.json"))

@@ -1,0 +1,197 @@
+"""The Ray Tune backend on a real local multi-node Ray cluster (CPU only; GPUs are declared).
+
+One cluster serves the whole module: a head and a worker node, each declaring one GPU
+and six CPUs, so with 0.25 GPU and 1 CPU per trial the GPU is what limits a node to four
+trials at once. Placement is checked from what Ray told each trial (node id, assigned
+resources), never from timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from autolr.backends.ray_backend import RayOptions, run_ray_search  # noqa: E402
+from autolr.backends.ray_record import read_ray_record  # noqa: E402
+from autolr.data import load_splits  # noqa: E402
+from autolr.space import SearchSpace  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+SPACE = SearchSpace(lr_low=0.01, lr_high=0.5, families=("constant", "step", "cosine", "onecycle"))
+SUGGESTED_LR = 0.1
+NODE_CPUS = 6
+
+
+def study(trials: int, epochs: int = 2, model: str = "mlp", batch_size: int = 64) -> dict:
+    """A small study on scikit-learn's digits (the dict ``StudyConfig.to_dict()`` gives)."""
+    return {"name": "ray-test", "dataset": "digits", "model": model, "epochs": epochs, "batch_size": batch_size,
+            "metric": "accuracy", "seed": 0, "trials": trials, "prune_after": 0.25, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    os.environ["RAY_DEDUP_LOGS"] = "0"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": NODE_CPUS, "num_gpus": 1})
+    worker = cluster.add_node(num_cpus=NODE_CPUS, num_gpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+    cluster.first_worker = worker
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_splits("digits")
+
+
+def result_rows(experiment: Path) -> dict[str, list[dict]]:
+    """Each Tune trial folder's reported results, as Tune wrote them."""
+    return {
+        folder.name: [json.loads(line) for line in (folder / "result.json").read_text().splitlines() if line]
+        for folder in experiment.glob("trial_*") if (folder / "result.json").exists()
+    }
+
+
+def tune_trial_states(experiment: Path) -> list[tuple[str, int]]:
+    """(status, number of failures) of every Tune trial, from Tune's experiment state."""
+    state_file = sorted(experiment.glob("experiment_state-*.json"))[-1]
+    return [(json.loads(trial)["status"], json.loads(runtime)["num_failures"])
+            for trial, runtime in json.loads(state_file.read_text())["trial_data"]]
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of intervals that overlap at one instant."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def test_quarter_gpus_put_at_most_four_trials_on_each_node_and_baselines_run_first(cluster, splits, tmp_path):
+    baselines = SPACE.baselines(SUGGESTED_LR)
+    experiment = run_ray_search(study(trials=12), SPACE, baselines, splits, tmp_path,
+                                RayOptions(gpus_per_trial=0.25, cpus_per_trial=1))
+
+    rows = result_rows(experiment)
+    assert len(rows) == 12
+    for trial_rows in rows.values():
+        assert trial_rows[0]["resources"] == {"CPU": 1.0, "GPU": 0.25}
+    nodes = {trial_rows[0]["node_id"] for trial_rows in rows.values()}
+    assert nodes == {cluster.head_node.node_id, cluster.first_worker.node_id}
+    for node in nodes:
+        spans = [(r[0]["started_at"], r[-1]["reported_at"]) for r in rows.values() if r[0]["node_id"] == node]
+        assert 1 <= most_at_once(spans) <= 4
+
+    record = read_ray_record(tmp_path)
+    assert [trial.number for trial in record.trials] == list(range(12))
+    by_baseline = {trial.baseline: trial for trial in record.trials if trial.baseline}
+    assert set(by_baseline) == {baseline.name for baseline in baselines}
+    for baseline in baselines:
+        assert by_baseline[baseline.name].spec == baseline.spec.to_dict()
+        assert by_baseline[baseline.name].number < len(baselines)  # evaluated first
+    for trial in record.trials:
+        assert trial.state in ("complete", "pruned")
+        assert len(trial.val_curve) == trial.epochs_run
+    complete = [trial for trial in record.trials if trial.state == "complete"]
+    assert complete and all(0.5 < trial.value <= 1.0 and trial.epochs_run == 2 for trial in complete)
+
+
+@ray.remote(num_gpus=1, num_cpus=0)
+class GpuHolder:
+    """Holds a whole declared GPU, so trials can only start on the other nodes."""
+
+    def ready(self) -> bool:
+        return True
+
+
+def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, splits, tmp_path):
+    holders = [GpuHolder.remote() for _ in range(2)]  # fill the head's and the first worker's GPU
+    ray.get([holder.ready.remote() for holder in holders])
+    doomed = cluster.add_node(num_cpus=NODE_CPUS, num_gpus=1)
+    cluster.wait_for_nodes()
+    experiment = tmp_path / "ray"
+
+    def remove_when_a_trial_reports_from_it() -> None:
+        while not any(row["node_id"] == doomed.node_id
+                      for rows in result_rows(experiment).values() for row in rows):
+            time.sleep(0.05)
+        cluster.remove_node(doomed, allow_graceful=False)
+        for holder in holders:  # the GPUs of the remaining nodes come free for the retries
+            ray.kill(holder)
+
+    remover = threading.Thread(target=remove_when_a_trial_reports_from_it, daemon=True)
+    remover.start()
+    slow_trials = study(trials=8, epochs=4, model="cnn", batch_size=16)  # they last while the node goes
+    run_ray_search(slow_trials, SPACE, SPACE.baselines(SUGGESTED_LR), splits, tmp_path,
+                   RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3))
+    remover.join(timeout=5)
+    assert not remover.is_alive()
+
+    states = tune_trial_states(experiment)
+    assert len(states) == 8 and all(status == "TERMINATED" for status, _ in states)
+    assert any(failures >= 1 for _, failures in states)  # trials died with the node and ran again
+    record = read_ray_record(experiment)
+    assert [trial.number for trial in record.trials] == list(range(8))
+    assert all(trial.state in ("complete", "pruned") for trial in record.trials)
+    rows = result_rows(experiment)
+    assert any(row["node_id"] == doomed.node_id for trial_rows in rows.values() for row in trial_rows)
+    for trial_rows in rows.values():
+        if "member_states" in trial_rows[-1]:
+            assert trial_rows[-1]["node_id"] != doomed.node_id
+
+
+RESUMED_STUDY = study(trials=10, epochs=3, model="cnn", batch_size=16)
+RUN_IN_SUBPROCESS = """
+import sys
+from autolr.backends.ray_backend import RayOptions, run_ray_search
+from autolr.data import load_splits
+from autolr.space import SearchSpace
+from tests.test_ray_backend import RESUMED_STUDY, SPACE, SUGGESTED_LR
+run_ray_search(RESUMED_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), load_splits("digits"),
+               sys.argv[1], RayOptions(address=sys.argv[2], gpus_per_trial=0.25))
+"""
+
+
+def finished_trials(experiment: Path) -> int:
+    return sum("member_states" in rows[-1] for rows in result_rows(experiment).values() if rows)
+
+
+def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, splits, tmp_path):
+    experiment = tmp_path / "ray"
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUN_IN_SUBPROCESS, str(tmp_path), cluster.address],
+        cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    while finished_trials(experiment) < 3 and process.poll() is None:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+
+    before = read_ray_record(experiment)
+    kept = {trial.number: trial for trial in before.trials if trial.state in ("complete", "pruned")}
+    assert 3 <= len(kept) < 10
+
+    run_ray_search(RESUMED_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, tmp_path,
+                   RayOptions(gpus_per_trial=0.25))
+    after = {trial.number: trial for trial in read_ray_record(experiment).trials}
+    assert sorted(after) == list(range(10))
+    assert all(trial.state in ("complete", "pruned") for trial in after.values())
+    for number, trial in kept.items():
+        assert after[number] == trial
