@@ -1,5 +1,61 @@
-"""`autolr bench ...`: command group (being built)."""
+"""`autolr bench`: trials per minute of the tutorial loop, single trials and populations, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, help="bench commands.")
+from autolr.cli.rangetest import bench_rangetest
+
+app = typer.Typer(help="Benchmarks: `autolr bench` alone measures trainer throughput.")
+
+
+@app.callback(invoke_without_command=True)
+def bench(
+    context: typer.Context,
+    quick: bool = typer.Option(False, "--quick", help="The small CPU-sized run (about a minute on 2 cores)."),
+    dataset: str | None = typer.Option(None, help="Dataset name (default: mnist on CPU, fashion-mnist on GPU)."),
+    epochs: int | None = typer.Option(None, min=1, help="Epochs per trial."),
+    trials: int | None = typer.Option(None, min=1, help="Trials of the single-trial and population rows."),
+    tutorial_trials: int | None = typer.Option(None, min=1, help="Trials of the tutorial-loop row."),
+    population_sizes: str | None = typer.Option(None, help="Comma-separated population sizes K, e.g. 4,16."),
+    train_limit: int | None = typer.Option(None, min=1, help="Use only the first N training examples."),
+    device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    out_dir: Path = typer.Option(Path("reports/bench"), help="Folder for latest.json, latest.csv, latest.md."),
+) -> None:
+    """Run the throughput benchmark and write the table under OUT_DIR."""
+    if context.invoked_subcommand is not None:
+        return
+    from dataclasses import replace
+
+    from autolr.bench import TABLE_COLUMNS, BenchConfig, run_bench, table_cells, write_bench
+    from autolr.errors import UserError
+
+    config = BenchConfig.for_device(device, quick)
+    overrides = {
+        "dataset": dataset, "epochs": epochs, "trials": trials, "tutorial_trials": tutorial_trials,
+        "train_limit": train_limit,
+    }
+    if population_sizes is not None:
+        try:
+            overrides["population_sizes"] = tuple(int(size) for size in population_sizes.split(","))
+        except ValueError:
+            raise UserError(f"--population-sizes must be comma-separated integers, got {population_sizes!r}") from None
+    config = replace(config, **{key: value for key, value in overrides.items() if value is not None})
+    console = Console()
+    console.print(f"bench: {config.dataset}, {config.epochs} epochs, device {config.device}; rows run one after another")
+    report = run_bench(config, on_row=lambda row: console.print(f"  {row.name}: {row.trials_per_minute:,.0f} trials/min"))
+    table = Table(title=f"autolr bench on {report.device}")
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="left" if column == "row" else "right")
+    for row in report.rows:
+        table.add_row(*table_cells(row))
+    console.print(table)
+    for path in write_bench(report, out_dir):
+        console.print(f"wrote {path}")
+
+
+app.command("rangetest")(bench_rangetest)
