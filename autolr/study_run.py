@@ -62,10 +62,13 @@ def run_study(
     workers: int = 1,
     on_progress: Callable[[Progress], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    backend_options: dict[str, Any] | None = None,
 ) -> StudyRun:
     """Run (or resume) ``config`` and write its report into ``<out>/<name>/``.
 
-    ``workers``: local processes training trials at once, sharing the study. Rerunning
+    ``workers``: local processes training trials at once, sharing the study.
+    ``backend_options``: passed to the backend's own ``run_study`` (Ray: ``address``,
+    ``gpus_per_trial``, ``cpus_per_trial``, ``max_failures``). Rerunning
     the same call resumes: nothing finished is trained again. Ctrl-C marks the trials
     in flight interrupted (queued to run again) and raises KeyboardInterrupt.
     """
@@ -74,8 +77,8 @@ def run_study(
     if config.backend != "optuna":
         from autolr.backends import backend_module
 
-        return backend_module(config.backend).run_study(config, out=out, workers=workers,
-                                                        on_progress=on_progress, on_phase=on_phase)
+        return backend_module(config.backend).run_study(config, out=out, workers=workers, on_progress=on_progress,
+                                                        on_phase=on_phase, **(backend_options or {}))
     started = time.monotonic()
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
