@@ -254,3 +254,25 @@ def test_python_objective_study_has_no_study_file(tmp_path):
 
 def html_text(paths) -> str:
     return html.unescape(paths.index_html.read_text())
+
+
+def test_trials_without_a_spec_or_curve_are_listed_not_ranked(tmp_path):
+    record = small_record()
+    record.trials.append(TrialRecord(10, "failed", {}, error="objective raised ValueError: bad batch"))
+    record.trials.append(TrialRecord(11, "interrupted", record.trials[1].spec, [0.4, 0.5], None, 2))
+    paths = write_report(record, tmp_path)
+    table = pd.read_csv(paths.trials_csv).set_index("number")
+    assert table.loc[10, "state"] == "failed" and table.loc[10, "error"].startswith("objective raised")
+    assert table.loc[11, "val_epoch_2"] == 0.5
+    assert 10 not in set(rank(record).table["trial"]) and 11 not in set(rank(record).table["trial"])
+    assert '<li class="state-interrupted"><b>1</b> interrupted</li>' in paths.index_html.read_text()
+
+
+def test_parameters_fixed_in_a_family_are_left_out_of_the_table():
+    record = small_record(rescored=False)
+    for number, pct_start in ((20, 0.2), (21, 0.3)):
+        spec = {**record.trials[1].spec, "family": "onecycle", "params": {"pct_start": pct_start, "three_phase": False}}
+        record.trials.append(TrialRecord(number, "complete", spec, [0.5, 0.99], 0.99 - number / 1000, 2))
+    table = rank(record).table.set_index("trial")
+    assert table.loc[20, "parameters"] == "pct_start=0.2"
+    assert table.loc[3, "parameters"] == "min_factor=0.05"

@@ -167,12 +167,14 @@ def importance(importances: dict[str, dict[str, float]], evaluator: str) -> go.F
                            vertical_spacing=0.5 / rows)
     for index, family in enumerate(families):
         ranked = sorted(importances[family].items(), key=lambda item: item[1])
-        figure.add_bar(x=[_round(value) for _, value in ranked], y=[name for name, _ in ranked], orientation="h",
+        figure.add_bar(x=[_round(value) for _, value in ranked], y=[name.removeprefix("params.") for name, _ in ranked],
+                       orientation="h",
                        name=family, marker=dict(color=PALETTE[index % len(PALETTE)]), showlegend=False,
                        row=index // columns + 1, col=index % columns + 1)
     figure.update_layout(**_layout(f"Parameter importance within each family ({evaluator})", "", "",
                                    height=max(300, 230 * rows)))
     figure.update_xaxes(range=[0, 1])
+    figure.update_yaxes(automargin=True)
     return figure
 
 
@@ -184,7 +186,7 @@ def range_test(result: dict[str, Any]) -> go.Figure:
     """
     lrs = result["lrs"]
     figure = go.Figure(layout=_layout("LR range test", "learning rate", "training loss"))
-    figure.update_xaxes(type="log")
+    figure.update_xaxes(type="log", dtick=1, exponentformat="power")
     figure.add_scatter(x=lrs, y=[_round(v) for v in result["losses"]], mode="lines", name="loss",
                        line=dict(color="rgba(120,120,120,0.5)", width=1))
     smoothed = [v for v in result.get("smoothed_losses") or [] if v is not None and math.isfinite(v)]
@@ -221,7 +223,8 @@ def gains(items: list[Gain], metric: str) -> go.Figure:
         if not chosen:
             continue
         figure.add_scatter(
-            x=[_round(item.gain) for item in chosen], y=[f"vs {item.baseline}" for item in chosen], mode="markers",
+            x=[_round(item.gain) for item in chosen], y=[f"vs {item.baseline} ({split})" for item in chosen],
+            mode="markers",
             name=split, marker=dict(size=10, color=PALETTE[index]),
             error_x=dict(type="data", symmetric=False,
                          array=[_round(item.high - item.gain) if item.high is not None else 0 for item in chosen],
@@ -229,4 +232,5 @@ def gains(items: list[Gain], metric: str) -> go.Figure:
             customdata=[item.method for item in chosen], hovertemplate="%{y}: %{x}<br>%{customdata}<extra></extra>",
         )
     figure.add_vline(x=0, line=dict(color="#444", width=1))
+    figure.update_yaxes(automargin=True, autorange="reversed")
     return figure

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.io
 
 from autolr.records import StudyRecord
-from autolr.report.rank import Gain, Ranking, describe_spec, metric_name
+from autolr.report.rank import Gain, Ranking, metric_name
 
 TEMPLATES = Path(__file__).parent / "templates"
 RANKING_ROWS = 30  # configurations shown in the page's ranking table (trials.csv has all)
@@ -83,7 +83,9 @@ def recommendation(record: StudyRecord, ranking: Ranking, gains: list[Gain]) -> 
         return "No trial has completed yet, so there is no recommendation."
     name = f"the {best['baseline']} baseline" if best["baseline"] else f"{best['family']}"
     metric = metric_name(record)
-    sentence = f"Use {name} with peak LR {best['lr']:.3g} ({describe_spec(best['spec'])})"
+    sentence = f"Use {name} with peak LR {best['lr']:.3g}"
+    if best["parameters"] != "no parameters":
+        sentence += f" ({best['parameters']})"
     if ranking.rescored:
         sentence += (f": validation {metric} {format_score(best['val_mean'])} ± {format_score(best['val_std'])} "
                      f"over {int(best['seeds'])} seeds")

@@ -37,9 +37,12 @@ def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def describe_spec(spec: dict[str, Any]) -> str:
-    """The schedule's parameters in one short line, e.g. ``min_factor=0.01, warmup 5% from 0.1``."""
-    parts = [f"{key}={_short(value)}" for key, value in sorted((spec.get("params") or {}).items())]
+def describe_spec(spec: dict[str, Any], fixed: frozenset[str] = frozenset()) -> str:
+    """The schedule's parameters in one short line, e.g. ``min_factor=0.01, warmup 5% from 0.1``.
+
+    Parameters named in ``fixed`` (the same in every trial of the family) are left out.
+    """
+    parts = [f"{key}={_short(value)}" for key, value in sorted((spec.get("params") or {}).items()) if key not in fixed]
     warmup = spec.get("warmup") or {}
     if warmup.get("fraction"):
         parts.append(f"warmup {warmup['fraction']:.0%} from {_short(warmup.get('start_factor', 0.0))}")
@@ -52,6 +55,21 @@ def _short(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_short(item) for item in value) + "]"
     return str(value)
+
+
+def fixed_params(record: StudyRecord) -> dict[str, frozenset[str]]:
+    """Per family, the parameters that took one value in all of its (two or more) trials: not searched."""
+    values: dict[str, dict[str, set[str]]] = {}
+    counts: dict[str, int] = {}
+    for trial in record.trials:
+        family = trial.spec.get("family")
+        counts[family] = counts.get(family, 0) + 1
+        for key, value in (trial.spec.get("params") or {}).items():
+            values.setdefault(family, {}).setdefault(key, set()).add(json.dumps(value))
+    return {
+        family: frozenset(key for key, seen in params.items() if len(seen) == 1) if counts[family] > 1 else frozenset()
+        for family, params in values.items()
+    }
 
 
 def trials_table(record: StudyRecord) -> pd.DataFrame:
@@ -110,11 +128,12 @@ def rank(record: StudyRecord) -> Ranking:
     Ties go to the lower trial number.
     """
     trials = {trial.number: trial for trial in record.trials}
-    rows = [_rescored_row(index, rescore, trials.get(rescore.trial_number))
+    fixed = fixed_params(record)
+    rows = [_rescored_row(index, rescore, trials.get(rescore.trial_number), fixed)
             for index, rescore in enumerate(record.rescored)]
     rescored_numbers = {rescore.trial_number for rescore in record.rescored}
     rows += [
-        _search_row(trial)
+        _search_row(trial, fixed)
         for trial in record.trials
         if trial.state == "complete" and trial.value is not None and trial.number not in rescored_numbers
     ]
@@ -140,23 +159,27 @@ def rank(record: StudyRecord) -> Ranking:
     return Ranking(table=table, rule=rule, rescored=rescored)
 
 
-def _rescored_row(index: int, rescore: RescoreRecord, trial: TrialRecord | None) -> dict[str, Any]:
+def _rescored_row(
+    index: int, rescore: RescoreRecord, trial: TrialRecord | None, fixed: dict[str, frozenset[str]],
+) -> dict[str, Any]:
     val = pd.Series(rescore.val_scores, dtype=float)
     test = pd.Series(rescore.test_scores, dtype=float)
     return {
         "trial": rescore.trial_number, "family": rescore.spec.get("family"),
         "baseline": rescore.baseline or (trial.baseline if trial else None) or "", "lr": rescore.spec.get("lr"),
-        "parameters": describe_spec(rescore.spec), "val_mean": val.mean(), "val_std": val.std(ddof=1),
+        "parameters": describe_spec(rescore.spec, fixed.get(rescore.spec.get("family"), frozenset())),
+        "val_mean": val.mean(), "val_std": val.std(ddof=1),
         "seeds": len(val), "test_mean": test.mean(), "test_std": test.std(ddof=1),
         "search_value": trial.value if trial else None, "epochs_run": trial.epochs_run if trial else None,
         "rescored": True, "rescore_index": index, "spec": rescore.spec,
     }
 
 
-def _search_row(trial: TrialRecord) -> dict[str, Any]:
+def _search_row(trial: TrialRecord, fixed: dict[str, frozenset[str]]) -> dict[str, Any]:
     return {
         "trial": trial.number, "family": trial.spec.get("family"), "baseline": trial.baseline or "",
-        "lr": trial.spec.get("lr"), "parameters": describe_spec(trial.spec), "val_mean": trial.value,
+        "lr": trial.spec.get("lr"), "parameters": describe_spec(trial.spec, fixed.get(trial.spec.get("family"), frozenset())),
+        "val_mean": trial.value,
         "val_std": math.nan, "seeds": 1, "test_mean": math.nan, "test_std": math.nan,
         "search_value": trial.value, "epochs_run": trial.epochs_run, "rescored": False, "rescore_index": -1,
         "spec": trial.spec,

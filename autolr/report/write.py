@@ -133,7 +133,7 @@ def _context(
         ("Dataset", config.get("dataset", "–")), ("Model", config.get("model", "–")),
         ("Optimizer", html.describe_optimizer(spec.optimizer if spec else config.get("optimizer"))),
         ("Budget", _budget(config)), ("Hardware", meta.get("hardware", "–")),
-        ("Wall time", html.format_duration(meta.get("wall_time_s"))), ("Backend", meta.get("backend", "–")),
+        ("Wall time", html.format_duration(meta.get("wall_time_s"))), ("Backend", meta.get("backend") or config.get("backend", "–")),
         ("Trials", str(len(record.trials))), ("Storage", config.get("storage") or "the study's folder"),
     ]
     running = sum(trial.state == "running" for trial in record.trials)
