@@ -48,6 +48,8 @@ class StudyConfig:
     fraction of a trial's epochs before which it is never pruned. ``storage``: an Optuna
     storage URL (None: ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how
     many top configurations are retrained after the search, on how many fresh seeds.
+    ``retry_interrupted``: run trials again whose process stopped before they finished
+    (SIGKILL, Ctrl-C, a lost machine); they stay recorded as ``interrupted`` either way.
     """
 
     name: str
@@ -70,6 +72,7 @@ class StudyConfig:
     storage: str | None = None
     backend: str = "optuna"
     data_dir: str | None = None
+    retry_interrupted: bool = True
     rescore_top: int = 3
     rescore_seeds: int = 3
 
@@ -121,6 +124,8 @@ def _validate(config: StudyConfig) -> None:
         raise StudyError(f"population must be a positive integer, got {config.population!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
         raise StudyError(f"seed must be a non-negative integer, got {config.seed!r}")
+    if not isinstance(config.retry_interrupted, bool):
+        raise StudyError(f"retry_interrupted must be true or false, got {config.retry_interrupted!r}")
     if not isinstance(config.prune_after, (int, float)) or not 0 <= config.prune_after < 1:
         raise StudyError(f"prune_after must be a fraction in [0, 1), got {config.prune_after!r}")
     _check_choice("sampler", config.sampler, SAMPLERS)
