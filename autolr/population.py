@@ -200,47 +200,59 @@ class StackedOptimizer:
         self.state: list[list[torch.Tensor]] | None = None  # per parameter: [momentum] or [exp_avg, exp_avg_sq]
 
     def step(self, population: PopulationModel, step: int) -> None:
-        """Apply the update of scheduler step ``step`` (counted from 0) to every member."""
-        params = [p for p in population.params]
+        """Apply the update of scheduler step ``step`` (counted from 0) to every member.
+
+        Written as few passes over the stacked tensors as torch allows (each pass over K
+        members' parameters costs memory bandwidth, which bounds a CPU); ``param.grad`` is
+        used as scratch space, as the next backward writes it afresh.
+        """
+        params = list(population.params)
         if self.state is None:
             slots = 1 if self.name == "sgd" else 2
             self.state = [[torch.zeros_like(p) for _ in range(slots)] for p in params]
         lr, momentum = self.lr_table[step], self.momentum_table[step]
+        decays = bool(self.weight_decay.any())
         with torch.no_grad():
             for param, state in zip(params, self.state):
                 shape = (-1,) + (1,) * (param.dim() - 1)
                 if self.name == "sgd":
-                    self._sgd(param, state[0], lr.view(shape), momentum.view(shape), self.weight_decay.view(shape))
+                    self._sgd(param, state[0], lr.view(shape), momentum.view(shape), decays, shape)
                 else:
-                    self._adam(param, state, step + 1, lr.view(shape), momentum.view(shape), shape)
+                    self._adam(param, state, step + 1, lr.view(shape), momentum.view(shape), decays, shape)
 
     def _sgd(
         self, param: torch.Tensor, buffer: torch.Tensor, lr: torch.Tensor, momentum: torch.Tensor,
-        weight_decay: torch.Tensor,
+        decays: bool, shape: tuple[int, ...],
     ) -> None:
-        """torch.optim.SGD (dampening 0): buf = m * buf + g; step along buf or g + m * buf (Nesterov)."""
-        grad = param.grad.addcmul(param, weight_decay)
-        buffer.mul_(momentum).add_(grad)
+        """torch.optim.SGD (dampening 0): buf = m * buf + g; step along buf, or g + m * buf (Nesterov)."""
+        grad = param.grad
+        if decays:
+            grad.addcmul_(param, self.weight_decay.view(shape))
+        torch.addcmul(grad, buffer, momentum, out=buffer)
         direction = grad.addcmul_(buffer, momentum) if self.nesterov else buffer
-        param.sub_(direction * lr)
+        param.addcmul_(direction, lr.neg())
 
     def _adam(
         self, param: torch.Tensor, state: list[torch.Tensor], count: int, lr: torch.Tensor,
-        beta1: torch.Tensor, shape: tuple[int, ...],
+        beta1: torch.Tensor, decays: bool, shape: tuple[int, ...],
     ) -> None:
-        """torch.optim.Adam / AdamW (no amsgrad), with bias correction after ``count`` steps."""
+        """torch.optim.Adam / AdamW (no amsgrad) after ``count`` steps.
+
+        torch's ``m / (sqrt(v) / sqrt(c2) + eps) * lr / c1`` is computed as
+        ``m / (sqrt(v) + eps * sqrt(c2)) * lr * sqrt(c2) / c1`` (c1, c2: bias corrections).
+        """
         exp_avg, exp_avg_sq = state
-        weight_decay, beta2, eps = self.weight_decay.view(shape), self.beta2.view(shape), self.eps.view(shape)
+        weight_decay, beta2 = self.weight_decay.view(shape), self.beta2.view(shape)
         grad = param.grad
-        if self.name == "adamw":
+        if decays and self.name == "adamw":
             param.mul_(1 - lr * weight_decay)
-        else:
-            grad = grad.addcmul(param, weight_decay)
+        elif decays:
+            grad.addcmul_(param, weight_decay)
         exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad * (1 - beta2), grad)
-        step_size = lr / (1 - beta1 ** count)
-        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** count).sqrt()).add_(eps)
-        param.sub_(exp_avg / denom * step_size)
+        exp_avg_sq.lerp_(grad.square_(), 1 - beta2)
+        correction2_sqrt = (1 - beta2 ** count).sqrt()
+        denom = exp_avg_sq.sqrt().add_(self.eps.view(shape) * correction2_sqrt)
+        param.addcmul_(torch.div(exp_avg, denom, out=denom), -lr * correction2_sqrt / (1 - beta1 ** count))
 
     def end_epoch(self, running_rows: list[int], val_losses: list[float], step: int) -> None:
         """Step plateau members still running on their validation loss; their new LR applies from ``step``."""
