@@ -86,7 +86,7 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
 
 def test_quarter_gpus_put_at_most_four_trials_on_each_node_and_baselines_run_first(cluster, splits, tmp_path):
     baselines = SPACE.baselines(SUGGESTED_LR)
-    experiment = run_ray_search(study(trials=12), SPACE, baselines, splits, tmp_path,
+    experiment = run_ray_search(study(trials=12), SPACE, baselines, splits, tmp_path / "ray",
                                 RayOptions(gpus_per_trial=0.25, cpus_per_trial=1))
 
     rows = result_rows(experiment)
@@ -139,7 +139,7 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
     remover = threading.Thread(target=remove_when_a_trial_reports_from_it, daemon=True)
     remover.start()
     slow_trials = study(trials=8, epochs=4, model="cnn", batch_size=16)  # they last while the node goes
-    run_ray_search(slow_trials, SPACE, SPACE.baselines(SUGGESTED_LR), splits, tmp_path,
+    run_ray_search(slow_trials, SPACE, SPACE.baselines(SUGGESTED_LR), splits, tmp_path / "ray",
                    RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3))
     remover.join(timeout=5)
     assert not remover.is_alive()
@@ -165,7 +165,7 @@ from autolr.data import load_splits
 from autolr.space import SearchSpace
 from tests.test_ray_backend import RESUMED_STUDY, SPACE, SUGGESTED_LR
 run_ray_search(RESUMED_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), load_splits("digits"),
-               sys.argv[1], RayOptions(address=sys.argv[2], gpus_per_trial=0.25))
+               sys.argv[1] + "/ray", RayOptions(address=sys.argv[2], gpus_per_trial=0.25))
 """
 
 
@@ -188,7 +188,7 @@ def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, s
     kept = {trial.number: trial for trial in before.trials if trial.state in ("complete", "pruned")}
     assert 3 <= len(kept) < 10
 
-    run_ray_search(RESUMED_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, tmp_path,
+    run_ray_search(RESUMED_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, tmp_path / "ray",
                    RayOptions(gpus_per_trial=0.25))
     after = {trial.number: trial for trial in read_ray_record(experiment).trials}
     assert sorted(after) == list(range(10))

@@ -7,22 +7,34 @@ and ``gpus_per_trial`` GPUs (fractions allowed), ``FailureConfig(max_failures)``
 trials lost with a node, and ``Tuner.restore`` continues an interrupted run. A Tune trial
 trains a population of ``population`` schedules at once (see ``ray_searcher``).
 
-Everything lands in ``<run_dir>/ray/``: Tune's experiment folder, plus ``autolr_study.json``
-(the study, range test and re-scoring) so ``read_ray_record`` can rebuild the report.
-Ray is imported only inside these functions, so autolr works without it.
+``run_study`` is the study run of ``autolr search --backend ray``: the same range test,
+space, baselines, re-scoring and report as the Optuna backend (the engine-neutral steps of
+``autolr.study_run``), only the trials run under Tune. Everything lands in
+``<out>/<name>/ray/``: Tune's experiment folder plus ``autolr_study.json`` (see
+``ray_record``), from which ``autolr report`` rebuilds the report. Ray is imported only
+inside these functions, so autolr works without it.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from autolr.backends.ray_record import EXPERIMENT_NAME, unfinished_trials, write_study_file
+from autolr.backends.ray_record import (
+    EXPERIMENT_NAME, MEMBER_SCORES_KEY, MEMBERS_KEY, RAY_KEY, RayStudyFolder, member_records, unfinished_trials,
+)
 from autolr.errors import StudyError, UserError
+from autolr.records import SEARCH_META_KEY, STUDY_CONFIG_KEY, TrialRecord
 from autolr.space import Baseline, SearchSpace
+
+if TYPE_CHECKING:
+    from autolr.search import Progress
+    from autolr.study import StudyConfig
+    from autolr.study_run import StudyRun
 
 INSTALL_HINT = 'the Ray backend needs Ray Tune: pip install "autolr[ray]"'
 DEFAULT_MAX_FAILURES = 3  # retries of a trial whose worker or node died
@@ -35,13 +47,11 @@ class RayOptions:
     ``address``: None starts a local Ray; "auto" joins the cluster this machine is part
     of; "ray://HOST:PORT" connects through Ray Client. ``gpus_per_trial`` and
     ``cpus_per_trial`` may be fractions (0.25 GPU: four trials share one GPU).
-    ``population``: schedules one trial trains at once (None: the study's setting, or 1).
     """
 
     address: str | None = None
     gpus_per_trial: float = 0.0
     cpus_per_trial: float = 1.0
-    population: int | None = None
     max_failures: int = DEFAULT_MAX_FAILURES
 
     def __post_init__(self) -> None:
@@ -51,8 +61,6 @@ class RayOptions:
                 f"and gpus_per_trial={self.gpus_per_trial}")
         if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
             raise StudyError(f"gpus_per_trial above 1 must be a whole number, got {self.gpus_per_trial}")
-        if self.population is not None and self.population < 1:
-            raise StudyError(f"population must be a positive integer, got {self.population}")
 
 
 def require_ray() -> None:
@@ -79,7 +87,7 @@ def connect(address: str | None) -> bool:
 
 
 def experiment_dir(run_dir: str | Path) -> Path:
-    """The folder holding a study's Ray Tune experiment."""
+    """The folder holding a study's Ray Tune experiment: ``<run_dir>/ray``."""
     return Path(run_dir).resolve() / EXPERIMENT_NAME
 
 
@@ -88,40 +96,121 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def run_study(
+    config: "StudyConfig",
+    out: str | Path = "reports",
+    workers: int = 1,
+    on_progress: Callable[["Progress"], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    address: str | None = None,
+    gpus_per_trial: float = 0.0,
+    cpus_per_trial: float = 1.0,
+    max_failures: int = DEFAULT_MAX_FAILURES,
+) -> "StudyRun":
+    """Run (or resume) ``config`` with Ray Tune and write its report into ``<out>/<name>/``.
+
+    The range test and re-scoring run in this process; the trials run on the Ray
+    cluster at ``address`` (None: a local Ray). Rerunning the same call continues the
+    Tune experiment, keeping its finished trials.
+    """
+    from autolr.report.write import write_report
+    from autolr.study_run import (
+        StudyRun, _load_splits, _meta, _population_size, _range_test, _rescore_once, _space, resolve_device,
+    )
+
+    require_ray()
+    if workers != 1:
+        raise StudyError("workers are for the optuna backend; with Ray, set --cpus-per-trial and --gpus-per-trial")
+    options = RayOptions(address=address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
+                         max_failures=max_failures)
+    started = time.monotonic()
+    phase = on_phase or (lambda name: None)
+    run_dir = Path(out) / config.name
+    folder = RayStudyFolder(experiment_dir(run_dir))
+    _claim(folder, config)
+    phase("data")
+    device = resolve_device(config.device)
+    splits = _load_splits(config, device)
+    phase("range test")
+    range_test = _range_test(config, folder, splits, device)
+    space = _space(config, range_test)
+    phase("search")
+    run_ray_search(config.to_dict(), space, space.baselines(range_test.suggestion), splits, folder.path, options,
+                   on_progress)
+    phase("re-scoring")
+    population = _population_size(config, splits, device)  # the re-scoring trains here, not on Ray
+    _rescore_once(config, folder, splits, device, population)
+    folder.set_attr(SEARCH_META_KEY, {**_meta(config, device, population, 1, started, folder), "backend": "ray"})
+    phase("report")
+    record = folder.read_record()
+    paths = write_report(record, run_dir)
+    progress = progress_of(record.trials, config.trials, config.direction == "maximize", time.monotonic() - started)
+    return StudyRun(config.name, run_dir, str(folder.path), record, paths, progress, time.monotonic() - started)
+
+
+def _claim(folder: RayStudyFolder, config: "StudyConfig") -> None:
+    """Store the study once; refuse a rerun whose identity differs from the stored study's."""
+    stored = folder.get_attr(STUDY_CONFIG_KEY)
+    if stored is None:
+        folder.set_attr(STUDY_CONFIG_KEY, config.to_dict())
+        return
+    changed = [key for key, value in config.identity().items() if stored.get(key) != value]
+    if changed:
+        raise StudyError(f"study {config.name!r} in {folder.path} was run with a different {changed[0]}; "
+                         "give it another --name or --out")
+
+
+def progress_of(trials: list[TrialRecord], target: int, maximize: bool, elapsed_s: float) -> "Progress":
+    """A search's progress: trials per state and the best complete trial."""
+    from autolr.search import Progress
+
+    counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
+    for trial in trials:
+        counts[trial.state] += 1
+    complete = [trial for trial in trials if trial.state == "complete" and trial.value is not None]
+    best = (max if maximize else min)(complete, key=lambda trial: trial.value) if complete else None
+    return Progress(target=target, counts=counts, best_value=best.value if best else None,
+                    best_family=best.spec.get("family") if best else None, best_number=best.number if best else None,
+                    elapsed_s=elapsed_s, finished_this_run=sum(counts.values()) - counts.get("running", 0))
+
+
 def run_ray_search(
     study: dict[str, Any],
     space: SearchSpace,
     baselines: list[Baseline],
     splits: Any,
-    run_dir: str | Path,
+    experiment: str | Path,
     options: RayOptions,
-    range_test: dict[str, Any] | None = None,
+    on_progress: Callable[["Progress"], None] | None = None,
 ) -> Path:
-    """Run (or continue) the study's search with Ray Tune; return the experiment folder.
+    """Run (or continue) the study's trials with Ray Tune in the folder ``experiment``.
 
     ``study`` is ``StudyConfig.to_dict()``: its ``trials`` (schedules in all, baselines
-    included), ``epochs``, ``batch_size``, ``model``, ``metric``, ``seed``, ``sampler``
-    seed, ``prune_after`` and ``device`` are used. An experiment already in
-    ``<run_dir>/ray`` is restored and continued, keeping its finished trials. A run stopped
-    before its end (Ctrl-C) raises KeyboardInterrupt once Tune has saved it.
+    included), ``epochs``, ``batch_size``, ``model``, ``metric``, ``seed``, ``prune_after``
+    and ``device`` are used. An experiment already in the folder is restored and
+    continued, keeping its finished trials. A run stopped before its end (Ctrl-C) raises
+    KeyboardInterrupt once Tune has saved it.
     """
     require_ray()
     from ray import tune
 
-    path = experiment_dir(run_dir)
+    path = Path(experiment).resolve()
+    folder = RayStudyFolder(path)
     started_ray = connect(options.address)
     try:
         trainable = tune.with_resources(
             tune.with_parameters(_train_members(), settings=_trial_settings(study), splits=_to_cpu(splits)),
             {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
         )
+        callbacks = [_progress_callback(study, on_progress)] if on_progress else []
         if tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
         else:
-            size = population_size(study, options)
-            write_study_file(path, study=study, range_test=range_test, options=options.__dict__,
-                             population=size, populations=math.ceil(study["trials"] / size))
-            tuner = _new_tuner(trainable, study, space, baselines, path, options)
+            size = population_size(study)
+            folder.set_attr(STUDY_CONFIG_KEY, folder.get_attr(STUDY_CONFIG_KEY) or study)
+            folder.set_attr(RAY_KEY, {**asdict(options), "population": size,
+                                      "populations": math.ceil(study["trials"] / size)})
+            tuner = _new_tuner(trainable, study, space, baselines, path, options, callbacks)
         tuner.fit()
         if unfinished_trials(path):
             raise KeyboardInterrupt(f"the Ray Tune run in {path} stopped before its end; rerun to continue it")
@@ -131,6 +220,23 @@ def run_ray_search(
 
             ray.shutdown()
     return path
+
+
+def _progress_callback(study: dict[str, Any], on_progress: Callable[["Progress"], None]) -> Any:
+    """A Tune callback that passes the search's progress to ``on_progress`` after each trial."""
+    from ray import tune
+
+    started = time.monotonic()
+
+    class ProgressCallback(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            records = [record for each in trials if MEMBERS_KEY in each.config for record in member_records(
+                each.status, each.config, [each.last_result] if MEMBER_SCORES_KEY in each.last_result else [],
+                unfinished="running")]
+            on_progress(progress_of(records, study["trials"], study["metric"] == "accuracy",
+                                    time.monotonic() - started))
+
+    return ProgressCallback()
 
 
 def _train_members() -> Any:
@@ -170,13 +276,13 @@ def cluster_slots(options: RayOptions) -> int:
     return max(1, min(slots))
 
 
-def population_size(study: dict[str, Any], options: RayOptions) -> int:
-    """Schedules per Tune trial: the option, else the study's population, else 1."""
-    return options.population or study.get("population") or 1
+def population_size(study: dict[str, Any]) -> int:
+    """Schedules per Tune trial: the study's population, else 1 (one schedule per trial)."""
+    return study.get("population") or 1
 
 
 def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baselines: list[Baseline],
-               path: Path, options: RayOptions) -> Any:
+               path: Path, options: RayOptions, callbacks: list[Any]) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -185,7 +291,7 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
     from autolr.backends.ray_trainable import SCORE_KEY
 
     mode = "max" if study["metric"] == "accuracy" else "min"
-    size = population_size(study, options)
+    size = population_size(study)
     inner = OptunaSearch(
         space=SpaceSampler(space, {baseline.name: baseline.params for baseline in baselines}),
         metric=SCORE_KEY, mode=mode, points_to_evaluate=[baseline.params for baseline in baselines],
@@ -206,6 +312,6 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
         ),
         run_config=tune.RunConfig(
             name=path.name, storage_path=str(path.parent), verbose=0,
-            failure_config=tune.FailureConfig(max_failures=options.max_failures),
+            failure_config=tune.FailureConfig(max_failures=options.max_failures), callbacks=callbacks,
         ),
     )

@@ -3,8 +3,9 @@
 A study's Ray folder ``<run_dir>/ray`` holds Tune's experiment state
 (``experiment_state-*.json``: every trial's status and folder), one folder per Tune trial
 (``params.json``: the population's member configs; ``result.json``: one JSON line per
-reported epoch), and autolr's ``autolr_study.json`` (study, range test, options,
-re-scoring, meta). Tune trial ``p`` with K members holds trials ``p*K .. p*K+K-1``.
+reported epoch), and autolr's ``autolr_study.json``: the study attributes under the same
+keys the Optuna backend stores (``autolr.records``: study, range test, re-scoring, meta)
+plus the Ray options. Tune trial ``p`` with K members holds trials ``p*K .. p*K+K-1``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from autolr.errors import StudyError
-from autolr.records import RescoreRecord, StudyRecord, TrialRecord
+from autolr.records import (
+    RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY, STUDY_CONFIG_KEY, RescoreRecord, StudyRecord, TrialRecord,
+)
 
 EXPERIMENT_NAME = "ray"  # the Tune experiment's folder name inside a study's run folder
 STUDY_FILE = "autolr_study.json"
+RAY_KEY = "autolr.ray"  # the Ray options, the population size and the number of populations planned
 # A Tune trial's config (written by ray_searcher) and a member config inside it.
 MEMBERS_KEY = "members"  # list of member configs
 POPULATION_KEY = "population"  # the population's number, counted from 0
@@ -34,20 +38,31 @@ ERRORS_KEY = "member_errors"  # final: each member's stop reason, or None
 UNFINISHED_STATUSES = ("PENDING", "RUNNING", "PAUSED")  # Tune trial statuses of an interrupted run
 
 
-def write_study_file(path: Path, **fields: Any) -> None:
-    """Merge ``fields`` (study, range_test, options, rescored, meta) into ``autolr_study.json``."""
-    path.mkdir(parents=True, exist_ok=True)
-    target = path / STUDY_FILE
-    data = json.loads(target.read_text()) if target.exists() else {}
-    data.update(fields)
-    temporary = target.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=1, default=str))
-    temporary.replace(target)
+class RayStudyFolder:
+    """The study attributes kept beside a Ray experiment, read and written like Optuna's user attributes."""
 
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
 
-def save_rescored(path: Path, rescored: list[RescoreRecord], meta: dict[str, Any]) -> None:
-    """Store the re-scoring of the top configurations and the run's meta with the experiment."""
-    write_study_file(path, rescored=[asdict(record) for record in rescored], meta=meta)
+    def _read(self) -> dict[str, Any]:
+        target = self.path / STUDY_FILE
+        return json.loads(target.read_text()) if target.exists() else {}
+
+    def get_attr(self, key: str) -> Any:
+        """The stored value of ``key``, or None."""
+        return self._read().get(key)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Store a JSON-safe value under ``key`` (the file is replaced atomically)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        data = {**self._read(), key: value}
+        temporary = self.path / f".{STUDY_FILE}.tmp"
+        temporary.write_text(json.dumps(data, indent=1, default=str))
+        temporary.replace(self.path / STUDY_FILE)
+
+    def read_record(self) -> StudyRecord:
+        """The study as an engine-neutral record."""
+        return read_ray_record(self.path)
 
 
 def is_ray_result(path: str | Path) -> bool:
@@ -67,22 +82,22 @@ def read_ray_record(result_dir: str | Path) -> StudyRecord:
     path = _locate(Path(result_dir))
     if path is None:
         raise StudyError(f"{str(result_dir)!r} holds no autolr Ray Tune experiment ({STUDY_FILE} is missing)")
-    study = json.loads((path / STUDY_FILE).read_text())
+    attrs = json.loads((path / STUDY_FILE).read_text())
     trials: list[TrialRecord] = []
     for status, folder in _tune_trials(path):
-        trials.extend(_member_records(status, path / folder))
+        trials.extend(_folder_records(status, path / folder))
     trials.sort(key=lambda trial: trial.number)
-    config = study["study"]
+    config = attrs[STUDY_CONFIG_KEY]
     return StudyRecord(
-        name=config["name"], config=config, trials=trials, range_test=study.get("range_test"),
-        rescored=[RescoreRecord(**record) for record in study.get("rescored", [])],
-        meta={"backend": "ray", "ray": study.get("options", {}), **study.get("meta", {})},
+        name=config["name"], config=config, trials=trials, range_test=attrs.get(RANGE_TEST_KEY),
+        rescored=[RescoreRecord(**record) for record in attrs.get(RESCORE_KEY) or []],
+        meta={"backend": "ray", "ray": attrs.get(RAY_KEY, {}), **(attrs.get(SEARCH_META_KEY) or {})},
     )
 
 
 def unfinished_trials(path: Path) -> int:
     """Tune trials (populations) of the experiment in ``path`` not yet run to their end."""
-    planned = json.loads((path / STUDY_FILE).read_text()).get("populations", 0)
+    planned = RayStudyFolder(path).get_attr(RAY_KEY)["populations"]
     trials = _tune_trials(path)
     return max(planned - len(trials), 0) + sum(status in UNFINISHED_STATUSES for status, _ in trials)
 
@@ -114,26 +129,42 @@ def _results(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _member_records(status: str, folder: Path) -> list[TrialRecord]:
-    """One TrialRecord per member of the population trained in ``folder``."""
-    params = json.loads((folder / "params.json").read_text())
-    members = params[MEMBERS_KEY]
-    rows = _results(folder)
-    final = rows[-1] if rows and MEMBER_STATES_KEY in rows[-1] else None
+def member_states(status: str, final: dict[str, Any] | None, size: int, unfinished: str = "interrupted") -> list[str]:
+    """How each member of a Tune trial ended, from the trial's status and its final result.
+
+    A final result names each member's state; without one, a trial Tune stopped early
+    (ASHA) is pruned, one that errored out of retries failed, and one still pending or
+    running when the run stopped is ``unfinished`` (interrupted, or running while it runs).
+    """
+    if final is not None and MEMBER_STATES_KEY in final:
+        return list(final[MEMBER_STATES_KEY])
+    state = "failed" if status == "ERROR" else unfinished if status in UNFINISHED_STATUSES else "pruned"
+    return [state] * size
+
+
+def _folder_records(status: str, folder: Path) -> list[TrialRecord]:
+    """The member records of the Tune trial whose folder is ``folder``."""
     error = _error_line(folder) if status == "ERROR" else None
+    return member_records(status, json.loads((folder / "params.json").read_text()), _results(folder), error)
+
+
+def member_records(status: str, params: dict[str, Any], rows: list[dict[str, Any]], error: str | None = None,
+                   unfinished: str = "interrupted") -> list[TrialRecord]:
+    """One TrialRecord per member of a Tune trial, from its config and its reported results."""
+    members = params[MEMBERS_KEY]
+    final = rows[-1] if rows and MEMBER_STATES_KEY in rows[-1] else None
+    states = member_states(status, final, len(members), unfinished)
     records = []
     for index, member in enumerate(members):
         if final is not None:
-            state = final[MEMBER_STATES_KEY][index]
             curve = final[CURVES_KEY][index]
             epochs, duration, reason = final[EPOCHS_KEY][index], final[DURATIONS_KEY][index], final[ERRORS_KEY][index]
         else:
             curve = [row[MEMBER_SCORES_KEY][index] for row in rows if row[MEMBER_SCORES_KEY][index] is not None]
-            state = "failed" if status == "ERROR" else "interrupted" if status in UNFINISHED_STATUSES else "pruned"
             epochs, duration, reason = len(curve), rows[-1].get("time_total_s") if rows else None, error
         records.append(TrialRecord(
-            number=params[POPULATION_KEY] * len(members) + index, state=state, spec=member[SPEC_KEY],
-            val_curve=curve, value=curve[-1] if state == "complete" and curve else None,
+            number=params[POPULATION_KEY] * len(members) + index, state=states[index], spec=member[SPEC_KEY],
+            val_curve=curve, value=curve[-1] if states[index] == "complete" and curve else None,
             epochs_run=epochs, duration_s=duration, baseline=member.get(BASELINE_KEY), error=reason,
         ))
     return records
