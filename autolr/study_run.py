@@ -203,18 +203,23 @@ def _population_size(config: StudyConfig, splits: Any, device: str) -> int:
 
 
 def _start_workers(config: StudyConfig, storage: str, workers: int, population: int) -> list[Any]:
-    """Start ``workers - 1`` extra processes (spawned: no state shared but the storage)."""
+    """Start ``workers - 1`` extra processes (spawned: no state shared but the storage) and
+    wait until each has loaded its data, so all start asking trials together."""
     context = multiprocessing.get_context("spawn")
     children = []
     for worker in range(1, workers):
-        child = context.Process(target=_worker_main, args=(config, storage, worker, population, workers),
+        ready = context.Event()
+        child = context.Process(target=_worker_main, args=(config, storage, worker, population, workers, ready),
                                 name=f"autolr-worker-{worker}")
         child.start()
-        children.append(child)
-    return children
+        children.append((child, ready))
+    for child, ready in children:
+        while child.is_alive() and not ready.wait(timeout=0.5):
+            continue
+    return [child for child, _ in children]
 
 
-def _worker_main(config: StudyConfig, storage: str, worker: int, population: int, workers: int) -> None:
+def _worker_main(config: StudyConfig, storage: str, worker: int, population: int, workers: int, ready: Any) -> None:
     """One extra worker: the same trial loop on the shared study, with its share of the cores."""
     import torch
 
@@ -225,8 +230,10 @@ def _worker_main(config: StudyConfig, storage: str, worker: int, population: int
     engine = _open(config, storage, worker=worker)
     engine.space = _space(config, RangeTestResult.from_dict(engine.get_attr(RANGE_TEST_KEY)))
     splits = _load_splits(config, device)
+    evaluate = population_evaluator(config, splits, device)
+    ready.set()
     try:
-        run_trials(engine, population_evaluator(config, splits, device), config.trials, batch_size=population)
+        run_trials(engine, evaluate, config.trials, batch_size=population)
     except KeyboardInterrupt:
         pass  # the trials in flight are already marked interrupted
 

@@ -145,3 +145,32 @@ def test_conflicting_rerun_is_refused_and_leaves_the_study_untouched(tmp_path):
 def test_trial_pruned_needs_no_optuna_import():
     assert TrialPruned.__module__ == "autolr.search" and issubclass(TrialPruned, Exception)
     assert not math.isnan(0.0)
+
+
+def test_study_on_a_real_postgresql_server_resumes_and_hides_the_password(postgres_url):
+    first = search(simulated_training, space=SPACE, n_trials=4, storage=postgres_url, epochs=EPOCHS, seed=0)
+    second = search(simulated_training, space=SPACE, n_trials=6, storage=postgres_url, epochs=EPOCHS, seed=0)
+    assert second.record.trials[:4] == first.record.trials
+    assert len(second.record.trials) == 6
+    password = postgres_url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+    if password:
+        assert password not in json.dumps(second.record.config)
+
+
+def test_interrupted_trial_is_kept_apart_and_run_again_on_resume(tmp_path):
+    storage = sqlite(tmp_path)
+
+    def stopped_by_ctrl_c(schedule, trial):
+        if trial.number == 2:
+            raise KeyboardInterrupt
+        return simulated_training(schedule, trial)
+
+    with pytest.raises(KeyboardInterrupt):
+        search(stopped_by_ctrl_c, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0, baselines=False)
+    stopped = read_study_record(storage)
+    assert [(t.number, t.state) for t in stopped.trials] == [(0, "complete"), (1, "complete"), (2, "interrupted")]
+    resumed = search(simulated_training, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0,
+                     baselines=False)
+    trials = {t.number: t for t in resumed.record.trials}
+    assert trials[2].state == "interrupted" and trials[3].spec == trials[2].spec  # the retry comes first
+    assert sum(t.state == "complete" for t in trials.values()) == 5

@@ -78,17 +78,31 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise StudyError(f"the folder of storage {shown!r} does not exist")
     engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if scheme == "sqlite" else {}
     if scheme in ("postgresql", "postgres"):
+        url = _postgresql_driver(url)
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except ImportError as error:
-        raise StudyError(f"storage {shown!r} needs a database driver that is not installed ({error.name})") from None
+        missing = getattr(error.__cause__, "name", None) or error.name or "its driver"
+        raise StudyError(f"storage {shown!r} needs the database driver {missing!r}, which is not installed") from None
     except Exception as error:  # SQLAlchemy's errors: unreachable server, bad credentials, bad URL
         reason = redact_text(str(error).splitlines()[0]) if str(error) else type(error).__name__
         raise StudyError(f"cannot open storage {shown!r}: {reason}") from None
     if scheme == "sqlite":
         _use_write_ahead_log(storage)
     return storage
+
+
+def _postgresql_driver(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` with the PostgreSQL driver that is installed:
+    SQLAlchemy's default (psycopg 3) when present, else psycopg2."""
+    import importlib.util
+
+    head, rest = url.split("://", 1)
+    if "+" in head:
+        return url
+    driver = "" if importlib.util.find_spec("psycopg") else "+psycopg2" if importlib.util.find_spec("psycopg2") else ""
+    return f"postgresql{driver}://{rest}"
 
 
 def _use_write_ahead_log(storage: optuna.storages.RDBStorage) -> None:

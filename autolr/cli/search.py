@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,6 +28,9 @@ def search(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampler, the weights and the batch order."),
     population: Optional[int] = typer.Option(None, "--population", help="Trials trained at once (default: from the device)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="optuna (embedded) or ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray backend: auto, ray://HOST:PORT or a cluster address (default: a local Ray)."),
+    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="Ray backend: GPUs per trial, fractions allowed (0.25: four trials per GPU)."),
+    cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="Ray backend: CPUs per trial."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset's files."),
     quiet: bool = typer.Option(False, "--quiet", help="No live progress; print only where the result is."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end, nothing else."),
@@ -51,7 +53,9 @@ def search(
 
     try:
         run = run_study(config, out=out, workers=workers,
-                        on_progress=display.progress if display else None, on_phase=display.phase if display else None)
+                        on_progress=display.progress if display else None, on_phase=display.phase if display else None,
+                        backend_options={"address": address, "gpus_per_trial": gpus_per_trial,
+                                         "cpus_per_trial": cpus_per_trial} if config.backend == "ray" else None)
     except KeyboardInterrupt:
         if display:
             display.stop()
@@ -105,10 +109,9 @@ class _Display:
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[status]}"), console=console, transient=False)
         self.task = self.bar.add_task("starting", total=target, status="")
-        self.started = time.monotonic()
-        self.bar.start()
 
     def phase(self, name: str) -> None:
+        self.bar.start()  # on the first phase: nothing is drawn before the study opened
         self.bar.update(self.task, description=f"{name:<10}")
 
     def progress(self, progress: Any) -> None:

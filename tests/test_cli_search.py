@@ -1,0 +1,134 @@
+"""`autolr search` as a user runs it: a smoke study end to end, resume, bad flags, the exported spec in a torch loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from autolr.backends.optuna_backend import read_study_record
+from autolr.backends.optuna_storage import sqlite_url
+from autolr.records import RANGE_TEST_KEY
+from autolr.spec import load_spec
+
+SMOKE = str(Path(__file__).resolve().parent.parent / "studies" / "smoke.toml")
+TINY = ["--study", SMOKE, "--epochs", "2", "--population", "3"]
+
+
+def autolr(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # one torch thread: the tests share two cores with other processes
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "autolr", "search", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env)
+
+
+def autolr_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str, str]:
+    """The CLI's entry point in this process (same error handling as the installed command)."""
+    from autolr.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["autolr", "search", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """A tiny smoke study (5 trials), then the same command with 7 trials: a resume."""
+    cwd = tmp_path_factory.mktemp("cli")
+    first = autolr(*TINY, "--trials", "5", "--json", cwd=cwd)
+    assert first.returncode == 0, first.stderr
+    storage = sqlite_url(cwd / "reports" / "smoke" / "study.db")
+    before = read_study_record(storage)
+    second = autolr(*TINY, "--trials", "7", "--quiet", cwd=cwd)
+    assert second.returncode == 0, second.stderr
+    return cwd, json.loads(first.stdout), before, read_study_record(storage), second.stdout
+
+
+def test_smoke_run_writes_report_trials_and_best_schedule(smoke_run):
+    cwd, summary, before, _, _ = smoke_run
+    run_dir = cwd / "reports" / "smoke"
+    for name in ("index.html", "trials.csv", "best_schedule.json"):
+        assert (run_dir / name).stat().st_size > 0
+    assert summary["counts"]["complete"] + summary["counts"]["pruned"] + summary["counts"]["diverged"] == 5
+    assert summary["best_schedule"] == "reports/smoke/best_schedule.json"
+    assert summary["best_spec"]["provenance"]["study"] == "smoke"
+    assert 0.5 < summary["best_score"] <= 1.0 and 0.5 < summary["test_score"] <= 1.0  # 10 digit classes: chance is 0.1
+    assert {t.baseline for t in before.trials} >= {"constant", "step", "cosine", "onecycle"}
+    assert len(before.rescored) >= 4 and all(len(r.val_scores) == 2 for r in before.rescored)  # 2 fresh seeds
+
+
+def test_rerun_resumes_keeping_every_finished_trial_and_the_range_test(smoke_run):
+    cwd, _, before, after, stdout = smoke_run
+    assert len(after.trials) == 7
+    kept = {t.number: t for t in after.trials}
+    for trial in before.trials:
+        assert kept[trial.number] == trial  # same state, spec, curve, value, epochs, duration
+    assert after.range_test == before.range_test
+    assert sum(t.baseline is not None for t in after.trials) == 4  # not queued again
+    assert "best_schedule.json" in stdout and "build(optimizer, epochs)" in stdout
+
+
+def test_exported_spec_drives_a_plain_torch_loop_stepped_once_per_epoch(smoke_run):
+    cwd = smoke_run[0]
+    spec = load_spec(cwd / "reports" / "smoke" / "best_schedule.json")
+    epochs = 6
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=0.9)
+    scheduler = spec.build(optimizer, epochs)
+    x = torch.randn(64, 4)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    seen = []
+    for epoch in range(epochs):
+        seen.append(optimizer.param_groups[0]["lr"])
+        for start in range(0, 64, 16):
+            loss = torch.nn.functional.mse_loss(model(x[start:start + 16]), y[start:start + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([spec.lr_at(epoch, epochs) for epoch in range(epochs)])
+
+
+def test_conflicting_rerun_exits_2_and_leaves_the_study_untouched(smoke_run):
+    cwd, _, _, after, _ = smoke_run
+    result = autolr(*TINY, "--trials", "7", "--epochs", "3", cwd=cwd)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "epochs = 2, not 3" in result.stderr
+    assert read_study_record(sqlite_url(cwd / "reports" / "smoke" / "study.db")) == after
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--epochs", "0"], "epochs must be a positive integer"),
+    (["--trials", "-1"], "trials must be a positive integer"),
+    (["--sampler", "grid"], "unknown sampler 'grid'"),
+    (["--pruner", "patient"], "unknown pruner 'patient'"),
+    (["--families", "cosine,sawtooth"], "unknown family 'sawtooth'"),
+    (["--backend", "dask"], "unknown backend 'dask'"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--storage", "redis://localhost/0"], "unsupported storage URL"),
+    (["--storage", "postgresql://autolr:hunter2@127.0.0.1:9/autolr"], "cannot open storage"),
+    (["--study", "missing.toml"], "cannot read study file"),
+    ([], "give --dataset NAME"),
+])
+def test_bad_flags_exit_2_with_one_sentence(tmp_path, monkeypatch, capsys, flags, words):
+    args = flags if "--study" in flags or "--dataset" in flags or not flags else ["--study", SMOKE, *flags]
+    code, out, err = autolr_in_process(args, tmp_path, monkeypatch, capsys)
+    assert code == 2
+    assert "Traceback" not in err and "hunter2" not in err + out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
+    assert not (tmp_path / "reports" / "smoke" / "trials.csv").exists()
+
+
+def test_not_an_integer_exits_2_without_traceback(tmp_path):
+    result = autolr("--study", SMOKE, "--epochs", "many", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "--epochs" in result.stderr

@@ -1,0 +1,33 @@
+"""Several local worker processes on one study: every trial recorded exactly once, none lost."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+
+from autolr.backends.optuna_backend import OWNER_KEY
+from autolr.backends.optuna_storage import journal_url, open_storage
+from autolr.study import StudyConfig
+from autolr.study_run import run_study
+
+
+def test_two_workers_share_one_journal_study_and_record_each_trial_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the spawned worker reads it at import
+    config = StudyConfig(name="workers", dataset="digits", epochs=2, trials=10, population=2, device="cpu",
+                         families=("constant", "cosine", "step", "onecycle", "exponential"), pruner="none",
+                         rescore_top=1, rescore_seeds=1)
+    run = run_study(config, out=tmp_path, workers=2)
+    run_dir = tmp_path / "workers"
+    assert (run_dir / "study.log").is_file() and not (run_dir / "study.db").exists()  # journal, not SQLite
+    assert run.storage_url == journal_url(run_dir / "study.log")
+    trials = run.record.trials
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert 10 <= len(trials) <= 11  # the budget is re-read before each ask: at most one extra per other worker
+    assert all(t.state == "complete" and t.epochs_run == 2 and len(t.val_curve) == 2 for t in trials)
+    specs = [json.dumps(t.spec, sort_keys=True) for t in trials]
+    assert len(set(specs)) == len(specs)  # no configuration trained twice
+    assert sorted(t.baseline for t in trials if t.baseline) == ["constant", "cosine", "onecycle", "step"]
+    owners = {tuple(t.user_attrs[OWNER_KEY].values())
+              for t in optuna.load_study(study_name="workers", storage=open_storage(run.storage_url)).trials}
+    assert len(owners) == 2  # both processes trained trials
