@@ -35,11 +35,13 @@ Example (runs as it is; the README shows it)::
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 from autolr.errors import StudyError
 from autolr.spec import ScheduleSpec
@@ -176,9 +178,10 @@ def run_trials(
     """Ask up to ``batch_size`` trials, evaluate them together, tell; until the study holds ``n_trials``.
 
     Trials are asked one at a time and the budget is re-read before each ask, so several
-    processes sharing the study stop together. Should the evaluation be stopped
-    (Ctrl-C, an error outside the objective) the trials in flight are marked
-    interrupted, queued to run again, and the exception goes on.
+    processes sharing the study stop together. Should the asking or the evaluation be
+    stopped (Ctrl-C, an error outside the objective) the trials in flight are marked
+    interrupted, queued to run again, and the exception goes on; a Ctrl-C while finished
+    trials are being stored takes effect once they are stored.
     """
     started = time.monotonic()
     finished_this_run = 0
@@ -195,24 +198,44 @@ def run_trials(
         on_progress(snapshot())
     while True:
         trials: list[Trial] = []
-        while len(trials) < batch_size and engine.remaining(n_trials) > 0:
-            trial = engine.ask()
-            if trial is None:
-                break
-            trials.append(trial)
-        if not trials:
-            return snapshot()
         try:
+            while len(trials) < batch_size and engine.remaining(n_trials) > 0:
+                trial = engine.ask()
+                if trial is None:
+                    break
+                trials.append(trial)
+            if not trials:
+                return snapshot()
             with engine.running(trials):
                 outcomes = evaluate(trials)
         except BaseException as error:
             engine.interrupt(trials, reason=f"the search stopped ({type(error).__name__}) while it ran")
             raise
-        for trial, outcome in zip(trials, outcomes):
-            engine.tell(trial, outcome)
+        with _ctrl_c_held():  # a Ctrl-C now takes effect once every finished trial is stored
+            for trial, outcome in zip(trials, outcomes):
+                engine.tell(trial, outcome)
         finished_this_run += len(trials)
         if on_progress:
             on_progress(snapshot())
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold SIGINT (Ctrl-C) inside the block and deliver it, to the handler it had, right after.
+
+    Outside the main thread Python cannot set a signal handler, so there the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        signal.raise_signal(signal.SIGINT)
 
 
 def objective_evaluator(objective: Callable[[ScheduleSpec, Trial], float], direction: str) -> Evaluate:

@@ -1,0 +1,150 @@
+"""Faults: `autolr search` killed (SIGKILL) and stopped (Ctrl-C) mid-population, then resumed.
+
+One real study runs three times with the same command line: run 1 is killed with SIGKILL
+while a population trains (after one population finished), run 2 gets SIGINT to its
+process group (what Ctrl-C in a terminal sends) while the next population trains, run 3
+finishes. The storage is polled to pick the moment, never a fixed sleep. Each test checks
+one promise against what the storage held at those moments.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autolr.backends.optuna_backend import RETRY_OF_KEY
+from autolr.backends.optuna_storage import sqlite_url
+from autolr.records import StudyRecord
+from reliability_support import (
+    FINISHED_STATES, TINY_STUDY, mid_training, numbers_in, read_record, report_counts, run_cli, start_cli,
+    wait_for_record, write_study,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class FaultChain:
+    """What the storage and the processes showed around the kill, the Ctrl-C and the last run."""
+
+    storage_url: str
+    run_dir: Path
+    after_kill: StudyRecord  # the storage as the killed process left it
+    after_interrupt: StudyRecord  # ... as the Ctrl-C'd process left it
+    running_at_interrupt: set[int]  # trials training when SIGINT was sent
+    interrupt_exit: int
+    interrupt_stderr: str
+    final: StudyRecord
+    final_json: dict
+    retry_of: dict[int, int]  # retry trial number -> number of the interrupted trial it runs again
+
+
+@pytest.fixture(scope="module")
+def fault_chain(tmp_path_factory: pytest.TempPathFactory) -> FaultChain:
+    root = tmp_path_factory.mktemp("faults")
+    study = write_study(root / "tiny.toml")
+    out = root / "reports"
+    command = ("search", "--study", str(study), "--out", str(out))
+    storage_url = sqlite_url(out / "tiny" / "study.db")
+    name = TINY_STUDY["name"]
+
+    first = start_cli(root, "killed", *command, "--quiet")
+    wait_for_record(first, storage_url, name, lambda r: len(numbers_in(r, *FINISHED_STATES)) >= 4 and mid_training(r))
+    first.process.send_signal(signal.SIGKILL)
+    assert first.process.wait(timeout=60) == -signal.SIGKILL
+    after_kill = read_record(storage_url, name)
+
+    finished_by_kill = len(numbers_in(after_kill, *FINISHED_STATES))
+    second = start_cli(root, "interrupted", *command, "--quiet")
+    at_interrupt = wait_for_record(
+        second, storage_url, name,
+        lambda r: len(numbers_in(r, *FINISHED_STATES)) >= finished_by_kill + 4 and mid_training(r),
+    )
+    os.killpg(second.process.pid, signal.SIGINT)
+    interrupt_exit = second.process.wait(timeout=120)
+    after_interrupt = read_record(storage_url, name)
+
+    last = run_cli(*command, "--json")
+    assert last.returncode == 0, last.stderr[-3000:]
+    frozen = optuna.load_study(study_name=name, storage=storage_url).get_trials(deepcopy=False)
+    return FaultChain(
+        storage_url=storage_url, run_dir=out / "tiny", after_kill=after_kill, after_interrupt=after_interrupt,
+        running_at_interrupt=numbers_in(at_interrupt, "running"), interrupt_exit=interrupt_exit,
+        interrupt_stderr=second.output()[1], final=read_record(storage_url, name),
+        final_json=json.loads(last.stdout), retry_of={t.number: t.user_attrs[RETRY_OF_KEY] for t in frozen
+                                                      if RETRY_OF_KEY in t.user_attrs},
+    )
+
+
+def by_number(record: StudyRecord) -> dict[int, dict]:
+    return {trial.number: dataclasses.asdict(trial) for trial in record.trials}
+
+
+def test_sigkill_keeps_every_finished_trial_with_its_values(fault_chain: FaultChain) -> None:
+    before = {n: t for n, t in by_number(fault_chain.after_kill).items() if t["state"] in FINISHED_STATES}
+    assert len(before) >= 4
+    after = by_number(fault_chain.final)
+    assert {n: after[n] for n in before} == before  # same state, value, curve, spec, duration
+
+
+def test_sigkill_leaves_running_trials_that_the_rerun_marks_interrupted(fault_chain: FaultChain) -> None:
+    killed_running = numbers_in(fault_chain.after_kill, "running")
+    assert killed_running  # the kill landed mid-population
+    final = {trial.number: trial for trial in fault_chain.final.trials}
+    for number in killed_running:
+        assert final[number].state == "interrupted"
+        assert "process stopped" in final[number].error
+        assert final[number].value is None
+
+
+def test_interrupted_trials_are_retried_with_the_same_schedule(fault_chain: FaultChain) -> None:
+    interrupted = numbers_in(fault_chain.final, "interrupted")
+    final = {trial.number: trial for trial in fault_chain.final.trials}
+    retried = {}
+    for retry, original in fault_chain.retry_of.items():
+        assert final[retry].spec == final[original].spec
+        retried.setdefault(original, []).append(retry)
+    assert set(retried) == interrupted
+    # every interrupted trial's chain of retries ends in a finished trial
+    for original, retries in retried.items():
+        assert any(final[number].state in FINISHED_STATES for number in retries), (original, retries)
+
+
+def test_ctrl_c_stops_cleanly_records_what_finished_and_says_how_to_resume(fault_chain: FaultChain) -> None:
+    assert fault_chain.interrupt_exit == 130
+    assert "Traceback" not in fault_chain.interrupt_stderr
+    assert "rerun the same command to resume" in fault_chain.interrupt_stderr
+    after = fault_chain.after_interrupt
+    assert not numbers_in(after, "running")  # nothing left running, without waiting for recovery
+    assert fault_chain.running_at_interrupt & numbers_in(after, "interrupted")
+    for trial in after.trials:
+        if trial.number in fault_chain.running_at_interrupt:
+            assert trial.state in FINISHED_STATES or "KeyboardInterrupt" in trial.error, trial
+    finished_before = by_number(after)
+    final = by_number(fault_chain.final)
+    assert len(numbers_in(after, *FINISHED_STATES)) >= len(numbers_in(fault_chain.after_kill, *FINISHED_STATES)) + 4
+    assert all(final[n] == t for n, t in finished_before.items() if t["state"] in FINISHED_STATES)
+
+
+def test_final_report_counts_interrupted_trials_apart(fault_chain: FaultChain) -> None:
+    final = fault_chain.final
+    interrupted = numbers_in(final, "interrupted")
+    assert numbers_in(fault_chain.after_kill, "running") | numbers_in(fault_chain.after_interrupt, "interrupted") \
+        == interrupted
+    assert not numbers_in(final, "running")
+    assert len(numbers_in(final, *FINISHED_STATES)) == TINY_STUDY["trials"]  # the budget, interrupted aside
+    counts = fault_chain.final_json["counts"]
+    assert counts["interrupted"] == len(interrupted) and counts["running"] == 0
+    assert report_counts(fault_chain.run_dir / "index.html")["interrupted"] == len(interrupted)
+    with (fault_chain.run_dir / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {int(row["number"]) for row in rows if row["state"] == "interrupted"} == interrupted
+    assert all(row["error"] for row in rows if row["state"] == "interrupted")
