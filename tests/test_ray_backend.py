@@ -195,3 +195,43 @@ def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, s
     assert all(trial.state in ("complete", "pruned") for trial in after.values())
     for number, trial in kept.items():
         assert after[number] == trial
+
+
+def test_smoke_study_gives_the_same_files_and_baseline_scores_with_ray_as_with_optuna(cluster, tmp_path):
+    from autolr.spec import load_spec
+    from autolr.study import load_study
+    from autolr.study_run import run_study
+
+    root = Path(__file__).parent.parent
+    completed = subprocess.run(
+        [sys.executable, "-m", "autolr", "search", "--study", "studies/smoke.toml", "--backend", "ray",
+         "--address", cluster.address, "--gpus-per-trial", "0.25", "--out", str(tmp_path / "ray-run"), "--json"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    printed = json.loads(completed.stdout)
+    optuna_run = run_study(load_study(root / "studies/smoke.toml"), out=tmp_path / "optuna-run")
+
+    ray_folder, optuna_folder = tmp_path / "ray-run/smoke", optuna_run.run_dir
+    for name in ("index.html", "trials.csv", "best_schedule.json"):
+        assert (ray_folder / name).stat().st_size > 0 and (optuna_folder / name).stat().st_size > 0
+    assert load_spec(printed["best_schedule"]).family in load_study(root / "studies/smoke.toml").families
+    assert 0.8 < printed["best_score"] <= 1.0
+
+    ray_record = read_ray_record(ray_folder)
+    assert len(ray_record.trials) == len(optuna_run.record.trials) == 8
+    assert ray_record.range_test == optuna_run.record.range_test
+    assert {r.baseline for r in ray_record.rescored if r.baseline} == {"constant", "step", "cosine", "onecycle"}
+    ray_baselines = {t.baseline: t for t in ray_record.trials if t.baseline}
+    optuna_baselines = {t.baseline: t for t in optuna_run.record.trials if t.baseline}
+    assert set(ray_baselines) == set(optuna_baselines) == {"constant", "step", "cosine", "onecycle"}
+    for name, trial in ray_baselines.items():
+        assert trial.spec == optuna_baselines[name].spec
+        shared_epochs = min(len(trial.val_curve), len(optuna_baselines[name].val_curve))
+        assert shared_epochs >= 1  # the same population of baselines trains to the same scores
+        assert trial.val_curve[:shared_epochs] == pytest.approx(optuna_baselines[name].val_curve[:shared_epochs])
+
+    rebuilt = subprocess.run([sys.executable, "-m", "autolr", "report", str(ray_folder / "ray"),
+                              "--out", str(tmp_path / "rebuilt")], cwd=root, capture_output=True, text=True)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    assert (tmp_path / "rebuilt/trials.csv").read_text() == (ray_folder / "trials.csv").read_text()

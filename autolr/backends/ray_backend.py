@@ -76,9 +76,10 @@ def connect(address: str | None) -> bool:
     """Join ``address`` (or start a local Ray) unless Ray is already up; True when we started it."""
     import ray
 
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's legacy output is silent at verbose=0
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=True)
     except ConnectionError as error:
