@@ -15,8 +15,10 @@ the epoch and cost nothing after.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -178,23 +180,19 @@ class StackedOptimizer:
         if len(kinds) > 1:
             raise UserError(f"one population trains one optimizer kind, got {sorted(kinds)}")
         (self.name, self.nesterov), = kinds
-        lr_table = [[spec.lr_at(step, total_steps) for step in range(total_steps)] for spec in specs]
-        first_moment = [s.momentum if s.name == "sgd" else s.betas[0] for s in settings]
-        momentum_table = [
-            [value] * total_steps if spec.momentum_at(0, total_steps) is None
-            else [spec.momentum_at(step, total_steps) for step in range(total_steps)]
-            for spec, value in zip(specs, first_moment)
-        ]
+        first_moment = torch.tensor([s.momentum if s.name == "sgd" else s.betas[0] for s in settings])
+        lr_table, momentum_table = _schedule_tables(specs, first_moment, total_steps)
         self.plateau: list[_PlateauMember] = []
         for row, spec in enumerate(specs):
             if spec.family == "plateau":
                 member = _PlateauMember(row, spec, epochs)
                 self.plateau.append(member)
-                lr_table[row] = [member.lr] * total_steps
-        as_tensor = lambda rows: torch.tensor(rows, dtype=torch.float32, device=device)  # noqa: E731
-        self.lr_table = as_tensor(lr_table).t().contiguous()  # total_steps x K
-        self.momentum_table = as_tensor(momentum_table).t().contiguous()  # total_steps x K
+                lr_table[:, row] = member.lr
+        as_tensor = lambda values: torch.tensor(values, dtype=torch.float32, device=device)  # noqa: E731
+        self.lr_table = lr_table.to(device)  # total_steps x K
+        self.momentum_table = momentum_table.to(device)  # total_steps x K
         self.weight_decay = as_tensor([s.weight_decay for s in settings])
+        self.decays = bool(self.weight_decay.any())  # any member with weight decay (checked once, no sync per step)
         self.beta2 = as_tensor([s.betas[1] for s in settings])
         self.eps = as_tensor([s.eps for s in settings])
         self.state: list[list[torch.Tensor]] | None = None  # per parameter: [momentum] or [exp_avg, exp_avg_sq]
@@ -211,30 +209,30 @@ class StackedOptimizer:
             slots = 1 if self.name == "sgd" else 2
             self.state = [[torch.zeros_like(p) for _ in range(slots)] for p in params]
         lr, momentum = self.lr_table[step], self.momentum_table[step]
-        decays = bool(self.weight_decay.any())
         with torch.no_grad():
+            negative_lr = lr.neg()
             for param, state in zip(params, self.state):
                 shape = (-1,) + (1,) * (param.dim() - 1)
                 if self.name == "sgd":
-                    self._sgd(param, state[0], lr.view(shape), momentum.view(shape), decays, shape)
+                    self._sgd(param, state[0], negative_lr.view(shape), momentum.view(shape), shape)
                 else:
-                    self._adam(param, state, step + 1, lr.view(shape), momentum.view(shape), decays, shape)
+                    self._adam(param, state, step + 1, lr.view(shape), momentum.view(shape), shape)
 
     def _sgd(
-        self, param: torch.Tensor, buffer: torch.Tensor, lr: torch.Tensor, momentum: torch.Tensor,
-        decays: bool, shape: tuple[int, ...],
+        self, param: torch.Tensor, buffer: torch.Tensor, negative_lr: torch.Tensor, momentum: torch.Tensor,
+        shape: tuple[int, ...],
     ) -> None:
         """torch.optim.SGD (dampening 0): buf = m * buf + g; step along buf, or g + m * buf (Nesterov)."""
         grad = param.grad
-        if decays:
+        if self.decays:
             grad.addcmul_(param, self.weight_decay.view(shape))
         torch.addcmul(grad, buffer, momentum, out=buffer)
         direction = grad.addcmul_(buffer, momentum) if self.nesterov else buffer
-        param.addcmul_(direction, lr.neg())
+        param.addcmul_(direction, negative_lr)
 
     def _adam(
         self, param: torch.Tensor, state: list[torch.Tensor], count: int, lr: torch.Tensor,
-        beta1: torch.Tensor, decays: bool, shape: tuple[int, ...],
+        beta1: torch.Tensor, shape: tuple[int, ...],
     ) -> None:
         """torch.optim.Adam / AdamW (no amsgrad) after ``count`` steps.
 
@@ -244,9 +242,9 @@ class StackedOptimizer:
         exp_avg, exp_avg_sq = state
         weight_decay, beta2 = self.weight_decay.view(shape), self.beta2.view(shape)
         grad = param.grad
-        if decays and self.name == "adamw":
+        if self.decays and self.name == "adamw":
             param.mul_(1 - lr * weight_decay)
-        elif decays:
+        elif self.decays:
             grad.addcmul_(param, weight_decay)
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.lerp_(grad.square_(), 1 - beta2)
@@ -266,12 +264,43 @@ class StackedOptimizer:
         self.lr_table = self.lr_table.index_select(1, rows)
         self.momentum_table = self.momentum_table.index_select(1, rows)
         self.weight_decay, self.beta2, self.eps = (t.index_select(0, rows) for t in (self.weight_decay, self.beta2, self.eps))
+        self.decays = bool(self.weight_decay.any())
         if self.state is not None:
             self.state = [[slot.index_select(0, rows) for slot in slots] for slots in self.state]
         new_row = {old: new for new, old in enumerate(rows.tolist())}
         self.plateau = [member for member in self.plateau if member.row in new_row]
         for member in self.plateau:
             member.row = new_row[member.row]
+
+
+def _schedule_tables(
+    specs: Sequence[ScheduleSpec], first_moment: torch.Tensor, total_steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LR and momentum of every member at every step, two float32 ``total_steps x K`` tables.
+
+    Every family's LR is its ``lr`` times a curve that does not depend on ``lr``, so the
+    curve (``lr_at`` and ``momentum_at`` of the spec with lr 1) is computed once per
+    distinct schedule shape and scaled per member. Members whose family does not cycle
+    momentum keep ``first_moment`` (the optimizer's momentum or beta1) throughout.
+    """
+    curves: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    lr_columns, momentum_columns = [], []
+    for spec, moment in zip(specs, first_moment):
+        unit = replace(spec, lr=1.0, provenance=None)
+        shape = json.dumps(unit.to_dict(), sort_keys=True)
+        if shape not in curves:
+            cycled = unit.momentum_at(0, total_steps) is not None
+            curves[shape] = (
+                torch.tensor([unit.lr_at(step, total_steps) for step in range(total_steps)], dtype=torch.float64),
+                torch.tensor([unit.momentum_at(step, total_steps) for step in range(total_steps)]) if cycled else None,
+            )
+        unit_lrs, momentum = curves[shape]
+        lr_columns.append(unit_lrs * spec.lr)
+        momentum_columns.append(momentum if momentum is not None else moment.expand(total_steps))
+    return (
+        torch.stack(lr_columns, 1).float().contiguous(),
+        torch.stack(momentum_columns, 1).float().contiguous(),
+    )
 
 
 CPU_LARGEST_POPULATION = 16  # a CPU gains little beyond this many members per population

@@ -58,15 +58,22 @@ def test_a_cnn_population_matches_single_trials(digits):
         assert_same_curve(member, train_trial(spec, "cnn", digits, 2, BATCH, seed, data_seed=DATA_SEED))
 
 
-def test_the_momentum_table_follows_onecycle_and_the_lr_table_follows_lr_at():
-    specs = [ScheduleSpec("onecycle", 0.1, {"cycle_momentum": True, "base_momentum": 0.8, "max_momentum": 0.95}),
-             ScheduleSpec("cosine", 0.1)]
+def test_the_lr_table_follows_lr_at_and_the_momentum_table_follows_onecycle():
+    specs = [
+        ScheduleSpec("onecycle", 0.1, {"cycle_momentum": True, "base_momentum": 0.8, "max_momentum": 0.95}),
+        ScheduleSpec("cosine", 0.1),
+        ScheduleSpec("cosine", 0.37),  # same shape, other LR: shares the computed curve
+        ScheduleSpec("wsd", 0.2, {"decay_fraction": 0.3}, warmup={"fraction": 0.1, "start_factor": 0.2}),
+        ScheduleSpec("cyclic", 0.3, {"mode": "exp_range", "final_scale": 0.5}, warmup={"fraction": 0.05}),
+    ]
     optimizer = StackedOptimizer(specs, total_steps=100, epochs=1, device=torch.device("cpu"))
-    onecycle_momentum, cosine_momentum = optimizer.momentum_table.t()
+    expected = torch.tensor([[spec.lr_at(step, 100) for spec in specs] for step in range(100)])
+    torch.testing.assert_close(optimizer.lr_table, expected, rtol=1e-6, atol=0)
+    onecycle_momentum, cosine_momentum = optimizer.momentum_table[:, 0], optimizer.momentum_table[:, 1]
+    expected_momentum = torch.tensor([specs[0].momentum_at(step, 100) for step in range(100)])
+    torch.testing.assert_close(onecycle_momentum, expected_momentum)
     assert onecycle_momentum[0].item() == pytest.approx(0.95) and onecycle_momentum.min().item() == pytest.approx(0.8, abs=1e-3)
     assert torch.all(cosine_momentum == 0.9)
-    expected = torch.tensor([[spec.lr_at(step, 100) for spec in specs] for step in range(100)])
-    torch.testing.assert_close(optimizer.lr_table, expected)
 
 
 def test_a_pruned_member_leaves_and_the_others_are_unchanged(digits):
