@@ -16,6 +16,7 @@ from report_records import large_record, small_record
 from autolr.records import RescoreRecord, TrialRecord
 from autolr.report import write_report
 from autolr.report.charts import MAX_CURVES
+from autolr.report.write import LOAD_SNIPPET
 from autolr.report.rank import baseline_gains, family_scores, rank
 from autolr.report.redact import redact_text
 from autolr.spec import load_spec
@@ -276,3 +277,20 @@ def test_parameters_fixed_in_a_family_are_left_out_of_the_table():
     table = rank(record).table.set_index("trial")
     assert table.loc[20, "parameters"] == "pct_start=0.2"
     assert table.loc[3, "parameters"] == "min_factor=0.05"
+
+
+def test_code_snippet_on_the_page_runs_with_the_exported_spec(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    paths = write_report(small_record(), tmp_path)
+    snippet = html.unescape(paths.index_html.read_text()).split("<h3>Use it in your training loop</h3>", 1)[1]
+    snippet = snippet.split("<pre><code>", 1)[1].split("</code></pre>", 1)[0]
+    assert snippet == LOAD_SNIPPET
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    batches = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(5)]
+    namespace = {"model": model, "train_loader": batches, "epochs": 2, "loss_fn": torch.nn.functional.cross_entropy}
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, namespace)
+    spec = namespace["spec"]
+    assert namespace["scheduler"].get_last_lr()[0] == pytest.approx(spec.lr_at(10, 10))
+    assert namespace["optimizer"].param_groups[0]["nesterov"] is False

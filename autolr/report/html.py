@@ -96,8 +96,10 @@ def recommendation(record: StudyRecord, ranking: Ranking, gains: list[Gain]) -> 
     validation = [gain for gain in gains if gain.split == "validation"]
     if validation:
         closest = min(validation, key=lambda gain: gain.gain)
-        interval = (f" (95% interval {closest.low:+.4f} to {closest.high:+.4f})"
-                    if closest.low is not None else "")
+        interval = ""
+        if closest.low is not None:
+            verdict = "" if closest.low > 0 else ": not a clear gain"
+            interval = f" (95% interval {closest.low:+.4f} to {closest.high:+.4f}{verdict})"
         sentence += f"; {closest.gain:+.4f} over the strongest baseline, {closest.baseline}{interval}"
     return sentence + "."
 

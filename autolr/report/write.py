@@ -25,6 +25,21 @@ from autolr.report.reproduce import STUDY_FILE, reproduce_command, study_toml
 from autolr.spec import ScheduleSpec
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+LOAD_SNIPPET = """\
+from autolr import load_spec
+
+spec = load_spec("best_schedule.json")
+optimizer = spec.build_optimizer(model.parameters())  # the settings it was tuned with
+# total_steps counts scheduler.step() calls: batches here (or epochs, stepping per epoch)
+scheduler = spec.build(optimizer, total_steps=epochs * len(train_loader))
+
+for epoch in range(epochs):
+    for inputs, targets in train_loader:
+        optimizer.zero_grad()
+        loss_fn(model(inputs), targets).backward()
+        optimizer.step()
+        scheduler.step()
+"""  # shown on the page: loads the exported spec into the user's training loop
 
 
 @dataclass(frozen=True)
@@ -144,7 +159,7 @@ def _context(
         "name": record.name, "partial": partial, "recommendation": html.recommendation(record, ranking, gains),
         "summary": [(label, str(value)) for label, value in summary], "counts": state_counts(record),
         "best_spec_json": spec.to_text("json") if spec else "",
-        "snippet": _snippet(spec) if spec else "", "command": reproduce_command(record.config, record.name, out_dir),
+        "snippet": LOAD_SNIPPET if spec else "", "command": reproduce_command(record.config, record.name, out_dir),
         "study_file": STUDY_FILE if has_study_file else "",
         "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
         "charts": [{"name": name, "caption": captions[name], "width": "wide" if name in wide else ""}
@@ -174,22 +189,6 @@ def _family_row(row: Any) -> dict[str, Any]:
             "pruned": int(row["pruned"]), "best": html.format_score(row["best"]),
             "median": html.format_score(row["median"]),
             "gap": "best" if row["gap"] == 0 else html.format_score(row["gap"])}
-
-
-def _snippet(spec: ScheduleSpec) -> str:
-    """Python that loads the exported spec into the user's optimizer and a torch scheduler."""
-    return (
-        "from autolr.spec import load_spec\n\n"
-        'spec = load_spec("best_schedule.json")\n'
-        f"optimizer = spec.build_optimizer(model.parameters())  # {html.describe_optimizer(spec.optimizer)}\n"
-        "scheduler = spec.build(optimizer, total_steps=epochs * len(train_loader))\n\n"
-        "for epoch in range(epochs):\n"
-        "    for inputs, targets in train_loader:\n"
-        "        optimizer.zero_grad()\n"
-        "        loss_fn(model(inputs), targets).backward()\n"
-        "        optimizer.step()\n"
-        "        scheduler.step()  # once per batch, so total_steps counts batches\n"
-    )
 
 
 def _write_atomic(path: Path, text: str) -> None:
