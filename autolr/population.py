@@ -31,6 +31,7 @@ from autolr.train import (
     resolve_device, score_of, shuffled_epochs, steps_per_epoch,
 )
 
+
 def train_population(
     specs: Sequence[ScheduleSpec],
     model: str,
@@ -90,6 +91,7 @@ def train_population(
         if stopped:
             keep = [row for row in range(len(active)) if row not in stopped]
             if not keep:
+                active = []
                 break
             rows = torch.tensor(keep, device=device)
             population.keep(rows)
