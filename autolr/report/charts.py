@@ -201,10 +201,14 @@ def range_test(result: dict[str, Any]) -> go.Figure:
                            mode="markers", name="rules", text=list(rules), marker=dict(size=8, color="#444"),
                            hovertemplate="%{text}: %{x:.3g}<extra></extra>")
     low, high = result["interval"]
-    figure.add_vrect(x0=low, x1=high, fillcolor="rgba(44,160,44,0.15)", line_width=0,
-                     annotation_text="searched interval", annotation_position="top left")
-    figure.add_vline(x=result["suggestion"], line=dict(color="#d62728", dash="dash"),
-                     annotation_text=f"suggestion {result['suggestion']:.3g}", annotation_position="bottom right")
+    suggestion = result["suggestion"]
+    figure.add_vrect(x0=low, x1=high, fillcolor="rgba(44,160,44,0.15)", line_width=0)
+    figure.add_vline(x=suggestion, line=dict(color="#d62728", dash="dash"))
+    # annotations on a log axis take log10 of the position (Plotly's convention)
+    figure.add_annotation(x=math.log10(low), y=1, yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                          text=f"searched {low:.2g} to {high:.2g}", font=dict(color="#2a7a2a"))
+    figure.add_annotation(x=math.log10(suggestion), y=0, yref="paper", xanchor="left", yanchor="bottom",
+                          showarrow=False, text=f" suggestion {suggestion:.3g}", font=dict(color="#d62728"))
     return figure
 
 
