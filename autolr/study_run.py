@@ -125,7 +125,8 @@ def run_study(
 def population_evaluator(config: StudyConfig, splits: Any, device: str) -> Evaluate:
     """Train the asked trials at once as one population; every member reports each epoch
     to its trial and leaves the population when its trial is pruned. A population that
-    runs out of device memory is split in two and each half trained in turn."""
+    runs out of memory (GPU or CPU) is split in two and each half trained in turn; a
+    single trial that does not fit fails with the reason."""
     import torch
 
     from autolr.population import train_population
@@ -137,21 +138,43 @@ def population_evaluator(config: StudyConfig, splits: Any, device: str) -> Evalu
                 seeds=[config.seed] * len(trials), data_seed=config.seed, metric=config.metric,
                 on_epoch=lambda member, epoch, score: trials[member].observe(score, epoch), device=device,
             )
-        except torch.OutOfMemoryError as error:
-            if len(trials) == 1:
-                return [TrialOutcome("failed", error=one_line(error))]
-            half = len(trials) // 2
-            return evaluate(trials[:half]) + evaluate(trials[half:])
-        return [
-            TrialOutcome(
-                result.status, value=result.final_score if result.status == "complete" else None,
-                epochs_run=result.epochs_run, duration_s=result.duration_s,
-                error=result.reason if result.status == "diverged" else None,
-            )
-            for result in results
-        ]
+        except (RuntimeError, MemoryError) as error:
+            if not out_of_memory(error):
+                raise
+            reason = one_line(error)
+        else:
+            return _outcomes(results)
+        # Out of the except block, so the failed population's tensors are freed before retrying.
+        if len(trials) == 1:
+            return [TrialOutcome("failed", error=reason)]
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        half = len(trials) // 2
+        return evaluate(trials[:half]) + evaluate(trials[half:])
 
     return evaluate
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` means the device ran out of memory: torch's OutOfMemoryError (GPUs),
+    the CPU allocator's "can't allocate memory" RuntimeError, or Python's MemoryError."""
+    import torch
+
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
+
+
+def _outcomes(results: Sequence[Any]) -> list[TrialOutcome]:
+    """The trainer's TrialResults as the search's outcomes."""
+    return [
+        TrialOutcome(
+            result.status, value=result.final_score if result.status == "complete" else None,
+            epochs_run=result.epochs_run, duration_s=result.duration_s,
+            error=result.reason if result.status == "diverged" else None,
+        )
+        for result in results
+    ]
 
 
 def _open(config: StudyConfig, storage: str, worker: int, space: Any = None) -> Any:
