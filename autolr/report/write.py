@@ -154,7 +154,9 @@ def _context(
     running = sum(trial.state == "running" for trial in record.trials)
     partial = ""
     if meta.get("finished") is not True:
-        partial = f"the search had not finished when this page was built ({running} trials running)."
+        partial = (f"the search is still running ({running} trials in progress)." if running else
+                   "the search has not finished: it is starting or re-scoring, or it was stopped "
+                   "(rerun its command to resume it).")
     return {
         "name": record.name, "partial": partial, "recommendation": html.recommendation(record, ranking, gains),
         "summary": [(label, str(value)) for label, value in summary], "counts": state_counts(record),
