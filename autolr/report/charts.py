@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from autolr.records import StudyRecord
-from autolr.report.rank import Gain, Ranking
+from autolr.report.importance import EVALUATOR_NAME, MIN_TRIALS, importance_by_family
+from autolr.report.rank import Gain, Ranking, metric_name
 from autolr.spec import ScheduleSpec
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -25,6 +26,34 @@ LR_CURVE_POINTS = 201  # samples of training progress per LR curve
 MAX_EPOCH_POINTS = 60  # learning curves longer than this are downsampled to this many epochs
 MAX_CURVES = 400  # learning curves drawn one by one; the rest appear in the percentile band
 DIGITS = 5  # significant digits kept in chart data
+WIDE = {"learning_curves", "importance"}  # charts that take the page's full width
+
+
+def report_figures(
+    record: StudyRecord, ranking: Ranking, families: Any, gains_over_baselines: list[Gain],
+) -> dict[str, tuple[go.Figure, str]]:
+    """The page's charts in page order, name -> (figure, caption); charts without data are left out."""
+    metric = metric_name(record)
+    figures: dict[str, tuple[go.Figure, str]] = {}
+    if record.range_test:
+        figures["range_test"] = (range_test(record.range_test), "The search drew peak LRs from the shaded interval.")
+    if ranking.best is not None:
+        figures["lr_curves"] = (lr_curves(ranking), "LR against training progress, so schedules of any run length compare.")
+    if any(trial.val_curve for trial in record.trials):
+        figures["learning_curves"] = (learning_curves(record, ranking, metric),
+                                      "Validation score per epoch; pruned trials stop early (dotted).")
+    if (families["complete"] > 0).any():
+        figures["families"] = (family_scores(families, metric),
+                               "Which family wins: box = quartiles, whiskers = worst to best trial.")
+    if gains_over_baselines:
+        figures["gains"] = (gains(gains_over_baselines, metric),
+                            "Recommended minus baseline; bars are 95% intervals over seeds.")
+    importances = importance_by_family(record)
+    if importances:
+        figures["importance"] = (importance(importances, EVALUATOR_NAME), (
+            "Computed within each family, since a family's parameters exist only in its trials; families with "
+            f"fewer than {MIN_TRIALS} complete trials or one varying parameter are left out."))
+    return figures
 
 
 def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:

@@ -16,9 +16,8 @@ import plotly
 import autolr
 from autolr.records import StudyRecord
 from autolr.report import charts, html
-from autolr.report.importance import EVALUATOR_NAME, MIN_TRIALS, importance_by_family
 from autolr.report.rank import (
-    Ranking, baseline_gains, family_scores, metric_name, rank, state_counts, trials_table,
+    Ranking, baseline_gains, family_scores, rank, state_counts, trials_table,
 )
 from autolr.report.redact import redact
 from autolr.report.reproduce import STUDY_FILE, reproduce_command, study_toml
@@ -116,39 +115,15 @@ def _context(
 ) -> dict[str, Any]:
     gains = baseline_gains(record, ranking)
     families = family_scores(record)
-    metric = metric_name(record)
-    figures: dict[str, Any] = {}
-    captions: dict[str, str] = {}
-    if spec is not None:
-        figures["lr_curves"] = charts.lr_curves(ranking)
-        captions["lr_curves"] = ("LR against training progress, so schedules of any run length compare.")
-    if any(trial.val_curve for trial in record.trials):
-        figures["learning_curves"] = charts.learning_curves(record, ranking, metric)
-        captions["learning_curves"] = ("Validation score per epoch; pruned trials stop early (dotted).")
-    if (families["complete"] > 0).any():
-        figures["families"] = charts.family_scores(families, metric)
-        captions["families"] = ("Which family wins: box = quartiles, whiskers = worst to best trial.")
-    importances = importance_by_family(record)
-    if importances:
-        figures["importance"] = charts.importance(importances, EVALUATOR_NAME)
-        captions["importance"] = ("Computed within each family, since a family's parameters exist only in its "
-                                  f"trials; families with fewer than {MIN_TRIALS} complete trials or one varying "
-                                  "parameter are left out.")
-    if gains:
-        figures["gains"] = charts.gains(gains, metric)
-        captions["gains"] = ("Recommended minus baseline; bars are 95% intervals over seeds.")
-    if record.range_test:
-        figures["range_test"] = charts.range_test(record.range_test)
-        captions["range_test"] = ("The search drew peak LRs from the shaded interval.")
-    layout = ["range_test", "lr_curves", "learning_curves", "families", "gains", "importance"]
-    wide = {"learning_curves", "importance"}
+    figures = charts.report_figures(record, ranking, families, gains)
     config = record.config
     meta = record.meta
     summary = [
         ("Dataset", config.get("dataset", "–")), ("Model", config.get("model", "–")),
         ("Optimizer", html.describe_optimizer(spec.optimizer if spec else config.get("optimizer"))),
         ("Budget", _budget(config)), ("Hardware", meta.get("hardware", "–")),
-        ("Wall time", html.format_duration(meta.get("wall_time_s"))), ("Backend", meta.get("backend") or config.get("backend", "–")),
+        ("Wall time", html.format_duration(meta.get("wall_time_s"))),
+        ("Backend", meta.get("backend") or config.get("backend", "–")),
         ("Trials", str(len(record.trials))), ("Storage", config.get("storage") or "the study's folder"),
     ]
     running = sum(trial.state == "running" for trial in record.trials)
@@ -164,9 +139,9 @@ def _context(
         "snippet": LOAD_SNIPPET if spec else "", "command": reproduce_command(record.config, record.name, out_dir),
         "study_file": STUDY_FILE if has_study_file else "",
         "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
-        "charts": [{"name": name, "caption": captions[name], "width": "wide" if name in wide else ""}
-                   for name in layout if name in figures],
-        "chart_data": html.chart_json(figures), "gains": [_gain_row(gain) for gain in gains],
+        "charts": [{"name": name, "caption": caption, "width": "wide" if name in charts.WIDE else ""}
+                   for name, (_, caption) in figures.items()],
+        "chart_data": html.chart_json({name: figure for name, (figure, _) in figures.items()}), "gains": [_gain_row(gain) for gain in gains],
         "families": [_family_row(row) for _, row in families.iterrows()],
         "version": autolr.__version__,
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
