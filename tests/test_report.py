@@ -6,6 +6,7 @@ import dataclasses
 import html
 import json
 import math
+import re
 import shlex
 import statistics
 
@@ -152,6 +153,8 @@ def test_page_states_the_rule_and_ranks_the_table(tmp_path):
     assert page.count("<tr class=\"best\">") == 1
     assert (tmp_path / "assets" / "plotly.min.js").stat().st_size > 1_000_000
     assert "cdn" not in page.lower() and "https://" not in page
+    charts = json.loads((tmp_path / "charts.json").read_text())
+    assert sorted(charts) == sorted(re.findall(r'data-chart="(\w+)"', page))
 
 
 def test_partial_banner_only_while_the_search_runs(tmp_path):

@@ -76,9 +76,27 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
     study_file = out_dir / STUDY_FILE if study_text is not None else None
     if study_file is not None:
         _write_atomic(study_file, study_text)
+    gains = baseline_gains(record, ranking)
+    families = family_scores(record)
+    figures = charts.report_figures(record, ranking, families, gains)
+    chart_data = html.chart_json({name: figure for name, (figure, _) in figures.items()})
+    _write_atomic(out_dir / "charts.json", chart_data)
     _copy_plotly(out_dir / "assets" / "plotly.min.js")
     index_html = out_dir / "index.html"
-    _write_atomic(index_html, html.render(_context(record, ranking, spec, out_dir, study_file is not None)))
+    _write_atomic(index_html, html.render({
+        **_study_facts(record, spec),
+        "recommendation": html.recommendation(record, ranking, gains),
+        "best_spec_json": spec.to_text("json") if spec else "", "snippet": LOAD_SNIPPET if spec else "",
+        "command": reproduce_command(record.config, record.name, out_dir),
+        "study_file": STUDY_FILE if study_file else "",
+        "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
+        "charts": [{"name": name, "caption": caption, "width": "wide" if name in charts.WIDE else ""}
+                   for name, (_, caption) in figures.items()],
+        "chart_data": chart_data, "gains": [_gain_row(gain) for gain in gains],
+        "families": [_family_row(row) for _, row in families.iterrows()],
+        "version": autolr.__version__,
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }))
     return ReportPaths(out_dir, index_html, trials_csv, ranking_csv, best_path, study_file)
 
 
@@ -110,21 +128,16 @@ def _storable(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and not math.isfinite(value))
 
 
-def _context(
-    record: StudyRecord, ranking: Ranking, spec: ScheduleSpec | None, out_dir: Path, has_study_file: bool,
-) -> dict[str, Any]:
-    gains = baseline_gains(record, ranking)
-    families = family_scores(record)
-    figures = charts.report_figures(record, ranking, families, gains)
-    config = record.config
-    meta = record.meta
+def _study_facts(record: StudyRecord, spec: ScheduleSpec | None) -> dict[str, Any]:
+    """The page's header facts: name, partial-search notice, summary pairs, counts per state."""
+    config, meta = record.config, record.meta
     summary = [
         ("Dataset", config.get("dataset", "–")), ("Model", config.get("model", "–")),
         ("Optimizer", html.describe_optimizer(spec.optimizer if spec else config.get("optimizer"))),
         ("Budget", _budget(config)), ("Hardware", meta.get("hardware", "–")),
         ("Wall time", html.format_duration(meta.get("wall_time_s"))),
         ("Backend", meta.get("backend") or config.get("backend", "–")),
-        ("Trials", str(len(record.trials))), ("Storage", config.get("storage") or "the study's folder"),
+        ("Trials", len(record.trials)), ("Storage", config.get("storage") or "the study's folder"),
     ]
     running = sum(trial.state == "running" for trial in record.trials)
     partial = ""
@@ -132,20 +145,8 @@ def _context(
         partial = (f"the search is still running ({running} trials in progress)." if running else
                    "the search has not finished: it is starting or re-scoring, or it was stopped "
                    "(rerun its command to resume it).")
-    return {
-        "name": record.name, "partial": partial, "recommendation": html.recommendation(record, ranking, gains),
-        "summary": [(label, str(value)) for label, value in summary], "counts": state_counts(record),
-        "best_spec_json": spec.to_text("json") if spec else "",
-        "snippet": LOAD_SNIPPET if spec else "", "command": reproduce_command(record.config, record.name, out_dir),
-        "study_file": STUDY_FILE if has_study_file else "",
-        "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
-        "charts": [{"name": name, "caption": caption, "width": "wide" if name in charts.WIDE else ""}
-                   for name, (_, caption) in figures.items()],
-        "chart_data": html.chart_json({name: figure for name, (figure, _) in figures.items()}), "gains": [_gain_row(gain) for gain in gains],
-        "families": [_family_row(row) for _, row in families.iterrows()],
-        "version": autolr.__version__,
-        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    return {"name": record.name, "partial": partial, "counts": state_counts(record),
+            "summary": [(label, str(value)) for label, value in summary]}
 
 
 def _budget(config: dict[str, Any]) -> str:
