@@ -17,7 +17,7 @@ from report_records import large_record, small_record
 from autolr.records import RescoreRecord, TrialRecord
 from autolr.report import write_report
 from autolr.report.charts import MAX_CURVES
-from autolr.report.write import LOAD_SNIPPET
+from autolr.report.html import LOAD_SNIPPET
 from autolr.report.rank import baseline_gains, family_scores, rank
 from autolr.report.redact import redact_text
 from autolr.spec import load_spec

@@ -66,9 +66,10 @@ def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, A
 
 
 def _round(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value) or value == 0:
-        return None if value is None or not math.isfinite(value) else 0.0
-    return round(value, DIGITS - 1 - int(math.floor(math.log10(abs(value)))))
+    """``value`` to DIGITS significant digits; None for missing or non-finite values (a gap)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, DIGITS - 1 - math.floor(math.log10(abs(value)))) if value else 0.0
 
 
 def label(row: Any) -> str:
@@ -105,7 +106,7 @@ def learning_curves(record: StudyRecord, ranking: Ranking, metric: str) -> go.Fi
     the 10th-90th percentile and the median of all trials per epoch shows the rest.
     """
     curves = [trial for trial in record.trials if trial.val_curve]
-    shown = _sample_curves(curves, record, ranking)
+    shown = _sample_curves(curves, ranking)
     title = "Learning curves of all trials" if len(shown) == len(curves) else (
         f"Learning curves: {len(shown)} of {len(curves)} trials drawn, band = all trials")
     figure = go.Figure(layout=_layout(title, "epoch", f"validation {metric}"))
@@ -138,7 +139,7 @@ def learning_curves(record: StudyRecord, ranking: Ranking, metric: str) -> go.Fi
     return figure
 
 
-def _sample_curves(curves: list, record: StudyRecord, ranking: Ranking) -> list:
+def _sample_curves(curves: list, ranking: Ranking) -> list:
     """All curves if few; else the ranked ones first, then an even sample over final score."""
     if len(curves) <= MAX_CURVES:
         return curves

@@ -12,10 +12,26 @@ import pandas as pd
 import plotly.io
 
 from autolr.records import StudyRecord
-from autolr.report.rank import Gain, Ranking, metric_name
+from autolr.report.rank import Gain, Ranking, metric_name, state_counts
+from autolr.spec import ScheduleSpec
 
 TEMPLATES = Path(__file__).parent / "templates"
 RANKING_ROWS = 30  # configurations shown in the page's ranking table (trials.csv has all)
+LOAD_SNIPPET = """\
+from autolr import load_spec
+
+spec = load_spec("best_schedule.json")
+optimizer = spec.build_optimizer(model.parameters())  # the settings it was tuned with
+# total_steps counts scheduler.step() calls: batches here (or epochs, stepping per epoch)
+scheduler = spec.build(optimizer, total_steps=epochs * len(train_loader))
+
+for epoch in range(epochs):
+    for inputs, targets in train_loader:
+        optimizer.zero_grad()
+        loss_fn(model(inputs), targets).backward()
+        optimizer.step()
+        scheduler.step()
+"""  # shown on the page: loads the exported spec into the user's training loop
 
 
 def chart_json(figures: dict[str, Any]) -> str:
@@ -102,6 +118,57 @@ def recommendation(record: StudyRecord, ranking: Ranking, gains: list[Gain]) -> 
             interval = f" (95% interval {closest.low:+.4f} to {closest.high:+.4f}{verdict})"
         sentence += f"; {closest.gain:+.4f} over the strongest baseline, {closest.baseline}{interval}"
     return sentence + "."
+
+
+def study_facts(record: StudyRecord, spec: ScheduleSpec | None) -> dict[str, Any]:
+    """The page's header facts: name, partial-search notice, summary pairs, counts per state."""
+    config, meta = record.config, record.meta
+    summary = [
+        ("Dataset", config.get("dataset", "–")), ("Model", config.get("model", "–")),
+        ("Optimizer", describe_optimizer(spec.optimizer if spec else config.get("optimizer"))),
+        ("Budget", _budget(config)), ("Hardware", meta.get("hardware", "–")),
+        ("Wall time", format_duration(meta.get("wall_time_s"))),
+        ("Backend", meta.get("backend") or config.get("backend", "–")),
+        ("Trials", len(record.trials)), ("Storage", config.get("storage") or "the study's folder"),
+    ]
+    running = sum(trial.state == "running" for trial in record.trials)
+    partial = ""
+    if meta.get("finished") is not True:
+        partial = (f"the search is still running ({running} trials in progress)." if running else
+                   "the search has not finished: it is starting or re-scoring, or it was stopped "
+                   "(rerun its command to resume it).")
+    return {"name": record.name, "partial": partial, "counts": state_counts(record),
+            "summary": [(label, str(value)) for label, value in summary]}
+
+
+def _budget(config: dict[str, Any]) -> str:
+    parts = [f"{config[key]} {label}" for key, label in (("trials", "trials"), ("epochs", "epochs each"),
+                                                         ("batch_size", "per batch")) if key in config]
+    return ", ".join(parts) or "–"
+
+
+def gain_rows(gains: list[Gain]) -> list[dict[str, str]]:
+    """The gains table: one row of display text per baseline and split."""
+    return [_gain_row(gain) for gain in gains]
+
+
+def _gain_row(gain: Gain) -> dict[str, str]:
+    interval = f"{gain.low:+.4f} to {gain.high:+.4f}" if gain.low is not None else "–"
+    return {"baseline": gain.baseline, "split": gain.split, "baseline_score": format_score(gain.baseline_score),
+            "best_score": format_score(gain.best_score), "gain": f"{gain.gain:+.4f}", "interval": interval,
+            "method": gain.method}
+
+
+def family_rows(families: pd.DataFrame) -> list[dict[str, Any]]:
+    """The families table (from ``rank.family_scores``): display text per family, best first."""
+    return [_family_row(row) for _, row in families.iterrows()]
+
+
+def _family_row(row: Any) -> dict[str, Any]:
+    return {"family": row["family"], "trials": int(row["trials"]), "complete": int(row["complete"]),
+            "pruned": int(row["pruned"]), "best": format_score(row["best"]),
+            "median": format_score(row["median"]),
+            "gap": "best" if row["gap"] == 0 else format_score(row["gap"])}
 
 
 def render(context: dict[str, Any]) -> str:

@@ -16,29 +16,12 @@ import plotly
 import autolr
 from autolr.records import StudyRecord
 from autolr.report import charts, html
-from autolr.report.rank import (
-    Ranking, baseline_gains, family_scores, rank, state_counts, trials_table,
-)
+from autolr.report.rank import Ranking, baseline_gains, family_scores, rank, trials_table
 from autolr.report.redact import redact
 from autolr.report.reproduce import STUDY_FILE, reproduce_command, study_toml
 from autolr.spec import ScheduleSpec
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-LOAD_SNIPPET = """\
-from autolr import load_spec
-
-spec = load_spec("best_schedule.json")
-optimizer = spec.build_optimizer(model.parameters())  # the settings it was tuned with
-# total_steps counts scheduler.step() calls: batches here (or epochs, stepping per epoch)
-scheduler = spec.build(optimizer, total_steps=epochs * len(train_loader))
-
-for epoch in range(epochs):
-    for inputs, targets in train_loader:
-        optimizer.zero_grad()
-        loss_fn(model(inputs), targets).backward()
-        optimizer.step()
-        scheduler.step()
-"""  # shown on the page: loads the exported spec into the user's training loop
 
 
 @dataclass(frozen=True)
@@ -84,16 +67,15 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
     _copy_plotly(out_dir / "assets" / "plotly.min.js")
     index_html = out_dir / "index.html"
     _write_atomic(index_html, html.render({
-        **_study_facts(record, spec),
+        **html.study_facts(record, spec),
         "recommendation": html.recommendation(record, ranking, gains),
-        "best_spec_json": spec.to_text("json") if spec else "", "snippet": LOAD_SNIPPET if spec else "",
+        "best_spec_json": spec.to_text("json") if spec else "", "snippet": html.LOAD_SNIPPET if spec else "",
         "command": reproduce_command(record.config, record.name, out_dir),
         "study_file": STUDY_FILE if study_file else "",
         "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
         "charts": [{"name": name, "caption": caption, "width": "wide" if name in charts.WIDE else ""}
                    for name, (_, caption) in figures.items()],
-        "chart_data": chart_data, "gains": [_gain_row(gain) for gain in gains],
-        "families": [_family_row(row) for _, row in families.iterrows()],
+        "chart_data": chart_data, "gains": html.gain_rows(gains), "families": html.family_rows(families),
         "version": autolr.__version__,
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }))
@@ -126,47 +108,6 @@ def _plain(value: Any) -> Any:
 def _storable(value: Any) -> bool:
     """Whether a provenance value can be stored (specs hold no nulls and no NaN)."""
     return value is not None and not (isinstance(value, float) and not math.isfinite(value))
-
-
-def _study_facts(record: StudyRecord, spec: ScheduleSpec | None) -> dict[str, Any]:
-    """The page's header facts: name, partial-search notice, summary pairs, counts per state."""
-    config, meta = record.config, record.meta
-    summary = [
-        ("Dataset", config.get("dataset", "–")), ("Model", config.get("model", "–")),
-        ("Optimizer", html.describe_optimizer(spec.optimizer if spec else config.get("optimizer"))),
-        ("Budget", _budget(config)), ("Hardware", meta.get("hardware", "–")),
-        ("Wall time", html.format_duration(meta.get("wall_time_s"))),
-        ("Backend", meta.get("backend") or config.get("backend", "–")),
-        ("Trials", len(record.trials)), ("Storage", config.get("storage") or "the study's folder"),
-    ]
-    running = sum(trial.state == "running" for trial in record.trials)
-    partial = ""
-    if meta.get("finished") is not True:
-        partial = (f"the search is still running ({running} trials in progress)." if running else
-                   "the search has not finished: it is starting or re-scoring, or it was stopped "
-                   "(rerun its command to resume it).")
-    return {"name": record.name, "partial": partial, "counts": state_counts(record),
-            "summary": [(label, str(value)) for label, value in summary]}
-
-
-def _budget(config: dict[str, Any]) -> str:
-    parts = [f"{config[key]} {label}" for key, label in (("trials", "trials"), ("epochs", "epochs each"),
-                                                         ("batch_size", "per batch")) if key in config]
-    return ", ".join(parts) or "–"
-
-
-def _gain_row(gain: Any) -> dict[str, str]:
-    interval = f"{gain.low:+.4f} to {gain.high:+.4f}" if gain.low is not None else "–"
-    return {"baseline": gain.baseline, "split": gain.split, "baseline_score": html.format_score(gain.baseline_score),
-            "best_score": html.format_score(gain.best_score), "gain": f"{gain.gain:+.4f}", "interval": interval,
-            "method": gain.method}
-
-
-def _family_row(row: Any) -> dict[str, Any]:
-    return {"family": row["family"], "trials": int(row["trials"]), "complete": int(row["complete"]),
-            "pruned": int(row["pruned"]), "best": html.format_score(row["best"]),
-            "median": html.format_score(row["median"]),
-            "gap": "best" if row["gap"] == 0 else html.format_score(row["gap"])}
 
 
 def _write_atomic(path: Path, text: str) -> None:
