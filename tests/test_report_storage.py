@@ -13,7 +13,7 @@ import pytest
 
 from typer.testing import CliRunner
 
-from autolr.backends.optuna_storage import sqlite_url
+from autolr.backends.optuna_storage import journal_url, sqlite_url
 from autolr.cli import app
 from autolr.errors import UserError
 from autolr.records import TRIAL_SPEC_KEY
@@ -141,3 +141,26 @@ def test_unreachable_database_never_shows_its_password():
     assert isinstance(result.exception, UserError)
     assert "hunter2" not in str(result.exception) + result.output
     assert "postgresql://autolr:***@127.0.0.1:9/studies" in str(result.exception)
+
+
+def test_report_of_a_postgresql_study_never_writes_its_password(postgres_url, postgres_server, tmp_path, monkeypatch):
+    run_search(postgres_url, trials=4, epochs=2)
+    monkeypatch.chdir(tmp_path)
+    result = report(postgres_url)  # no --out: a database server's study goes to reports/<study>
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "reports" / "demo"
+    assert len(pd.read_csv(folder / "trials.csv")) == 4
+    written = [path for path in folder.rglob("*") if path.is_file() and path.name != "plotly.min.js"]
+    assert {path.name for path in written} >= {"index.html", "trials.csv", "best_schedule.json", "charts.json"}
+    for path in written:
+        assert postgres_server.password not in path.read_text(), path.name
+    assert postgres_server.password not in result.output
+
+
+def test_report_of_a_journal_file_study_by_its_path(tmp_path):
+    log = tmp_path / "study.log"
+    run_search(journal_url(log), trials=4, epochs=2)
+    result = report(str(log))
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "trials.csv")) == 4
+    assert load_spec(tmp_path / "best_schedule.json").provenance["study"] == "demo"
