@@ -20,6 +20,7 @@ from autolr.report.charts import MAX_CURVES
 from autolr.report.html import LOAD_SNIPPET
 from autolr.report.rank import baseline_gains, family_scores, rank
 from autolr.report.redact import redact_text
+from autolr.report.source import folder_name
 from autolr.spec import load_spec
 from autolr.study import load_study, packaged_study
 
@@ -297,3 +298,11 @@ def test_code_snippet_on_the_page_runs_with_the_exported_spec(tmp_path, monkeypa
     spec = namespace["spec"]
     assert namespace["scheduler"].get_last_lr()[0] == pytest.approx(spec.lr_at(10, 10))
     assert namespace["optimizer"].param_groups[0]["nesterov"] is False
+
+
+@pytest.mark.parametrize("name, folder", [
+    ("mnist", "mnist"), ("<script>alert(1)</script>", "script_alert_1_script"), ("../../etc", "etc"),
+    ("my study 2", "my_study_2"), ("...", "study"),
+])
+def test_study_names_become_safe_folder_names(name, folder):
+    assert folder_name(name) == folder
