@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -84,3 +85,15 @@ def large_record(trials: int, epochs: int, seed: int = 0) -> StudyRecord:
             records.append(TrialRecord(number, "complete", spec(family, lr, **params), curve(final, epochs), final, epochs, 3.0))
     return StudyRecord(name="large", config={"dataset": "mnist", "model": "mlp", "epochs": epochs}, trials=records,
                        meta={"finished": True})
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def hostile_record() -> StudyRecord:
+    """small_record with markup and script in the name, a config value, an error and a baseline name."""
+    record = small_record(name=HOSTILE)
+    record.config["dataset"] = '"><img src=x onerror=alert(2)>'
+    record.trials[4] = dataclasses.replace(record.trials[4], error="</script><script>alert(3)</script>")
+    record.rescored[3] = dataclasses.replace(record.rescored[3], baseline="<b onmouseover=alert(4)>constant</b>")
+    return record

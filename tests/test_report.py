@@ -12,7 +12,7 @@ import statistics
 
 import pandas as pd
 import pytest
-from report_records import large_record, small_record
+from report_records import HOSTILE, hostile_record, large_record, small_record
 
 from autolr.records import RescoreRecord, TrialRecord
 from autolr.report import write_report
@@ -171,17 +171,6 @@ def test_empty_study_writes_a_page_without_a_best_schedule(tmp_path):
     paths = write_report(record, tmp_path)
     assert paths.best_schedule is None and not (tmp_path / "best_schedule.json").exists()
     assert "No trial has completed yet" in paths.index_html.read_text()
-
-
-HOSTILE = "<script>alert(1)</script>"
-
-
-def hostile_record():
-    record = small_record(name=HOSTILE)
-    record.config["dataset"] = '"><img src=x onerror=alert(2)>'
-    record.trials[4] = dataclasses.replace(record.trials[4], error="</script><script>alert(3)</script>")
-    record.rescored[3] = dataclasses.replace(record.rescored[3], baseline="<b onmouseover=alert(4)>constant</b>")
-    return record
 
 
 def test_user_strings_are_escaped_in_the_page(tmp_path):

@@ -7,8 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from report_records import small_record
-from test_report import HOSTILE, hostile_record
+from report_records import HOSTILE, hostile_record, small_record
 
 from autolr.report import write_report
 from autolr.report.html import RANKING_ROWS
