@@ -25,21 +25,23 @@ CNN_HIDDEN = (120, 84)  # LeNet's two fully connected widths
 
 
 def build_model(name: str, input_shape: Sequence[int], num_classes: int, seed: int) -> nn.Module:
-    """One model named ``name`` for inputs of shape ``input_shape`` (C, H, W), initialised from ``seed``.
+    """One model named ``name`` for inputs of shape ``input_shape``, initialised from ``seed``.
 
+    ``mlp`` takes any input shape (it flattens); ``cnn`` needs (channels, height, width).
     The global torch RNG is left as it was: the weights come from a forked RNG seeded with ``seed``.
     """
     check_model_name(name)
-    channels, height, width = _chw(input_shape)
+    shape = _checked_shape(name, input_shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if name == "mlp":
             return nn.Sequential(
                 nn.Flatten(),
-                nn.Linear(channels * height * width, MLP_HIDDEN),
+                nn.Linear(math.prod(shape), MLP_HIDDEN),
                 nn.ReLU(),
                 nn.Linear(MLP_HIDDEN, num_classes),
             )
+        channels, height, width = shape
         first, second = CNN_CHANNELS
         pooled = (height // 4) * (width // 4)
         return nn.Sequential(
@@ -118,11 +120,12 @@ def check_model_name(name: str) -> None:
         raise UserError(f"model must be one of {', '.join(MODEL_NAMES)}, got {name!r}")
 
 
-def _chw(input_shape: Sequence[int]) -> tuple[int, int, int]:
+def _checked_shape(name: str, input_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(int(size) for size in input_shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise UserError(f"input_shape must be (channels, height, width), got {tuple(input_shape)!r}")
-    return shape  # type: ignore[return-value]
+    if not shape or min(shape) < 1 or (name == "cnn" and len(shape) != 3):
+        wanted = "(channels, height, width)" if name == "cnn" else "a tuple of positive sizes"
+        raise UserError(f"input_shape of the {name} model must be {wanted}, got {tuple(input_shape)!r}")
+    return shape
 
 
 def _shared_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ def test_building_a_model_leaves_the_global_rng_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
-@pytest.mark.parametrize("name, input_shape", [("mlp", (1, 8, 8)), ("cnn", (1, 12, 12))])
+@pytest.mark.parametrize("name, input_shape", [("mlp", (1, 8, 8)), ("mlp", (20,)), ("cnn", (1, 12, 12))])
 def test_population_forward_equals_each_single_model(name, input_shape):
     seeds = [0, 1, 2]
     x = torch.randn(5, *input_shape, generator=torch.Generator().manual_seed(0))
@@ -49,7 +49,9 @@ def test_keep_drops_members_and_keeps_the_others_in_order():
 def test_bad_model_name_and_input_shape_are_user_errors():
     with pytest.raises(UserError, match="model must be one of mlp, cnn"):
         build_model("resnet", (1, 8, 8), 10, 0)
-    with pytest.raises(UserError, match="input_shape"):
-        build_model("mlp", (8, 8), 10, 0)
+    with pytest.raises(UserError, match="input_shape of the cnn model must be"):
+        build_model("cnn", (8, 8), 10, 0)
+    with pytest.raises(UserError, match="input_shape of the mlp model must be"):
+        build_model("mlp", (0, 8), 10, 0)
     with pytest.raises(UserError, match="at least one seed"):
         build_population("mlp", (1, 8, 8), 10, [])
