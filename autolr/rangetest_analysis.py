@@ -23,16 +23,6 @@ def ema(values: Sequence[float], smooth: float) -> list[float]:
     return out
 
 
-def zero_lag_smooth(values: Sequence[float], smooth: float) -> list[float]:
-    """The bias-corrected EMA run forwards, then backwards over the result.
-
-    A one-sided EMA lags by about ``(1 - smooth) / smooth`` steps (19 for 0.05), which on an
-    exponential sweep of 100 steps over 8 decades shifts every feature of the curve by 1.5
-    decades of LR; the backward pass cancels that lag.
-    """
-    return ema(ema(values, smooth)[::-1], smooth)[::-1]
-
-
 def steepest_index(losses: Sequence[float], lrs: Sequence[float]) -> int:
     """Index of the most negative slope d(loss)/d(log lr), up to the loss minimum."""
     end = min(range(len(losses)), key=losses.__getitem__)
@@ -63,10 +53,11 @@ def valley_index(losses: Sequence[float]) -> int:
 
 
 def suggestions(lrs: Sequence[float], smoothed: Sequence[float], skip_start: float = 0.1) -> dict[str, float]:
-    """The LR each rule suggests from a smoothed sweep curve.
+    """The LR each rule reads from a smoothed sweep curve (the bias-corrected EMA).
 
-    Rules: ``steepest`` (steepest descent of the loss against log LR), ``valley``
-    (fastai's), ``min_loss`` (the LR at the loss minimum divided by 10). The first
+    Rules: ``steepest`` (steepest descent of the loss against log LR, torch-lr-finder's),
+    ``valley`` (fastai's), ``min_loss`` (the LR of the lowest loss divided by 10, fastai's
+    ``minimum``) and ``loss_min`` (the LR of the lowest loss itself). The first
     ``skip_start`` fraction of the steps is ignored, as fastai and torch-lr-finder do.
     """
     start = int(len(lrs) * skip_start)
@@ -76,12 +67,8 @@ def suggestions(lrs: Sequence[float], smoothed: Sequence[float], skip_start: flo
         "steepest": lrs[steepest_index(smoothed, lrs)],
         "valley": lrs[valley_index(smoothed)],
         "min_loss": lrs[minimum] / 10,
+        "loss_min": lrs[minimum],
     }
-
-
-def geometric_mean(values: Sequence[float]) -> float:
-    """The geometric mean of positive numbers."""
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def refined_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:

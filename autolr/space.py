@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol
 
 from autolr.errors import UserError
-from autolr.spec import FAMILIES, ScheduleSpec
+from autolr.spec import DEFAULT_OPTIMIZER, FAMILIES, ScheduleSpec
 
 
 class Trial(Protocol):
@@ -143,10 +143,6 @@ BASELINES: dict[str, dict[str, Any]] = {
                  "onecycle.cycle_momentum": True},
 }
 
-DEFAULT_OPTIMIZER: dict[str, Any] = {"name": "sgd", "momentum": 0.9, "nesterov": False,
-                                     "weight_decay": 0.0}
-
-
 @dataclass(frozen=True)
 class Baseline:
     """A hand-picked schedule the search evaluates first.
@@ -185,8 +181,7 @@ class SearchSpace:
         unknown = [name for name in self.families if name not in FAMILY_SPACES]
         if unknown or not self.families:
             raise UserError(f"families must be a non-empty selection of {', '.join(FAMILIES)}, got {list(self.families)}")
-        if self.optimizer.get("name") not in ("sgd", "adam", "adamw"):
-            raise UserError(f"optimizer name must be sgd, adam or adamw, got {self.optimizer.get('name')!r}")
+        ScheduleSpec("constant", 1.0, optimizer=self.optimizer)  # SpecError names a bad optimizer setting
         object.__setattr__(self, "families", tuple(self.families))
 
     @classmethod

@@ -111,8 +111,8 @@ def test_baselines_are_reproduced_by_enqueued_optuna_trials() -> None:
     assert by_name["cosine"].params == {"min_factor": 0.0}
     one = by_name["onecycle"].params
     assert (one["pct_start"], one["div_factor"], one["final_div_factor"]) == (0.25, 25.0, 1e5)
-    assert by_name["step"].optimizer == {"name": "sgd", "momentum": 0.9, "nesterov": False,
-                                         "weight_decay": 1e-6}
+    optimizer = by_name["step"].optimizer
+    assert (optimizer["name"], optimizer["momentum"], optimizer["weight_decay"]) == ("sgd", 0.9, 1e-6)
 
 
 def test_baselines_follow_families_and_clip_the_suggestion() -> None:
@@ -137,7 +137,7 @@ def test_specs_and_space_round_trip_through_json() -> None:
     ({"lr_low": 0.1, "lr_high": 0.01}, "LR interval"),
     ({"lr_low": 0.0, "lr_high": 0.01}, "LR interval"),
     ({"lr_low": 1e-3, "lr_high": 0.01, "families": ("cosine", "bogus")}, "families"),
-    ({"lr_low": 1e-3, "lr_high": 0.01, "optimizer": {"name": "lbfgs"}}, "optimizer name"),
+    ({"lr_low": 1e-3, "lr_high": 0.01, "optimizer": {"name": "lbfgs"}}, "optimizer.name"),
 ])
 def test_bad_space_arguments_raise_user_error(kwargs: dict, match: str) -> None:
     with pytest.raises(UserError, match=match):

@@ -37,7 +37,7 @@ def range_test(
     from autolr.data import load_splits
     from autolr.models import build_model, check_model_name
     from autolr.rangetest import lr_range_test, population_range_test
-    from autolr.train import OptimizerSettings
+    from autolr.spec import ScheduleSpec
 
     check_model_name(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -48,7 +48,7 @@ def range_test(
         result = population_range_test(model, splits, num_steps=num_steps or 200, batch_size=batch_size, seed=seed)
     else:
         network = build_model(model, splits.input_shape, splits.num_classes, seed).to(device)
-        optimizer = OptimizerSettings().build(network.parameters(), lr=0.01)
+        optimizer = ScheduleSpec("constant", 0.01).build_optimizer(network.parameters())  # SGD, momentum 0.9
         result = lr_range_test(network, optimizer, (splits.train_x, splits.train_y), F.cross_entropy,
                                num_steps=num_steps or 100, batch_size=batch_size, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,6 +83,7 @@ def bench_rangetest(
     out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for rangetest.md and rangetest.json."),
     reanalyse: bool = typer.Option(False, "--reanalyse", help="Re-read OUT_DIR/rangetest.json under the current "
                                    "rules instead of training again."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the cases already in OUT_DIR/rangetest.json."),
 ) -> None:
     """Compare range-test suggestions with the best LR of a constant-LR grid (MNIST, Fashion-MNIST; mlp, cnn)."""
     from dataclasses import replace
@@ -108,7 +109,8 @@ def bench_rangetest(
                 f"{name} {lr / case.grid_best:.2f}x" for name, lr in case.suggestions.items()))
             bench.write(cases, size, out_dir, hardware)  # partial results survive an interruption
 
-        cases = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, on_case=progress)
+        done = bench.read(out_dir / "rangetest.json")[0] if resume and (out_dir / "rangetest.json").exists() else []
+        cases = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, done=done, on_case=progress)
     json_path, md_path = bench.write(cases, size, out_dir, hardware)
     typer.echo(md_path.read_text())
     typer.echo(f"wrote {md_path}, {json_path}")
