@@ -2,9 +2,11 @@
 
 One lucky run is not a result. The ``rescore_top`` best complete trials (by final
 validation score) and every baseline are trained again from scratch for the full budget
-on ``rescore_seeds`` fresh seeds (model initialisation and batch order both change with
-the seed, none equals the search's seed) and scored on validation and on the held-out
-test split; the ranking and the exported spec use the mean over those seeds.
+from ``rescore_seeds`` fresh initialisations (none equals the search's seed; the batch
+order is a fresh one too, shared by the re-scoring runs so they compare like the search's
+trials did) and scored on validation and on the held-out test split; the ranking and the
+exported spec use the mean over those seeds. All (configuration, seed) pairs train as
+one population, in chunks of the study's population size.
 """
 
 from __future__ import annotations
@@ -57,20 +59,19 @@ def rescore(record: StudyRecord, config: StudyConfig, splits: Any, device: str, 
 
 def _final_scores(specs: list[ScheduleSpec], seeds: list[int], config: StudyConfig, splits: Any, device: str,
                   population: int) -> list[list[float]]:
-    """``scores[candidate][seed]``: the final validation score of each candidate on each seed
-    (NaN when it diverged). One population per seed (the seed sets weights and batch order),
-    split into chunks of ``population`` members."""
+    """``scores[candidate][seed]``: the final validation score of each candidate from each
+    seed (NaN when it diverged)."""
     from autolr.population import train_population
 
+    members = [(index, seed) for index in range(len(specs)) for seed in seeds]
     scores: list[list[float]] = [[] for _ in specs]
-    for seed in seeds:
-        for start in range(0, len(specs), population):
-            chunk = specs[start:start + population]
-            results = train_population(chunk, config.model, splits, config.epochs, config.batch_size,
-                                       seeds=[seed] * len(chunk), data_seed=seed, metric=config.metric, device=device)
-            for offset, result in enumerate(results):
-                value = result.final_score if result.status == "complete" else float("nan")
-                scores[start + offset].append(float(value))
+    for start in range(0, len(members), population):
+        chunk = members[start:start + population]
+        results = train_population([specs[index] for index, _ in chunk], config.model, splits, config.epochs,
+                                   config.batch_size, seeds=[seed for _, seed in chunk], data_seed=seeds[0],
+                                   metric=config.metric, device=device)
+        for (index, _), result in zip(chunk, results):
+            scores[index].append(float(result.final_score) if result.status == "complete" else float("nan"))
     return scores
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -34,14 +35,10 @@ def sqlite(tmp_path: Path) -> str:
 
 
 def test_readme_example_runs(tmp_path, monkeypatch):
-    """The example in autolr.search's docstring (and the README) runs as written."""
-    import autolr.search
-
-    source = re.search(r"Example \(runs as it is; the README shows it\)::\n\n(.*?)\n\"\"\"",
-                       autolr.search.__doc__ + '\n"""', re.S).group(1)
+    """The example in autolr.search's module docstring (and the README) runs as written."""
+    module = importlib.import_module("autolr.search")  # the attribute autolr.search is the function
+    source = re.search(r"Example \(runs as it is; the README shows it\)::\n\n(.*)", module.__doc__, re.S).group(1)
     code = "\n".join(line[4:] for line in source.splitlines())
-    code = code.replace("import autolr\n", "import autolr\nfrom autolr.search import search\n"
-                        "from autolr.space import SearchSpace\nautolr.search = search\nautolr.SearchSpace = SearchSpace\n")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README example", "exec"), namespace)
@@ -174,3 +171,12 @@ def test_interrupted_trial_is_kept_apart_and_run_again_on_resume(tmp_path):
     trials = {t.number: t for t in resumed.record.trials}
     assert trials[2].state == "interrupted" and trials[3].spec == trials[2].spec  # the retry comes first
     assert sum(t.state == "complete" for t in trials.values()) == 5
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "gp", "qmc"])
+def test_every_sampler_searches_the_conditional_space(sampler):
+    result = search(simulated_training, space=SPACE, n_trials=7, epochs=EPOCHS, sampler=sampler, pruner="none",
+                    seed=0, baselines=False)
+    specs = [json.dumps(t.spec, sort_keys=True) for t in result.record.trials]
+    assert len(specs) == 7 == len(set(specs))
+    assert all(t.state == "complete" for t in result.record.trials)

@@ -24,8 +24,10 @@ def backend_module(name: str) -> Any:
     try:
         return importlib.import_module(f"autolr.backends.{module}")
     except ModuleNotFoundError as error:
-        if name == "ray" and error.name in ("ray", "autolr.backends.ray_backend"):
+        if error.name == "ray":
             raise StudyError("the ray backend needs Ray Tune: pip install 'autolr[ray]'") from None
+        if error.name == f"autolr.backends.{module}":
+            raise StudyError(f"the {name} backend is not available in this version of autolr") from None
         raise
 
 

@@ -101,9 +101,13 @@ def _print_result(run: Any, as_json: bool) -> None:
 
 
 class _Display:
-    """The live progress: the phase, trials done/pruned/failed, best so far, trials/min, ETA."""
+    """The live progress: the phase, trials done/pruned/failed, best so far, trials/min, ETA.
+
+    On a terminal one live bar; otherwise (a log file, CI) one line per phase and per update."""
 
     def __init__(self, console: Console, target: int) -> None:
+        self.console = console
+        self.live = console.is_terminal
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -111,7 +115,10 @@ class _Display:
         self.task = self.bar.add_task("starting", total=target, status="")
 
     def phase(self, name: str) -> None:
-        self.bar.start()  # on the first phase: nothing is drawn before the study opened
+        if self.live:
+            self.bar.start()  # on the first phase: nothing is drawn before the study opened
+        else:
+            self.console.print(f"{name}...", markup=False)
         self.bar.update(self.task, description=f"{name:<10}")
 
     def progress(self, progress: Any) -> None:
@@ -126,6 +133,8 @@ class _Display:
             parts.append(f"ETA {int(progress.eta_s // 60)}:{int(progress.eta_s % 60):02d}")
         self.bar.update(self.task, completed=min(progress.finished, progress.target), total=progress.target,
                         status=" · ".join(parts))
+        if not self.live:
+            self.console.print(f"  {progress.finished}/{progress.target} trials: " + " · ".join(parts), markup=False)
 
     def stop(self) -> None:
         self.bar.stop()
