@@ -100,6 +100,11 @@ class StudyConfig:
         data["direction"] = self.direction
         return data
 
+    def identity(self) -> dict[str, Any]:
+        """The fields (IDENTITY_FIELDS) a resumed study must share with the stored one."""
+        data = self.to_dict()
+        return {key: data[key] for key in IDENTITY_FIELDS}
+
 
 _FIELD_NAMES = tuple(item.name for item in dataclasses.fields(StudyConfig))
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 from autolr.errors import StudyError
 from autolr.records import RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY, StudyRecord
 from autolr.search import Evaluate, Progress, Trial, TrialOutcome, one_line, run_trials
-from autolr.study import IDENTITY_FIELDS, StudyConfig
+from autolr.study import StudyConfig
 
 PHASES = ("data", "range test", "search", "re-scoring", "report")
 
@@ -85,7 +85,7 @@ def run_study(
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = storage_url_for(config, run_dir, workers)
     engine = _open(config, storage, worker=0)
-    engine.claim(config.to_dict(), identity_keys=IDENTITY_FIELDS)  # refuse a conflicting rerun first
+    engine.claim(config.to_dict(), identity_keys=list(config.identity()))  # refuse a conflicting rerun first
     phase("data")
     device = resolve_device(config.device)
     splits = _load_splits(config, device)
