@@ -32,5 +32,11 @@ def backend_module(name: str) -> Any:
 
 
 def open_engine(backend: str = "optuna", **options: Any) -> Any:
-    """An engine of ``backend`` over one study (options as ``OptunaEngine`` takes them)."""
-    return backend_module(backend).open_engine(**options)
+    """An ask/tell engine of ``backend`` over one study (options as ``OptunaEngine`` takes
+    them), for ``autolr.search`` with a user's objective; a backend that drives its trials
+    itself (Ray Tune) may run only built-in studies, through its ``run_study``."""
+    module = backend_module(backend)
+    if not hasattr(module, "open_engine"):
+        raise StudyError(f"the {backend} backend runs built-in studies (autolr search --backend {backend}); "
+                         "autolr.search with your own objective needs backend='optuna'")
+    return module.open_engine(**options)
