@@ -223,6 +223,39 @@ def population_range_test(
     )
 
 
+def builtin_range_test(
+    model: str,
+    splits: Any,
+    *,
+    method: str = "auto",
+    num_steps: int | None = None,
+    batch_size: int = 128,
+    optimizer: dict[str, Any] | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> RangeTestResult:
+    """The range test of built-in ``model`` on ``splits``, by ``method``.
+
+    ``auto`` picks ``population`` on a GPU (K copies cost about one model's time there) and
+    ``sweep`` elsewhere (on CPU the population costs K times the steps). ``num_steps``
+    defaults to 100 (sweep) or 200 (population); ``optimizer`` is a spec optimizer dict
+    (default SGD, momentum 0.9).
+    """
+    from autolr.models import build_model
+
+    device = torch.device(device) if device is not None else splits.train_x.device
+    if method not in ("auto", "sweep", "population"):
+        raise UserError(f"method must be auto, sweep or population, got {method!r}")
+    if method == "population" or (method == "auto" and device.type == "cuda"):
+        return population_range_test(model, splits, num_steps=num_steps or 200, batch_size=batch_size,
+                                     optimizer=optimizer, seed=seed, device=device)
+    network = build_model(model, splits.input_shape, splits.num_classes, seed).to(device)
+    torch_optimizer = ScheduleSpec("constant", 1.0, optimizer=optimizer).build_optimizer(network.parameters())
+    return lr_range_test(network, torch_optimizer, (splits.train_x.to(device), splits.train_y.to(device)),
+                         torch.nn.functional.cross_entropy, num_steps=num_steps or 100, batch_size=batch_size,
+                         seed=seed)
+
+
 def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int) -> tuple[Any, int]:
     """The population test's data: about ``num_steps`` batches of training rows, and other rows to score on.
 

@@ -12,9 +12,6 @@ import typer
 
 from autolr.errors import UserError
 
-METHODS = ("auto", "sweep", "population")
-
-
 def range_test(
     dataset: str = typer.Option("mnist", "--dataset", help="Built-in dataset: mnist, fashion-mnist, digits, cifar10."),
     model: str = typer.Option("cnn", "--model", help="Built-in model: mlp or cnn."),
@@ -29,28 +26,16 @@ def range_test(
     as_json: bool = typer.Option(False, "--json", help='Print only {"suggestion", "interval", ...} as JSON.'),
 ) -> None:
     """Run the LR range test with SGD (momentum 0.9) and print the suggested LR and search interval."""
-    if method not in METHODS:
-        raise UserError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     import torch
-    import torch.nn.functional as F
 
     from autolr.data import load_splits
-    from autolr.models import build_model, check_model_name
-    from autolr.rangetest import lr_range_test, population_range_test
-    from autolr.spec import ScheduleSpec
+    from autolr.models import check_model_name
+    from autolr.rangetest import builtin_range_test
 
     check_model_name(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if method == "auto":
-        method = "population" if device.startswith("cuda") else "sweep"
     splits = load_splits(dataset, data_dir=data_dir, device=device, seed=seed)
-    if method == "population":
-        result = population_range_test(model, splits, num_steps=num_steps or 200, batch_size=batch_size, seed=seed)
-    else:
-        network = build_model(model, splits.input_shape, splits.num_classes, seed).to(device)
-        optimizer = ScheduleSpec("constant", 0.01).build_optimizer(network.parameters())  # SGD, momentum 0.9
-        result = lr_range_test(network, optimizer, (splits.train_x, splits.train_y), F.cross_entropy,
-                               num_steps=num_steps or 100, batch_size=batch_size, seed=seed)
+    result = builtin_range_test(model, splits, method=method, num_steps=num_steps, batch_size=batch_size, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     result.plot(out / "range_test.png")
     (out / "range_test.html").write_text(result.plot_html())
@@ -64,8 +49,9 @@ def range_test(
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"LR range test: {dataset} / {model} ({result.method}, {result.stopped_at} steps, "
-                        f"{result.stop_reason})")
+    console.print(f"LR range test: {dataset} / {model} ({result.method}, {result.stopped_at} steps, "
+                  f"{result.stop_reason})")
+    table = Table()
     table.add_column("rule")
     table.add_column("LR", justify="right")
     for rule, lr in result.suggestions.items():
