@@ -27,11 +27,14 @@ def test_building_a_model_leaves_the_global_rng_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
-@pytest.mark.parametrize("name, input_shape", [("mlp", (1, 8, 8)), ("mlp", (20,)), ("cnn", (1, 12, 12))])
-def test_population_forward_equals_each_single_model(name, input_shape):
+@pytest.mark.parametrize(
+    "name, input_shape, grouped",
+    [("mlp", (1, 8, 8), None), ("mlp", (20,), None), ("cnn", (1, 12, 12), False), ("cnn", (3, 12, 12), True)],
+)
+def test_population_forward_equals_each_single_model(name, input_shape, grouped):
     seeds = [0, 1, 2]
     x = torch.randn(5, *input_shape, generator=torch.Generator().manual_seed(0))
-    logits = build_population(name, input_shape, 7, seeds)(x)
+    logits = build_population(name, input_shape, 7, seeds, grouped_convolutions=grouped)(x)
     assert logits.shape == (3, 5, 7)
     for member, seed in enumerate(seeds):
         torch.testing.assert_close(logits[member], build_model(name, input_shape, 7, seed)(x), rtol=1e-5, atol=1e-5)
