@@ -51,7 +51,8 @@ def train_population(
     ``specs[k]``; all members see the batches drawn from ``data_seed``. After each epoch
     (counted from 0) ``on_epoch(k, epoch, score)`` is called for every member still
     running and returns True to stop member k (status "pruned"). All specs must use one
-    optimizer kind (same name, and for SGD the same Nesterov setting).
+    optimizer kind (same name, and for SGD the same Nesterov setting). ``device`` and
+    ``amp`` as in ``train_trial``: the splits' device by default, bf16 autocast on CUDA.
     """
     check_run(epochs, batch_size, metric)
     if len(specs) != len(seeds) or not specs:
