@@ -1,0 +1,55 @@
+"""A built-in study run three times in one process: more trials trains only the new ones; a rerun of a
+finished study trains nothing and redoes no range test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import autolr.population
+import autolr.rangetest
+from autolr.study import StudyConfig
+from autolr.study_run import run_study
+
+CONFIG = StudyConfig(name="thrice", dataset="digits", epochs=2, trials=5, population=3, device="cpu",
+                     families=("constant", "cosine", "step", "onecycle"), rescore_top=1, rescore_seeds=2)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: these tests share two cores with other processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError("called although the study already holds its result")
+
+
+def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch, one_thread):
+    first = run_study(CONFIG, out=tmp_path)
+    assert len(first.record.trials) == 5 and first.record.range_test is not None
+    assert {r.baseline for r in first.record.rescored} == {"constant", "cosine", "step", "onecycle"}
+
+    monkeypatch.setattr(autolr.rangetest, "population_range_test", refuse)
+    trained: list[int] = []
+    train_population = autolr.population.train_population
+
+    def counting(specs, *args, **kwargs):
+        trained.append(len(specs))
+        return train_population(specs, *args, **kwargs)
+
+    monkeypatch.setattr(autolr.population, "train_population", counting)
+    second = run_study(CONFIG.replace(trials=7), out=tmp_path)
+    assert second.record.trials[:5] == first.record.trials and len(second.record.trials) == 7
+    assert trained[0] == 2  # the two new trials; then re-scoring: candidates x seeds, validation and test passes
+    assert sum(trained[1:]) == 2 * 2 * len(second.record.rescored)
+    assert second.record.range_test == first.record.range_test
+
+    monkeypatch.setattr(autolr.population, "train_population", refuse)
+    third = run_study(CONFIG.replace(trials=7), out=tmp_path)
+    assert third.record.trials == second.record.trials and third.record.rescored == second.record.rescored
+    assert third.record.meta["wall_time_s"] > second.record.meta["wall_time_s"]  # wall time adds up over runs
+    assert (tmp_path / "thrice" / "best_schedule.json").is_file()
