@@ -221,7 +221,9 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         f"{size.population_lrs} LRs from 0.001 to 10, {size.population_steps} steps "
         f"({', '.join(size.population_models)} only). Hardware: {hardware}.",
         "",
-        "Cells: suggested LR (ratio suggestion / grid best). Target: within 3x for every seed.",
+        "Cells: suggested LR (ratio suggestion / grid best). Target: within 3x for every seed. The sweep's "
+        "divisor (`LOSS_MIN_DIVISOR` = 4 in `autolr/rangetest.py`) was chosen on seeds 0-2; seeds 3 and 4 "
+        "were run after it was fixed.",
         "",
         "| dataset | model | seed | grid best | " + " | ".join(methods) + " |",
         "|---|---|---|---|" + "---|" * len(methods),

@@ -10,8 +10,9 @@ each rule, one recommended LR and an interval for the search):
 - ``population_range_test``: K copies of a built-in model, each at one constant LR of a
   log grid, trained at once by the population trainer; the curve is each LR's held-out
   loss after the run. Every point is a real constant-LR run instead of one step of a
-  moving target, so the curve is far less noisy; on a GPU the K copies cost about one
-  model's wall time. The default for built-in models on a GPU.
+  moving target, and the suggestion needs no calibrated divisor; on a GPU the K copies
+  cost about one model's wall time, on CPU K times the steps. The default for built-in
+  models on a GPU (``builtin_range_test`` picks).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from autolr.population import train_population
 from autolr.rangetest_analysis import ema, refined_minimum, suggestions
 from autolr.spec import ScheduleSpec
 
-STOP_REASONS = ("completed", "diverged", "nonfinite")
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
 INTERVAL_BELOW = 10.0  # the search interval starts this factor below the suggestion
 INTERVAL_ABOVE = 10.0  # ... and ends at most this factor above it
@@ -133,9 +133,10 @@ def lr_range_test(
     ``data`` is a DataLoader (or any re-iterable of ``(inputs, targets)`` batches, cycled
     when exhausted) or a pair of tensors ``(x, y)`` drawn in shuffled batches of
     ``batch_size`` rows using ``seed``. ``mode`` is ``exp`` (geometric steps) or
-    ``linear``. ``smooth`` is the EMA weight of the newest loss (bias-corrected; the rules read
-    this smoothed curve); the test stops early once
-    the smoothed loss exceeds ``diverge_factor`` times its minimum or a loss is not finite.
+    ``linear``. ``smooth`` is the EMA weight of the newest loss (bias-corrected; the rules
+    read this smoothed curve); the test stops early (``stop_reason`` ``diverged``) once the
+    smoothed loss exceeds ``diverge_factor`` times its minimum, or (``nonfinite``) when a
+    loss is NaN or infinite; otherwise ``stop_reason`` is ``completed``.
     Every param group gets the same LR during the test. ``amp`` runs the forward pass in
     float16 on CUDA (with a gradient scaler) or bfloat16 on CPU. Model, optimizer and torch
     RNG are restored afterwards.
