@@ -56,6 +56,7 @@ class BenchConfig:
     train_limit: int | None = None
     device: str = "cpu"
     seed: int = 0
+    ray: bool = False  # also run the Ray Tune rows (autolr.backends.ray_bench)
 
     @classmethod
     def for_device(cls, device: str | None = None, quick: bool = False) -> "BenchConfig":
@@ -127,6 +128,13 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
         report.rows.append(row)
         if on_row is not None:
             on_row(row)
+    if config.ray:
+        from autolr.backends.ray_bench import ray_rows
+
+        for row in ray_rows(config, splits, LR_RANGE, max(config.population_sizes)):
+            report.rows.append(row)
+            if on_row is not None:
+                on_row(row)
     tutorial = report.rows[0].trials_per_minute
     for row in report.rows:
         row.ratio_to_tutorial = row.trials_per_minute / tutorial

@@ -35,10 +35,16 @@ SUGGESTED_LR = 0.1
 NODE_CPUS = 6
 
 
-def study(trials: int, epochs: int = 2, model: str = "mlp", batch_size: int = 64) -> dict:
+def study(trials: int, epochs: int = 2, batch_size: int = 64, pruner: str = "hyperband") -> dict:
     """A small study on scikit-learn's digits (the dict ``StudyConfig.to_dict()`` gives)."""
-    return {"name": "ray-test", "dataset": "digits", "model": model, "epochs": epochs, "batch_size": batch_size,
-            "metric": "accuracy", "seed": 0, "trials": trials, "prune_after": 0.25, "device": "cpu"}
+    return {"name": "ray-test", "dataset": "digits", "model": "mlp", "epochs": epochs, "batch_size": batch_size,
+            "metric": "accuracy", "seed": 0, "trials": trials, "pruner": pruner, "prune_after": 0.25,
+            "device": "cpu"}
+
+
+# Trials that last seconds (batches of 16 examples, never pruned), so they are still running when
+# a node goes or the search is interrupted.
+SLOW_STUDY = study(trials=6, epochs=3, batch_size=16, pruner="none")
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +73,11 @@ def result_rows(experiment: Path) -> dict[str, list[dict]]:
     }
 
 
-def tune_trial_states(experiment: Path) -> list[tuple[str, int]]:
-    """(status, number of failures) of every Tune trial, from Tune's experiment state."""
+def tune_trial_states(experiment: Path) -> dict[str, tuple[str, int]]:
+    """Trial folder -> (status, number of failures) of every Tune trial, from Tune's experiment state."""
     state_file = sorted(experiment.glob("experiment_state-*.json"))[-1]
-    return [(json.loads(trial)["status"], json.loads(runtime)["num_failures"])
-            for trial, runtime in json.loads(state_file.read_text())["trial_data"]]
+    return {json.loads(trial)["relative_logdir"]: (json.loads(trial)["status"], json.loads(runtime)["num_failures"])
+            for trial, runtime in json.loads(state_file.read_text())["trial_data"]}
 
 
 def most_at_once(intervals: list[tuple[float, float]]) -> int:
@@ -86,11 +92,13 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
 
 def test_quarter_gpus_put_at_most_four_trials_on_each_node_and_baselines_run_first(cluster, splits, tmp_path):
     baselines = SPACE.baselines(SUGGESTED_LR)
-    experiment = run_ray_search(study(trials=12), SPACE, baselines, splits, tmp_path / "ray",
-                                RayOptions(gpus_per_trial=0.25, cpus_per_trial=1))
+    # A fresh worker per trial: Tune reserves each pending trial's 0.25 GPU at once (8 fit the
+    # cluster), packed onto a node until its GPU is full, so more than four trials need both nodes.
+    experiment = run_ray_search(study(trials=9), SPACE, baselines, splits, tmp_path / "ray",
+                                RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, reuse_actors=False))
 
     rows = result_rows(experiment)
-    assert len(rows) == 12
+    assert len(rows) == 9
     for trial_rows in rows.values():
         assert trial_rows[0]["resources"] == {"CPU": 1.0, "GPU": 0.25}
     nodes = {trial_rows[0]["node_id"] for trial_rows in rows.values()}
@@ -100,7 +108,7 @@ def test_quarter_gpus_put_at_most_four_trials_on_each_node_and_baselines_run_fir
         assert 1 <= most_at_once(spans) <= 4
 
     record = read_ray_record(tmp_path)
-    assert [trial.number for trial in record.trials] == list(range(12))
+    assert [trial.number for trial in record.trials] == list(range(9))
     by_baseline = {trial.baseline: trial for trial in record.trials if trial.baseline}
     assert set(by_baseline) == {baseline.name for baseline in baselines}
     for baseline in baselines:
@@ -128,73 +136,50 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
     cluster.wait_for_nodes()
     experiment = tmp_path / "ray"
 
-    def remove_when_a_trial_reports_from_it() -> None:
-        while not any(row["node_id"] == doomed.node_id
-                      for rows in result_rows(experiment).values() for row in rows):
-            time.sleep(0.05)
-        cluster.remove_node(doomed, allow_graceful=False)
-        for holder in holders:  # the GPUs of the remaining nodes come free for the retries
-            ray.kill(holder)
+    def remove_at_the_first_finished_trial(progress) -> None:
+        if progress.finished == 1:  # it ran on the doomed node (the only free GPU); others run there still
+            cluster.remove_node(doomed, allow_graceful=False)
+            for holder in holders:  # the GPUs of the remaining nodes come free for the retries
+                ray.kill(holder)
 
-    remover = threading.Thread(target=remove_when_a_trial_reports_from_it, daemon=True)
-    remover.start()
-    slow_trials = study(trials=8, epochs=4, model="cnn", batch_size=16)  # they last while the node goes
-    run_ray_search(slow_trials, SPACE, SPACE.baselines(SUGGESTED_LR), splits, tmp_path / "ray",
-                   RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3))
-    remover.join(timeout=5)
-    assert not remover.is_alive()
+    run_ray_search(SLOW_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, experiment,
+                   RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3),
+                   on_progress=remove_at_the_first_finished_trial)
 
     states = tune_trial_states(experiment)
-    assert len(states) == 8 and all(status == "TERMINATED" for status, _ in states)
-    assert any(failures >= 1 for _, failures in states)  # trials died with the node and ran again
-    record = read_ray_record(experiment)
-    assert [trial.number for trial in record.trials] == list(range(8))
-    assert all(trial.state in ("complete", "pruned") for trial in record.trials)
+    assert len(states) == 6 and all(status == "TERMINATED" for status, _ in states.values())
+    retried = [folder for folder, (_, failures) in states.items() if failures >= 1]
+    assert retried  # trials died with the node and ran again
     rows = result_rows(experiment)
-    assert any(row["node_id"] == doomed.node_id for trial_rows in rows.values() for row in trial_rows)
-    for trial_rows in rows.values():
-        if "member_states" in trial_rows[-1]:
-            assert trial_rows[-1]["node_id"] != doomed.node_id
-
-
-RESUMED_STUDY = study(trials=10, epochs=3, model="cnn", batch_size=16)
-RUN_IN_SUBPROCESS = """
-import sys
-from autolr.backends.ray_backend import RayOptions, run_ray_search
-from autolr.data import load_splits
-from autolr.space import SearchSpace
-from tests.test_ray_backend import RESUMED_STUDY, SPACE, SUGGESTED_LR
-run_ray_search(RESUMED_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), load_splits("digits"),
-               sys.argv[1] + "/ray", RayOptions(address=sys.argv[2], gpus_per_trial=0.25))
-"""
-
-
-def finished_trials(experiment: Path) -> int:
-    return sum("member_states" in rows[-1] for rows in result_rows(experiment).values() if rows)
+    for folder in retried:  # ...to the end, on a surviving node
+        assert rows[folder][-1]["node_id"] != doomed.node_id and "member_states" in rows[folder][-1]
+    record = read_ray_record(experiment)
+    assert [trial.number for trial in record.trials] == list(range(6))
+    assert all(trial.state == "complete" and trial.epochs_run == 3 for trial in record.trials)
 
 
 def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, splits, tmp_path):
     experiment = tmp_path / "ray"
-    process = subprocess.Popen(
-        [sys.executable, "-c", RUN_IN_SUBPROCESS, str(tmp_path), cluster.address],
-        cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    while finished_trials(experiment) < 3 and process.poll() is None:
-        time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
 
+    def interrupt_after_two_finished_trials(progress) -> None:
+        if progress.finished == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: Tune saves the experiment and ends the run
+
+    with pytest.raises(KeyboardInterrupt):
+        run_ray_search(SLOW_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, experiment,
+                       RayOptions(gpus_per_trial=0.25), on_progress=interrupt_after_two_finished_trials)
     before = read_ray_record(experiment)
-    kept = {trial.number: trial for trial in before.trials if trial.state in ("complete", "pruned")}
-    assert 3 <= len(kept) < 10
+    kept = {trial.number: trial for trial in before.trials if trial.state == "complete"}
+    assert 2 <= len(kept) < 6
+    assert {trial.state for trial in before.trials} == {"complete", "interrupted"}
 
-    run_ray_search(RESUMED_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, tmp_path / "ray",
+    run_ray_search(SLOW_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, experiment,
                    RayOptions(gpus_per_trial=0.25))
     after = {trial.number: trial for trial in read_ray_record(experiment).trials}
-    assert sorted(after) == list(range(10))
-    assert all(trial.state in ("complete", "pruned") for trial in after.values())
+    assert sorted(after) == list(range(6))
+    assert all(trial.state == "complete" for trial in after.values())
     for number, trial in kept.items():
-        assert after[number] == trial
+        assert after[number] == trial  # finished trials were kept, not trained again
 
 
 def test_smoke_study_gives_the_same_files_and_baseline_scores_with_ray_as_with_optuna(cluster, tmp_path):

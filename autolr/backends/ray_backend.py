@@ -1,11 +1,13 @@
 """The Ray Tune backend: a study's search run by Ray Tune's ``Tuner`` on a local Ray or a cluster.
 
 Ray's own machinery does the work: ``OptunaSearch`` samples the backend-neutral
-``SearchSpace`` (define-by-run) and evaluates the baselines first (``points_to_evaluate``),
-``ASHAScheduler`` stops weak trials early, each trial asks for ``cpus_per_trial`` CPUs
-and ``gpus_per_trial`` GPUs (fractions allowed), ``FailureConfig(max_failures)`` retries
-trials lost with a node, and ``Tuner.restore`` continues an interrupted run. A Tune trial
-trains a population of ``population`` schedules at once (see ``ray_searcher``).
+``SearchSpace`` (define-by-run) with the study's Optuna sampler and evaluates the
+baselines first (``points_to_evaluate``); ``ASHAScheduler`` (or the median stopping rule)
+stops weak trials early; each trial asks for ``cpus_per_trial`` CPUs and
+``gpus_per_trial`` GPUs (fractions allowed); ``FailureConfig(max_failures)`` retries
+trials lost with a node; ``Tuner.restore`` continues an interrupted run. A Tune trial
+trains a population of the study's ``population`` schedules at once (default 1; see
+``ray_searcher``).
 
 ``run_study`` is the study run of ``autolr search --backend ray``: the same range test,
 space, baselines, re-scoring and report as the Optuna backend (the engine-neutral steps of
@@ -25,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from autolr.backends.ray_record import (
-    EXPERIMENT_NAME, MEMBER_SCORES_KEY, MEMBERS_KEY, RAY_KEY, RayStudyFolder, member_records, unfinished_trials,
+    EXPERIMENT_NAME, RAY_KEY, RayStudyFolder, unfinished_trials,
 )
 from autolr.errors import StudyError, UserError
-from autolr.records import SEARCH_META_KEY, STUDY_CONFIG_KEY, TrialRecord
+from autolr.records import SEARCH_META_KEY, STUDY_CONFIG_KEY
 from autolr.space import Baseline, SearchSpace
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ class RayOptions:
     gpus_per_trial: float = 0.0
     cpus_per_trial: float = 1.0
     max_failures: int = DEFAULT_MAX_FAILURES
+    reuse_actors: bool = True  # a finished trial's worker process takes the next trial (no new process)
 
     def __post_init__(self) -> None:
         if self.gpus_per_trial < 0 or self.cpus_per_trial < 0 or self.gpus_per_trial + self.cpus_per_trial <= 0:
@@ -145,6 +148,8 @@ def run_study(
     phase("report")
     record = folder.read_record()
     paths = write_report(record, run_dir)
+    from autolr.backends.ray_progress import progress_of
+
     progress = progress_of(record.trials, config.trials, config.direction == "maximize", time.monotonic() - started)
     return StudyRun(config.name, run_dir, str(folder.path), record, paths, progress, time.monotonic() - started)
 
@@ -159,20 +164,6 @@ def _claim(folder: RayStudyFolder, config: "StudyConfig") -> None:
     if changed:
         raise StudyError(f"study {config.name!r} in {folder.path} was run with a different {changed[0]}; "
                          "give it another --name or --out")
-
-
-def progress_of(trials: list[TrialRecord], target: int, maximize: bool, elapsed_s: float) -> "Progress":
-    """A search's progress: trials per state and the best complete trial."""
-    from autolr.search import Progress
-
-    counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
-    for trial in trials:
-        counts[trial.state] += 1
-    complete = [trial for trial in trials if trial.state == "complete" and trial.value is not None]
-    best = (max if maximize else min)(complete, key=lambda trial: trial.value) if complete else None
-    return Progress(target=target, counts=counts, best_value=best.value if best else None,
-                    best_family=best.spec.get("family") if best else None, best_number=best.number if best else None,
-                    elapsed_s=elapsed_s, finished_this_run=sum(counts.values()) - counts.get("running", 0))
 
 
 def run_ray_search(
@@ -195,6 +186,8 @@ def run_ray_search(
     require_ray()
     from ray import tune
 
+    from autolr.backends.ray_progress import ProgressCallback
+
     path = Path(experiment).resolve()
     folder = RayStudyFolder(path)
     started_ray = connect(options.address)
@@ -203,7 +196,9 @@ def run_ray_search(
             tune.with_parameters(_train_members(), settings=_trial_settings(study), splits=_to_cpu(splits)),
             {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
         )
-        callbacks = [_progress_callback(study, on_progress)] if on_progress else []
+        remote_driver = (options.address or "").startswith("ray://")  # Tune runs on the cluster: no local display
+        callbacks = [ProgressCallback(study["trials"], study["metric"] == "accuracy", on_progress)] if (
+            on_progress and not remote_driver) else []
         if tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
         else:
@@ -221,23 +216,6 @@ def run_ray_search(
 
             ray.shutdown()
     return path
-
-
-def _progress_callback(study: dict[str, Any], on_progress: Callable[["Progress"], None]) -> Any:
-    """A Tune callback that passes the search's progress to ``on_progress`` after each trial."""
-    from ray import tune
-
-    started = time.monotonic()
-
-    class ProgressCallback(tune.Callback):
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            records = [record for each in trials if MEMBERS_KEY in each.config for record in member_records(
-                each.status, each.config, [each.last_result] if MEMBER_SCORES_KEY in each.last_result else [],
-                unfinished="running")]
-            on_progress(progress_of(records, study["trials"], study["metric"] == "accuracy",
-                                    time.monotonic() - started))
-
-    return ProgressCallback()
 
 
 def _train_members() -> Any:
@@ -282,12 +260,29 @@ def population_size(study: dict[str, Any]) -> int:
     return study.get("population") or 1
 
 
+def trial_scheduler(pruner: str, epochs: int, prune_after: float) -> Any:
+    """Ray Tune's scheduler for the study's pruner, never stopping a trial before ``prune_after`` of its epochs.
+
+    hyperband and successive-halving: ``ASHAScheduler`` (asynchronous successive halving,
+    reduction factor 3); median: ``MedianStoppingRule``; none: ``FIFOScheduler``. The
+    metric and mode come from the Tuner.
+    """
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    grace_period = max(1, math.ceil(prune_after * epochs))
+    if pruner == "none":
+        return FIFOScheduler()
+    if pruner == "median":
+        return MedianStoppingRule(time_attr="training_iteration", grace_period=grace_period)
+    return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=grace_period, reduction_factor=3)
+
+
 def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baselines: list[Baseline],
                path: Path, options: RayOptions, callbacks: list[Any]) -> Any:
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from autolr.backends.optuna_backend import make_sampler
     from autolr.backends.ray_searcher import PopulationSearcher, SpaceSampler
     from autolr.backends.ray_trainable import SCORE_KEY
 
@@ -296,19 +291,15 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
     inner = OptunaSearch(
         space=SpaceSampler(space, {baseline.name: baseline.params for baseline in baselines}),
         metric=SCORE_KEY, mode=mode, points_to_evaluate=[baseline.params for baseline in baselines],
-        seed=study["seed"],
+        sampler=make_sampler(study.get("sampler", "tpe"), study["seed"], study["trials"]),
     )
-    epochs = study["epochs"]
-    scheduler = ASHAScheduler(
-        time_attr="training_iteration", max_t=epochs,
-        grace_period=max(1, math.ceil(study.get("prune_after", 0.25) * epochs)), reduction_factor=3,
-    )
+    scheduler = trial_scheduler(study.get("pruner", "hyperband"), study["epochs"], study.get("prune_after", 0.25))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=PopulationSearcher(inner, size, SCORE_KEY, mode), scheduler=scheduler,
             metric=SCORE_KEY, mode=mode, num_samples=math.ceil(study["trials"] / size),
-            trial_dirname_creator=trial_dirname, reuse_actors=True,
+            trial_dirname_creator=trial_dirname, reuse_actors=options.reuse_actors,
             max_concurrent_trials=cluster_slots(options),
         ),
         run_config=tune.RunConfig(

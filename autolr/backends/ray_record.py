@@ -1,9 +1,9 @@
 """Read a Ray Tune result folder into a ``StudyRecord``; needs no Ray, only the files Tune wrote.
 
 A study's Ray folder ``<run_dir>/ray`` holds Tune's experiment state
-(``experiment_state-*.json``: every trial's status and folder), one folder per Tune trial
-(``params.json``: the population's member configs; ``result.json``: one JSON line per
-reported epoch), and autolr's ``autolr_study.json``: the study attributes under the same
+(``experiment_state-*.json``: every trial's status, folder and config, i.e. its
+population's member schedules), one folder per Tune trial (``result.json``: one JSON line
+per reported epoch), and autolr's ``autolr_study.json``: the study attributes under the same
 keys the Optuna backend stores (``autolr.records``: study, range test, re-scoring, meta)
 plus the Ray options. Tune trial ``p`` with K members holds trials ``p*K .. p*K+K-1``.
 """
@@ -84,8 +84,8 @@ def read_ray_record(result_dir: str | Path) -> StudyRecord:
         raise StudyError(f"{str(result_dir)!r} holds no autolr Ray Tune experiment ({STUDY_FILE} is missing)")
     attrs = json.loads((path / STUDY_FILE).read_text())
     trials: list[TrialRecord] = []
-    for status, folder in _tune_trials(path):
-        trials.extend(_folder_records(status, path / folder))
+    for status, folder, config in _tune_trials(path):
+        trials.extend(member_records(status, config, _results(path / folder), _error_line(path / folder, status)))
     trials.sort(key=lambda trial: trial.number)
     config = attrs[STUDY_CONFIG_KEY]
     return StudyRecord(
@@ -99,18 +99,18 @@ def unfinished_trials(path: Path) -> int:
     """Tune trials (populations) of the experiment in ``path`` not yet run to their end."""
     planned = RayStudyFolder(path).get_attr(RAY_KEY)["populations"]
     trials = _tune_trials(path)
-    return max(planned - len(trials), 0) + sum(status in UNFINISHED_STATUSES for status, _ in trials)
+    return max(planned - len(trials), 0) + sum(status in UNFINISHED_STATUSES for status, _, _ in trials)
 
 
-def _tune_trials(path: Path) -> list[tuple[str, str]]:
-    """(status, folder) of every Tune trial, from the newest experiment state file."""
+def _tune_trials(path: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """(status, folder, config) of every Tune trial, from the newest experiment state file."""
     states = sorted(path.glob("experiment_state-*.json"))
     if not states:
         return []
     trials = []
     for trial_json, _runtime_json in json.loads(states[-1].read_text())["trial_data"]:
         trial = json.loads(trial_json)
-        trials.append((trial["status"], trial["relative_logdir"]))
+        trials.append((trial["status"], trial["relative_logdir"], trial["config"]))
     return trials
 
 
@@ -142,12 +142,6 @@ def member_states(status: str, final: dict[str, Any] | None, size: int, unfinish
     return [state] * size
 
 
-def _folder_records(status: str, folder: Path) -> list[TrialRecord]:
-    """The member records of the Tune trial whose folder is ``folder``."""
-    error = _error_line(folder) if status == "ERROR" else None
-    return member_records(status, json.loads((folder / "params.json").read_text()), _results(folder), error)
-
-
 def member_records(status: str, params: dict[str, Any], rows: list[dict[str, Any]], error: str | None = None,
                    unfinished: str = "interrupted") -> list[TrialRecord]:
     """One TrialRecord per member of a Tune trial, from its config and its reported results."""
@@ -170,10 +164,10 @@ def member_records(status: str, params: dict[str, Any], rows: list[dict[str, Any
     return records
 
 
-def _error_line(folder: Path) -> str | None:
-    """The last line of Tune's error file of a failed trial."""
+def _error_line(folder: Path, status: str) -> str | None:
+    """The last line of Tune's error file of a trial that failed (status ERROR), else None."""
     error_file = folder / "error.txt"
-    if not error_file.exists():
+    if status != "ERROR" or not error_file.exists():
         return None
     lines = [line for line in error_file.read_text().splitlines() if line.strip()]
     return lines[-1] if lines else None

@@ -24,6 +24,7 @@ def bench(
     population_sizes: str | None = typer.Option(None, help="Comma-separated population sizes K, e.g. 4,16."),
     train_limit: int | None = typer.Option(None, min=1, help="Use only the first N training examples."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    ray: bool = typer.Option(False, "--ray", help="Also run the same trials through the Ray Tune backend."),
     out_dir: Path = typer.Option(Path("reports/bench"), help="Folder for latest.json, latest.csv, latest.md."),
 ) -> None:
     """Run the throughput benchmark and write the table under OUT_DIR."""
@@ -37,7 +38,7 @@ def bench(
     config = BenchConfig.for_device(device, quick)
     overrides = {
         "dataset": dataset, "epochs": epochs, "trials": trials, "tutorial_trials": tutorial_trials,
-        "train_limit": train_limit,
+        "train_limit": train_limit, "ray": ray or None,
     }
     if population_sizes is not None:
         try:

@@ -1,0 +1,55 @@
+"""The Ray Tune rows of ``autolr bench``: the same training work run as Ray Tune trials.
+
+Each row runs ``config.trials`` cosine-schedule trials of the bench's model and data
+through the Ray backend (``run_ray_search``: OptunaSearch's TPE, Tune's median stopping
+rule like the other rows' median pruner, one trial per CPU) on a local Ray started before the clock runs, so the row's trials per minute
+compare directly with the in-process rows of the same bench run: the difference is the
+engine's overhead (worker processes, the object store, Tune's bookkeeping). One row
+trains one schedule per Ray trial; one trains a population of K per Ray trial.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from autolr.backends.ray_backend import RayOptions, connect, require_ray, run_ray_search
+from autolr.backends.ray_record import read_ray_record
+
+
+def ray_rows(config: Any, splits: Any, lr_range: tuple[float, float], population: int) -> list[Any]:
+    """Bench rows ``ray_tune_K1`` and ``ray_tune_K<population>`` for a ``BenchConfig``."""
+    require_ray()
+    import ray
+
+    from autolr.bench import BenchRow
+    from autolr.space import SearchSpace
+
+    space = SearchSpace(lr_low=lr_range[0], lr_high=lr_range[1], families=("cosine",), warmup=False,
+                        optimizer={"name": "sgd", "momentum": 0.9})
+    started_ray = connect(None)
+    rows = []
+    try:
+        for size in (1, population):
+            study = {"name": "bench", "model": "mlp", "epochs": config.epochs, "batch_size": config.batch_size,
+                     "metric": "accuracy", "seed": config.seed, "trials": max(config.trials, size),
+                     "population": size, "pruner": "median", "prune_after": 0.25, "device": config.device}
+            with tempfile.TemporaryDirectory(prefix="autolr-ray-bench-") as folder:
+                started = time.perf_counter()
+                run_ray_search(study, space, [], splits, Path(folder) / "ray", RayOptions(cpus_per_trial=1))
+                seconds = time.perf_counter() - started
+                trials = read_ray_record(Path(folder) / "ray").trials
+            states = [trial.state for trial in trials]
+            values = [trial.value for trial in trials if trial.value is not None]
+            rows.append(BenchRow(
+                name=f"ray_tune_K{size}", trials=len(trials), seconds=seconds,
+                trials_per_minute=60.0 * len(trials) / seconds, best_val_accuracy=max(values, default=None),
+                completed=states.count("complete"), pruned=states.count("pruned"),
+                diverged=states.count("diverged"), population_size=size,
+            ))
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return rows
