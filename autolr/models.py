@@ -155,7 +155,3 @@ def _batched_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
     """K linear layers on K inputs ``K x B x in`` -> ``K x B x out``."""
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
-
-def parameter_count(name: str, input_shape: Sequence[int], num_classes: int) -> int:
-    """The number of parameters of one model (used to size populations)."""
-    return sum(math.prod(p.shape) for p in build_model(name, input_shape, num_classes, 0).parameters())
