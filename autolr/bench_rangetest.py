@@ -135,26 +135,28 @@ def run_case(splits: Any, dataset: str, model: str, seed: int, size: BenchSize) 
                           batch_size=size.batch_size, seed=seed, **SWEEP)
     seconds["autolr sweep"] = time.perf_counter() - started
 
-    population = None
-    if model in size.population_models:
-        started = time.perf_counter()
-        population = population_range_test(model, data, start_lr=1e-3, end_lr=10.0, num_lrs=size.population_lrs,
-                                           num_steps=size.population_steps, batch_size=size.batch_size,
-                                           held_out=min(2000, size.train_rows // 5), seed=seed)
-        seconds["autolr population"] = time.perf_counter() - started
-
     started = time.perf_counter()
     finder = _torch_lr_finder(build_model(model, data.input_shape, data.num_classes, seed), data, size, seed)
     seconds["torch-lr-finder"] = time.perf_counter() - started
 
     case = BenchCase(dataset, model, seed, list(size.grid_lrs), accuracies, grid_best(list(size.grid_lrs), accuracies),
                      sweep.losses, sweep.lrs, sweep.stop_reason, seconds=seconds)
-    if population is not None:
-        case.suggestions["autolr population"] = population.suggestion
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
+    if model in size.population_models:
+        add_population(case, data, size)
     _analyse_sweep(case)
     return case
+
+
+def add_population(case: BenchCase, data: Any, size: BenchSize) -> None:
+    """Run the population range test of ``case`` on its data subset and record its suggestion and time."""
+    started = time.perf_counter()
+    population = population_range_test(case.model, data, start_lr=1e-3, end_lr=10.0, num_lrs=size.population_lrs,
+                                       num_steps=size.population_steps, batch_size=size.batch_size,
+                                       held_out=min(2000, size.train_rows // 5), seed=case.seed)
+    case.seconds["autolr population"] = time.perf_counter() - started
+    case.suggestions["autolr population"] = population.suggestion
 
 
 def _analyse_sweep(case: BenchCase) -> None:
@@ -166,7 +168,11 @@ def _analyse_sweep(case: BenchCase) -> None:
 
 def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase] | None = None,
               on_case: Callable[[list[BenchCase]], None] | None = None) -> list[BenchCase]:
-    """Every case of ``size``, in order, skipping those in ``done``; ``on_case`` gets the cases so far after each one."""
+    """Every case of ``size``, in order; ``on_case`` gets the cases so far after each one.
+
+    Cases in ``done`` are kept, and only get the population test when ``size`` asks for it
+    and they lack it.
+    """
     from autolr.data import load_splits
 
     cases = list(done or [])
@@ -176,6 +182,11 @@ def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase
         for dataset in size.datasets:
             for seed in size.seeds:
                 if (dataset, model, seed) in finished:
+                    case = next(c for c in cases if (c.dataset, c.model, c.seed) == (dataset, model, seed))
+                    if model in size.population_models and "autolr population" not in case.suggestions:
+                        add_population(case, _subset(splits[dataset], size, seed), size)
+                        if on_case is not None:
+                            on_case(cases)
                     continue
                 case = run_case(splits[dataset], dataset, model, seed, size)
                 cases.append(case)
@@ -219,7 +230,7 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         f"through the best point and two neighbours each side). "
         f"Sweeps: {SWEEP['num_steps']} steps from {SWEEP['start_lr']:g} to {SWEEP['end_lr']:g}. Population test: "
         f"{size.population_lrs} LRs from 0.001 to 10, {size.population_steps} steps "
-        f"({', '.join(size.population_models)} only). Hardware: {hardware}.",
+        f"(run for: {', '.join(size.population_models)}). Hardware: {hardware}.",
         "",
         "Cells: suggested LR (ratio suggestion / grid best). Target: within 3x for every seed. The sweep's "
         "divisor (`LOSS_MIN_DIVISOR` = 4 in `autolr/rangetest.py`) was chosen on seeds 0-2; seeds 3 and 4 "

@@ -8,6 +8,7 @@ import warnings
 
 import optuna
 import pytest
+import torch
 from optuna.trial import FixedTrial
 
 from autolr.errors import UserError
@@ -24,7 +25,7 @@ def _study(seed: int = 0) -> optuna.Study:
 def test_random_samples_stay_in_documented_ranges_and_conditional_names() -> None:
     space = SearchSpace(lr_low=3e-3, lr_high=0.3, search_optimizer=True)
     study = _study()
-    seen_families = set()
+    seen_families, seen_built = set(), set()
     for _ in range(400):
         trial = study.ask()
         spec = space.sample(trial)
@@ -50,8 +51,17 @@ def test_random_samples_stay_in_documented_ranges_and_conditional_names() -> Non
         assert 0.0 <= spec.optimizer["momentum"] <= 0.99
         assert 1e-6 <= spec.optimizer["weight_decay"] <= 1e-2
         assert spec.optimizer["name"] == "sgd"
+        if spec.family not in seen_built:  # every family's sampled spec builds a working torch scheduler
+            seen_built.add(spec.family)
+            parameter = torch.nn.Parameter(torch.zeros(1))
+            optimizer = spec.build_optimizer([parameter])
+            scheduler = spec.build(optimizer, 50)
+            for step in range(49):  # the LRs of the 50 optimizer steps of a 50-step run
+                optimizer.step()
+                scheduler.step(1.0) if spec.family == "plateau" else scheduler.step()
+                assert 0 <= optimizer.param_groups[0]["lr"] <= spec.lr * (1 + 1e-9)
         study.tell(trial, 0.0)
-    assert seen_families == set(FAMILIES)
+    assert seen_families == set(FAMILIES) == seen_built
 
 
 def test_conditional_parameter_only_for_its_mode() -> None:

@@ -65,6 +65,8 @@ def range_test(
 def bench_rangetest(
     quick: bool = typer.Option(False, "--quick", help="One dataset, model and seed, tiny grid (CI-sized)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma-separated seeds (default 0,1,2)."),
+    population_models: str = typer.Option("mlp", "--population-models", help="Comma-separated models that also get "
+                                          "the population range test (costly on CPU: mlp only by default)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the datasets' files."),
     out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for rangetest.md and rangetest.json."),
     reanalyse: bool = typer.Option(False, "--reanalyse", help="Re-read OUT_DIR/rangetest.json under the current "
@@ -82,6 +84,7 @@ def bench_rangetest(
         cases = bench.reanalyse(cases)
     else:
         size = bench.QUICK if quick else bench.BenchSize()
+        size = replace(size, population_models=tuple(population_models.split(",")))
         if seeds is not None:
             try:
                 size = replace(size, seeds=tuple(int(seed) for seed in seeds.split(",")))
