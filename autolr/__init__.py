@@ -24,6 +24,11 @@ _LAZY = {
     "splits_from_tensors": "autolr.data",
     "splits_from_datasets": "autolr.data",
     "Splits": "autolr.data",
+    "train_trial": "autolr.train",
+    "TrialResult": "autolr.train",
+    "train_population": "autolr.population",
+    "choose_population_size": "autolr.population",
+    "build_model": "autolr.models",
 }
 
 __all__ = [
