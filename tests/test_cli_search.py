@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +20,7 @@ TINY = ["--study", SMOKE, "--epochs", "2", "--population", "3"]
 
 
 def autolr(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # one torch thread: the tests share two cores with other processes
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "autolr", "search", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env)
+    return subprocess.run([sys.executable, "-m", "autolr", "search", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def autolr_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str, str]:

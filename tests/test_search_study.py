@@ -3,7 +3,6 @@ finished study trains nothing and redoes no range test."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import autolr.population
@@ -15,20 +14,12 @@ CONFIG = StudyConfig(name="thrice", dataset="digits", epochs=2, trials=5, popula
                      families=("constant", "cosine", "step", "onecycle"), rescore_top=1, rescore_seeds=2)
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: these tests share two cores with other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def refuse(*args, **kwargs):
     raise AssertionError("called although the study already holds its result")
 
 
-def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch, one_thread):
+def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch):
+    threads = torch.get_num_threads()
     first = run_study(CONFIG, out=tmp_path)
     assert len(first.record.trials) == 5 and first.record.range_test is not None
     assert {r.baseline for r in first.record.rescored} == {"constant", "cosine", "step", "onecycle"}
@@ -52,4 +43,5 @@ def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch, one_th
     third = run_study(CONFIG.replace(trials=7), out=tmp_path)
     assert third.record.trials == second.record.trials and third.record.rescored == second.record.rescored
     assert third.record.meta["wall_time_s"] > second.record.meta["wall_time_s"]  # wall time adds up over runs
+    assert torch.get_num_threads() == threads  # the run's one CPU thread was given back
     assert (tmp_path / "thrice" / "best_schedule.json").is_file()

@@ -12,8 +12,7 @@ from autolr.study import StudyConfig
 from autolr.study_run import run_study
 
 
-def test_two_workers_share_one_journal_study_and_record_each_trial_once(tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the spawned worker reads it at import
+def test_two_workers_share_one_journal_study_and_record_each_trial_once(tmp_path):
     config = StudyConfig(name="workers", dataset="digits", epochs=2, trials=10, population=2, device="cpu",
                          families=("constant", "cosine", "step", "onecycle", "exponential"), pruner="none",
                          rescore_top=1, rescore_seeds=1)
