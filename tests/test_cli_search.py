@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,37 @@ def test_bad_flags_exit_2_with_one_sentence(tmp_path, monkeypatch, capsys, flags
 def test_not_an_integer_exits_2_without_traceback(tmp_path):
     result = autolr("--study", SMOKE, "--epochs", "many", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "--epochs" in result.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
+    study = tmp_path / "smoke.toml"  # the smoke study with the re-scoring cut to the baselines on one seed
+    study.write_text(Path(SMOKE).read_text().replace("top = 2", "top = 0").replace("seeds = 2", "seeds = 1"))
+    args = [sys.executable, "-m", "autolr", "search", "--study", str(study), "--trials", "8", "--population", "2",
+            "--epochs", "3", "--quiet"]
+    storage = sqlite_url(tmp_path / "reports" / "smoke" / "study.db")
+    process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while process.poll() is None:  # wait until the search is under way: two trials finished
+        if (tmp_path / "reports" / "smoke" / "study.db").exists():
+            try:
+                if sum(t.state == "complete" for t in read_study_record(storage).trials) >= 2:
+                    break
+            except Exception:  # the study is being created
+                pass
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "rerun the same command to resume" in stderr
+    stopped = read_study_record(storage)
+    assert not [t for t in stopped.trials if t.state == "running"]
+    interrupted = [t for t in stopped.trials if t.state == "interrupted"]
+    assert interrupted  # the population in flight, kept apart from failures
+
+    resumed = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    record = read_study_record(storage)
+    assert sum(t.state != "interrupted" for t in record.trials) == 8
+    for trial in interrupted:  # each ran again, later, with the same schedule
+        assert any(t.number > trial.number and t.spec == trial.spec and t.state != "interrupted" for t in record.trials)
+    finished_before = {t.number: t for t in stopped.trials if t.state != "interrupted"}
+    assert all(record.trials[number] == trial for number, trial in finished_before.items())
