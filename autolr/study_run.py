@@ -23,9 +23,6 @@ from autolr.records import RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY, StudyRe
 from autolr.search import Evaluate, Progress, Trial, TrialOutcome, one_line, run_trials
 from autolr.study import StudyConfig
 
-PHASES = ("data", "range test", "search", "re-scoring", "report")
-
-
 @dataclass(frozen=True)
 class StudyRun:
     """What a finished study run leaves behind: where, what was found, and the counts."""
@@ -90,6 +87,8 @@ def run_study(
     """Run (or resume) ``config`` and write its report into ``<out>/<name>/``.
 
     ``workers``: local processes training trials at once, sharing the study.
+    ``on_phase`` is called with each phase as it starts: data, range test, search,
+    re-scoring, report; ``on_progress`` after each population of trials.
     ``backend_options``: passed to the backend's own ``run_study`` (Ray: ``address``,
     ``gpus_per_trial``, ``cpus_per_trial``, ``max_failures``). Rerunning
     the same call resumes: nothing finished is trained again. Ctrl-C marks the trials
