@@ -356,7 +356,8 @@ def search(
     ``schedule.build(optimizer, total_steps)``), calls ``trial.report(score, epoch)`` after
     each epoch (epochs counted from 0) and returns the final validation score. ``n_trials``
     counts every trial the study should hold: rerunning with the same ``storage`` and
-    ``study_name`` resumes it. ``storage``: an Optuna storage URL (None: in memory).
+    ``study_name`` resumes it. ``storage``: an Optuna storage URL (None: in memory); with
+    ``backend="ray"`` a folder (None: ``reports``) that holds ``<study_name>/ray``.
     ``epochs``: the budget per trial, so the pruner knows where a trial stands (None:
     learnt from the first completed trial). ``baselines``: evaluate constant, step, cosine
     and one-cycle (those among the space's families) first, at ``baselines_lr`` (None: the
@@ -367,6 +368,13 @@ def search(
         raise StudyError(f"n_trials must be a positive integer, got {n_trials!r}")
     if direction not in ("maximize", "minimize"):
         raise StudyError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    baseline_specs = space.baselines(baselines_lr or math.sqrt(space.lr_low * space.lr_high)) if baselines else []
+    if backend == "ray":  # Ray Tune drives its own trials: no ask/tell engine
+        from autolr.backends.ray_backend import search_objective
+
+        return SearchResult(*search_objective(objective, space, n_trials, baseline_specs, storage, {
+            "name": study_name, "direction": direction, "epochs": epochs, "sampler": sampler, "pruner": pruner,
+            "prune_after": prune_after, "seed": seed}))
     from autolr.backends import open_engine
 
     engine = open_engine(
@@ -376,8 +384,8 @@ def search(
     )
     engine.claim({"name": study_name, "direction": direction, "space": space.to_dict(), "epochs": epochs},
                  identity_keys=("direction", "space", "epochs"))
-    if baselines:
-        engine.queue_baselines(space.baselines(baselines_lr or math.sqrt(space.lr_low * space.lr_high)))
+    if baseline_specs:
+        engine.queue_baselines(baseline_specs)
     engine.recover_interrupted()
     run_trials(engine, objective_evaluator(objective, direction), n_trials)
     return SearchResult(engine.read_record(), engine.storage_url)

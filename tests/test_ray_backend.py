@@ -23,7 +23,7 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from autolr.backends.ray_backend import RayOptions, run_ray_search  # noqa: E402
+from autolr.backends.ray_backend import RayOptions, population_trainable, run_ray_search  # noqa: E402
 from autolr.backends.ray_record import read_ray_record  # noqa: E402
 from autolr.data import load_splits  # noqa: E402
 from autolr.space import SearchSpace  # noqa: E402
@@ -65,6 +65,12 @@ def splits():
     return load_splits("digits")
 
 
+def search(definition: dict, splits, experiment: Path, options: RayOptions, **keywords) -> Path:
+    """Run the study ``definition`` on the cluster with the baselines at the suggested LR."""
+    return run_ray_search(definition, SPACE, SPACE.baselines(SUGGESTED_LR), population_trainable(definition, splits),
+                          experiment, options, **keywords)
+
+
 def result_rows(experiment: Path) -> dict[str, list[dict]]:
     """Each Tune trial folder's reported results, as Tune wrote them."""
     return {
@@ -94,8 +100,8 @@ def test_quarter_gpus_put_at_most_four_trials_on_each_node_and_baselines_run_fir
     baselines = SPACE.baselines(SUGGESTED_LR)
     # A fresh worker per trial: Tune reserves each pending trial's 0.25 GPU at once (8 fit the
     # cluster), packed onto a node until its GPU is full, so more than four trials need both nodes.
-    experiment = run_ray_search(study(trials=9), SPACE, baselines, splits, tmp_path / "ray",
-                                RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, reuse_actors=False))
+    experiment = search(study(trials=9), splits, tmp_path / "ray",
+                        RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, reuse_actors=False))
 
     rows = result_rows(experiment)
     assert len(rows) == 9
@@ -142,9 +148,8 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
             for holder in holders:  # the GPUs of the remaining nodes come free for the retries
                 ray.kill(holder)
 
-    run_ray_search(SLOW_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, experiment,
-                   RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3),
-                   on_progress=remove_at_the_first_finished_trial)
+    search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3),
+           on_progress=remove_at_the_first_finished_trial)
 
     states = tune_trial_states(experiment)
     assert len(states) == 6 and all(status == "TERMINATED" for status, _ in states.values())
@@ -166,15 +171,14 @@ def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, s
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: Tune saves the experiment and ends the run
 
     with pytest.raises(KeyboardInterrupt):
-        run_ray_search(SLOW_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, experiment,
-                       RayOptions(gpus_per_trial=0.25), on_progress=interrupt_after_two_finished_trials)
+        search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25),
+               on_progress=interrupt_after_two_finished_trials)
     before = read_ray_record(experiment)
     kept = {trial.number: trial for trial in before.trials if trial.state == "complete"}
     assert 2 <= len(kept) < 6
     assert {trial.state for trial in before.trials} == {"complete", "interrupted"}
 
-    run_ray_search(SLOW_STUDY, SPACE, SPACE.baselines(SUGGESTED_LR), splits, experiment,
-                   RayOptions(gpus_per_trial=0.25))
+    search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25))
     after = {trial.number: trial for trial in read_ray_record(experiment).trials}
     assert sorted(after) == list(range(6))
     assert all(trial.state == "complete" for trial in after.values())
@@ -220,3 +224,30 @@ def test_smoke_study_gives_the_same_files_and_baseline_scores_with_ray_as_with_o
                               "--out", str(tmp_path / "rebuilt")], cwd=root, capture_output=True, text=True)
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
     assert (tmp_path / "rebuilt/trials.csv").read_text() == (ray_folder / "trials.csv").read_text()
+
+
+def test_the_search_api_runs_a_users_objective_as_ray_trials(cluster, tmp_path):
+    import autolr
+
+    target = 0.2  # the objective is best when the final LR is closest to this
+
+    def objective(schedule, trial) -> float:
+        total_steps = 10
+        final_lr = schedule.lr_at(total_steps - 1, total_steps)
+        for epoch in range(3):
+            trial.report(-abs(schedule.lr_at(epoch * 3, total_steps) - target), epoch)
+        return -abs(final_lr - target)
+
+    space = SearchSpace(lr_low=0.01, lr_high=1.0, families=("constant", "cosine", "step"))
+    result = autolr.search(objective, space=space, n_trials=6, epochs=3, pruner="none", backend="ray",
+                           storage=str(tmp_path), baselines_lr=0.1)
+    assert Path(result.storage_url) == tmp_path / "autolr" / "ray"
+    trials = result.record.trials
+    assert [trial.number for trial in trials] == list(range(6))
+    assert {trial.baseline for trial in trials if trial.baseline} == {"constant", "step", "cosine"}
+    constant = next(trial for trial in trials if trial.baseline == "constant")
+    assert constant.state == "complete" and constant.value == pytest.approx(-0.1)  # 0.1 held to the end
+    assert constant.val_curve == pytest.approx([-0.1, -0.1, -0.1])
+    complete = [trial.value for trial in trials if trial.state == "complete"]
+    assert len(complete) == 6  # pruner "none": Tune's FIFO scheduler stops nothing
+    assert result.best_value == pytest.approx(max(complete))

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = 'the Ray backend needs Ray Tune: pip install "autolr[ray]"'
 DEFAULT_MAX_FAILURES = 3  # retries of a trial whose worker or node died
+UNKNOWN_EPOCHS = 1000  # ASHA's longest rung when the API is not told the epochs per trial
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def run_study(
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
     folder = RayStudyFolder(experiment_dir(run_dir))
-    _claim(folder, config)
+    _claim(folder, config.to_dict(), config.identity())
     phase("data")
     device = resolve_device(config.device)
     splits = _load_splits(config, device)
@@ -139,8 +140,8 @@ def run_study(
     range_test = _range_test(config, folder, splits, device)
     space = _space(config, range_test)
     phase("search")
-    run_ray_search(config.to_dict(), space, space.baselines(range_test.suggestion), splits, folder.path, options,
-                   on_progress)
+    run_ray_search(config.to_dict(), space, space.baselines(range_test.suggestion),
+                   population_trainable(config.to_dict(), splits), folder.path, options, on_progress)
     phase("re-scoring")
     population = _population_size(config, splits, device)  # the re-scoring trains here, not on Ray
     _rescore_once(config, folder, splits, device, population)
@@ -154,32 +155,79 @@ def run_study(
     return StudyRun(config.name, run_dir, str(folder.path), record, paths, progress, time.monotonic() - started)
 
 
-def _claim(folder: RayStudyFolder, config: "StudyConfig") -> None:
-    """Store the study once; refuse a rerun whose identity differs from the stored study's."""
+def _claim(folder: RayStudyFolder, definition: dict[str, Any], identity_keys: Any) -> None:
+    """Store the study definition once; refuse a rerun whose ``identity_keys`` differ from the stored ones."""
     stored = folder.get_attr(STUDY_CONFIG_KEY)
     if stored is None:
-        folder.set_attr(STUDY_CONFIG_KEY, config.to_dict())
+        folder.set_attr(STUDY_CONFIG_KEY, definition)
         return
-    changed = [key for key, value in config.identity().items() if stored.get(key) != value]
+    changed = [key for key in identity_keys if stored.get(key) != definition.get(key)]
     if changed:
-        raise StudyError(f"study {config.name!r} in {folder.path} was run with a different {changed[0]}; "
-                         "give it another --name or --out")
+        raise StudyError(f"study {definition['name']!r} in {folder.path} was run with a different {changed[0]}; "
+                         "give it another name or folder")
+
+
+def population_trainable(study: dict[str, Any], splits: Any) -> Callable[..., None]:
+    """Tune's trainable for a built-in study: each trial trains its population of schedules.
+
+    ``study`` is ``StudyConfig.to_dict()`` (``model``, ``epochs``, ``batch_size``,
+    ``metric``, ``seed``, ``device``). The splits go through Ray's object store, so worker
+    nodes need no copy of the dataset.
+    """
+    from ray import tune
+
+    from autolr.backends.ray_trainable import TrialSettings, train_members
+
+    settings = TrialSettings(model=study["model"], epochs=study["epochs"], batch_size=study["batch_size"],
+                             metric=study["metric"], seed=study["seed"], device=study.get("device", "auto"))
+    return tune.with_parameters(train_members, settings=settings, splits=_to_cpu(splits))
+
+
+def search_objective(
+    objective: Callable[..., float],
+    space: SearchSpace,
+    n_trials: int,
+    baselines: list[Baseline],
+    storage: str | None,
+    definition: dict[str, Any],
+    options: RayOptions | None = None,
+) -> tuple[Any, str]:
+    """``autolr.search(objective, backend="ray")``: each trial runs ``objective`` in a Ray trial.
+
+    ``definition``: the search's ``name``, ``direction``, ``epochs`` (None: unknown),
+    ``sampler``, ``pruner``, ``prune_after`` and ``seed``. ``storage``: a folder (None:
+    ``reports``); the experiment goes into ``<storage>/<name>/ray`` and rerunning the same
+    call continues it. Returns the ``StudyRecord`` and the experiment folder.
+    """
+    require_ray()
+    from ray import tune
+
+    from autolr.backends.ray_trainable import run_objective
+
+    study = {**definition, "space": space.to_dict(), "trials": n_trials}
+    folder = RayStudyFolder(experiment_dir(Path(storage or "reports") / study["name"]))
+    _claim(folder, study, ("direction", "space", "epochs"))
+    trainable = tune.with_parameters(run_objective, objective=objective, maximize=maximizes(study))
+    run_ray_search(study, space, baselines, trainable, folder.path, options or RayOptions())
+    return folder.read_record(), str(folder.path)
 
 
 def run_ray_search(
     study: dict[str, Any],
     space: SearchSpace,
     baselines: list[Baseline],
-    splits: Any,
+    trainable: Callable[..., None],
     experiment: str | Path,
     options: RayOptions,
     on_progress: Callable[["Progress"], None] | None = None,
 ) -> Path:
     """Run (or continue) the study's trials with Ray Tune in the folder ``experiment``.
 
-    ``study`` is ``StudyConfig.to_dict()``: its ``trials`` (schedules in all, baselines
-    included), ``epochs``, ``batch_size``, ``model``, ``metric``, ``seed``, ``prune_after``
-    and ``device`` are used. An experiment already in the folder is restored and
+    ``study`` is ``StudyConfig.to_dict()`` (or the API's study definition): its
+    ``trials`` (schedules in all, baselines included), ``epochs`` (None: unknown),
+    ``direction``, ``seed``, ``sampler``, ``pruner``, ``prune_after`` and ``population``
+    are used. ``trainable`` runs one Tune trial (``population_trainable``,
+    ``objective_trainable``). An experiment already in the folder is restored and
     continued, keeping its finished trials. A run stopped before its end (Ctrl-C) raises
     KeyboardInterrupt once Tune has saved it.
     """
@@ -192,18 +240,15 @@ def run_ray_search(
     folder = RayStudyFolder(path)
     started_ray = connect(options.address)
     try:
-        trainable = tune.with_resources(
-            tune.with_parameters(_train_members(), settings=_trial_settings(study), splits=_to_cpu(splits)),
-            {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial},
-        )
+        trainable = tune.with_resources(trainable, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
         remote_driver = (options.address or "").startswith("ray://")  # Tune runs on the cluster: no local display
-        callbacks = [ProgressCallback(study["trials"], study["metric"] == "accuracy", on_progress)] if (
+        callbacks = [ProgressCallback(study["trials"], maximizes(study), on_progress)] if (
             on_progress and not remote_driver) else []
         if tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
         else:
             size = population_size(study)
-            folder.set_attr(STUDY_CONFIG_KEY, folder.get_attr(STUDY_CONFIG_KEY) or study)
+            _claim(folder, study, ())
             folder.set_attr(RAY_KEY, {**asdict(options), "population": size,
                                       "populations": math.ceil(study["trials"] / size)})
             tuner = _new_tuner(trainable, study, space, baselines, path, options, callbacks)
@@ -218,17 +263,10 @@ def run_ray_search(
     return path
 
 
-def _train_members() -> Any:
-    from autolr.backends.ray_trainable import train_members
-
-    return train_members
-
-
-def _trial_settings(study: dict[str, Any]) -> Any:
-    from autolr.backends.ray_trainable import TrialSettings
-
-    return TrialSettings(model=study["model"], epochs=study["epochs"], batch_size=study["batch_size"],
-                         metric=study["metric"], seed=study["seed"], device=study.get("device", "auto"))
+def maximizes(study: dict[str, Any]) -> bool:
+    """Whether the study maximizes its score (its ``direction``, else its ``metric``: accuracy)."""
+    metric_direction = "maximize" if study.get("metric", "accuracy") == "accuracy" else "minimize"
+    return study.get("direction", metric_direction) == "maximize"
 
 
 def _to_cpu(splits: Any) -> Any:
@@ -260,21 +298,23 @@ def population_size(study: dict[str, Any]) -> int:
     return study.get("population") or 1
 
 
-def trial_scheduler(pruner: str, epochs: int, prune_after: float) -> Any:
+def trial_scheduler(pruner: str, epochs: int | None, prune_after: float) -> Any:
     """Ray Tune's scheduler for the study's pruner, never stopping a trial before ``prune_after`` of its epochs.
 
     hyperband and successive-halving: ``ASHAScheduler`` (asynchronous successive halving,
     reduction factor 3); median: ``MedianStoppingRule``; none: ``FIFOScheduler``. The
-    metric and mode come from the Tuner.
+    metric and mode come from the Tuner. ``epochs`` None (unknown budget): ASHA's rungs
+    run up to ``UNKNOWN_EPOCHS`` and a trial may be stopped from its first report on.
     """
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
-    grace_period = max(1, math.ceil(prune_after * epochs))
+    grace_period = max(1, math.ceil(prune_after * epochs)) if epochs else 1
     if pruner == "none":
         return FIFOScheduler()
     if pruner == "median":
         return MedianStoppingRule(time_attr="training_iteration", grace_period=grace_period)
-    return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=grace_period, reduction_factor=3)
+    return ASHAScheduler(time_attr="training_iteration", max_t=epochs or UNKNOWN_EPOCHS, grace_period=grace_period,
+                         reduction_factor=3)
 
 
 def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baselines: list[Baseline],
@@ -286,14 +326,14 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
     from autolr.backends.ray_searcher import PopulationSearcher, SpaceSampler
     from autolr.backends.ray_trainable import SCORE_KEY
 
-    mode = "max" if study["metric"] == "accuracy" else "min"
+    mode = "max" if maximizes(study) else "min"
     size = population_size(study)
     inner = OptunaSearch(
         space=SpaceSampler(space, {baseline.name: baseline.params for baseline in baselines}),
         metric=SCORE_KEY, mode=mode, points_to_evaluate=[baseline.params for baseline in baselines],
         sampler=make_sampler(study.get("sampler", "tpe"), study["seed"], study["trials"]),
     )
-    scheduler = trial_scheduler(study.get("pruner", "hyperband"), study["epochs"], study.get("prune_after", 0.25))
+    scheduler = trial_scheduler(study.get("pruner", "hyperband"), study.get("epochs"), study.get("prune_after", 0.25))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

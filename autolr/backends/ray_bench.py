@@ -2,10 +2,11 @@
 
 Each row runs ``config.trials`` cosine-schedule trials of the bench's model and data
 through the Ray backend (``run_ray_search``: OptunaSearch's TPE, Tune's median stopping
-rule like the other rows' median pruner, one trial per CPU) on a local Ray started before the clock runs, so the row's trials per minute
-compare directly with the in-process rows of the same bench run: the difference is the
-engine's overhead (worker processes, the object store, Tune's bookkeeping). One row
-trains one schedule per Ray trial; one trains a population of K per Ray trial.
+rule like the other rows' median pruner, one trial per CPU) on a local Ray started before
+the clock runs, so the rows' trials per minute compare directly with the in-process rows
+of the same bench run: the difference is the engine's overhead (worker processes, the
+object store, Tune's bookkeeping). ``ray_tune_K1`` trains one schedule per Ray trial,
+``ray_tune_K<k>`` a population of k per Ray trial.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autolr.backends.ray_backend import RayOptions, connect, require_ray, run_ray_search
+from autolr.backends.ray_backend import RayOptions, connect, population_trainable, require_ray, run_ray_search
 from autolr.backends.ray_record import read_ray_record
 
 
@@ -38,7 +39,8 @@ def ray_rows(config: Any, splits: Any, lr_range: tuple[float, float], population
                      "population": size, "pruner": "median", "prune_after": 0.25, "device": config.device}
             with tempfile.TemporaryDirectory(prefix="autolr-ray-bench-") as folder:
                 started = time.perf_counter()
-                run_ray_search(study, space, [], splits, Path(folder) / "ray", RayOptions(cpus_per_trial=1))
+                run_ray_search(study, space, [], population_trainable(study, splits), Path(folder) / "ray",
+                               RayOptions(cpus_per_trial=1))
                 seconds = time.perf_counter() - started
                 trials = read_ray_record(Path(folder) / "ray").trials
             states = [trial.state for trial in trials]

@@ -1,4 +1,4 @@
-"""The function each Ray Tune trial runs: train its population of schedules, report every epoch.
+"""The functions Ray Tune trials run: a study's population of schedules, or a user's objective.
 
 One Tune trial trains ``len(config["members"])`` schedules at once with the population
 trainer on the device Ray assigned (a GPU slice or CPUs). After each epoch it reports
@@ -9,7 +9,9 @@ so placement can be checked from Ray's own records.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +20,8 @@ import torch
 from ray import tune
 
 from autolr.backends.ray_record import (
-    CURVES_KEY, DURATIONS_KEY, EPOCHS_KEY, ERRORS_KEY, MEMBER_SCORES_KEY, MEMBER_STATES_KEY, MEMBERS_KEY,
-    SPEC_KEY,
+    BASELINE_KEY, CURVES_KEY, DURATIONS_KEY, EPOCHS_KEY, ERRORS_KEY, MEMBER_SCORES_KEY, MEMBER_STATES_KEY,
+    MEMBERS_KEY, POPULATION_KEY, SPEC_KEY,
 )
 from autolr.population import train_population
 from autolr.spec import ScheduleSpec
@@ -135,4 +137,57 @@ def train_members(config: dict[str, Any], settings: TrialSettings, splits: Any) 
         DURATIONS_KEY: [result.duration_s for result in results],
         ERRORS_KEY: [result.reason for result in results],
         CURVES_KEY: [result.val_scores for result in results],
+    })
+
+
+class ObjectiveTrial:
+    """The trial a user's objective gets inside a Ray trial: ``report`` goes to Tune.
+
+    Ray Tune's scheduler stops a weak trial itself (the objective just stops being run),
+    so ``report`` never raises and ``observe`` always says go on.
+    """
+
+    def __init__(self, number: int, member: dict[str, Any], maximize: bool, placement: dict[str, Any]) -> None:
+        self.number = number
+        self.spec = ScheduleSpec.from_dict(member[SPEC_KEY])
+        self.params = {key: value for key, value in member.items() if key not in (SPEC_KEY, BASELINE_KEY)}
+        self.baseline = member.get(BASELINE_KEY)
+        self.scores: list[float] = []
+        self.maximize = maximize
+        self.placement = placement
+
+    def observe(self, value: float, epoch: int) -> bool:
+        """Report the score after ``epoch`` to Tune; False: the objective goes on."""
+        self.report(value, epoch)
+        return False
+
+    def report(self, value: float, epoch: int) -> None:
+        """Report the validation score after ``epoch`` (from 0) to Tune."""
+        self.scores.append(float(value))
+        tune.report({SCORE_KEY: float(value), MEMBER_SCORES_KEY: [float(value)], REPORTED_KEY: time.time(),
+                     **self.placement})
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Accepted for the API's Trial protocol; the Ray backend keeps no user attributes."""
+
+
+def run_objective(config: dict[str, Any], objective: Callable[[ScheduleSpec, Any], float], maximize: bool) -> None:
+    """Tune's trainable for ``autolr.search(objective, backend="ray")``: one schedule per trial.
+
+    Runs the engine-neutral evaluator (an error fails this trial alone, a NaN result is
+    diverged) and reports the outcome as the final result.
+    """
+    from autolr.search import objective_evaluator
+
+    placement = {NODE_KEY: ray.get_runtime_context().get_node_id(), STARTED_KEY: time.time(),
+                 RESOURCES_KEY: dict(ray.get_runtime_context().get_assigned_resources())}
+    trial = ObjectiveTrial(config[POPULATION_KEY], config[MEMBERS_KEY][0], maximize, placement)
+    [outcome] = objective_evaluator(objective, "maximize" if maximize else "minimize")([trial])
+    complete = outcome.status == "complete"
+    worst = -math.inf if maximize else math.inf
+    tune.report({
+        SCORE_KEY: outcome.value if complete else worst, MEMBER_SCORES_KEY: [outcome.value if complete else None],
+        REPORTED_KEY: time.time(), **placement,
+        MEMBER_STATES_KEY: [outcome.status], EPOCHS_KEY: [outcome.epochs_run], DURATIONS_KEY: [outcome.duration_s],
+        ERRORS_KEY: [outcome.error], CURVES_KEY: [trial.scores],
     })
