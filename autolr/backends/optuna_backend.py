@@ -193,7 +193,7 @@ class OptunaEngine:
             trial = self.study.ask()
             spec = self.space.sample(trial)
             queued = TRIAL_BASELINE_KEY in trial.user_attrs or RETRY_OF_KEY in trial.user_attrs
-            if not queued and _params_key(trial.params) in tried:
+            if (not queued and _params_key(trial.params) in tried) or self._queued_twice(trial):
                 trial.set_user_attr(TRIAL_STATUS_KEY, DUPLICATE)
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
@@ -202,6 +202,18 @@ class OptunaEngine:
             trial.set_user_attr(HEARTBEAT_KEY, time.time())
             return OptunaTrial(trial, spec, trial.user_attrs.get(TRIAL_BASELINE_KEY))
         return None
+
+    def _queued_twice(self, trial: optuna.Trial) -> bool:
+        """Whether ``trial`` is a second copy of a baseline: processes that open a new study at
+        the same moment may each queue the baselines; only the lowest-numbered copy runs."""
+        name = trial.user_attrs.get(TRIAL_BASELINE_KEY)
+        if name is None or RETRY_OF_KEY in trial.user_attrs:
+            return False
+        return any(
+            other.number < trial.number and other.user_attrs.get(TRIAL_BASELINE_KEY) == name
+            and RETRY_OF_KEY not in other.user_attrs
+            for other in self.study.get_trials(deepcopy=False)
+        )
 
     def tell(self, trial: OptunaTrial, outcome: TrialOutcome) -> None:
         """Store how ``trial`` ended (a trial another process already closed is left as it is)."""

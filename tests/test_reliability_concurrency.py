@@ -1,0 +1,68 @@
+"""Concurrency: worker processes sharing one storage record each trial exactly once.
+
+Four independent processes (as on four machines) run ``autolr.search`` on one study,
+released at the same moment, on a journal file, a SQLite file and a real PostgreSQL
+server; each writes down every trial it evaluated. Nothing may be lost, evaluated twice
+(baselines included) or left running. On PostgreSQL a report is built while the workers
+are still writing, and the server's password appears nowhere it writes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from autolr.backends.optuna_storage import journal_url, sqlite_url
+from autolr.bench_load import LOAD_STUDY_NAME, LoadResult, run_load
+from reliability_support import FINISHED_STATES, read_record
+
+WORKERS = 4
+TRIALS = 24
+
+
+def check_exactly_once(result: LoadResult) -> None:
+    assert result.lost == 0 and result.duplicated == 0 and result.left_running == 0, result
+    # every recorded trial was evaluated by exactly one worker; racing workers may each take
+    # the last trial of the budget, so the study may hold up to WORKERS - 1 more
+    assert result.evaluated == result.recorded, result
+    assert TRIALS <= result.recorded <= TRIALS + WORKERS - 1, result
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_workers_on_one_file_record_each_trial_once(tmp_path: Path, kind: str) -> None:
+    url = journal_url(tmp_path / "study.log") if kind == "journal" else sqlite_url(tmp_path / "study.db")
+    check_exactly_once(run_load(url, workers=WORKERS, trials=TRIALS))
+
+
+def test_workers_on_postgresql_and_a_report_built_meanwhile(tmp_path: Path, postgres_url: str) -> None:
+    from typer.testing import CliRunner
+
+    import autolr.report.write  # noqa: F401  (imported before the workers start: the report reads at once)
+    from autolr.cli import app
+    from conftest import POSTGRES_PASSWORD
+
+    outcome: dict = {}
+    # 20 epochs: each trial writes 20 reports, so the workers are still writing while the report is built
+    load = threading.Thread(target=lambda: outcome.update(result=run_load(postgres_url, WORKERS, TRIALS, epochs=20)))
+    load.start()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and load.is_alive():
+            record = read_record(postgres_url, LOAD_STUDY_NAME)
+            if record is not None and any(t.state in FINISHED_STATES for t in record.trials):
+                break
+            time.sleep(0.2)
+        report = CliRunner().invoke(app, ["report", postgres_url, "--out", str(tmp_path / "report")])
+    finally:
+        load.join()
+    check_exactly_once(outcome["result"])
+    assert report.exit_code == 0, report.output
+    assert "partial" in report.stdout
+    rows = (tmp_path / "report" / "trials.csv").read_text().strip().splitlines()[1:]
+    assert 1 <= len(rows) < outcome["result"].recorded  # what was stored when the report read the study
+    written = [report.output, outcome["result"].storage]
+    written += [path.read_text(errors="replace") for path in (tmp_path / "report").rglob("*") if path.is_file()]
+    assert not any(POSTGRES_PASSWORD in text for text in written)
