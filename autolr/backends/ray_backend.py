@@ -319,6 +319,7 @@ def trial_scheduler(pruner: str, epochs: int | None, prune_after: float) -> Any:
 
 def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baselines: list[Baseline],
                path: Path, options: RayOptions, callbacks: list[Any]) -> Any:
+    import optuna
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -328,6 +329,7 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
 
     mode = "max" if maximizes(study) else "min"
     size = population_size(study)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # OptunaSearch's in-memory study is an implementation detail
     inner = OptunaSearch(
         space=SpaceSampler(space, {baseline.name: baseline.params for baseline in baselines}),
         metric=SCORE_KEY, mode=mode, points_to_evaluate=[baseline.params for baseline in baselines],
