@@ -493,7 +493,11 @@ def _anneal(strategy: str, start: float, end: float, progress: float) -> float:
 
 
 def _onecycle_phase(params: dict[str, Any], step: int, total_steps: int) -> tuple[int, float]:
-    """Which phase of torch's OneCycleLR ``step`` is in and the progress through it."""
+    """Which phase of torch's OneCycleLR ``step`` is in and the progress through it.
+
+    torch's last step is ``total_steps - 1``; later steps keep its final value.
+    """
+    step = min(step, total_steps - 1)
     pct_start = params["pct_start"]
     if params["three_phase"]:
         ends = [float(pct_start * total_steps) - 1, float(2 * pct_start * total_steps) - 2, total_steps - 1]

@@ -198,6 +198,17 @@ def test_past_the_end_the_lr_stays():
     assert spec.lr_at(10_000, 100) == spec.lr_at(100, 100) == pytest.approx(0.1)
 
 
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+@pytest.mark.parametrize("three_phase", [False, True])
+def test_onecycle_keeps_torchs_last_value_after_its_last_step(strategy, three_phase):
+    """torch's OneCycleLR ends at step total_steps - 1; the LR there must hold, never overshoot below 0."""
+    spec = ScheduleSpec("onecycle", 0.006, {"anneal_strategy": strategy, "three_phase": three_phase})
+    final = spec.lr_at(99, 100)
+    assert final == pytest.approx(0.006 / 25 / 1e4)
+    assert spec.lr_at(100, 100) == spec.lr_at(500, 100) == final
+    assert spec.momentum_at(100, 100) == spec.momentum_at(99, 100)
+
+
 def test_spec_transfers_across_run_lengths():
     spec = ScheduleSpec("multistep", 1.0, {"milestones": [0.5, 0.75]}, warmup={"fraction": 0.1})
     for total_steps in (40, 400, 4000):  # the same progress gives the same LR
