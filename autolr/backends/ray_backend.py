@@ -118,12 +118,13 @@ def run_study(
     cluster at ``address`` (None: a local Ray). Rerunning the same call continues the
     Tune experiment, keeping its finished trials.
     """
+    require_ray()
+    from autolr.backends.ray_progress import progress_of
     from autolr.report.write import write_report
     from autolr.study_run import (
         StudyRun, _load_splits, _meta, _population_size, _range_test, _rescore_once, _space, resolve_device,
     )
 
-    require_ray()
     if workers != 1:
         raise StudyError("workers are for the optuna backend; with Ray, set --cpus-per-trial and --gpus-per-trial")
     options = RayOptions(address=address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
@@ -143,14 +144,13 @@ def run_study(
     run_ray_search(config.to_dict(), space, space.baselines(range_test.suggestion),
                    population_trainable(config.to_dict(), splits), folder.path, options, on_progress)
     phase("re-scoring")
-    population = _population_size(config, splits, device)  # the re-scoring trains here, not on Ray
-    _rescore_once(config, folder, splits, device, population)
-    folder.set_attr(SEARCH_META_KEY, {**_meta(config, device, population, 1, started, folder), "backend": "ray"})
+    rescore_population = _population_size(config, splits, device)  # the re-scoring trains here, not on Ray
+    _rescore_once(config, folder, splits, device, rescore_population)
+    folder.set_attr(SEARCH_META_KEY, {**_meta(config, device, rescore_population, 1, started, folder),
+                                      "backend": "ray", "population": population_size(config.to_dict())})
     phase("report")
     record = folder.read_record()
     paths = write_report(record, run_dir)
-    from autolr.backends.ray_progress import progress_of
-
     progress = progress_of(record.trials, config.trials, config.direction == "maximize", time.monotonic() - started)
     return StudyRun(config.name, run_dir, str(folder.path), record, paths, progress, time.monotonic() - started)
 
