@@ -116,6 +116,11 @@ def check_against_torch(family: str, params: dict, lr: float, total_steps: int, 
             ours_optimizer.load_state_dict(optimizer_state)
             ours.load_state_dict(scheduler_state)
         expected = torch_optimizer.param_groups[0]["lr"]
+        if family == "onecycle" and step == total_steps:
+            # torch's OneCycleLR extrapolates its last phase one step past its end (linear
+            # anneal goes negative); that LR is never used by an optimizer step of a run of
+            # total_steps steps. Ours holds the final value (test_spec checks it).
+            break
         assert close(ours_optimizer.param_groups[0]["lr"], expected, lr), (step, ours_optimizer.param_groups[0]["lr"], expected)
         assert close(spec.lr_at(step, total_steps), expected, lr), (step, spec.lr_at(step, total_steps), expected)
         if cycles_momentum:
