@@ -204,6 +204,8 @@ def load_study(path: str | Path) -> StudyConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise StudyError(f"cannot read study file {str(path)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise StudyError(f"study file {str(path)!r} is not UTF-8 text (byte {error.start})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
