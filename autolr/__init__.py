@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "lr_range_test": "autolr.rangetest",
     "population_range_test": "autolr.rangetest",
+    "builtin_range_test": "autolr.rangetest",
     "RangeTestResult": "autolr.rangetest",
     "load_splits": "autolr.data",
     "splits_from_tensors": "autolr.data",

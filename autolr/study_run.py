@@ -218,14 +218,14 @@ def _load_splits(config: StudyConfig, device: str) -> Any:
 
 
 def _range_test(config: StudyConfig, engine: Any, splits: Any, device: str) -> Any:
-    """The stored range test, or a new one (population range test on the study's model)."""
-    from autolr.rangetest import RangeTestResult, population_range_test
+    """The stored range test, or a new one on the study's model (population on a GPU, sweep elsewhere)."""
+    from autolr.rangetest import RangeTestResult, builtin_range_test
 
     stored = engine.get_attr(RANGE_TEST_KEY)
     if stored is not None:
         return RangeTestResult.from_dict(stored)
-    result = population_range_test(
-        config.model, splits, batch_size=config.batch_size, optimizer=config.optimizer,
+    result = builtin_range_test(
+        config.model, splits, method="auto", batch_size=config.batch_size, optimizer=config.optimizer,
         seed=config.seed, device=device,
     )
     engine.set_attr(RANGE_TEST_KEY, result.to_dict())

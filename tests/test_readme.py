@@ -1,0 +1,40 @@
+"""The README's Python API example runs as written and finds a schedule that beats a bad one."""
+
+import json
+import re
+import runpy
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example(name: str) -> str:
+    """The ```python block right after the `<!-- readme-example: NAME -->` marker."""
+    match = re.search(rf"<!-- readme-example: {name} -->\s*```python\n(.*?)```", README.read_text(), re.S)
+    assert match, f"README has no example named {name}"
+    return match.group(1)
+
+
+def test_api_example_runs_and_exports_a_loadable_spec(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "example.py"
+    script.write_text(readme_example("api"))
+    namespace = runpy.run_path(str(script))
+
+    result = namespace["result"]
+    frame = result.to_dataframe()
+    assert len(frame) == 16
+    assert set(frame["family"]) <= {"constant", "step", "cosine", "onecycle"}
+    assert result.best_value == frame["value"].max()
+    # The spec on disk is the best one and carries the LR the range test's interval allows.
+    saved = json.loads((tmp_path / "best_schedule.json").read_text())
+    low, high = namespace["found"].interval
+    assert saved["family"] == result.best_spec.family
+    assert low <= saved["lr"] <= high
+    assert (tmp_path / "reports" / "digits" / "index.html").is_file()
+    # A rerun resumes: the stored trials are kept, none is added.
+    rerun = namespace["autolr"].search(
+        namespace["objective"], space=namespace["space"], n_trials=16, epochs=10,
+        storage="sqlite:///digits-study.db", study_name="digits",
+    )
+    assert rerun.to_dataframe()["value"].equals(frame["value"])  # NaN (pruned) compares equal here
