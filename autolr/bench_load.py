@@ -13,21 +13,19 @@ got. Afterwards:
   number evaluated twice, or a baseline (queued once per study) trained more than once;
 - left running: trials still marked running when every worker has ended.
 
-Run it as ``python -m autolr.bench_load --storage journal --workers 4 --trials 400`` (or
-``--storage postgresql://user:password@host/db``).
+Run it as ``autolr bench load --storage journal --storage postgresql://user:password@host/db``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from autolr.report.redact import redact_text
 
@@ -144,28 +142,15 @@ def storage_for(kind: str, folder: Path) -> str:
     return kind
 
 
+def run_loads(kinds: Sequence[str], workers: int, trials: int, epochs: int) -> Iterator[LoadResult]:
+    """:func:`run_load` on each storage named (see :func:`storage_for`), files in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="autolr-load-") as folder:
+        for kind in kinds:
+            yield run_load(storage_for(kind, Path(folder)), workers, trials, epochs)
+
+
 def format_result(result: LoadResult) -> str:
     """One line for the README: storage, workers x trials, recorded / lost / duplicated, rate."""
     return (f"{result.storage}: {result.workers} workers, {result.trials} trials -> recorded {result.recorded}, "
             f"lost {result.lost}, duplicated {result.duplicated}, left running {result.left_running} "
             f"({result.wall_time_s:.1f} s, {result.trials_per_second:.1f} trials/s)")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m autolr.bench_load``: run the load test on each storage named and print the lines."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--storage", action="append", help="journal, sqlite or a database URL (repeatable)")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--trials", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print one JSON object per storage")
-    options = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="autolr-load-") as folder:
-        for kind in options.storage or ["journal"]:
-            result = run_load(storage_for(kind, Path(folder)), options.workers, options.trials, options.epochs)
-            print(json.dumps({**asdict(result), "trials_per_second": result.trials_per_second})
-                  if options.json else format_result(result), flush=True)
-
-
-if __name__ == "__main__":
-    main()

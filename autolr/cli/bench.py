@@ -60,3 +60,17 @@ def bench(
 
 
 app.command("rangetest")(bench_rangetest)
+
+
+@app.command("load")
+def bench_load(
+    storage: list[str] = typer.Option(["journal"], "--storage", help="journal, sqlite or a database URL; repeatable."),
+    workers: int = typer.Option(4, "--workers", min=1, help="Worker processes sharing one study."),
+    trials: int = typer.Option(400, "--trials", min=1, help="Trials the study should hold."),
+    epochs: int = typer.Option(5, "--epochs", min=1, help="Scores each trial reports (one storage write each)."),
+) -> None:
+    """Load test: WORKERS processes on one storage; trials recorded, lost and duplicated."""
+    from autolr.bench_load import format_result, run_loads
+
+    for result in run_loads(storage, workers, trials, epochs):
+        typer.echo(format_result(result))
