@@ -116,13 +116,13 @@ def run_study(
 def _run(config: StudyConfig, engine: Any, device: str, run_dir: Path, storage: str, workers: int,
          phase: Callable[[str], None], on_progress: Callable[[Progress], None] | None, started: float) -> StudyRun:
     phase("data")
-    splits = _load_splits(config, device)
+    splits = load_study_splits(config, device)
     phase("range test")
-    range_test = _range_test(config, engine, splits, device)
-    engine.space = _space(config, range_test)
+    range_test = study_range_test(config, engine, splits, device)
+    engine.space = study_space(config, range_test)
     engine.queue_baselines(engine.space.baselines(range_test.suggestion))
     engine.recover_interrupted()
-    population = _population_size(config, splits, device)
+    population = study_population_size(config, splits, device)
     engine.set_attr(SEARCH_META_KEY, {**(engine.get_attr(SEARCH_META_KEY) or {}), "finished": False})
     phase("search")
     children = _start_workers(config, storage, workers, population)
@@ -136,8 +136,8 @@ def _run(config: StudyConfig, engine: Any, device: str, run_dir: Path, storage: 
         raise StudyError(f"{sum(bool(c.exitcode) for c in children)} of the {len(children)} extra workers "
                          "stopped with an error; rerun the same command to resume")
     phase("re-scoring")
-    _rescore_once(config, engine, splits, device, population)
-    engine.set_attr(SEARCH_META_KEY, _meta(config, device, population, workers, started, engine))
+    rescore_study(config, engine, splits, device, population)
+    engine.set_attr(SEARCH_META_KEY, study_meta(config, device, population, workers, started, engine))
     phase("report")
     from autolr.report.write import write_report
 
@@ -211,13 +211,14 @@ def _open(config: StudyConfig, storage: str, worker: int, space: Any = None) -> 
     )
 
 
-def _load_splits(config: StudyConfig, device: str) -> Any:
+def load_study_splits(config: StudyConfig, device: str) -> Any:
+    """The study's dataset splits, loaded once onto ``device``."""
     from autolr.data import load_splits
 
     return load_splits(config.dataset, data_dir=config.data_dir, device=device, seed=config.seed)
 
 
-def _range_test(config: StudyConfig, engine: Any, splits: Any, device: str) -> Any:
+def study_range_test(config: StudyConfig, engine: Any, splits: Any, device: str) -> Any:
     """The stored range test, or a new one on the study's model (population on a GPU, sweep elsewhere)."""
     from autolr.rangetest import RangeTestResult, builtin_range_test
 
@@ -232,7 +233,8 @@ def _range_test(config: StudyConfig, engine: Any, splits: Any, device: str) -> A
     return result
 
 
-def _space(config: StudyConfig, range_test: Any) -> Any:
+def study_space(config: StudyConfig, range_test: Any) -> Any:
+    """The search space of the study: its families and optimizer, the LR interval from the range test."""
     from autolr.space import SearchSpace
 
     return SearchSpace.from_range_test(
@@ -241,7 +243,8 @@ def _space(config: StudyConfig, range_test: Any) -> Any:
     )
 
 
-def _population_size(config: StudyConfig, splits: Any, device: str) -> int:
+def study_population_size(config: StudyConfig, splits: Any, device: str) -> int:
+    """Trials trained at once: the study's ``population``, or chosen from the device."""
     if config.population is not None:
         return config.population
     from autolr.population import choose_population_size
@@ -272,9 +275,9 @@ def _worker_main(config: StudyConfig, storage: str, worker: int, population: int
 
     device = resolve_device(config.device)
     engine = _open(config, storage, worker=worker)
-    engine.space = _space(config, RangeTestResult.from_dict(engine.get_attr(RANGE_TEST_KEY)))
+    engine.space = study_space(config, RangeTestResult.from_dict(engine.get_attr(RANGE_TEST_KEY)))
     with torch_threads(device):
-        splits = _load_splits(config, device)
+        splits = load_study_splits(config, device)
         evaluate = population_evaluator(config, splits, device)
         ready.set()
         try:
@@ -283,7 +286,7 @@ def _worker_main(config: StudyConfig, storage: str, worker: int, population: int
             pass  # the trials in flight are already marked interrupted
 
 
-def _rescore_once(config: StudyConfig, engine: Any, splits: Any, device: str, population: int) -> None:
+def rescore_study(config: StudyConfig, engine: Any, splits: Any, device: str, population: int) -> None:
     """Re-score the top configurations and the baselines, unless already done for these trials."""
     from autolr.rescore import rescore
 
@@ -297,7 +300,8 @@ def _rescore_once(config: StudyConfig, engine: Any, splits: Any, device: str, po
     engine.set_attr(RESCORE_KEY + ".trials", finished)
 
 
-def _meta(config: StudyConfig, device: str, population: int, workers: int, started: float, engine: Any) -> dict[str, Any]:
+def study_meta(config: StudyConfig, device: str, population: int, workers: int, started: float, engine: Any) -> dict[str, Any]:
+    """The run's metadata for the report: wall time (seconds, summed over resumed runs), hardware, sizes."""
     import torch
 
     previous = engine.get_attr(SEARCH_META_KEY) or {}

@@ -33,10 +33,6 @@ def backend_module(name: str) -> Any:
 
 def open_engine(backend: str = "optuna", **options: Any) -> Any:
     """An ask/tell engine of ``backend`` over one study (options as ``OptunaEngine`` takes
-    them), for ``autolr.search`` with a user's objective; a backend that drives its trials
-    itself (Ray Tune) may run only built-in studies, through its ``run_study``."""
-    module = backend_module(backend)
-    if not hasattr(module, "open_engine"):
-        raise StudyError(f"the {backend} backend runs built-in studies (autolr search --backend {backend}); "
-                         "autolr.search with your own objective needs backend='optuna'")
-    return module.open_engine(**options)
+    them), for ``autolr.search`` with a user's objective. Ray Tune drives its trials itself:
+    ``autolr.search`` hands a Ray search to ``ray_backend.search_objective`` instead."""
+    return backend_module(backend).open_engine(**options)

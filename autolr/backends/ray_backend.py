@@ -122,7 +122,8 @@ def run_study(
     from autolr.backends.ray_progress import progress_of
     from autolr.report.write import write_report
     from autolr.study_run import (
-        StudyRun, _load_splits, _meta, _population_size, _range_test, _rescore_once, _space, resolve_device,
+        StudyRun, load_study_splits, rescore_study, resolve_device, study_meta, study_population_size,
+        study_range_test, study_space,
     )
 
     if workers != 1:
@@ -136,17 +137,17 @@ def run_study(
     _claim(folder, config.to_dict(), config.identity())
     phase("data")
     device = resolve_device(config.device)
-    splits = _load_splits(config, device)
+    splits = load_study_splits(config, device)
     phase("range test")
-    range_test = _range_test(config, folder, splits, device)
-    space = _space(config, range_test)
+    range_test = study_range_test(config, folder, splits, device)
+    space = study_space(config, range_test)
     phase("search")
     run_ray_search(config.to_dict(), space, space.baselines(range_test.suggestion),
                    population_trainable(config.to_dict(), splits), folder.path, options, on_progress)
     phase("re-scoring")
-    rescore_population = _population_size(config, splits, device)  # the re-scoring trains here, not on Ray
-    _rescore_once(config, folder, splits, device, rescore_population)
-    folder.set_attr(SEARCH_META_KEY, {**_meta(config, device, rescore_population, 1, started, folder),
+    rescore_population = study_population_size(config, splits, device)  # the re-scoring trains here, not on Ray
+    rescore_study(config, folder, splits, device, rescore_population)
+    folder.set_attr(SEARCH_META_KEY, {**study_meta(config, device, rescore_population, 1, started, folder),
                                       "backend": "ray", "population": population_size(config.to_dict())})
     phase("report")
     record = folder.read_record()
