@@ -80,16 +80,27 @@ def read_record(storage_url: str, study_name: str) -> StudyRecord | None:
 def wait_for_record(
     running: Running, storage_url: str, study_name: str, ready: Callable[[StudyRecord], bool], timeout: float = 240
 ) -> StudyRecord:
-    """Poll the storage until ``ready(record)``; fail if the process ends first or time runs out."""
-    deadline = time.monotonic() + timeout
+    """Poll the storage every 50 ms until ``ready(record)``; fail if the process ends first or time runs out."""
+    import optuna
+
+    from autolr.backends.optuna_backend import study_record
+    from autolr.backends.optuna_storage import open_storage
+
+    deadline, study = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        record = read_record(storage_url, study_name)
-        if record is not None and ready(record):
-            return record
+        if study is None:
+            try:
+                study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+            except (KeyError, StudyError):  # the run has not created its storage or study yet
+                pass
+        if study is not None:
+            record = study_record(study)
+            if ready(record):
+                return record
         if running.process.poll() is not None:
             raise AssertionError(f"autolr ended ({running.process.returncode}) before the awaited state: "
                                  f"{running.output()[1][-2000:]}")
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"the awaited state did not come within {timeout} s")
 
 
