@@ -263,25 +263,26 @@ class OptunaEngine:
             dead_here = owner.get("host") == host and not _process_alive(owner.get("pid"))
             started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
             stale = now - float(trial.user_attrs.get(HEARTBEAT_KEY, started)) > STALE_AFTER_S
-            if dead_here or stale:
-                self._mark_interrupted(trial, "its process stopped before the trial finished")
+            if (dead_here or stale) and self._mark_interrupted(trial, "its process stopped before the trial finished"):
                 recovered.append(trial.number)
         return recovered
 
-    def _mark_interrupted(self, trial: FrozenTrial, reason: str) -> None:
+    def _mark_interrupted(self, trial: FrozenTrial, reason: str) -> bool:
+        """Close ``trial`` as interrupted (and queue its retry); False if another process closed it first."""
         storage = self.study._storage
         try:
             storage.set_trial_user_attr(trial._trial_id, TRIAL_STATUS_KEY, "interrupted")
             storage.set_trial_user_attr(trial._trial_id, TRIAL_ERROR_KEY, reason)
             if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                return
+                return False
         except optuna.exceptions.UpdateFinishedTrialError:
-            return  # another process closed it first
+            return False
         if self.retry_interrupted:
             attrs = {RETRY_OF_KEY: trial.user_attrs.get(RETRY_OF_KEY, trial.number)}
             if TRIAL_BASELINE_KEY in trial.user_attrs:
                 attrs[TRIAL_BASELINE_KEY] = trial.user_attrs[TRIAL_BASELINE_KEY]
             self.study.enqueue_trial(trial.params, user_attrs=attrs)
+        return True
 
     # -- reading -------------------------------------------------------------------------------
     def progress(self) -> Progress:
