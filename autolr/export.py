@@ -72,7 +72,8 @@ def _polynomial(spec: ScheduleSpec) -> list[str]:
 def _linear(spec: ScheduleSpec) -> list[str]:
     start, end = spec.params["start_factor"], spec.params["end_factor"]
     return [f"ramp_steps = {_steps(spec.params['duration'])}",
-            f"return {spec.lr!r} * ({start!r} + ({end!r} - {start!r}) * (min(step, ramp_steps) / ramp_steps))"]
+            "done = min(step, ramp_steps) / ramp_steps",
+            f"return {spec.lr!r} * ({start!r} * (1 - done) + {end!r} * done)"]
 
 
 def _cosine(spec: ScheduleSpec) -> list[str]:
@@ -123,6 +124,7 @@ def _onecycle(spec: ScheduleSpec) -> list[str]:
             f"final_lr = initial_lr / {params['final_div_factor']!r}",
             f"phase_ends = {ends}  # last step of each phase",
             f"phase_lrs = {lrs}",
+            "step = min(step, total_steps - 1)  # the last phase ends at step total_steps - 1",
             "start = 0.0",
             "for index, end in enumerate(phase_ends):",
             "    if step <= end or index == len(phase_ends) - 1:",

@@ -35,7 +35,7 @@ Family formulas, with ``p = step / total_steps`` (after warmup) and
 - exponential: ``lr * final_factor ** p``  (torch ExponentialLR, gamma = final_factor ** (1 / total_steps))
 - inverse_time: ``lr / (1 + decay_rate * p)``
 - polynomial: ``lr * (1 - p) ** power``  (torch PolynomialLR, total_iters = total_steps)
-- linear: ``lr * (start_factor + (end_factor - start_factor) * min(step, D) / D)``,
+- linear: ``lr * (start_factor * (1 - f) + end_factor * f)``, ``f = min(step, D) / D``,
   ``D = steps_for(duration)``  (torch LinearLR)
 - cosine: ``floor + (lr - floor) * (1 + cos(pi * p)) / 2``  (torch CosineAnnealingLR,
   T_max = total_steps, eta_min = floor)
@@ -447,7 +447,8 @@ def _polynomial(lr: float, params: dict[str, Any], step: int, total_steps: int) 
 def _linear(lr: float, params: dict[str, Any], step: int, total_steps: int) -> float:
     duration = steps_for(params["duration"], total_steps)
     start, end = params["start_factor"], params["end_factor"]
-    return lr * (start + (end - start) * (min(step, duration) / duration))
+    done = min(step, duration) / duration
+    return lr * (start * (1 - done) + end * done)  # exact at both ends (no cancellation)
 
 
 def _cosine_between(floor: float, lr: float, step: int, total_steps: int) -> float:
