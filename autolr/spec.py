@@ -696,7 +696,7 @@ class ScheduleSpec:
         if file_format == "json":
             return json.dumps(data, indent=2) + "\n"
         if file_format == "yaml":
-            return yaml.safe_dump(data, sort_keys=False)
+            return yaml.dump(data, Dumper=_SpecYamlDumper, sort_keys=False)
         if file_format == "toml":
             return tomli_w.dumps(data)
         raise SpecError(f"spec format must be json, yaml or toml, got {_show(file_format)}")
@@ -759,11 +759,13 @@ class _SpecYamlLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-_SpecYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+class _SpecYamlDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting strings such as ``"1e5"`` that the loader reads as numbers."""
+
+
+_FLOAT_WITH_EXPONENT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_SpecYamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_WITH_EXPONENT, list("-+0123456789"))
+_SpecYamlDumper.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_WITH_EXPONENT, list("-+0123456789"))
 
 
 def _file_format(path: Path) -> str:

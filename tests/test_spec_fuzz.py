@@ -118,6 +118,7 @@ def load_or_user_error(path: Path) -> ScheduleSpec | None:
 @example(data={"autolr_spec": 1, "family": "cosine_restarts", "lr": 0.1, "params": {"cycle_mult": 0}})
 @example(data={"autolr_spec": 1, "family": "step", "lr": -0.1})
 @example(data={"autolr_spec": 1, "family": "step", "lr": 0.1, "colour": "red"})
+@example(data={"autolr_spec": 1, "family": "constant", "lr": 1.0, "provenance": {"0E0": [], "run": "1e5"}})
 def test_from_dict_raises_only_spec_errors(data: object) -> None:
     try:
         spec = ScheduleSpec.from_dict(data)
