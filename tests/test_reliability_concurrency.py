@@ -19,6 +19,8 @@ from autolr.backends.optuna_storage import journal_url, sqlite_url
 from autolr.bench_load import LOAD_STUDY_NAME, LoadResult, run_load
 from reliability_support import FINISHED_STATES, read_record
 
+pytestmark = pytest.mark.slow
+
 WORKERS = 4
 TRIALS = 24
 

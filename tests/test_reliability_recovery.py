@@ -91,6 +91,7 @@ def recover_together(url: str, barrier) -> list[int]:
     return study.recover_interrupted()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_processes_recovering_at_once_queue_each_retry_once(tmp_path: Path, kind: str) -> None:
     url = sqlite_url(tmp_path / "study.db") if kind == "sqlite" else journal_url(tmp_path / "study.log")

@@ -162,6 +162,7 @@ def monkeypatch_module():
         yield patch
 
 
+@pytest.mark.slow
 def test_population_out_of_memory_is_split_and_scores_are_unchanged(memory_cap_outcome: dict) -> None:
     outcome = memory_cap_outcome
     assert outcome["whole_error"] is not None, "the cap must be too small for the whole population"
@@ -173,6 +174,7 @@ def test_population_out_of_memory_is_split_and_scores_are_unchanged(memory_cap_o
         assert split_value == pytest.approx(free_value, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_member_that_cannot_fit_alone_fails_with_the_reason(memory_cap_outcome: dict) -> None:
     starved = memory_cap_outcome["starved"]
     assert [state for state, _ in starved] == ["failed", "failed"]
