@@ -200,10 +200,12 @@ def run_trials(
         trials: list[Trial] = []
         try:
             while len(trials) < batch_size and engine.remaining(n_trials) > 0:
-                trial = engine.ask()
+                with _ctrl_c_held():  # an asked trial is in `trials` (so interrupted below) before Ctrl-C acts
+                    trial = engine.ask()
+                    if trial is not None:
+                        trials.append(trial)
                 if trial is None:
                     break
-                trials.append(trial)
             if not trials:
                 return snapshot()
             with engine.running(trials):

@@ -18,7 +18,7 @@ from autolr.records import StudyRecord
 
 # A study small enough for the test suite: 8x8 digits, a tiny MLP, 4 trials per population.
 TINY_STUDY = {
-    "name": "tiny", "dataset": "digits", "model": "mlp", "epochs": 6, "trials": 12,
+    "name": "tiny", "dataset": "digits", "model": "mlp", "epochs": 6, "trials": 20,
     "families": ["constant", "cosine", "exponential"], "warmup": False, "batch_size": 64,
     "population": 4, "seed": 0, "device": "cpu", "rescore": {"top": 1, "seeds": 1},
 }

@@ -2,9 +2,10 @@
 
 One real study runs three times with the same command line: run 1 is killed with SIGKILL
 while a population trains (after one population finished), run 2 gets SIGINT to its
-process group (what Ctrl-C in a terminal sends) while the next population trains, run 3
+process group (what Ctrl-C in a terminal sends) while the next populations train, run 3
 finishes. The storage is polled to pick the moment, never a fixed sleep. Each test checks
-one promise against what the storage held at those moments.
+one promise against what the storage held at those moments. Run 2 has two worker processes,
+so the Ctrl-C reaches both.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def fault_chain(tmp_path_factory: pytest.TempPathFactory) -> FaultChain:
     after_kill = read_record(storage_url, name)
 
     finished_by_kill = len(numbers_in(after_kill, *FINISHED_STATES))
-    second = start_cli(root, "interrupted", *command, "--quiet")
+    second = start_cli(root, "interrupted", *command, "--quiet", "--workers", "2")  # Ctrl-C reaches both
     at_interrupt = wait_for_record(
         second, storage_url, name,
         lambda r: len(numbers_in(r, *FINISHED_STATES)) >= finished_by_kill + 4 and mid_training(r),
