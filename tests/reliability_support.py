@@ -104,11 +104,6 @@ def wait_for_record(
     raise AssertionError(f"the awaited state did not come within {timeout} s")
 
 
-def states(record: StudyRecord) -> dict[int, str]:
-    """Trial number -> state."""
-    return {trial.number: trial.state for trial in record.trials}
-
-
 def numbers_in(record: StudyRecord, *wanted: str) -> set[int]:
     """Numbers of the trials in any of the ``wanted`` states."""
     return {trial.number for trial in record.trials if trial.state in wanted}
