@@ -23,25 +23,12 @@ from autolr.search import run_trials
 from autolr.space import SearchSpace
 from autolr.study import StudyConfig
 from autolr.study_run import population_evaluator
+from quadratic_objective import quadratic_objective
 
 EPOCHS = 2
 
 
-def quadratic(schedule: autolr.ScheduleSpec, trial) -> float:
-    """A tiny real objective: SGD on a quadratic bowl under the schedule; returns minus the loss."""
-    import torch
-
-    weight = torch.zeros(2, requires_grad=True)
-    optimizer = torch.optim.SGD([weight], lr=schedule.lr)
-    scheduler = schedule.build(optimizer, total_steps=EPOCHS)
-    for epoch in range(EPOCHS):
-        loss = ((weight - torch.tensor([3.0, -1.0])) ** 2).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        trial.report(-loss.item(), epoch)
-    return -loss.item()
+quadratic = quadratic_objective(EPOCHS)
 
 
 def by_state(record: StudyRecord, state: str) -> list:

@@ -20,28 +20,14 @@ from autolr.records import TRIAL_SPEC_KEY
 from autolr.search import search
 from autolr.space import SearchSpace
 from autolr.spec import load_spec
+from quadratic_objective import quadratic_objective
 
 TESTS = Path(__file__).resolve().parent
 
 
 def run_search(storage_url: str, trials: int, epochs: int, epoch_sleep_s: float = 0.0) -> None:
     """A real search on a quadratic bowl (score = -loss); ``epoch_sleep_s`` slows it down."""
-    import torch
-
-    def objective(schedule, trial):
-        weight = torch.zeros(2, requires_grad=True)
-        optimizer = torch.optim.SGD([weight], lr=schedule.lr)
-        scheduler = schedule.build(optimizer, total_steps=epochs)
-        for epoch in range(epochs):
-            loss = ((weight - torch.tensor([3.0, -1.0])) ** 2).sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            trial.report(-loss.item(), epoch)
-            time.sleep(epoch_sleep_s)
-        return -loss.item()
-
+    objective = quadratic_objective(epochs, epoch_sleep_s)
     space = SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant", "cosine", "step"))
     search(objective, space=space, n_trials=trials, storage=storage_url, study_name="demo", epochs=epochs, seed=0)
 
