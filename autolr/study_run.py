@@ -137,7 +137,7 @@ def _run(config: StudyConfig, engine: Any, device: str, run_dir: Path, storage: 
                          "stopped with an error; rerun the same command to resume")
     phase("re-scoring")
     rescore_study(config, engine, splits, device, population)
-    engine.set_attr(SEARCH_META_KEY, study_meta(config, device, population, workers, started, engine))
+    engine.set_attr(SEARCH_META_KEY, study_meta(config, device, population, workers, started, engine, splits.source))
     phase("report")
     from autolr.report.write import write_report
 
@@ -300,8 +300,10 @@ def rescore_study(config: StudyConfig, engine: Any, splits: Any, device: str, po
     engine.set_attr(RESCORE_KEY + ".trials", finished)
 
 
-def study_meta(config: StudyConfig, device: str, population: int, workers: int, started: float, engine: Any) -> dict[str, Any]:
-    """The run's metadata for the report: wall time (seconds, summed over resumed runs), hardware, sizes."""
+def study_meta(config: StudyConfig, device: str, population: int, workers: int, started: float, engine: Any,
+               data_source: str) -> dict[str, Any]:
+    """The run's metadata for the report: wall time (seconds, summed over resumed runs), hardware, sizes,
+    and where the data came from."""
     import torch
 
     previous = engine.get_attr(SEARCH_META_KEY) or {}
@@ -310,5 +312,5 @@ def study_meta(config: StudyConfig, device: str, population: int, workers: int, 
     return {
         "wall_time_s": float(previous.get("wall_time_s", 0.0)) + time.monotonic() - started,
         "hardware": hardware, "device": device, "population": population, "workers": workers,
-        "finished": True, "torch": torch.__version__,
+        "finished": True, "torch": torch.__version__, "data_source": data_source,
     }

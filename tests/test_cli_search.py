@@ -58,6 +58,7 @@ def test_smoke_run_writes_report_trials_and_best_schedule(smoke_run):
     assert summary["counts"]["complete"] + summary["counts"]["pruned"] + summary["counts"]["diverged"] == 5
     assert summary["best_schedule"] == "reports/smoke/best_schedule.json"
     assert summary["best_spec"]["provenance"]["study"] == "smoke"
+    assert summary["data_source"].startswith("scikit-learn load_digits")  # says where the data came from
     assert 0.5 < summary["best_score"] <= 1.0 and 0.5 < summary["test_score"] <= 1.0  # 10 digit classes: chance is 0.1
     assert {t.baseline for t in before.trials} >= {"constant", "step", "cosine", "onecycle"}
     assert len(before.rescored) >= 4 and all(len(r.val_scores) == 2 for r in before.rescored)  # 2 fresh seeds
@@ -72,6 +73,7 @@ def test_rerun_resumes_keeping_every_finished_trial_and_the_range_test(smoke_run
     assert after.range_test == before.range_test
     assert sum(t.baseline is not None for t in after.trials) == 4  # not queued again
     assert "best_schedule.json" in stdout and "build(optimizer, epochs)" in stdout
+    assert "Data:          digits from scikit-learn load_digits" in stdout
 
 
 def test_exported_spec_drives_a_plain_torch_loop_stepped_once_per_epoch(smoke_run):

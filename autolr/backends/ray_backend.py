@@ -147,7 +147,7 @@ def run_study(
     phase("re-scoring")
     rescore_population = study_population_size(config, splits, device)  # the re-scoring trains here, not on Ray
     rescore_study(config, folder, splits, device, rescore_population)
-    folder.set_attr(SEARCH_META_KEY, {**study_meta(config, device, rescore_population, 1, started, folder),
+    folder.set_attr(SEARCH_META_KEY, {**study_meta(config, device, rescore_population, 1, started, folder, splits.source),
                                       "backend": "ray", "population": population_size(config.to_dict())})
     phase("report")
     record = folder.read_record()

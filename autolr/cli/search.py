@@ -83,10 +83,11 @@ def _print_result(run: Any, as_json: bool) -> None:
             "trials_csv": str(paths.trials_csv), "best_spec": spec.to_dict() if spec else None,
             "best_score": provenance.get("val_mean"), "test_score": provenance.get("test_mean"),
             "metric": run.record.config.get("metric"), "counts": state_counts(run.record),
-            "wall_time_s": round(run.wall_time_s, 1),
+            "wall_time_s": round(run.wall_time_s, 1), "data_source": run.record.meta.get("data_source"),
         }))
         return
     out = Console(highlight=False, soft_wrap=True)
+    out.print(f"Data:          {run.record.config.get('dataset')} from {run.record.meta.get('data_source')}", markup=False)
     out.print(f"Report:        {paths.index_html}", markup=False)
     if spec is None:
         out.print("No trial completed, so there is no best schedule yet.", markup=False)

@@ -130,6 +130,7 @@ def study_facts(record: StudyRecord, spec: ScheduleSpec | None) -> dict[str, Any
         ("Wall time", format_duration(meta.get("wall_time_s"))),
         ("Backend", meta.get("backend") or config.get("backend", "–")),
         ("Trials", len(record.trials)), ("Storage", config.get("storage") or "the study's folder"),
+        ("Data from", meta.get("data_source", "–")),
     ]
     running = sum(trial.state == "running" for trial in record.trials)
     partial = ""
