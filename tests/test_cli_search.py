@@ -137,7 +137,9 @@ def test_not_an_integer_exits_2_without_traceback(tmp_path):
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     study = tmp_path / "smoke.toml"  # the smoke study with the re-scoring cut to the baselines on one seed
     study.write_text(Path(SMOKE).read_text().replace("top = 2", "top = 0").replace("seeds = 2", "seeds = 1"))
-    args = [sys.executable, "-m", "autolr", "search", "--study", str(study), "--trials", "8", "--population", "2",
+    # 16 trials in populations of 2: once two finished, about 7 populations are still to come, so
+    # the Ctrl-C lands mid-search even on a loaded machine.
+    args = [sys.executable, "-m", "autolr", "search", "--study", str(study), "--trials", "16", "--population", "2",
             "--epochs", "3", "--quiet"]
     storage = sqlite_url(tmp_path / "reports" / "smoke" / "study.db")
     process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -161,7 +163,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     resumed = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     record = read_study_record(storage)
-    assert sum(t.state != "interrupted" for t in record.trials) == 8
+    assert sum(t.state != "interrupted" for t in record.trials) == 16
     for trial in interrupted:  # each ran again, later, with the same schedule
         assert any(t.number > trial.number and t.spec == trial.spec and t.state != "interrupted" for t in record.trials)
     finished_before = {t.number: t for t in stopped.trials if t.state != "interrupted"}
