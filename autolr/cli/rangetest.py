@@ -43,7 +43,8 @@ def range_test(
     if as_json:
         typer.echo(json.dumps({"suggestion": result.suggestion, "interval": list(result.interval),
                                "suggestions": result.suggestions, "method": result.method,
-                               "stop_reason": result.stop_reason, "dataset": dataset, "model": model}))
+                               "stop_reason": result.stop_reason, "dataset": dataset, "model": model,
+                               "data_source": splits.source}))
         return
     from rich.console import Console
     from rich.table import Table
@@ -51,6 +52,7 @@ def range_test(
     console = Console()
     console.print(f"LR range test: {dataset} / {model} ({result.method}, {result.stopped_at} steps, "
                   f"{result.stop_reason})")
+    console.print(f"data from {splits.source}", markup=False)
     table = Table()
     table.add_column("rule")
     table.add_column("LR", justify="right")
