@@ -211,7 +211,8 @@ def run_trials(
             with engine.running(trials):
                 outcomes = evaluate(trials)
         except BaseException as error:
-            engine.interrupt(trials, reason=f"the search stopped ({type(error).__name__}) while it ran")
+            with _ctrl_c_held():  # a second Ctrl-C must not leave a trial marked but its retry unqueued
+                engine.interrupt(trials, reason=f"the search stopped ({type(error).__name__}) while it ran")
             raise
         with _ctrl_c_held():  # a Ctrl-C now takes effect once every finished trial is stored
             for trial, outcome in zip(trials, outcomes):

@@ -47,26 +47,32 @@ def resolve_device(device: str) -> str:
     return device
 
 
-@contextmanager
-def torch_threads(device: str) -> Iterator[None]:
-    """On a CPU: one torch thread in this process while the study runs (restored after).
+def threads_per_process(workers: int) -> int:
+    """torch threads for each of autolr's ``workers`` processes: the cores split among them (>= 1)."""
+    return max(1, (os.cpu_count() or 1) // workers)
 
-    Parallelism comes from the population (and ``--workers``), not from splitting each of
-    its small matrix products over threads: on the 2-core machine autolr was built on, the
-    smoke study took 20 s with one thread and 92-132 s with two (CPU time 6 s against
-    39 s), measured back to back while other processes shared the cores.
+
+@contextmanager
+def torch_threads(device: str, threads: int) -> Iterator[None]:
+    """On a CPU: ``threads`` torch threads in this process while the study runs (restored after).
+
+    The cores are split among autolr's own processes (``threads_per_process``), so
+    ``--workers`` never oversubscribes them: more threads than free cores made the smoke
+    study 4-6x slower on the 2-core machine autolr was built on. Alone on an idle machine,
+    the cores help: there the default mnist study took 12.4 s with 2 threads against 17.5 s
+    with 1 (back to back, two runs each).
     """
     import torch
 
     if device != "cpu":
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)
 
 
 def storage_url_for(config: StudyConfig, run_dir: Path, workers: int) -> str:
@@ -109,7 +115,7 @@ def run_study(
     engine = _open(config, storage, worker=0)
     engine.claim(config.to_dict(), identity_keys=list(config.identity()))  # refuse a conflicting rerun first
     device = resolve_device(config.device)
-    with torch_threads(device):
+    with torch_threads(device, threads_per_process(workers)):
         return _run(config, engine, device, run_dir, storage, workers, phase, on_progress, started)
 
 
@@ -259,7 +265,7 @@ def _start_workers(config: StudyConfig, storage: str, workers: int, population: 
     children = []
     for worker in range(1, workers):
         ready = context.Event()
-        child = context.Process(target=_worker_main, args=(config, storage, worker, population, ready),
+        child = context.Process(target=_worker_main, args=(config, storage, worker, workers, population, ready),
                                 name=f"autolr-worker-{worker}")
         child.start()
         children.append((child, ready))
@@ -269,14 +275,14 @@ def _start_workers(config: StudyConfig, storage: str, workers: int, population: 
     return [child for child, _ in children]
 
 
-def _worker_main(config: StudyConfig, storage: str, worker: int, population: int, ready: Any) -> None:
+def _worker_main(config: StudyConfig, storage: str, worker: int, workers: int, population: int, ready: Any) -> None:
     """One extra worker: the same trial loop on the shared study."""
     from autolr.rangetest import RangeTestResult
 
     device = resolve_device(config.device)
     engine = _open(config, storage, worker=worker)
     engine.space = study_space(config, RangeTestResult.from_dict(engine.get_attr(RANGE_TEST_KEY)))
-    with torch_threads(device):
+    with torch_threads(device, threads_per_process(workers)):
         splits = load_study_splits(config, device)
         evaluate = population_evaluator(config, splits, device)
         ready.set()
