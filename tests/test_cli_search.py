@@ -14,7 +14,6 @@ import torch
 
 from autolr.backends.optuna_backend import read_study_record
 from autolr.backends.optuna_storage import sqlite_url
-from autolr.records import RANGE_TEST_KEY
 from autolr.spec import load_spec
 
 SMOKE = str(Path(__file__).resolve().parent.parent / "studies" / "smoke.toml")

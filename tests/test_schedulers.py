@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from autolr.errors import SpecError, UserError
-from autolr.schedulers import TORCH_FAMILIES, build, build_optimizer, lightning_config, torch_equivalent
+from autolr.schedulers import TORCH_FAMILIES, build, lightning_config, torch_equivalent
 from autolr.spec import ScheduleSpec
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

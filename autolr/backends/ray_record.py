@@ -11,7 +11,6 @@ plus the Ray options. Tune trial ``p`` with K members holds trials ``p*K .. p*K+
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
