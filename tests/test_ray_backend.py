@@ -140,13 +140,18 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
     cluster.wait_for_nodes()
     experiment = tmp_path / "ray"
 
+    removed = []
+
     def remove_at_the_first_finished_trial(progress) -> None:
-        if progress.finished == 1:  # it ran on the doomed node (the only free GPU); others run there still
+        if progress.finished >= 1 and not removed:  # it ran on the doomed node (the only free GPU); others run there still
+            removed.append(True)
             cluster.remove_node(doomed, allow_graceful=False)
             for holder in holders:  # the GPUs of the remaining nodes come free for the retries
                 ray.kill(holder)
 
-    search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3),
+    # A cluster's options, as `--address` gives them: no actor reuse (a retry must not land on a dead node's actor).
+    search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3,
+                                                      reuse_actors=False),
            on_progress=remove_at_the_first_finished_trial)
 
     states = tune_trial_states(experiment)

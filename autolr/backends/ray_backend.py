@@ -128,8 +128,10 @@ def run_study(
 
     if workers != 1:
         raise StudyError("workers are for the optuna backend; with Ray, set --cpus-per-trial and --gpus-per-trial")
+    # On a cluster nodes can vanish, and a retried trial must not reuse an actor that lived on a
+    # dead node (it ends in ERROR instead of running again); a local Ray loses no nodes.
     options = RayOptions(address=address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
-                         max_failures=max_failures)
+                         max_failures=max_failures, reuse_actors=address is None)
     started = time.monotonic()
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
