@@ -35,7 +35,8 @@ def run_curve(study: optuna.Study, spec: dict, curve: list[float]) -> int | None
 
 
 def study_with(pruner: optuna.pruners.BasePruner) -> optuna.Study:
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # A fixed name: Hyperband assigns brackets by hashing the study name, and an unnamed study gets a random one.
+    study = optuna.create_study(study_name="pruning-fairness", direction="maximize", pruner=pruner)
     for curve in CONSTANT_CURVES:
         assert run_curve(study, CONSTANT, curve) is None
     return study
