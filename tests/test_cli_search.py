@@ -145,8 +145,9 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     while process.poll() is None:  # wait until the search is under way: two trials finished
         if (tmp_path / "reports" / "smoke" / "study.db").exists():
             try:
-                if sum(t.state == "complete" for t in read_study_record(storage).trials) >= 2:
-                    break
+                trials = read_study_record(storage).trials
+                if sum(t.state == "complete" for t in trials) >= 2 and any(t.state == "running" for t in trials):
+                    break  # mid-population: the Ctrl-C lands while trials train
             except Exception:  # the study is being created
                 pass
         time.sleep(0.2)
