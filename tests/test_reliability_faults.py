@@ -64,9 +64,7 @@ def fault_chain(tmp_path_factory: pytest.TempPathFactory) -> FaultChain:
     after_kill = read_record(storage_url, name)
 
     finished_by_kill = len(numbers_in(after_kill, *FINISHED_STATES))
-    # One process: Ctrl-C with --workers 2 on SQLite can fail a write while both processes
-    # mark their trials interrupted (StorageInternalError, exit 1; a known open defect).
-    second = start_cli(root, "interrupted", *command, "--quiet")
+    second = start_cli(root, "interrupted", *command, "--quiet", "--workers", "2")  # Ctrl-C reaches both
     at_interrupt = wait_for_record(
         second, storage_url, name,
         lambda r: len(numbers_in(r, *FINISHED_STATES)) >= finished_by_kill + 4 and mid_training(r),
@@ -109,16 +107,20 @@ def test_sigkill_leaves_running_trials_that_the_rerun_marks_interrupted(fault_ch
 
 
 def test_interrupted_trials_are_retried_with_the_same_schedule(fault_chain: FaultChain) -> None:
-    interrupted = numbers_in(fault_chain.final, "interrupted")
+    # A retry records the first trial of its chain: retrying trial 8, itself a retry of 4, gives retry_of 4.
     final = {trial.number: trial for trial in fault_chain.final.trials}
-    retried = {}
-    for retry, original in fault_chain.retry_of.items():
+    chains: dict[int, list[int]] = {}
+    for retry, original in sorted(fault_chain.retry_of.items()):
         assert final[retry].spec == final[original].spec
-        retried.setdefault(original, []).append(retry)
-    assert set(retried) == interrupted
-    # every interrupted trial's chain of retries ends in a finished trial
-    for original, retries in retried.items():
-        assert any(final[number].state in FINISHED_STATES for number in retries), (original, retries)
+        chains.setdefault(original, [original]).append(retry)
+    interrupted = numbers_in(fault_chain.final, "interrupted")
+    assert interrupted
+    for number in interrupted:  # each interrupted trial has a later retry in its chain
+        chain = chains[fault_chain.retry_of.get(number, number)]
+        assert chain.index(number) + 1 < len(chain), (number, chain)
+    for chain in chains.values():  # ... which ends in a finished trial, after interrupted ones only
+        assert [final[n].state for n in chain[:-1]] == ["interrupted"] * (len(chain) - 1), chain
+        assert final[chain[-1]].state in FINISHED_STATES, chain
 
 
 def test_ctrl_c_stops_cleanly_records_what_finished_and_says_how_to_resume(fault_chain: FaultChain) -> None:
