@@ -90,7 +90,7 @@ def wait_for_record(
     while time.monotonic() < deadline:
         if study is None:
             try:
-                study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+                study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url, reader=True))
             except (KeyError, StudyError):  # the run has not created its storage or study yet
                 pass
         if study is not None:

@@ -139,18 +139,19 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     # 16 trials in populations of 2: once two finished, about 7 populations are still to come, so
     # the Ctrl-C lands mid-search even on a loaded machine.
     args = [sys.executable, "-m", "autolr", "search", "--study", str(study), "--trials", "16", "--population", "2",
-            "--epochs", "3", "--quiet"]
+            "--epochs", "4", "--quiet"]
     storage = sqlite_url(tmp_path / "reports" / "smoke" / "study.db")
     process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while process.poll() is None:  # wait until the search is under way: two trials finished
+    while process.poll() is None:  # wait until two trials finished and a population is half-way
         if (tmp_path / "reports" / "smoke" / "study.db").exists():
             try:
                 trials = read_study_record(storage).trials
-                if sum(t.state == "complete" for t in trials) >= 2 and any(t.state == "running" for t in trials):
-                    break  # mid-population: the Ctrl-C lands while trials train
+                if sum(t.state == "complete" for t in trials) >= 2 and any(
+                        t.state == "running" and 1 <= len(t.val_curve) <= 2 for t in trials):
+                    break  # two of its four epochs or more to go: the Ctrl-C lands while trials train
             except Exception:  # the study is being created
                 pass
-        time.sleep(0.2)
+        time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr

@@ -142,8 +142,8 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
 
     removed = []
 
-    def remove_at_the_first_finished_trial(progress) -> None:
-        if progress.finished >= 1 and not removed:  # it ran on the doomed node (the only free GPU); others run there still
+    def remove_while_trials_run(progress) -> None:
+        if progress.counts.get("running", 0) >= 1 and not removed:  # on the doomed node, the only free GPU
             removed.append(True)
             cluster.remove_node(doomed, allow_graceful=False)
             for holder in holders:  # the GPUs of the remaining nodes come free for the retries
@@ -152,7 +152,7 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
     # A cluster's options, as `--address` gives them: no actor reuse (a retry must not land on a dead node's actor).
     search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3,
                                                       reuse_actors=False),
-           on_progress=remove_at_the_first_finished_trial)
+           on_progress=remove_while_trials_run)
 
     states = tune_trial_states(experiment)
     assert len(states) == 6 and all(status == "TERMINATED" for status, _ in states.values())

@@ -150,3 +150,23 @@ def test_report_of_a_journal_file_study_by_its_path(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "trials.csv")) == 4
     assert load_spec(tmp_path / "best_schedule.json").provenance["study"] == "demo"
+
+
+def test_reading_a_sqlite_study_never_waits_for_the_write_lock(finished_study):
+    import sqlite3
+    import threading
+
+    from autolr.backends.optuna_backend import read_study_record
+
+    _, folder, url = finished_study
+    writer = sqlite3.connect(folder / "study.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a searching process holds the write lock
+    read: list = []
+    try:
+        reader = threading.Thread(target=lambda: read.append(read_study_record(url, "demo")), daemon=True)
+        reader.start()
+        reader.join(timeout=20)  # a writer's transaction would wait 60 s for the lock
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert read and len(read[0].trials) == 8

@@ -316,7 +316,7 @@ def open_engine(**options: Any) -> OptunaEngine:
 def read_study_record(storage_url: str, study_name: str | None = None) -> StudyRecord:
     """Read a stored study (the only way the report reads storage); ``study_name`` may be
     left out when the storage holds one study."""
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, reader=True)
     names = [summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     if study_name is None:
         if len(names) != 1:
