@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -102,6 +103,28 @@ def wait_for_record(
                                  f"{running.output()[1][-2000:]}")
         time.sleep(0.05)
     raise AssertionError(f"the awaited state did not come within {timeout} s")
+
+
+def signal_while_training(
+    running: Running, storage_url: str, study_name: str, ready: Callable[[StudyRecord], bool], signum: int
+) -> StudyRecord:
+    """Send ``signum`` to the run's process group at a moment when ``ready(record)`` holds; return that record.
+
+    A poll sees the study some milliseconds before a signal lands, long enough for a tiny
+    population to finish meanwhile. So the group is frozen (SIGSTOP) first and the study read
+    again: when ``ready`` still holds, the signal is sent and the group resumed (SIGCONT), so
+    the signal lands exactly in the state returned; otherwise the group resumes and polling goes on.
+    """
+    group = running.process.pid
+    while True:
+        wait_for_record(running, storage_url, study_name, ready)
+        os.killpg(group, signal.SIGSTOP)
+        frozen = read_record(storage_url, study_name)
+        if frozen is not None and ready(frozen):
+            os.killpg(group, signum)
+            os.killpg(group, signal.SIGCONT)
+            return frozen
+        os.killpg(group, signal.SIGCONT)
 
 
 def numbers_in(record: StudyRecord, *wanted: str) -> set[int]:

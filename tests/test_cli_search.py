@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import torch
 from autolr.backends.optuna_backend import read_study_record
 from autolr.backends.optuna_storage import sqlite_url
 from autolr.spec import load_spec
+from reliability_support import run_cli, signal_while_training, start_cli
 
 SMOKE = str(Path(__file__).resolve().parent.parent / "studies" / "smoke.toml")
 TINY = ["--study", SMOKE, "--epochs", "2", "--population", "3"]
@@ -138,30 +138,27 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     study.write_text(Path(SMOKE).read_text().replace("top = 2", "top = 0").replace("seeds = 2", "seeds = 1"))
     # 16 trials in populations of 2: once two finished, about 7 populations are still to come, so
     # the Ctrl-C lands mid-search even on a loaded machine.
-    args = [sys.executable, "-m", "autolr", "search", "--study", str(study), "--trials", "16", "--population", "2",
-            "--epochs", "4", "--quiet"]
+    args = ["search", "--study", str(study), "--trials", "16", "--population", "2", "--epochs", "4",
+            "--out", str(tmp_path / "reports"), "--quiet"]
     storage = sqlite_url(tmp_path / "reports" / "smoke" / "study.db")
-    process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while process.poll() is None:  # wait until two trials finished and a population is half-way
-        if (tmp_path / "reports" / "smoke" / "study.db").exists():
-            try:
-                trials = read_study_record(storage).trials
-                if sum(t.state == "complete" for t in trials) >= 2 and any(
-                        t.state == "running" and 1 <= len(t.val_curve) <= 2 for t in trials):
-                    break  # two of its four epochs or more to go: the Ctrl-C lands while trials train
-            except Exception:  # the study is being created
-                pass
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    running = start_cli(tmp_path, "interrupted", *args)
+    at_signal = signal_while_training(  # two trials finished and a population has two of its four epochs or more to go
+        running, storage, "smoke",
+        lambda record: sum(t.state == "complete" for t in record.trials) >= 2
+        and any(t.state == "running" and 1 <= len(t.val_curve) <= 2 for t in record.trials),
+        signal.SIGINT,
+    )
+    running.process.wait(timeout=120)
+    process, stderr = running.process, running.output()[1]
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "rerun the same command to resume" in stderr
     stopped = read_study_record(storage)
     assert not [t for t in stopped.trials if t.state == "running"]
     interrupted = [t for t in stopped.trials if t.state == "interrupted"]
-    assert interrupted  # the population in flight, kept apart from failures
+    training = {t.number for t in at_signal.trials if t.state == "running" and len(t.val_curve) < 4}
+    assert training and training <= {t.number for t in interrupted}  # the population in flight, kept apart from failures
 
-    resumed = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    resumed = run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr
     record = read_study_record(storage)
     assert sum(t.state != "interrupted" for t in record.trials) == 16

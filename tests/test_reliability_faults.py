@@ -3,7 +3,8 @@
 One real study runs three times with the same command line: run 1 is killed with SIGKILL
 while a population trains (after one population finished), run 2 gets SIGINT to its
 process group (what Ctrl-C in a terminal sends) while the next populations train, run 3
-finishes. The storage is polled to pick the moment, never a fixed sleep. Each test checks
+finishes. The storage is polled to pick the moment, never a fixed sleep, and the processes are
+frozen while the moment is confirmed, so each signal lands in the state the tests compare with. Each test checks
 one promise against what the storage held at those moments. Run 2 has two worker processes,
 so the Ctrl-C reaches both.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +25,8 @@ from autolr.backends.optuna_backend import RETRY_OF_KEY
 from autolr.backends.optuna_storage import sqlite_url
 from autolr.records import StudyRecord
 from reliability_support import (
-    FINISHED_STATES, TINY_STUDY, mid_training, numbers_in, read_record, report_counts, run_cli, start_cli,
-    wait_for_record, write_study,
+    FINISHED_STATES, TINY_STUDY, mid_training, numbers_in, read_record, report_counts, run_cli, signal_while_training,
+    start_cli, write_study,
 )
 
 pytestmark = pytest.mark.slow
@@ -58,18 +58,17 @@ def fault_chain(tmp_path_factory: pytest.TempPathFactory) -> FaultChain:
     name = TINY_STUDY["name"]
 
     first = start_cli(root, "killed", *command, "--quiet")
-    wait_for_record(first, storage_url, name, lambda r: len(numbers_in(r, *FINISHED_STATES)) >= 4 and mid_training(r))
-    first.process.send_signal(signal.SIGKILL)
+    signal_while_training(first, storage_url, name,
+                          lambda r: len(numbers_in(r, *FINISHED_STATES)) >= 4 and mid_training(r), signal.SIGKILL)
     assert first.process.wait(timeout=60) == -signal.SIGKILL
     after_kill = read_record(storage_url, name)
 
     finished_by_kill = len(numbers_in(after_kill, *FINISHED_STATES))
     second = start_cli(root, "interrupted", *command, "--quiet", "--workers", "2")  # Ctrl-C reaches both
-    at_interrupt = wait_for_record(
+    at_interrupt = signal_while_training(
         second, storage_url, name,
-        lambda r: len(numbers_in(r, *FINISHED_STATES)) >= finished_by_kill + 4 and mid_training(r),
+        lambda r: len(numbers_in(r, *FINISHED_STATES)) >= finished_by_kill + 4 and mid_training(r), signal.SIGINT,
     )
-    os.killpg(second.process.pid, signal.SIGINT)
     interrupt_exit = second.process.wait(timeout=120)
     after_interrupt = read_record(storage_url, name)
 

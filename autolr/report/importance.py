@@ -26,7 +26,8 @@ EVALUATOR_NAME = f"Optuna fANOVA, {TREES} trees, up to {MAX_TRIALS} trials per f
 def importance_by_family(record: StudyRecord, seed: int = 0) -> dict[str, dict[str, float]]:
     """Family -> {parameter: importance (fractions summing to 1)}, for families with enough trials.
 
-    Families need MIN_TRIALS complete trials and two parameters that vary.
+    Families need MIN_TRIALS complete trials, two parameters that vary, and scores that vary
+    (when every trial scored the same, no parameter explains anything).
     Parameters are the spec's ``lr``, ``params.*``, ``warmup.*`` and ``optimizer.*`` values that
     vary within the family; list values (milestones) count one parameter per position.
     """
@@ -69,7 +70,7 @@ def _distribution(values: list[Any]) -> optuna.distributions.BaseDistribution | 
 
 
 def _family_importance(rows: list[tuple[dict[str, Any], float]], maximize: bool, seed: int) -> dict[str, float]:
-    if len(rows) < MIN_TRIALS:
+    if len(rows) < MIN_TRIALS or len({value for _, value in rows}) < 2:
         return {}
     names = sorted({name for features, _ in rows for name in features})
     distributions = {}
@@ -96,5 +97,8 @@ def _family_importance(rows: list[tuple[dict[str, Any], float]], maximize: bool,
         }
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
     evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=TREES, seed=seed)
-    scores = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
+    try:
+        scores = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
+    except RuntimeError:  # "zero total variance in all trees": every bootstrap sample drew equal scores
+        return {}
     return {name: float(score) for name, score in scores.items()}
