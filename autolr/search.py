@@ -35,15 +35,14 @@ Example (runs as it is; the README shows it)::
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from autolr.errors import StudyError
+from autolr.interrupts import ctrl_c_held
 from autolr.spec import ScheduleSpec
 
 if TYPE_CHECKING:
@@ -195,50 +194,32 @@ def run_trials(
         )
 
     if on_progress:
-        on_progress(snapshot())
+        with ctrl_c_held():
+            on_progress(snapshot())
     while True:
         trials: list[Trial] = []
         try:
-            while len(trials) < batch_size and engine.remaining(n_trials) > 0:
-                with _ctrl_c_held():  # an asked trial is in `trials` (so interrupted below) before Ctrl-C acts
+            with ctrl_c_held():  # an asked trial is in `trials` (so interrupted below) before Ctrl-C acts
+                while len(trials) < batch_size and engine.remaining(n_trials) > 0:
                     trial = engine.ask()
-                    if trial is not None:
-                        trials.append(trial)
-                if trial is None:
-                    break
+                    if trial is None:
+                        break
+                    trials.append(trial)
             if not trials:
-                return snapshot()
+                with ctrl_c_held():
+                    return snapshot()
             with engine.running(trials):
                 outcomes = evaluate(trials)
         except BaseException as error:
-            with _ctrl_c_held():  # a second Ctrl-C must not leave a trial marked but its retry unqueued
+            with ctrl_c_held():  # a second Ctrl-C must not leave a trial marked but its retry unqueued
                 engine.interrupt(trials, reason=f"the search stopped ({type(error).__name__}) while it ran")
             raise
-        with _ctrl_c_held():  # a Ctrl-C now takes effect once every finished trial is stored
+        with ctrl_c_held():  # a Ctrl-C now takes effect once every finished trial is stored
             for trial, outcome in zip(trials, outcomes):
                 engine.tell(trial, outcome)
-        finished_this_run += len(trials)
-        if on_progress:
-            on_progress(snapshot())
-
-
-@contextmanager
-def _ctrl_c_held() -> Iterator[None]:
-    """Hold SIGINT (Ctrl-C) inside the block and deliver it, to the handler it had, right after.
-
-    Outside the main thread Python cannot set a signal handler, so there the block runs as is.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        signal.raise_signal(signal.SIGINT)
+            finished_this_run += len(trials)
+            if on_progress:
+                on_progress(snapshot())
 
 
 def objective_evaluator(objective: Callable[[ScheduleSpec, Trial], float], direction: str) -> Evaluate:

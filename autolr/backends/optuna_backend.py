@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autolr.backends.optuna_pruning import make_pruner
 from autolr.backends.optuna_storage import open_storage
 from autolr.errors import StudyError
+from autolr.interrupts import ctrl_c_held
 from autolr.records import (
     STUDY_CONFIG_KEY, TRIAL_BASELINE_KEY, TRIAL_DURATION_KEY, TRIAL_EPOCHS_KEY, TRIAL_ERROR_KEY,
     TRIAL_SPEC_KEY, TRIAL_STATUS_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY,
@@ -91,8 +92,9 @@ class OptunaTrial:
 
     def observe(self, value: float, epoch: int) -> bool:
         """Store the score after ``epoch`` (from 0); True when the pruner says stop."""
-        self.optuna_trial.report(float(value), epoch)
-        return self.optuna_trial.should_prune()
+        with ctrl_c_held():  # a Ctrl-C takes effect after the storage call, not inside it
+            self.optuna_trial.report(float(value), epoch)
+            return self.optuna_trial.should_prune()
 
     def report(self, value: float, epoch: int) -> None:
         """Store the score after ``epoch`` (from 0); raise TrialPruned when the pruner says stop."""
@@ -101,7 +103,8 @@ class OptunaTrial:
 
     def set_user_attr(self, key: str, value: Any) -> None:
         """Store a JSON-safe value with the trial."""
-        self.optuna_trial.set_user_attr(key, value)
+        with ctrl_c_held():
+            self.optuna_trial.set_user_attr(key, value)
 
 
 class OptunaEngine:

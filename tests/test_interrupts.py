@@ -1,0 +1,67 @@
+"""Ctrl-C held across storage calls: it takes effect after the call, never inside it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import optuna
+import pytest
+
+from autolr.backends.optuna_backend import OptunaTrial
+from autolr.backends.optuna_storage import open_storage, sqlite_url
+from autolr.interrupts import ctrl_c_held
+from autolr.spec import ScheduleSpec
+
+
+def test_a_ctrl_c_inside_the_block_takes_effect_once_the_block_is_done():
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_held():
+            signal.raise_signal(signal.SIGINT)
+            steps.append("after the signal")
+    assert steps == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_nested_blocks_deliver_the_ctrl_c_once_at_the_outermost_end():
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_held():
+            with ctrl_c_held():
+                signal.raise_signal(signal.SIGINT)
+            steps.append("inner block ended")
+    assert steps == ["inner block ended"]
+
+
+def test_without_a_ctrl_c_nothing_is_raised_and_other_threads_run_the_block_as_is():
+    with ctrl_c_held():
+        pass
+    ran = []
+    thread = threading.Thread(target=lambda: ran.append(ctrl_c_held().__enter__() is None))
+    thread.start()
+    thread.join()
+    assert ran == [True]
+
+
+def test_a_ctrl_c_during_a_report_lands_after_the_score_is_stored(tmp_path, caplog):
+    storage = open_storage(sqlite_url(tmp_path / "study.db"))
+    study = optuna.create_study(storage=storage, study_name="held", direction="maximize")
+    trial = OptunaTrial(study.ask(), ScheduleSpec(family="constant", lr=0.1), baseline=None)
+    from sqlalchemy import event
+
+    pressed = []
+
+    def ctrl_c_in_the_database_call(*_args) -> None:  # the user presses Ctrl-C while the driver works
+        if not pressed:
+            pressed.append(True)
+            signal.raise_signal(signal.SIGINT)
+
+    event.listen(storage.engine, "before_cursor_execute", ctrl_c_in_the_database_call)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        trial.observe(0.75, epoch=0)
+    assert pressed and not caplog.records  # SQLAlchemy logged no half-closed cursor
+    stored = optuna.load_study(study_name="held", storage=sqlite_url(tmp_path / "study.db")).trials[0]
+    assert stored.intermediate_values == {0: 0.75}
