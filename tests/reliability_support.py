@@ -133,7 +133,11 @@ def numbers_in(record: StudyRecord, *wanted: str) -> set[int]:
 
 
 def mid_training(record: StudyRecord) -> bool:
-    """A population is training: some running trial has reported some of its epochs, not all."""
+    """A population is training: some running trial has reported some of its epochs, not all.
+
+    Only without pruning: a pruned member stays running, its curve cut short, until the rest
+    of its population finishes and the outcomes are stored.
+    """
     epochs = record.config.get("epochs", 0)
     return any(trial.state == "running" and 0 < len(trial.val_curve) < epochs for trial in record.trials)
 

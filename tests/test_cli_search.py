@@ -139,7 +139,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     # 16 trials in populations of 2: once two finished, about 7 populations are still to come, so
     # the Ctrl-C lands mid-search even on a loaded machine.
     args = ["search", "--study", str(study), "--trials", "16", "--population", "2", "--epochs", "4",
-            "--out", str(tmp_path / "reports"), "--quiet"]
+            "--pruner", "none", "--out", str(tmp_path / "reports"), "--quiet"]  # no pruning: a short curve is training
     storage = sqlite_url(tmp_path / "reports" / "smoke" / "study.db")
     running = start_cli(tmp_path, "interrupted", *args)
     at_signal = signal_while_training(  # two trials finished and a population has two of its four epochs or more to go

@@ -9,9 +9,12 @@ import threading
 import optuna
 import pytest
 
-from autolr.backends.optuna_backend import OptunaTrial
+from autolr.backends import open_engine
+from autolr.backends.optuna_backend import RETRY_OF_KEY, OptunaTrial
 from autolr.backends.optuna_storage import open_storage, sqlite_url
 from autolr.interrupts import ctrl_c_held
+from autolr.search import TrialOutcome, run_trials
+from autolr.space import SearchSpace
 from autolr.spec import ScheduleSpec
 
 
@@ -65,3 +68,39 @@ def test_a_ctrl_c_during_a_report_lands_after_the_score_is_stored(tmp_path, capl
     assert pressed and not caplog.records  # SQLAlchemy logged no half-closed cursor
     stored = optuna.load_study(study_name="held", storage=sqlite_url(tmp_path / "study.db")).trials[0]
     assert stored.intermediate_values == {0: 0.75}
+
+
+def test_a_ctrl_c_stores_a_member_the_pruner_had_stopped_as_pruned_and_interrupts_the_rest(tmp_path):
+    epochs = 4
+    engine = open_engine("optuna", storage=sqlite_url(tmp_path / "study.db"), study_name="held",
+                         space=SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant",)), sampler="random",
+                         pruner="median", epochs=epochs, seed=0, n_trials=5)
+
+    def strong_trials(trials):
+        for trial in trials:
+            for epoch in range(epochs):
+                trial.observe(0.9, epoch)
+        return [TrialOutcome("complete", value=0.9, epochs_run=epochs) for _ in trials]
+
+    run_trials(engine, strong_trials, n_trials=3)  # the median pruner's reference
+    in_flight, pruned_after = [], []
+
+    def stopped_by_ctrl_c(trials):  # a population of two: one member pruned, then Ctrl-C
+        in_flight.extend(trials)
+        weak, strong = trials
+        epoch = 0
+        while not weak.observe(0.1, epoch):
+            epoch += 1
+            assert epoch < epochs, "the median pruner should stop a trial far below the others"
+        pruned_after.append(epoch + 1)
+        strong.observe(0.9, 0)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(engine, stopped_by_ctrl_c, n_trials=5, batch_size=2)
+    weak, strong = in_flight
+    stored = {trial.number: trial for trial in engine.read_record().trials}
+    assert stored[weak.number].state == "pruned" and [stored[weak.number].epochs_run] == pruned_after
+    assert stored[strong.number].state == "interrupted"
+    queued = engine.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    assert [trial.user_attrs[RETRY_OF_KEY] for trial in queued] == [strong.number]  # only the interrupted one runs again

@@ -51,7 +51,7 @@ class FaultChain:
 @pytest.fixture(scope="module")
 def fault_chain(tmp_path_factory: pytest.TempPathFactory) -> FaultChain:
     root = tmp_path_factory.mktemp("faults")
-    study = write_study(root / "tiny.toml")
+    study = write_study(root / "tiny.toml", pruner="none")  # a running trial with a short curve is training
     out = root / "reports"
     command = ("search", "--study", str(study), "--out", str(out))
     storage_url = sqlite_url(out / "tiny" / "study.db")

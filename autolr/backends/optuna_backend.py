@@ -89,12 +89,17 @@ class OptunaTrial:
         self.spec = spec
         self.params = dict(trial.params)
         self.baseline = baseline
+        self.pruned: TrialOutcome | None = None  # set once the pruner stops it: its outcome is known
+        self._asked_at = time.monotonic()
 
     def observe(self, value: float, epoch: int) -> bool:
         """Store the score after ``epoch`` (from 0); True when the pruner says stop."""
         with ctrl_c_held():  # a Ctrl-C takes effect after the storage call, not inside it
             self.optuna_trial.report(float(value), epoch)
-            return self.optuna_trial.should_prune()
+            stop = self.optuna_trial.should_prune()
+        if stop:
+            self.pruned = TrialOutcome("pruned", epochs_run=epoch + 1, duration_s=time.monotonic() - self._asked_at)
+        return stop
 
     def report(self, value: float, epoch: int) -> None:
         """Store the score after ``epoch`` (from 0); raise TrialPruned when the pruner says stop."""
@@ -251,10 +256,15 @@ class OptunaEngine:
             thread.join()
 
     def interrupt(self, trials: Sequence[OptunaTrial], reason: str) -> None:
-        """Mark ``trials`` interrupted and, when retrying, queue each to run again."""
+        """Mark ``trials`` interrupted and, when retrying, queue each to run again; a trial
+        the pruner had already stopped (a member waiting for its population) is stored pruned."""
         for trial in trials:
             frozen = self.study._storage.get_trial(trial.optuna_trial._trial_id)
-            if frozen.state == TrialState.RUNNING:
+            if frozen.state != TrialState.RUNNING:
+                continue
+            if trial.pruned is not None:
+                self.tell(trial, trial.pruned)
+            else:
                 self._mark_interrupted(frozen, reason)
 
     def recover_interrupted(self) -> list[int]:
