@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from autolr.errors import StudyError
+from autolr.interrupts import stop_on_first_ctrl_c, termination_as_ctrl_c
 from autolr.records import RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY, StudyRecord
 from autolr.search import Evaluate, Progress, Trial, TrialOutcome, one_line, run_trials
 from autolr.study import StudyConfig
@@ -135,6 +137,11 @@ def _run(config: StudyConfig, engine: Any, device: str, run_dir: Path, storage: 
     try:
         progress = run_trials(engine, population_evaluator(config, splits, device), config.trials,
                               batch_size=population, on_progress=on_progress)
+    except KeyboardInterrupt:  # a Ctrl-C or SIGTERM sent to this process alone stops the workers too
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGINT)
+        raise
     finally:
         for child in children:
             child.join()
@@ -276,7 +283,8 @@ def _start_workers(config: StudyConfig, storage: str, workers: int, population: 
 
 
 def _worker_main(config: StudyConfig, storage: str, worker: int, workers: int, population: int, ready: Any) -> None:
-    """One extra worker: the same trial loop on the shared study."""
+    """One extra worker: the same trial loop on the shared study; Ctrl-C or SIGTERM stops it cleanly."""
+    stop_on_first_ctrl_c()
     from autolr.rangetest import RangeTestResult
 
     device = resolve_device(config.device)
@@ -287,7 +295,8 @@ def _worker_main(config: StudyConfig, storage: str, worker: int, workers: int, p
         evaluate = population_evaluator(config, splits, device)
         ready.set()
         try:
-            run_trials(engine, evaluate, config.trials, batch_size=population)
+            with termination_as_ctrl_c():
+                run_trials(engine, evaluate, config.trials, batch_size=population)
         except KeyboardInterrupt:
             pass  # the trials in flight are already marked interrupted
 

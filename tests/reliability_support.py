@@ -106,9 +106,11 @@ def wait_for_record(
 
 
 def signal_while_training(
-    running: Running, storage_url: str, study_name: str, ready: Callable[[StudyRecord], bool], signum: int
+    running: Running, storage_url: str, study_name: str, ready: Callable[[StudyRecord], bool], signum: int,
+    whole_group: bool = True,
 ) -> StudyRecord:
-    """Send ``signum`` to the run's process group at a moment when ``ready(record)`` holds; return that record.
+    """Send ``signum`` to the run's process group (or to its main process alone) at a moment
+    when ``ready(record)`` holds; return that record.
 
     A poll sees the study some milliseconds before a signal lands, long enough for a tiny
     population to finish meanwhile. So the group is frozen (SIGSTOP) first and the study read
@@ -121,7 +123,10 @@ def signal_while_training(
         os.killpg(group, signal.SIGSTOP)
         frozen = read_record(storage_url, study_name)
         if frozen is not None and ready(frozen):
-            os.killpg(group, signum)
+            if whole_group:
+                os.killpg(group, signum)
+            else:
+                os.kill(running.process.pid, signum)
             os.killpg(group, signal.SIGCONT)
             return frozen
         os.killpg(group, signal.SIGCONT)

@@ -12,7 +12,7 @@ import pytest
 from autolr.backends import open_engine
 from autolr.backends.optuna_backend import RETRY_OF_KEY, OptunaTrial
 from autolr.backends.optuna_storage import open_storage, sqlite_url
-from autolr.interrupts import ctrl_c_held
+from autolr.interrupts import ctrl_c_held, stop_on_first_ctrl_c, termination_as_ctrl_c
 from autolr.search import TrialOutcome, run_trials
 from autolr.space import SearchSpace
 from autolr.spec import ScheduleSpec
@@ -46,6 +46,27 @@ def test_without_a_ctrl_c_nothing_is_raised_and_other_threads_run_the_block_as_i
     thread.start()
     thread.join()
     assert ran == [True]
+
+
+def test_sigterm_acts_as_ctrl_c_and_is_held_like_it():
+    steps, before = [], signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with termination_as_ctrl_c() as terminated:
+            with ctrl_c_held():
+                signal.raise_signal(signal.SIGTERM)
+                steps.append("the held block went on")
+    assert steps == ["the held block went on"] and terminated == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_worker_stops_on_the_first_ctrl_c_and_ignores_the_next():
+    try:
+        stop_on_first_ctrl_c()
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # the stop forwarded by the main process: ignored
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def test_a_ctrl_c_during_a_report_lands_after_the_score_is_stored(tmp_path, caplog):

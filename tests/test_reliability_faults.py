@@ -22,7 +22,7 @@ import optuna
 import pytest
 
 from autolr.backends.optuna_backend import RETRY_OF_KEY
-from autolr.backends.optuna_storage import sqlite_url
+from autolr.backends.optuna_storage import journal_url, sqlite_url
 from autolr.records import StudyRecord
 from reliability_support import (
     FINISHED_STATES, TINY_STUDY, mid_training, numbers_in, read_record, report_counts, run_cli, signal_while_training,
@@ -152,3 +152,26 @@ def test_final_report_counts_interrupted_trials_apart(fault_chain: FaultChain) -
         rows = list(csv.DictReader(handle))
     assert {int(row["number"]) for row in rows if row["state"] == "interrupted"} == interrupted
     assert all(row["error"] for row in rows if row["state"] == "interrupted")
+
+
+def test_sigterm_to_the_main_process_stops_every_worker_as_ctrl_c_does(tmp_path: Path) -> None:
+    # What a batch scheduler or `kill PID` sends: the main process forwards the stop to its worker.
+    study = write_study(tmp_path / "tiny.toml", pruner="none")
+    out = tmp_path / "reports"
+    storage_url = journal_url(out / "tiny" / "study.log")  # a new study with workers is stored in a journal file
+    running = start_cli(tmp_path, "terminated", "search", "--study", str(study), "--out", str(out), "--quiet",
+                        "--workers", "2")
+    epochs, population = TINY_STUDY["epochs"], TINY_STUDY["population"]
+
+    def both_processes_training(record: StudyRecord) -> list[int]:
+        return [t.number for t in record.trials if t.state == "running" and 0 < len(t.val_curve) < epochs]
+
+    at_signal = signal_while_training(running, storage_url, TINY_STUDY["name"],
+                                      lambda r: len(both_processes_training(r)) > population, signal.SIGTERM,
+                                      whole_group=False)
+    assert running.process.wait(timeout=120) == 128 + signal.SIGTERM
+    stderr = running.output()[1]
+    assert "Traceback" not in stderr and "rerun the same command to resume" in stderr, stderr[-2000:]
+    after = read_record(storage_url, TINY_STUDY["name"])
+    assert not numbers_in(after, "running")
+    assert set(both_processes_training(at_signal)) <= numbers_in(after, "interrupted")

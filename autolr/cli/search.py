@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 
 from autolr.errors import UserError
+from autolr.interrupts import termination_as_ctrl_c
 
 
 def search(
@@ -51,17 +53,19 @@ def search(
     display = None if quiet or as_json else _Display(console, config.trials)
     from autolr.study_run import run_study
 
+    terminated: list[int] = []
     try:
-        run = run_study(config, out=out, workers=workers,
-                        on_progress=display.progress if display else None, on_phase=display.phase if display else None,
-                        backend_options={"address": address, "gpus_per_trial": gpus_per_trial,
-                                         "cpus_per_trial": cpus_per_trial} if config.backend == "ray" else None)
-    except KeyboardInterrupt:
+        with termination_as_ctrl_c() as terminated:
+            run = run_study(config, out=out, workers=workers, on_progress=display.progress if display else None,
+                            on_phase=display.phase if display else None,
+                            backend_options={"address": address, "gpus_per_trial": gpus_per_trial,
+                                             "cpus_per_trial": cpus_per_trial} if config.backend == "ray" else None)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM
         if display:
             display.stop()
         console.print(f"Stopped. Finished trials are stored; rerun the same command to resume study {config.name!r}.",
                       markup=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
     finally:
         if display:
             display.stop()
