@@ -24,6 +24,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from autolr.backends.ray_backend import RayOptions, population_trainable, run_ray_search  # noqa: E402
 from autolr.backends.ray_record import read_ray_record  # noqa: E402
 from autolr.data import load_splits  # noqa: E402
+from autolr.interrupts import termination_as_ctrl_c  # noqa: E402
 from autolr.space import SearchSpace  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -166,7 +167,8 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
     assert all(trial.state == "complete" and trial.epochs_run == 3 for trial in record.trials)
 
 
-def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, splits, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, splits, tmp_path, stop):
     experiment = tmp_path / "ray"
 
     sent = []
@@ -174,9 +176,9 @@ def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, s
     def interrupt_after_two_finished_trials(progress) -> None:
         if progress.finished >= 2 and not sent:  # two trials may finish in one update: 1 -> 3
             sent.append(True)
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: Tune saves the experiment and ends the run
+            os.kill(os.getpid(), stop)  # Tune saves the experiment and ends the run
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), termination_as_ctrl_c():  # as `autolr search` runs it
         search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25),
                on_progress=interrupt_after_two_finished_trials)
     before = read_ray_record(experiment)
