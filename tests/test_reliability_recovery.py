@@ -6,6 +6,7 @@ The dead process is real: a child asks its trials and then kills itself with SIG
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autolr.backends import open_engine
-from autolr.backends.optuna_backend import HEARTBEAT_KEY, OWNER_KEY, RETRY_OF_KEY, STALE_AFTER_S
+from autolr.backends.optuna_backend import HEARTBEAT_KEY, MAX_PROCESS_DEATHS, OWNER_KEY, RETRY_OF_KEY, STALE_AFTER_S
 from autolr.backends.optuna_storage import journal_url, sqlite_url
 from autolr.errors import StudyError
 from autolr.space import SearchSpace
@@ -70,6 +71,18 @@ def test_trials_of_a_killed_process_are_interrupted_and_queued_again(tmp_path: P
         retries = [survivor.ask(), survivor.ask()]
         assert {t.optuna_trial.user_attrs[RETRY_OF_KEY]: t.spec.to_dict() for t in retries} == {
             t.number: t.spec for t in record.trials}
+
+
+def test_a_schedule_that_kills_its_process_every_time_is_failed_after_the_last_allowed_death(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "study.db")
+    for death in range(MAX_PROCESS_DEATHS):  # each process asks the queued retry and dies on it again
+        ask_and_die(url, trials=1)
+        assert engine(url).recover_interrupted() == [death]
+    trials = engine(url).read_record().trials
+    assert [t.state for t in trials] == ["interrupted"] * (MAX_PROCESS_DEATHS - 1) + ["failed"]
+    assert len({json.dumps(t.spec, sort_keys=True) for t in trials}) == 1  # one schedule, tried again and again
+    assert f"stopped {MAX_PROCESS_DEATHS} times" in trials[-1].error
+    assert waiting_retries(engine(url).study) == []  # not run again
 
 
 def test_a_trial_on_another_machine_is_recovered_once_its_heartbeat_is_stale(tmp_path: Path) -> None:

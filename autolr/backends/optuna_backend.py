@@ -16,7 +16,10 @@ Interrupted trials: each running trial carries its owner (host, process id) and 
 refreshed every ``HEARTBEAT_INTERVAL_S``. A trial still marked running whose owner process
 is gone (same host) or whose heartbeat is older than ``STALE_AFTER_S`` is marked
 ``interrupted`` (kept apart from trials that failed on their own) and, by default, queued
-to run again with the same parameters.
+to run again with the same parameters. A schedule whose process died ``MAX_PROCESS_DEATHS``
+times while training it is marked ``failed`` instead and not run again: it may be what kills
+the process (the system's out-of-memory killer, a crash in native code), and retrying it
+forever would keep the study from finishing.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ BASELINES_QUEUED_KEY = "autolr.baselines_queued"  # names of the baselines queue
 DUPLICATE = "duplicate"  # status of a sampled configuration the study already held
 HEARTBEAT_INTERVAL_S = 10.0
 STALE_AFTER_S = 120.0
+MAX_PROCESS_DEATHS = 3  # deaths of the process training one schedule before it is failed, not retried
+PROCESS_STOPPED = "its process stopped before the trial finished"
 MAX_DUPLICATE_DRAWS = 20  # sampler draws per ask before the space counts as exhausted
 IN_MEMORY = "in-memory"
 
@@ -265,10 +270,11 @@ class OptunaEngine:
             if trial.pruned is not None:
                 self.tell(trial, trial.pruned)
             else:
-                self._mark_interrupted(frozen, reason)
+                self._close_stopped(frozen, reason)
 
     def recover_interrupted(self) -> list[int]:
-        """Mark interrupted every running trial whose process is gone; return their numbers."""
+        """Mark interrupted every running trial whose process is gone (failed, once its schedule's
+        process died MAX_PROCESS_DEATHS times); return their numbers."""
         host, now = socket.gethostname(), time.time()
         recovered = []
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -276,21 +282,38 @@ class OptunaEngine:
             dead_here = owner.get("host") == host and not _process_alive(owner.get("pid"))
             started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
             stale = now - float(trial.user_attrs.get(HEARTBEAT_KEY, started)) > STALE_AFTER_S
-            if (dead_here or stale) and self._mark_interrupted(trial, "its process stopped before the trial finished"):
+            if not (dead_here or stale):
+                continue
+            if self._process_deaths(trial) + 1 >= MAX_PROCESS_DEATHS:
+                closed = self._close_stopped(trial, f"its process stopped {MAX_PROCESS_DEATHS} times while training "
+                                                       "this schedule; not run again", status="failed")
+            else:
+                closed = self._close_stopped(trial, PROCESS_STOPPED)
+            if closed:
                 recovered.append(trial.number)
         return recovered
 
-    def _mark_interrupted(self, trial: FrozenTrial, reason: str) -> bool:
-        """Close ``trial`` as interrupted (and queue its retry); False if another process closed it first."""
+    def _process_deaths(self, trial: FrozenTrial) -> int:
+        """How many trials of ``trial``'s retry chain (its first trial and every retry) lost their process."""
+        first = trial.user_attrs.get(RETRY_OF_KEY, trial.number)
+        return sum(
+            (other.number == first or other.user_attrs.get(RETRY_OF_KEY) == first)
+            and other.user_attrs.get(TRIAL_ERROR_KEY) == PROCESS_STOPPED
+            for other in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        )
+
+    def _close_stopped(self, trial: FrozenTrial, reason: str, status: str = "interrupted") -> bool:
+        """Close a trial whose run stopped: as interrupted (and queue its retry, when retrying) or,
+        with ``status="failed"``, as failed; False if another process closed it first."""
         storage = self.study._storage
         try:
-            storage.set_trial_user_attr(trial._trial_id, TRIAL_STATUS_KEY, "interrupted")
+            storage.set_trial_user_attr(trial._trial_id, TRIAL_STATUS_KEY, status)
             storage.set_trial_user_attr(trial._trial_id, TRIAL_ERROR_KEY, reason)
             if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 return False
         except optuna.exceptions.UpdateFinishedTrialError:
             return False
-        if self.retry_interrupted:
+        if self.retry_interrupted and status == "interrupted":
             attrs = {RETRY_OF_KEY: trial.user_attrs.get(RETRY_OF_KEY, trial.number)}
             if TRIAL_BASELINE_KEY in trial.user_attrs:
                 attrs[TRIAL_BASELINE_KEY] = trial.user_attrs[TRIAL_BASELINE_KEY]
