@@ -9,10 +9,13 @@ so placement can be checked from Ray's own records.
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -31,6 +34,7 @@ NODE_KEY = "node_id"  # Ray node the trial ran on
 STARTED_KEY = "started_at"  # Unix time (s) the trial's training started
 RESOURCES_KEY = "resources"  # Ray resources assigned to the trial, e.g. {"CPU": 1.0, "GPU": 0.25}
 REPORTED_KEY = "reported_at"  # Unix time (s) of this report
+FINAL_RESULT_FILE = "final_result.json"  # in the checkpoint of a trial's final report
 
 
 @dataclass(frozen=True)
@@ -109,12 +113,38 @@ class _EpochReporter:
                 **self.placement}
 
 
+def report_final(result: dict[str, Any]) -> None:
+    """Report a trial's final result to Tune with a checkpoint that holds it.
+
+    A run stopped after this report but before Tune closed the trial restores the trial from
+    that checkpoint, and :func:`saved_final_result` lets it report the same result again
+    instead of training it a second time.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / FINAL_RESULT_FILE).write_text(json.dumps(result), encoding="utf-8")
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def saved_final_result() -> dict[str, Any] | None:
+    """The final result this trial reported before its run was stopped and restored, if any."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        path = Path(folder) / FINAL_RESULT_FILE
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def train_members(config: dict[str, Any], settings: TrialSettings, splits: Any) -> None:
     """Tune's trainable: train the members of ``config`` as one population, reporting each epoch.
 
     ``splits`` arrives through Ray's object store (``tune.with_parameters``), so worker
-    nodes need no copy of the dataset.
+    nodes need no copy of the dataset. A trial restored after its final report reports that
+    result again and trains nothing.
     """
+    if (final := saved_final_result()) is not None:
+        tune.report(final)
+        return
     placement = {
         NODE_KEY: ray.get_runtime_context().get_node_id(),
         STARTED_KEY: time.time(),
@@ -130,7 +160,7 @@ def train_members(config: dict[str, Any], settings: TrialSettings, splits: Any) 
     )
     final = reporter.result([
         result.val_scores[-1] if result.status == "complete" and result.val_scores else None for result in results])
-    tune.report({
+    report_final({
         **final,
         MEMBER_STATES_KEY: [result.status for result in results],
         EPOCHS_KEY: [result.epochs_run for result in results],
@@ -179,13 +209,16 @@ def run_objective(config: dict[str, Any], objective: Callable[[ScheduleSpec, Any
     """
     from autolr.search import objective_evaluator
 
+    if (final := saved_final_result()) is not None:
+        tune.report(final)
+        return
     placement = {NODE_KEY: ray.get_runtime_context().get_node_id(), STARTED_KEY: time.time(),
                  RESOURCES_KEY: dict(ray.get_runtime_context().get_assigned_resources())}
     trial = ObjectiveTrial(config[POPULATION_KEY], config[MEMBERS_KEY][0], maximize, placement)
     [outcome] = objective_evaluator(objective, "maximize" if maximize else "minimize")([trial])
     complete = outcome.status == "complete"
     worst = -math.inf if maximize else math.inf
-    tune.report({
+    report_final({
         SCORE_KEY: outcome.value if complete else worst, MEMBER_SCORES_KEY: [outcome.value if complete else None],
         REPORTED_KEY: time.time(), **placement,
         MEMBER_STATES_KEY: [outcome.status], EPOCHS_KEY: [outcome.epochs_run], DURATIONS_KEY: [outcome.duration_s],
