@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -276,6 +277,7 @@ class OptunaEngine:
         """Mark interrupted every running trial whose process is gone (failed, once its schedule's
         process died MAX_PROCESS_DEATHS times); return their numbers."""
         host, now = socket.gethostname(), time.time()
+        deaths = self._process_deaths()
         recovered = []
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = trial.user_attrs.get(OWNER_KEY) or {}
@@ -284,7 +286,7 @@ class OptunaEngine:
             stale = now - float(trial.user_attrs.get(HEARTBEAT_KEY, started)) > STALE_AFTER_S
             if not (dead_here or stale):
                 continue
-            if self._process_deaths(trial) + 1 >= MAX_PROCESS_DEATHS:
+            if deaths[trial.user_attrs.get(RETRY_OF_KEY, trial.number)] + 1 >= MAX_PROCESS_DEATHS:
                 closed = self._close_stopped(trial, f"its process stopped {MAX_PROCESS_DEATHS} times while training "
                                                        "this schedule; not run again", status="failed")
             else:
@@ -293,13 +295,12 @@ class OptunaEngine:
                 recovered.append(trial.number)
         return recovered
 
-    def _process_deaths(self, trial: FrozenTrial) -> int:
-        """How many trials of ``trial``'s retry chain (its first trial and every retry) lost their process."""
-        first = trial.user_attrs.get(RETRY_OF_KEY, trial.number)
-        return sum(
-            (other.number == first or other.user_attrs.get(RETRY_OF_KEY) == first)
-            and other.user_attrs.get(TRIAL_ERROR_KEY) == PROCESS_STOPPED
-            for other in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    def _process_deaths(self) -> Counter[int]:
+        """Per retry chain (keyed by its first trial's number): how many of its trials lost their process."""
+        return Counter(
+            trial.user_attrs.get(RETRY_OF_KEY, trial.number)
+            for trial in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if trial.user_attrs.get(TRIAL_ERROR_KEY) == PROCESS_STOPPED
         )
 
     def _close_stopped(self, trial: FrozenTrial, reason: str, status: str = "interrupted") -> bool:
