@@ -22,7 +22,8 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from autolr.backends.ray_backend import RayOptions, population_trainable, run_ray_search  # noqa: E402
-from autolr.backends.ray_record import read_ray_record  # noqa: E402
+from autolr.backends.ray_record import MEMBER_STATES_KEY, read_ray_record  # noqa: E402
+from autolr.backends.ray_trainable import FINAL_RESULT_FILE, NODE_KEY  # noqa: E402
 from autolr.data import load_splits  # noqa: E402
 from autolr.interrupts import termination_as_ctrl_c  # noqa: E402
 from autolr.space import SearchSpace  # noqa: E402
@@ -161,7 +162,13 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
     assert retried  # trials died with the node and ran again
     rows = result_rows(experiment)
     for folder in retried:  # ...to the end, on a surviving node
-        assert rows[folder][-1]["node_id"] != doomed.node_id and "member_states" in rows[folder][-1]
+        *earlier, last = rows[folder]
+        assert MEMBER_STATES_KEY in last
+        if last[NODE_KEY] == doomed.node_id:  # lost after its final report: restored from that report's checkpoint,
+            # it reported the same final result once more, right after the first, and trained nothing again
+            checkpoint = sorted((experiment / folder).glob("checkpoint_*"))[-1]
+            saved = json.loads((checkpoint / FINAL_RESULT_FILE).read_text())
+            assert saved.items() <= earlier[-1].items() and saved.items() <= last.items(), folder
     record = read_ray_record(experiment)
     assert [trial.number for trial in record.trials] == list(range(6))
     assert all(trial.state == "complete" and trial.epochs_run == 3 for trial in record.trials)
