@@ -114,7 +114,9 @@ def _tune_trials(path: Path) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def _results(folder: Path) -> list[dict[str, Any]]:
-    """The reported results of the trial's last attempt (a retried trial starts over at iteration 1)."""
+    """The reported results of the trial's first attempt that reached its final result, else of its
+    last attempt (a retried trial starts over at iteration 1). Once a final result is in, a later
+    attempt (a run restored from a state saved before Tune closed the trial) changes nothing."""
     rows: list[dict[str, Any]] = []
     result_file = folder / "result.json"
     if not result_file.exists():
@@ -122,6 +124,8 @@ def _results(folder: Path) -> list[dict[str, Any]]:
     for line in result_file.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
+            if rows and MEMBER_STATES_KEY in rows[-1]:
+                break
             if rows and row.get("training_iteration", 0) <= rows[-1].get("training_iteration", 0):
                 rows = []
             rows.append(row)
