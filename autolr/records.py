@@ -41,7 +41,14 @@ class TrialRecord:
 
 @dataclass
 class RescoreRecord:
-    """A top configuration (or baseline) retrained on fresh seeds after the search."""
+    """A top configuration (or a tuned baseline's best rung) retrained on fresh seeds after the search.
+
+    ``spec`` is the schedule re-scored (its LR the one the LR check chose); ``baseline`` the
+    baseline's kind (None for a searched trial); ``val_scores``/``test_scores`` one final
+    score per seed in ``seeds`` (NaN where the run diverged) after ``epochs`` epochs (None:
+    the search's epochs); ``lr_check`` the LR check at that length, when it ran: one
+    ``{"lr", "val_scores"}`` per LR tried.
+    """
 
     trial_number: int | None
     spec: dict[str, Any]
@@ -49,6 +56,8 @@ class RescoreRecord:
     val_scores: list[float]
     test_scores: list[float]
     baseline: str | None = None
+    epochs: int | None = None
+    lr_check: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

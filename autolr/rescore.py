@@ -1,37 +1,46 @@
-"""Re-scoring after the search: the top configurations and the baselines retrained on fresh seeds.
+"""Re-scoring for the verdict: the best searched schedules and each tuned baseline, on fresh seeds.
 
-One lucky run is not a result. The ``rescore_top`` best complete trials (by final
-validation score) and every baseline are trained again from scratch for the full budget
-from ``rescore_seeds`` fresh initialisations (none equals the search's seed; the batch
-order is a fresh one too, shared by the re-scoring runs so they compare like the search's
-trials did) and scored on validation and on the held-out test split; the ranking and the
-exported spec use the mean over those seeds. All (configuration, seed) pairs train as
-one population, in chunks of the study's population size.
+One lucky run is not a result. The candidates are the ``rescore_top`` best complete
+searched trials (by final validation score) and, for each baseline kind (constant,
+cosine, ...), its best complete rung. They are trained again from scratch at the user's
+training length (``target_epochs``, default the search's ``epochs``) from ``rescore_seeds``
+fresh seeds (none equals the search's): seed ``s`` gives every candidate the same initial
+weights and the same batch order (they train as one population per seed), so the verdict
+compares them paired by seed. Each is scored on validation and on the held-out test split.
+
+At a target length other than the search's, an LR check runs first: each candidate trains
+at ``LR_CHECK_FACTORS`` times its peak LR from ``LR_CHECK_SEEDS`` seeds of their own at that
+length, and keeps the factor with the best mean validation score (a failed seed counts as
+in the verdict): the best LR shrinks as training gets longer.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
+from autolr.baselines import baseline_kind
 from autolr.records import RescoreRecord, StudyRecord, TrialRecord
 from autolr.spec import ScheduleSpec
 from autolr.study import StudyConfig
+from autolr.verdict import counted, failure_score, mean
 
 SEED_OFFSET = 1000  # fresh seeds are config.seed + SEED_OFFSET + i, never the search's seed
+LR_CHECK_SEED_OFFSET = 2000  # the LR check's seeds, apart from the verdict's
+LR_CHECK_FACTORS = (1.0, 0.5, 2.0)  # multiples of a candidate's peak LR; ties keep the first
+LR_CHECK_SEEDS = 2
 
 
 def rescore_candidates(record: StudyRecord, top: int, maximize: bool) -> list[TrialRecord]:
-    """The ``top`` best complete trials, then each baseline's first trial not among them."""
-    complete = [t for t in record.trials if t.state == "complete" and t.value is not None]
+    """The ``top`` best complete searched trials, then each baseline kind's best complete rung."""
     sign = -1.0 if maximize else 1.0
-    best = sorted(complete, key=lambda t: (sign * t.value, t.number))[:top]
-    chosen = {t.number for t in best}
-    baselines: dict[str, TrialRecord] = {}
-    for trial in sorted(record.trials, key=lambda t: t.number):
-        if trial.baseline and trial.baseline not in baselines and trial.spec:
-            baselines[trial.baseline] = trial
-    return best + [t for t in baselines.values() if t.number not in chosen]
+    complete = sorted((t for t in record.trials if t.state == "complete" and t.value is not None and t.spec),
+                      key=lambda t: (sign * t.value, t.number))
+    best_rungs: dict[str, TrialRecord] = {}
+    for trial in complete:
+        if trial.baseline:
+            best_rungs.setdefault(baseline_kind(trial.baseline), trial)
+    return [t for t in complete if not t.baseline][:top] + list(best_rungs.values())
 
 
 def rescore_seeds(config: StudyConfig) -> list[int]:
@@ -40,38 +49,62 @@ def rescore_seeds(config: StudyConfig) -> list[int]:
 
 
 def rescore(record: StudyRecord, config: StudyConfig, splits: Any, device: str, population: int) -> list[RescoreRecord]:
-    """Retrain the candidates on fresh seeds; validation and test score per seed."""
-    candidates = rescore_candidates(record, config.rescore_top, config.direction == "maximize")
+    """Retrain the candidates on fresh seeds at ``config.verdict_epochs``; validation and test score per seed."""
+    maximize = config.direction == "maximize"
+    candidates = rescore_candidates(record, config.rescore_top, maximize)
     if not candidates:
         return []
     specs = [ScheduleSpec.from_dict(trial.spec) for trial in candidates]
+    epochs = config.verdict_epochs
+    checks: list[list[dict[str, Any]]] = [[] for _ in specs]
+    if epochs != config.epochs:
+        specs, checks = lr_check(specs, config, splits, device, population, epochs)
     seeds = rescore_seeds(config)
-    val_scores = _final_scores(specs, seeds, config, splits, device, population)
-    test_scores = _final_scores(specs, seeds, config, _test_as_validation(splits), device, population)
+    val_scores = final_scores(specs, seeds, config, splits, device, population, epochs)
+    test_scores = final_scores(specs, seeds, config, _test_as_validation(splits), device, population, epochs)
     return [
         RescoreRecord(
-            trial_number=trial.number, spec=trial.spec, seeds=seeds, val_scores=val_scores[index],
-            test_scores=test_scores[index], baseline=trial.baseline,
+            trial_number=trial.number, spec=spec.to_dict(), seeds=seeds, val_scores=val_scores[index],
+            test_scores=test_scores[index], baseline=baseline_kind(trial.baseline) if trial.baseline else None,
+            epochs=epochs, lr_check=checks[index],
         )
-        for index, trial in enumerate(candidates)
+        for index, (trial, spec) in enumerate(zip(candidates, specs))
     ]
 
 
-def _final_scores(specs: list[ScheduleSpec], seeds: list[int], config: StudyConfig, splits: Any, device: str,
-                  population: int) -> list[list[float]]:
-    """``scores[candidate][seed]``: the final validation score of each candidate from each
-    seed (NaN when it diverged)."""
+def lr_check(specs: Sequence[ScheduleSpec], config: StudyConfig, splits: Any, device: str, population: int,
+             epochs: int) -> tuple[list[ScheduleSpec], list[list[dict[str, Any]]]]:
+    """Each spec at its best multiple of its LR at ``epochs`` epochs, and what the check measured."""
+    tried = [dataclasses.replace(spec, lr=spec.lr * factor) for spec in specs for factor in LR_CHECK_FACTORS]
+    seeds = [config.seed + LR_CHECK_SEED_OFFSET + index for index in range(LR_CHECK_SEEDS)]
+    scores = final_scores(tried, seeds, config, splits, device, population, epochs)
+    failed_at = failure_score(scores, config.direction == "maximize")
+    sign = 1.0 if config.direction == "maximize" else -1.0
+    chosen, checks = [], []
+    for index in range(len(specs)):
+        rows = range(index * len(LR_CHECK_FACTORS), (index + 1) * len(LR_CHECK_FACTORS))
+        best = max(rows, key=lambda row: (sign * mean(counted(scores[row], failed_at)), -row))
+        chosen.append(tried[best])
+        checks.append([{"lr": tried[row].lr, "val_scores": scores[row]} for row in rows])
+    return chosen, checks
+
+
+def final_scores(specs: Sequence[ScheduleSpec], seeds: Sequence[int], config: StudyConfig, splits: Any, device: str,
+                 population: int, epochs: int) -> list[list[float]]:
+    """``scores[spec][seed]``: each spec's final validation score from each seed (NaN when it
+    diverged). Seed ``s`` initialises every spec's model from ``s`` and draws the batch order
+    from ``s``, so the specs compare paired by seed."""
     from autolr.population import train_population
 
-    members = [(index, seed) for index in range(len(specs)) for seed in seeds]
     scores: list[list[float]] = [[] for _ in specs]
-    for start in range(0, len(members), population):
-        chunk = members[start:start + population]
-        results = train_population([specs[index] for index, _ in chunk], config.model, splits, config.epochs,
-                                   config.batch_size, seeds=[seed for _, seed in chunk], data_seed=seeds[0],
-                                   metric=config.metric, device=device)
-        for (index, _), result in zip(chunk, results):
-            scores[index].append(float(result.final_score) if result.status == "complete" else float("nan"))
+    for seed in seeds:
+        for start in range(0, len(specs), population):
+            chunk = list(specs[start:start + population])
+            results = train_population(chunk, config.model, splits, epochs, config.batch_size, seeds=[seed] * len(chunk),
+                                       data_seed=seed, metric=config.metric, device=device)
+            for offset, result in enumerate(results):
+                score = float(result.final_score) if result.status == "complete" else float("nan")
+                scores[start + offset].append(score)
     return scores
 
 

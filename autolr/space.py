@@ -7,8 +7,11 @@ trial. The space is conditional: ``family`` first, then that family's parameters
 named ``<family>.<param>`` (``step.gamma``, ``onecycle.pct_start``), then optional warmup
 (``warmup``, ``warmup.fraction``, ``warmup.start_factor``) and, when asked, optimizer
 settings (``optimizer.momentum``, ``optimizer.beta1``, ``optimizer.weight_decay``).
-The initial (peak) LR ``lr`` is log-uniform over the range test's interval, never a
-hard-coded range. ``FAMILY_SPACES`` below documents every range.
+The initial (peak) LR ``lr`` is log-uniform over the family's LR interval, which
+``from_range_test`` places around the range test's loss minimum with the family's factors
+(``FAMILY_LR_FACTORS``: a decaying schedule tolerates a higher peak than the constant LR
+the range test probes), never a hard-coded range. ``FAMILY_SPACES`` below documents every
+range.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol
 
+from autolr.baselines import Baseline
 from autolr.errors import UserError
 from autolr.spec import DEFAULT_OPTIMIZER, FAMILIES, ScheduleSpec
 
@@ -126,6 +130,27 @@ FAMILY_SPACES: dict[str, FamilySpace] = {
     )),
 }
 
+# Each family's peak-LR interval as factors of the range test's loss-minimum LR, measured on
+# the calibration settings of reports/reference/lr-bounds.md (`autolr bench lr-bounds`):
+# constant, cosine, onecycle, linear and wsd are measured; the others borrow the factors
+# of the measured family whose LR curve they resemble most (named in the comment).
+FAMILY_LR_FACTORS: dict[str, tuple[float, float]] = {
+    "constant": (1 / 16, 2.0),
+    "plateau": (1 / 16, 2.0),  # constant until the plateau
+    "cosine": (1 / 8, 4.0),
+    "cosine_restarts": (1 / 8, 4.0),  # cosine
+    "onecycle": (1 / 8, 4.0),
+    "linear": (1 / 8, 4.0),
+    "polynomial": (1 / 8, 4.0),  # linear
+    "exponential": (1 / 8, 4.0),  # linear
+    "inverse_time": (1 / 8, 4.0),  # linear
+    "step": (1 / 8, 4.0),  # linear
+    "multistep": (1 / 8, 4.0),  # linear
+    "wsd": (1 / 8, 4.0),
+    "inverse_sqrt": (1 / 8, 4.0),  # wsd
+    "cyclic": (1 / 8, 4.0),  # wsd
+}
+
 WARMUP_FRACTION = (0.01, 0.2)  # fraction of the run spent warming up
 WARMUP_START_FACTOR = (0.0, 0.5)  # first warmup LR / lr
 MOMENTUM = (0.0, 0.99)  # SGD momentum, when the optimizer is searched
@@ -144,24 +169,12 @@ BASELINES: dict[str, dict[str, Any]] = {
 }
 
 @dataclass(frozen=True)
-class Baseline:
-    """A hand-picked schedule the search evaluates first.
-
-    ``params`` is the trial's parameter dict (for Optuna's ``study.enqueue_trial``);
-    sampling it back through the space gives exactly ``spec``.
-    """
-
-    name: str
-    params: dict[str, Any]
-    spec: ScheduleSpec
-
-
-@dataclass(frozen=True)
 class SearchSpace:
     """The schedules a search may try.
 
-    ``lr_low``/``lr_high``: the initial-LR interval from the range test (sampled
-    log-uniform). ``families``: the families to search. ``warmup``: whether a linear
+    ``lr_low``/``lr_high``: the initial-LR interval (sampled log-uniform), for every family
+    that ``family_lr`` does not give its own ``(low, high)`` interval (``from_range_test``
+    gives each family its own). ``families``: the families to search. ``warmup``: whether a linear
     warmup may be put in front (never for onecycle/cyclic, which warm up by themselves).
     ``optimizer``: the optimizer settings every trial uses; with ``search_optimizer`` its
     momentum (SGD) or first beta (Adam/AdamW) and weight decay are searched too, while its
@@ -174,10 +187,16 @@ class SearchSpace:
     warmup: bool = True
     optimizer: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER))
     search_optimizer: bool = False
+    family_lr: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 < self.lr_low < self.lr_high:
             raise UserError(f"the LR interval must satisfy 0 < low < high, got [{self.lr_low}, {self.lr_high}]")
+        for family, (low, high) in self.family_lr.items():
+            if family not in FAMILY_SPACES or not 0 < low < high:
+                raise UserError(f"family_lr needs a known family and 0 < low < high, got {family}: [{low}, {high}]")
+        object.__setattr__(self, "family_lr", {family: (float(low), float(high))
+                                               for family, (low, high) in self.family_lr.items()})
         unknown = [name for name in self.families if name not in FAMILY_SPACES]
         if unknown or not self.families:
             raise UserError(f"families must be a non-empty selection of {', '.join(FAMILIES)}, got {list(self.families)}")
@@ -186,14 +205,24 @@ class SearchSpace:
 
     @classmethod
     def from_range_test(cls, result: Any, **options: Any) -> "SearchSpace":
-        """The space whose LR interval is a ``RangeTestResult``'s ``interval``."""
-        low, high = result.interval
-        return cls(lr_low=low, lr_high=high, **options)
+        """The space a ``RangeTestResult`` seeds: each family's LR interval is its
+        ``FAMILY_LR_FACTORS`` times the LR at the test's smoothed-loss minimum (falling back
+        to the upper end of the test's ``interval``); ``lr_low``/``lr_high`` span them all."""
+        anchor = result.suggestions.get("loss_min") or result.interval[1]
+        family_lr = {family: (low * anchor, high * anchor) for family, (low, high) in FAMILY_LR_FACTORS.items()}
+        families = tuple(options.get("families", FAMILIES))
+        low = min(min(family_lr[family][0] for family in families if family in family_lr), result.interval[0])
+        high = max(max(family_lr[family][1] for family in families if family in family_lr), result.interval[1])
+        return cls(lr_low=low, lr_high=high, family_lr=family_lr, **options)
+
+    def lr_interval(self, family: str) -> tuple[float, float]:
+        """The ``(low, high)`` peak-LR interval that ``family``'s trials sample from."""
+        return self.family_lr.get(family, (self.lr_low, self.lr_high))
 
     def sample(self, trial: Trial) -> ScheduleSpec:
         """Draw one schedule, define-by-run: family, its parameters, LR, warmup, optimizer."""
         family = trial.suggest_categorical("family", list(self.families))
-        lr = trial.suggest_float("lr", self.lr_low, self.lr_high, log=True)
+        lr = trial.suggest_float("lr", *self.lr_interval(family), log=True)
         family_space = FAMILY_SPACES[family]
         sampled: dict[str, Any] = {}
         for param in family_space.params:
@@ -256,12 +285,14 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         """The space as a JSON-safe dict (stored with the study)."""
-        return asdict(self) | {"families": list(self.families)}
+        return asdict(self) | {"families": list(self.families),
+                               "family_lr": {family: list(bounds) for family, bounds in self.family_lr.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchSpace":
         """Inverse of ``to_dict``."""
-        return cls(**{**data, "families": tuple(data["families"])})
+        family_lr = {family: tuple(bounds) for family, bounds in data.get("family_lr", {}).items()}
+        return cls(**{**data, "families": tuple(data["families"]), "family_lr": family_lr})
 
 
 class _ReplayTrial:

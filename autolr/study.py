@@ -30,13 +30,14 @@ METRICS = ("accuracy", "loss")  # accuracy is maximized, loss minimized
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 OPTIMIZER_KEYS = ("name", "momentum", "nesterov", "weight_decay", "betas", "eps")
 RESCORE_KEYS = ("top", "seeds")
+MAX_BASELINE_LRS = 12  # LR points per tuned baseline kind, at most
 
 # Fields that decide what a trial's number means; a rerun that changes one of them is a
 # different study and is refused (the budget in trials, the storage, the device, the
 # population size, the sampler and the pruner may change between runs).
 IDENTITY_FIELDS = (
     "dataset", "model", "metric", "optimizer", "epochs", "batch_size", "families",
-    "warmup", "search_optimizer", "seed",
+    "warmup", "search_optimizer", "seed", "baseline_lrs", "schedule_free",
 )
 
 
@@ -50,6 +51,12 @@ class StudyConfig:
     many top configurations are retrained after the search, on how many fresh seeds.
     ``retry_interrupted``: run trials again whose process stopped before they finished
     (SIGKILL, Ctrl-C, a lost machine); they stay recorded as ``interrupted`` either way.
+    ``baseline_lrs``: LR points each tuned baseline (constant, cosine, one-cycle, linear
+    decay, schedule-free) trains, log-spaced over its family's LR interval; they count
+    toward ``trials`` (0: no baselines). ``schedule_free``: include the schedule-free
+    baselines (schedulefree's SGD or AdamW, and Prodigy for Adam-family optimizers).
+    ``target_epochs``: the user's training length; the verdict re-scores at it (None:
+    ``epochs``).
     """
 
     name: str
@@ -74,12 +81,20 @@ class StudyConfig:
     data_dir: str | None = None
     retry_interrupted: bool = True
     rescore_top: int = 3
-    rescore_seeds: int = 3
+    rescore_seeds: int = 5
+    baseline_lrs: int = 5
+    schedule_free: bool = True
+    target_epochs: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
         object.__setattr__(self, "optimizer", dict(self.optimizer))
         _validate(self)
+
+    @property
+    def verdict_epochs(self) -> int:
+        """Epochs of the verdict's re-scoring runs: ``target_epochs``, else ``epochs``."""
+        return self.target_epochs or self.epochs
 
     @property
     def direction(self) -> str:
@@ -118,6 +133,15 @@ def _validate(config: StudyConfig) -> None:
             raise StudyError(f"{key} must be a positive integer, got {value!r}")
     if isinstance(config.rescore_top, bool) or not isinstance(config.rescore_top, int) or config.rescore_top < 0:
         raise StudyError(f"rescore top must be a non-negative integer, got {config.rescore_top!r}")
+    if config.target_epochs is not None and (
+        isinstance(config.target_epochs, bool) or not isinstance(config.target_epochs, int) or config.target_epochs <= 0
+    ):
+        raise StudyError(f"target_epochs must be a positive integer, got {config.target_epochs!r}")
+    lrs = config.baseline_lrs
+    if isinstance(lrs, bool) or not isinstance(lrs, int) or not 0 <= lrs <= MAX_BASELINE_LRS:
+        raise StudyError(f"baseline_lrs must be an integer from 0 to {MAX_BASELINE_LRS}, got {lrs!r}")
+    if not isinstance(config.schedule_free, bool):
+        raise StudyError(f"schedule_free must be true or false, got {config.schedule_free!r}")
     if config.population is not None and (
         isinstance(config.population, bool) or not isinstance(config.population, int) or config.population <= 0
     ):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from autolr.baselines import tuned_baselines
 from autolr.errors import StudyError
 from autolr.interrupts import stop_on_first_ctrl_c, termination_as_ctrl_c
 from autolr.records import RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY, StudyRecord
@@ -128,7 +129,7 @@ def _run(config: StudyConfig, engine: Any, device: str, run_dir: Path, storage: 
     phase("range test")
     range_test = study_range_test(config, engine, splits, device)
     engine.space = study_space(config, range_test)
-    engine.queue_baselines(engine.space.baselines(range_test.suggestion))
+    engine.queue_baselines(tuned_baselines(engine.space, config.baseline_lrs, config.schedule_free))
     engine.recover_interrupted()
     population = study_population_size(config, splits, device)
     engine.set_attr(SEARCH_META_KEY, {**(engine.get_attr(SEARCH_META_KEY) or {}), "finished": False})
@@ -302,17 +303,18 @@ def _worker_main(config: StudyConfig, storage: str, worker: int, workers: int, p
 
 
 def rescore_study(config: StudyConfig, engine: Any, splits: Any, device: str, population: int) -> None:
-    """Re-score the top configurations and the baselines, unless already done for these trials."""
+    """Re-score the top configurations and the tuned baselines, unless already done for these
+    trials at this length, with these seeds and this many top configurations."""
     from autolr.rescore import rescore
 
     record = engine.read_record()
-    finished = sorted(t.number for t in record.trials if t.state != "running")
-    stored = engine.get_attr(RESCORE_KEY)
-    if stored is not None and engine.get_attr(RESCORE_KEY + ".trials") == finished:
+    done_for = {"trials": sorted(t.number for t in record.trials if t.state != "running"),
+                "epochs": config.verdict_epochs, "seeds": config.rescore_seeds, "top": config.rescore_top}
+    if engine.get_attr(RESCORE_KEY) is not None and engine.get_attr(RESCORE_KEY + ".done_for") == done_for:
         return
     rescored = rescore(record, config, splits, device, population)
     engine.set_attr(RESCORE_KEY, [vars(item) for item in rescored])
-    engine.set_attr(RESCORE_KEY + ".trials", finished)
+    engine.set_attr(RESCORE_KEY + ".done_for", done_for)
 
 
 def study_meta(config: StudyConfig, device: str, population: int, workers: int, started: float, engine: Any,

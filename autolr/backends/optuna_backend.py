@@ -50,11 +50,13 @@ from autolr.report.redact import redact, redact_text
 from autolr.search import Progress, TrialOutcome, TrialPruned
 from autolr.space import SearchSpace
 from autolr.spec import ScheduleSpec
+from autolr.spec import ScheduleSpec
 
 OWNER_KEY = "autolr.owner"  # {"host", "pid"} of the process training the trial
 HEARTBEAT_KEY = "autolr.heartbeat"  # unix time of the owner's last sign of life
 RETRY_OF_KEY = "autolr.retry_of"  # number of the interrupted trial this one runs again
 BASELINES_QUEUED_KEY = "autolr.baselines_queued"  # names of the baselines queued (once)
+FIXED_SPEC_KEY = "autolr.fixed_spec"  # the spec of a queued baseline outside the search space
 DUPLICATE = "duplicate"  # status of a sampled configuration the study already held
 HEARTBEAT_INTERVAL_S = 10.0
 STALE_AFTER_S = 120.0
@@ -188,7 +190,10 @@ class OptunaEngine:
         if not baselines or self.get_attr(BASELINES_QUEUED_KEY) is not None:
             return
         for baseline in baselines:
-            self.study.enqueue_trial(baseline.params, user_attrs={TRIAL_BASELINE_KEY: baseline.name})
+            attrs = {TRIAL_BASELINE_KEY: baseline.name}
+            if baseline.params is None:  # a fixed spec: nothing is sampled, the sampler learns nothing from it
+                attrs[FIXED_SPEC_KEY] = baseline.spec.to_dict()
+            self.study.enqueue_trial(baseline.params or {}, user_attrs=attrs)
         self.set_attr(BASELINES_QUEUED_KEY, [baseline.name for baseline in baselines])
 
     # -- the trial loop ----------------------------------------------------------------------
@@ -205,7 +210,8 @@ class OptunaEngine:
                  if t.state != TrialState.WAITING and _status(t) != DUPLICATE}
         for _ in range(MAX_DUPLICATE_DRAWS):
             trial = self.study.ask()
-            spec = self.space.sample(trial)
+            fixed = trial.user_attrs.get(FIXED_SPEC_KEY)
+            spec = ScheduleSpec.from_dict(fixed) if fixed is not None else self.space.sample(trial)
             queued = TRIAL_BASELINE_KEY in trial.user_attrs or RETRY_OF_KEY in trial.user_attrs
             if (not queued and _params_key(trial.params) in tried) or self._queued_twice(trial):
                 trial.set_user_attr(TRIAL_STATUS_KEY, DUPLICATE)
@@ -316,8 +322,9 @@ class OptunaEngine:
             return False
         if self.retry_interrupted and status == "interrupted":
             attrs = {RETRY_OF_KEY: trial.user_attrs.get(RETRY_OF_KEY, trial.number)}
-            if TRIAL_BASELINE_KEY in trial.user_attrs:
-                attrs[TRIAL_BASELINE_KEY] = trial.user_attrs[TRIAL_BASELINE_KEY]
+            for key in (TRIAL_BASELINE_KEY, FIXED_SPEC_KEY):
+                if key in trial.user_attrs:
+                    attrs[key] = trial.user_attrs[key]
             self.study.enqueue_trial(trial.params, user_attrs=attrs)
         return True
 

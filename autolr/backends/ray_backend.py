@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from autolr.backends.ray_record import (
-    EXPERIMENT_NAME, RAY_KEY, RayStudyFolder, unfinished_trials,
+    BASELINE_KEY, EXPERIMENT_NAME, RAY_KEY, SPEC_KEY, RayStudyFolder, unfinished_trials,
 )
+from autolr.baselines import tuned_baselines
 from autolr.errors import StudyError, UserError
 from autolr.records import SEARCH_META_KEY, STUDY_CONFIG_KEY
 from autolr.space import Baseline, SearchSpace
@@ -144,7 +145,7 @@ def run_study(
     range_test = study_range_test(config, folder, splits, device)
     space = study_space(config, range_test)
     phase("search")
-    run_ray_search(config.to_dict(), space, space.baselines(range_test.suggestion),
+    run_ray_search(config.to_dict(), space, tuned_baselines(space, config.baseline_lrs, config.schedule_free),
                    population_trainable(config.to_dict(), splits), folder.path, options, on_progress)
     phase("re-scoring")
     rescore_population = study_population_size(config, splits, device)  # the re-scoring trains here, not on Ray
@@ -333,16 +334,19 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
     mode = "max" if maximizes(study) else "min"
     size = population_size(study)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # OptunaSearch's in-memory study is an implementation detail
+    in_space = [baseline for baseline in baselines if baseline.params is not None]
+    fixed = [{SPEC_KEY: baseline.spec.to_dict(), BASELINE_KEY: baseline.name}
+             for baseline in baselines if baseline.params is None]
     inner = OptunaSearch(
-        space=SpaceSampler(space, {baseline.name: baseline.params for baseline in baselines}),
-        metric=SCORE_KEY, mode=mode, points_to_evaluate=[baseline.params for baseline in baselines],
+        space=SpaceSampler(space, {baseline.name: baseline.params for baseline in in_space}),
+        metric=SCORE_KEY, mode=mode, points_to_evaluate=[baseline.params for baseline in in_space] or None,
         sampler=make_sampler(study.get("sampler", "tpe"), study["seed"], study["trials"]),
     )
     scheduler = trial_scheduler(study.get("pruner", "hyperband"), study.get("epochs"), study.get("prune_after", 0.25))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=PopulationSearcher(inner, size, SCORE_KEY, mode), scheduler=scheduler,
+            search_alg=PopulationSearcher(inner, size, SCORE_KEY, mode, fixed), scheduler=scheduler,
             metric=SCORE_KEY, mode=mode, num_samples=math.ceil(study["trials"] / size),
             trial_dirname_creator=trial_dirname, reuse_actors=options.reuse_actors,
             max_concurrent_trials=cluster_slots(options),

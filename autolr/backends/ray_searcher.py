@@ -11,7 +11,7 @@ own Optuna trial, so the sampler learns from single schedules, never from a bund
 from __future__ import annotations
 
 import pickle
-from typing import Any
+from typing import Any, Sequence
 
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher
@@ -44,26 +44,34 @@ class PopulationSearcher(Searcher):
     """Asks the inner ``OptunaSearch`` for ``population_size`` members per Tune trial.
 
     Tune reports per epoch the members' scores under ``member_scores``; the population's
-    own metric (what ASHA compares) is the best live member's score.
+    own metric (what ASHA compares) is the best live member's score. ``fixed``: member
+    configs (``{spec, baseline}``: the tuned baselines, outside the search space) handed out
+    before any the inner searcher suggests; the inner searcher never hears of them.
     """
 
-    def __init__(self, inner: OptunaSearch, population_size: int, metric: str, mode: str) -> None:
+    def __init__(self, inner: OptunaSearch, population_size: int, metric: str, mode: str,
+                 fixed: Sequence[dict[str, Any]] = ()) -> None:
         super().__init__(metric=metric, mode=mode)
         self.inner = inner
         self.population_size = population_size
-        self.member_ids: dict[str, list[str]] = {}
+        self.fixed = list(fixed)
+        self.member_ids: dict[str, list[str | None]] = {}  # None: a fixed member
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        """The next population: its number and ``population_size`` member configs."""
+        """The next population: its number and ``population_size`` member configs (fixed ones first)."""
         number = len(self.member_ids)
-        member_ids = [f"{trial_id}#{index}" for index in range(self.population_size)]
+        members, member_ids = [], []
+        for index in range(self.population_size):
+            member_id = None if self.fixed else f"{trial_id}#{index}"
+            members.append(self.fixed.pop(0) if member_id is None else self.inner.suggest(member_id))
+            member_ids.append(member_id)
         self.member_ids[trial_id] = member_ids
-        return {POPULATION_KEY: number, MEMBERS_KEY: [self.inner.suggest(member_id) for member_id in member_ids]}
+        return {POPULATION_KEY: number, MEMBERS_KEY: members}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Tell each live member's Optuna trial its score for this epoch."""
         for member_id, score in zip(self.member_ids[trial_id], result.get(MEMBER_SCORES_KEY, [])):
-            if score is not None:
+            if score is not None and member_id is not None:
                 self.inner.on_trial_result(
                     member_id, {self.metric: score, TRAINING_ITERATION: result[TRAINING_ITERATION]})
 
@@ -72,6 +80,8 @@ class PopulationSearcher(Searcher):
         states = (result or {}).get(MEMBER_STATES_KEY) or [None] * self.population_size
         scores = (result or {}).get(MEMBER_SCORES_KEY) or [None] * self.population_size
         for member_id, state, score in zip(self.member_ids[trial_id], states, scores):
+            if member_id is None:
+                continue
             complete = state == "complete" and score is not None
             self.inner.on_trial_complete(member_id, {self.metric: score} if complete else None, error=error)
 

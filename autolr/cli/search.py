@@ -19,6 +19,9 @@ def search(
     study: Optional[Path] = typer.Option(None, "--study", help="A study TOML file (flags override it)."),
     name: Optional[str] = typer.Option(None, "--name", help="The study's name (names the report folder)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per trial."),
+    target_epochs: Optional[int] = typer.Option(
+        None, "--target-epochs", help="Your training length: the verdict re-scores and picks the exported LR at it "
+        "(default: --epochs)."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Trials the study should hold, baselines included."),
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated schedule families to search."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe, random, cmaes, gp or qmc."),
@@ -44,7 +47,8 @@ def search(
         raise UserError("give --dataset NAME (e.g. mnist) or --study FILE")
     config = load_study(study) if study is not None else default_study(dataset)  # type: ignore[arg-type]
     config = config.replace(
-        name=name, dataset=dataset if study is not None else None, epochs=epochs, trials=trials,
+        name=name, dataset=dataset if study is not None else None, epochs=epochs, target_epochs=target_epochs,
+        trials=trials,
         families=[item.strip() for item in families.split(",") if item.strip()] if families is not None else None,
         sampler=sampler, pruner=pruner, storage=storage, device=device, seed=seed, population=population,
         backend=backend, data_dir=str(data_dir) if data_dir is not None else None,
@@ -73,12 +77,13 @@ def search(
 
 
 def _print_result(run: Any, as_json: bool) -> None:
-    from autolr.report.rank import state_counts
+    from autolr.report.rank import rank, state_counts
     from autolr.report.redact import redact_text
-    from autolr.search import SearchResult
+    from autolr.report.write import best_spec
 
     paths = run.report_paths
-    spec = SearchResult(run.record, run.storage_url).best_spec
+    ranking = rank(run.record)
+    spec, verdict = best_spec(run.record, ranking), ranking.verdict
     provenance = (spec.provenance or {}) if spec else {}
     if as_json:
         typer.echo(json.dumps({
@@ -88,6 +93,7 @@ def _print_result(run: Any, as_json: bool) -> None:
             "best_score": provenance.get("val_mean"), "test_score": provenance.get("test_mean"),
             "metric": run.record.config.get("metric"), "counts": state_counts(run.record),
             "wall_time_s": round(run.wall_time_s, 1), "data_source": run.record.meta.get("data_source"),
+            "verdict": _verdict_json(verdict),
         }))
         return
     out = Console(highlight=False, soft_wrap=True)
@@ -100,9 +106,24 @@ def _print_result(run: Any, as_json: bool) -> None:
     score = f"val {metric} {provenance.get('val_mean', float('nan')):.4f}"
     if provenance.get("val_std") is not None:
         score += f" ± {provenance['val_std']:.4f} over {provenance.get('seeds')} seeds, test {provenance.get('test_mean', float('nan')):.4f}"
+    if verdict is not None:
+        out.print(f"Verdict:       {verdict.sentence}", markup=False)
     out.print(f"Best schedule: {paths.best_schedule}  ({spec.family}, {score})", markup=False)
     out.print(f'Use it:        scheduler = autolr.load_spec("{paths.best_schedule}").build(optimizer, epochs)'
               "  # then scheduler.step() once per epoch", markup=False)
+
+
+def _verdict_json(verdict: Any) -> dict[str, Any] | None:
+    """The verdict as plain data: outcome, sentence, and the paired gains (searched minus best baseline)."""
+    if verdict is None:
+        return None
+
+    def gain(paired: Any) -> dict[str, Any] | None:
+        return None if paired is None else {"mean": paired.mean, "low": paired.low, "high": paired.high,
+                                            "seeds": paired.seeds}
+
+    return {"outcome": verdict.outcome, "sentence": verdict.sentence,
+            "val_gain": gain(verdict.val_gain), "test_gain": gain(verdict.test_gain)}
 
 
 class _Display:

@@ -93,7 +93,7 @@ def ranking_rows(ranking: Ranking) -> list[dict[str, Any]]:
 
 
 def recommendation(record: StudyRecord, ranking: Ranking, gains: list[Gain]) -> str:
-    """The answer in one sentence: which schedule, its score with uncertainty, its gain over baselines."""
+    """The answer: the verdict in plain words with its numbers, then the exported schedule and its scores."""
     best = ranking.best
     if best is None:
         return "No trial has completed yet, so there is no recommendation."
@@ -108,15 +108,9 @@ def recommendation(record: StudyRecord, ranking: Ranking, gains: list[Gain]) -> 
         if not math.isnan(best["test_mean"]):
             sentence += f", test {format_score(best['test_mean'])}"
     else:
-        sentence += f": final validation {metric} {format_score(best['val_mean'])} (one run)"
-    validation = [gain for gain in gains if gain.split == "validation"]
-    if validation:
-        closest = min(validation, key=lambda gain: gain.gain)
-        interval = ""
-        if closest.low is not None:
-            verdict = "" if closest.low > 0 else ": not a clear gain"
-            interval = f" (95% interval {closest.low:+.4f} to {closest.high:+.4f}{verdict})"
-        sentence += f"; {closest.gain:+.4f} over the strongest baseline, {closest.baseline}{interval}"
+        sentence += f": final validation {metric} {format_score(best['val_mean'])} (one run, not re-scored yet)"
+    if ranking.verdict is not None:
+        return f"{ranking.verdict.sentence} {sentence}."
     return sentence + "."
 
 

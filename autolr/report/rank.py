@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from scipy import stats
 
+from autolr.baselines import KIND_LABELS
 from autolr.records import RescoreRecord, StudyRecord, TrialRecord
-
-CONFIDENCE = 0.95  # level of the intervals on gains
+from autolr.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, paired_gain
 
 
 def maximizes(record: StudyRecord) -> bool:
@@ -105,18 +104,24 @@ class Ranking:
     """Configurations best first by :attr:`rule`; ``table`` row 0 is the recommended one.
 
     ``table`` columns: rank, trial, family, baseline (name, or "" for a searched trial), lr, parameters, val_mean, val_std,
-    seeds, test_mean, test_std, search_value, epochs_run, rescored, rescore_index (position
-    in ``record.rescored``, -1 for a trial not re-scored), spec (dict).
+    seeds, failed (seeds whose run failed, counted in the means), test_mean, test_std, search_value, epochs_run,
+    rescored, rescore_index (position in ``record.rescored``, -1 for a trial not re-scored), spec (dict).
+    ``verdict``: what the re-scoring decided (None before re-scoring); it names the exported row.
     """
 
     table: pd.DataFrame
     rule: str
     rescored: bool
+    verdict: Verdict | None = None
 
     @property
     def best(self) -> pd.Series | None:
-        """The recommended configuration's row, or None when no trial has completed."""
-        return None if self.table.empty else self.table.iloc[0]
+        """The exported configuration's row (the verdict's, else the top row), or None when no trial has completed."""
+        if self.table.empty:
+            return None
+        if self.verdict is not None:
+            return self.table[self.table["rescore_index"] == self.verdict.exported].iloc[0]
+        return self.table.iloc[0]
 
 
 def rank(record: StudyRecord) -> Ranking:
@@ -129,7 +134,9 @@ def rank(record: StudyRecord) -> Ranking:
     """
     trials = {trial.number: trial for trial in record.trials}
     fixed = fixed_params(record)
-    rows = [_rescored_row(index, rescore, trials.get(rescore.trial_number), fixed)
+    failed_at = (failure_score([r.val_scores for r in record.rescored], maximizes(record)),
+                 failure_score([r.test_scores for r in record.rescored], maximizes(record)))
+    rows = [_rescored_row(index, rescore, trials.get(rescore.trial_number), fixed, failed_at)
             for index, rescore in enumerate(record.rescored)]
     rescored_numbers = {rescore.trial_number for rescore in record.rescored}
     rows += [
@@ -137,7 +144,7 @@ def rank(record: StudyRecord) -> Ranking:
         for trial in record.trials
         if trial.state == "complete" and trial.value is not None and trial.number not in rescored_numbers
     ]
-    columns = ["rank", "trial", "family", "baseline", "lr", "parameters", "val_mean", "val_std", "seeds",
+    columns = ["rank", "trial", "family", "baseline", "lr", "parameters", "val_mean", "val_std", "seeds", "failed",
                "test_mean", "test_std", "search_value", "epochs_run", "rescored", "rescore_index", "spec"]
     table = pd.DataFrame(rows, columns=columns[1:])
     if not table.empty:
@@ -152,24 +159,31 @@ def rank(record: StudyRecord) -> Ranking:
     seeds = max((len(rescore.val_scores) for rescore in record.rescored), default=0)
     better, metric = ("highest" if maximizes(record) else "lowest"), metric_name(record)
     if rescored:
-        rule = (f"Best = {better} mean validation {metric} over {seeds} fresh seeds among the top configurations "
-                f"re-trained after the search; trials not re-trained follow by their final validation {metric}.")
+        epochs = record.rescored[0].epochs or record.config.get("epochs")
+        rule = (f"Ranked by mean validation {metric} ({better} first) over {seeds} fresh seeds, a failed seed counted "
+                f"as {failed_at[0]:.4g}, at {epochs} epochs, among the best searched configurations and each tuned "
+                f"baseline's best LR re-trained after the search; trials not re-trained follow by their final "
+                f"validation {metric}. Exported: the best searched configuration only when its paired "
+                f"{CONFIDENCE:.0%} interval over the best baseline lies above zero, else that baseline.")
     else:
         rule = f"Best = {better} final validation {metric} of a complete trial (no re-scoring on fresh seeds yet)."
-    return Ranking(table=table, rule=rule, rescored=rescored)
+    verdict = decide(record.rescored, maximizes(record), metric) if rescored else None
+    return Ranking(table=table, rule=rule, rescored=rescored, verdict=verdict)
 
 
 def _rescored_row(
     index: int, rescore: RescoreRecord, trial: TrialRecord | None, fixed: dict[str, frozenset[str]],
+    failed_at: tuple[float, float],
 ) -> dict[str, Any]:
-    val = pd.Series(rescore.val_scores, dtype=float)
-    test = pd.Series(rescore.test_scores, dtype=float)
+    val = pd.Series(counted(rescore.val_scores, failed_at[0]), dtype=float)
+    test = pd.Series(counted(rescore.test_scores, failed_at[1]), dtype=float)
     return {
         "trial": rescore.trial_number, "family": rescore.spec.get("family"),
         "baseline": rescore.baseline or (trial.baseline if trial else None) or "", "lr": rescore.spec.get("lr"),
         "parameters": describe_spec(rescore.spec, fixed.get(rescore.spec.get("family"), frozenset())),
         "val_mean": val.mean(), "val_std": val.std(ddof=1),
-        "seeds": len(val), "test_mean": test.mean(), "test_std": test.std(ddof=1),
+        "seeds": len(val), "failed": sum(not math.isfinite(value) for value in rescore.val_scores),
+        "test_mean": test.mean(), "test_std": test.std(ddof=1),
         "search_value": trial.value if trial else None, "epochs_run": trial.epochs_run if trial else None,
         "rescored": True, "rescore_index": index, "spec": rescore.spec,
     }
@@ -180,7 +194,7 @@ def _search_row(trial: TrialRecord, fixed: dict[str, frozenset[str]]) -> dict[st
         "trial": trial.number, "family": trial.spec.get("family"), "baseline": trial.baseline or "",
         "lr": trial.spec.get("lr"), "parameters": describe_spec(trial.spec, fixed.get(trial.spec.get("family"), frozenset())),
         "val_mean": trial.value,
-        "val_std": math.nan, "seeds": 1, "test_mean": math.nan, "test_std": math.nan,
+        "val_std": math.nan, "seeds": 1, "failed": 0, "test_mean": math.nan, "test_std": math.nan,
         "search_value": trial.value, "epochs_run": trial.epochs_run, "rescored": False, "rescore_index": -1,
         "spec": trial.spec,
     }
@@ -214,7 +228,7 @@ def family_scores(record: StudyRecord) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Gain:
-    """The best configuration's score minus a baseline's, with a confidence interval."""
+    """The best searched configuration's score minus a baseline's, with a confidence interval."""
 
     baseline: str
     baseline_score: float
@@ -227,50 +241,47 @@ class Gain:
 
 
 def baseline_gains(record: StudyRecord, ranking: Ranking) -> list[Gain]:
-    """Gain of the recommended configuration over each baseline, on validation and test.
+    """Gain of the best searched configuration over each tuned baseline, on validation and test.
 
-    Re-scored runs that share seeds are compared pairwise (t interval on per-seed
-    differences); otherwise Welch's t interval; single runs get no interval. Without
-    re-scoring the baselines' final search scores are used.
+    After re-scoring: paired by seed (t interval on per-seed differences, a failed seed
+    counted as in the verdict); before it, the exported trial against each baseline trial's
+    final search score, as single runs without an interval.
     """
     best = ranking.best
     if best is None:
         return []
-    sign = 1.0 if maximizes(record) else -1.0
-    gains: list[Gain] = []
-    if best["rescore_index"] >= 0:
-        best_rescore = record.rescored[best["rescore_index"]]
-        for rescore in record.rescored:
-            if rescore.baseline and rescore is not best_rescore:
-                for split, ours, theirs in (("validation", best_rescore.val_scores, rescore.val_scores),
-                                            ("test", best_rescore.test_scores, rescore.test_scores)):
-                    if ours and theirs:
-                        paired = best_rescore.seeds == rescore.seeds
-                        gains.append(_gain(rescore.baseline, ours, theirs, sign, paired, split))
+    maximize = maximizes(record)
+    verdict = ranking.verdict
+    if verdict is not None:
+        if verdict.best_searched is None:
+            return []
+        ours = record.rescored[verdict.best_searched]
+        gains = []
+        for split, scores in (("validation", lambda r: r.val_scores), ("test", lambda r: r.test_scores)):
+            failed_at = failure_score([scores(r) for r in record.rescored], maximize)
+            for theirs in record.rescored:
+                if theirs.baseline:
+                    gains.append(_gain(_baseline_label(theirs), counted(scores(ours), failed_at),
+                                       counted(scores(theirs), failed_at), maximize, split))
         return gains
-    for trial in record.trials:
-        if trial.baseline and trial.state == "complete" and trial.value is not None and trial.number != best["trial"]:
-            gains.append(_gain(trial.baseline, [best["val_mean"]], [trial.value], sign, False, "validation"))
-    return gains
+    return [
+        _gain(trial.baseline, [best["val_mean"]], [trial.value], maximize, "validation")
+        for trial in record.trials
+        if trial.baseline and trial.state == "complete" and trial.value is not None and trial.number != best["trial"]
+    ]
 
 
-def _gain(name: str, ours: list[float], theirs: list[float], sign: float, paired: bool, split: str) -> Gain:
-    """Gain = sign * (mean(ours) - mean(theirs)): positive means the recommendation is better."""
-    ours_series, theirs_series = pd.Series(ours, dtype=float), pd.Series(theirs, dtype=float)
-    gain = sign * (ours_series.mean() - theirs_series.mean())
-    low = high = None
-    if paired and len(ours) >= 2:
-        differences = sign * (ours_series - theirs_series)
-        half = stats.t.ppf((1 + CONFIDENCE) / 2, len(ours) - 1) * differences.std(ddof=1) / math.sqrt(len(ours))
-        low, high, method = gain - half, gain + half, f"paired over {len(ours)} shared seeds"
-    elif len(ours) >= 2 and len(theirs) >= 2:
-        var_ours, var_theirs = ours_series.var(ddof=1) / len(ours), theirs_series.var(ddof=1) / len(theirs)
-        error = math.sqrt(var_ours + var_theirs)
-        denominator = var_ours**2 / (len(ours) - 1) + var_theirs**2 / (len(theirs) - 1)
-        freedom = (var_ours + var_theirs) ** 2 / denominator if denominator > 0 else len(ours) + len(theirs) - 2
-        half = stats.t.ppf((1 + CONFIDENCE) / 2, freedom) * error
-        low, high, method = gain - half, gain + half, f"Welch over {len(ours)} and {len(theirs)} seeds"
-    else:
-        method = "single runs: no interval"
-    return Gain(name, float(theirs_series.mean()), float(ours_series.mean()), float(gain),
-                None if low is None else float(low), None if high is None else float(high), method, split)
+def _baseline_label(rescore: RescoreRecord) -> str:
+    """``cosine to zero, LR 0.09``."""
+    return f"{KIND_LABELS.get(rescore.baseline or '', rescore.baseline)}, LR {rescore.spec.get('lr', math.nan):.3g}"
+
+
+def _gain(name: str, ours: list[float], theirs: list[float], maximize: bool, split: str) -> Gain:
+    """Gain = mean(ours) - mean(theirs), sign-flipped for a minimized score: positive means ours is better."""
+    paired = paired_gain(ours, theirs, maximize) if len(ours) == len(theirs) else None
+    sign = 1.0 if maximize else -1.0
+    gain = sign * (sum(ours) / len(ours) - sum(theirs) / len(theirs))
+    low, high = (paired.low, paired.high) if paired else (None, None)
+    method = f"paired over {len(ours)} fresh seeds" if low is not None else "single runs: no interval"
+    return Gain(name, float(sum(theirs) / len(theirs)), float(sum(ours) / len(ours)), float(gain), low, high, method,
+                split)

@@ -94,7 +94,10 @@ def best_spec(record: StudyRecord, ranking: Ranking) -> ScheduleSpec | None:
         "rule": ranking.rule, "val_mean": best["val_mean"], "seeds": int(best["seeds"]),
     }
     if ranking.rescored:
-        provenance.update(val_std=best["val_std"], test_mean=best["test_mean"], test_std=best["test_std"])
+        provenance.update(val_std=best["val_std"], test_mean=best["test_mean"], test_std=best["test_std"],
+                          epochs=record.rescored[0].epochs or config.get("epochs"), search_epochs=config.get("epochs"))
+    if ranking.verdict is not None:
+        provenance.update(verdict=ranking.verdict.outcome, verdict_text=ranking.verdict.sentence)
     provenance = {key: _plain(value) for key, value in provenance.items() if _storable(value)}
     optimizer = best["spec"].get("optimizer") or config.get("optimizer")
     return ScheduleSpec.from_dict({**best["spec"], "optimizer": optimizer, "provenance": provenance})
