@@ -67,34 +67,20 @@ def train_population(
     check_run(epochs, batch_size, metric)
     if len(specs) != len(seeds) or not specs:
         raise UserError(f"train_population needs one seed per spec, got {len(specs)} specs and {len(seeds)} seeds")
-    results: dict[int, TrialResult] = {}
-    for group in member_groups(specs):
-        if group.stacked:
-            trained = _train_stacked([specs[m] for m in group.members], model, splits, epochs, batch_size,
-                                     [seeds[m] for m in group.members], data_seed, metric,
-                                     group_callback(on_epoch, group.members), device, amp)
-        else:
-            (member,) = group.members
-            trained = [train_trial(specs[member], model, splits, epochs, batch_size, seeds[member], metric,
-                                   member_callback(on_epoch, member), device, amp, data_seed)]
-        results.update(zip(group.members, trained, strict=True))
-    return [results[member] for member in range(len(specs))]
-
-
-def _train_stacked(
-    specs: Sequence[ScheduleSpec],
-    model: str,
-    splits: Splits,
-    epochs: int,
-    batch_size: int,
-    seeds: Sequence[int],
-    data_seed: int,
-    metric: str,
-    on_epoch: Callable[[int, int, float], bool] | None,
-    device: str | torch.device | None,
-    amp: bool | None,
-) -> list[TrialResult]:
-    """Train members that share one stacked optimizer kind at once (arguments as ``train_population``)."""
+    groups = member_groups(specs)
+    if len(groups) > 1 or not groups[0].stacked:
+        by_member: dict[int, TrialResult] = {}
+        for group in groups:
+            if group.stacked:  # one group alone: the stacked trainer below
+                trained = train_population([specs[m] for m in group.members], model, splits, epochs, batch_size,
+                                           [seeds[m] for m in group.members], data_seed, metric,
+                                           group_callback(on_epoch, group.members), device, amp)
+            else:
+                (member,) = group.members
+                trained = [train_trial(specs[member], model, splits, epochs, batch_size, seeds[member], metric,
+                                       member_callback(on_epoch, member), device, amp, data_seed)]
+            by_member.update(zip(group.members, trained, strict=True))
+        return [by_member[member] for member in range(len(specs))]
     started = time.perf_counter()
     device = resolve_device(device, splits)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
