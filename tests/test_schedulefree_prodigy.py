@@ -12,6 +12,7 @@ from autolr.data import load_splits
 from autolr.errors import SpecError
 from autolr.models import build_model
 from autolr.population import train_population
+from autolr.rangetest import builtin_range_test
 from autolr.spec import OPTIMIZER_PARAMETERS, ScheduleSpec
 from autolr.train import evaluate, shuffled_epochs, steps_per_epoch, train_trial
 
@@ -180,3 +181,11 @@ def test_prodigy_adapts_its_step_size_on_digits(digits):
     assert d0 == 1e-6
     assert optimizer.param_groups[0]["d"] > 1000 * d0  # measured: about 5e-3 after this one epoch
     assert losses[-1] < losses[0] / 2
+
+
+@pytest.mark.parametrize("name", ["schedulefree_sgd", "prodigy"])
+def test_the_range_test_sweeps_package_optimizers(digits, name):
+    result = builtin_range_test("mlp", digits, method="sweep", num_steps=40, batch_size=BATCH,
+                                optimizer={"name": name})
+    assert len(result.lrs) == len(result.losses) >= 10
+    assert result.interval[0] < result.suggestion < result.interval[1]
