@@ -61,7 +61,7 @@ class TrialResult:
 
 @dataclass(frozen=True)
 class OptimizerSettings:
-    """Every setting of the spec's optimizer, defaults filled in by ``spec.optimizer_settings()``.
+    """Every setting of a spec's SGD, Adam or AdamW (the stacked trainer's optimizers), defaults filled in.
 
     A spec without ``optimizer`` means SGD with momentum 0.9. Fields a kind lacks keep
     these neutral values (SGD has no betas; Adam has no momentum or Nesterov).
