@@ -13,7 +13,7 @@ import pprint
 from typing import Callable
 
 from autolr.errors import UserError
-from autolr.spec import ScheduleSpec
+from autolr.spec import OPTIMIZER_CLASSES, SCHEDULE_FREE_OPTIMIZERS, ScheduleSpec
 
 EXPORT_FORMATS = ("json", "yaml", "toml", "python", "lightning")
 
@@ -158,6 +158,33 @@ _BODIES: dict[str, Callable[[ScheduleSpec], list[str]]] = {
 }
 
 
+def _package_optimizer(spec: ScheduleSpec, parameters: str) -> tuple[str, str] | None:
+    """(import line, constructor call on ``parameters``) of the spec's optimizer when a package
+    other than torch provides it (schedulefree, prodigyopt), else None."""
+    settings = spec.optimizer_settings()
+    module, class_name = OPTIMIZER_CLASSES[settings.pop("name")]
+    if module == "torch.optim":
+        return None
+    arguments = "".join(f", {key}={tuple(value) if key == 'betas' else value!r}" for key, value in settings.items())
+    return f"import {module}", f"{module}.{class_name}({parameters}, lr={spec.lr!r}{arguments})"
+
+
+_SCHEDULE_FREE_NOTE = ("Schedule-free: call optimizer.train() before training steps and optimizer.eval() before "
+                       "evaluating or saving.")
+
+
+def _optimizer_function(spec: ScheduleSpec) -> tuple[list[str], list[str]]:
+    """Import lines and a ``make_optimizer(parameters)`` for a package optimizer (none for torch's)."""
+    construction = _package_optimizer(spec, "parameters")
+    if construction is None:
+        return [], []
+    import_line, call = construction
+    docstring = ['    """The optimizer the schedule was tuned with; before each step, set every group\'s "lr" to lr_at.']
+    if spec.optimizer_settings()["name"] in SCHEDULE_FREE_OPTIMIZERS:
+        docstring += ["", f"    {_SCHEDULE_FREE_NOTE}"]
+    return [import_line], ["", "", "def make_optimizer(parameters):", *docstring, '    """', f"    return {call}"]
+
+
 def to_python(spec: ScheduleSpec) -> str:
     """Source of a dependency-free ``lr_at(step, total_steps)`` equal to ``spec.lr_at``."""
     body = []
@@ -171,14 +198,16 @@ def to_python(spec: ScheduleSpec) -> str:
     body += _BODIES[spec.family](spec)
     if spec.momentum_at(0, 1) is not None:
         body.insert(0, "# This schedule also cycles momentum; autolr's spec.momentum_at gives it.")
-    uses_math = any("math." in line for line in body)
+    imports, optimizer_function = _optimizer_function(spec)
+    if any("math." in line for line in body):
+        imports.insert(0, "import math")
     lines = [f'"""The learning-rate schedule {spec.family} (lr {spec.lr!r}), exported by autolr."""', ""]
-    if uses_math:
-        lines += ["import math", ""]
+    if imports:
+        lines += [*imports, ""]
     lines += ["", "def lr_at(step, total_steps):",
               '    """LR for the step after `step` scheduler steps (0 = first) of a `total_steps`-step run."""']
     lines += [f"    {line}" for line in body]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + optimizer_function) + "\n"
 
 
 def to_lightning(spec: ScheduleSpec) -> str:
@@ -193,15 +222,17 @@ def to_lightning(spec: ScheduleSpec) -> str:
     else:
         total_steps, interval, monitor = "self.trainer.estimated_stepping_batches", '"step",  # stepped once per batch', ""
     data = pprint.pformat(spec.to_dict(), sort_dicts=False, width=88)
+    construction = _package_optimizer(spec, "self.parameters()")
+    import_line, call = construction if construction is not None else ("", "SPEC.build_optimizer(self.parameters())")
     return f'''"""configure_optimizers for a LightningModule, exported by autolr (paste into your module)."""
 
-from autolr import ScheduleSpec
+{import_line + chr(10) if import_line else ""}from autolr import ScheduleSpec
 
 SPEC = ScheduleSpec.from_dict({data})
 
 
 def configure_optimizers(self):
-    optimizer = SPEC.build_optimizer(self.parameters())
+    optimizer = {call}
     scheduler = SPEC.build(optimizer, total_steps={total_steps})
     return {{
         "optimizer": optimizer,
@@ -211,4 +242,20 @@ def configure_optimizers(self):
             "frequency": 1,{monitor}
         }},
     }}
+{_SCHEDULE_FREE_HOOKS if spec.optimizer_settings()["name"] in SCHEDULE_FREE_OPTIMIZERS else ""}'''
+
+
+_SCHEDULE_FREE_HOOKS = f'''
+
+# {_SCHEDULE_FREE_NOTE} These hooks do it (paste them too).
+def on_train_batch_start(self, batch, batch_idx):
+    self.optimizers(use_pl_optimizer=False).train()  # steps are taken at the training weights
+
+
+def on_validation_epoch_start(self):
+    self.optimizers(use_pl_optimizer=False).eval()  # score (and checkpoint) the averaged weights
+
+
+def on_train_end(self):
+    self.optimizers(use_pl_optimizer=False).eval()  # the trained model keeps the averaged weights
 '''

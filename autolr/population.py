@@ -9,7 +9,9 @@ Each member's LR for every step is precomputed from ``spec.lr_at`` as one
 loss once per epoch, as ``train_trial`` does. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW)
 is written on the stacked tensors, one set of per-member hyper-parameters per member.
 Members that stop (pruned, diverged) are dropped from the stacked tensors at the end of
-the epoch and cost nothing after.
+the epoch and cost nothing after. Members of other optimizer kinds form their own stacked
+population; optimizers the stacked update does not implement train one by one
+(``autolr.population_groups``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ import torch.nn.functional as F
 
 from autolr.errors import UserError
 from autolr.models import PopulationModel, build_population
+from autolr.population_groups import (
+    STACKED_OPTIMIZERS, group_callback, member_callback, member_groups, stacked_kind,
+)
 from autolr.spec import ScheduleSpec
 from autolr.train import (
     OptimizerSettings, Splits, TrialResult, autocast, check_run, divergence_reason, evaluate,
-    resolve_device, score_of, shuffled_epochs, steps_per_epoch,
+    resolve_device, score_of, shuffled_epochs, steps_per_epoch, train_trial,
 )
 
 
@@ -45,18 +50,37 @@ def train_population(
     device: str | torch.device | None = None,
     amp: bool | None = None,
 ) -> list[TrialResult]:
-    """Train one member per (spec, seed) pair at once; return one TrialResult per member, in order.
+    """Train one member per (spec, seed) pair; return one TrialResult per member, in input order.
 
     Member k is initialised as ``build_model(model, ..., seeds[k])`` and trained under
     ``specs[k]``; all members see the batches drawn from ``data_seed``. After each epoch
     (counted from 0) ``on_epoch(k, epoch, score)`` is called for every member still
-    running and returns True to stop member k (status "pruned"). All specs must use one
-    optimizer kind (same name, and for SGD the same Nesterov setting). ``device`` and
-    ``amp`` as in ``train_trial``: the splits' device by default, bf16 autocast on CUDA.
+    running and returns True to stop member k (status "pruned"). ``device`` and ``amp``
+    as in ``train_trial``: the splits' device by default, bf16 autocast on CUDA.
+
+    Members with SGD, Adam or AdamW train at once, one stacked population per optimizer
+    kind (name, and for SGD the Nesterov setting). Members with any other optimizer
+    (schedule-free, Prodigy) train one by one through ``train_trial`` with the same seed,
+    data seed, metric and device: the stacked update is written for those three only, and
+    the others are the packages' own optimizers (see ``autolr.population_groups``).
     """
     check_run(epochs, batch_size, metric)
     if len(specs) != len(seeds) or not specs:
         raise UserError(f"train_population needs one seed per spec, got {len(specs)} specs and {len(seeds)} seeds")
+    groups = member_groups(specs)
+    if len(groups) > 1 or not groups[0].stacked:
+        by_member: dict[int, TrialResult] = {}
+        for group in groups:
+            if group.stacked:  # one group alone: the stacked trainer below
+                trained = train_population([specs[m] for m in group.members], model, splits, epochs, batch_size,
+                                           [seeds[m] for m in group.members], data_seed, metric,
+                                           group_callback(on_epoch, group.members), device, amp)
+            else:
+                (member,) = group.members
+                trained = [train_trial(specs[member], model, splits, epochs, batch_size, seeds[member], metric,
+                                       member_callback(on_epoch, member), device, amp, data_seed)]
+            by_member.update(zip(group.members, trained, strict=True))
+        return [by_member[member] for member in range(len(specs))]
     started = time.perf_counter()
     device = resolve_device(device, splits)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
@@ -178,11 +202,14 @@ class StackedOptimizer:
     """
 
     def __init__(self, specs: Sequence[ScheduleSpec], total_steps: int, epochs: int, device: torch.device) -> None:
-        settings = [OptimizerSettings.from_spec(spec) for spec in specs]
-        kinds = {(s.name, s.nesterov if s.name == "sgd" else False) for s in settings}
+        kinds = {stacked_kind(spec) for spec in specs}
+        if None in kinds:
+            raise UserError(f"a stacked population trains only {', '.join(STACKED_OPTIMIZERS)}; "
+                            f"train_population trains the other optimizers one by one")
         if len(kinds) > 1:
-            raise UserError(f"one population trains one optimizer kind, got {sorted(kinds)}")
+            raise UserError(f"one stacked population trains one optimizer kind, got {sorted(kinds)}")
         (self.name, self.nesterov), = kinds
+        settings = [OptimizerSettings.from_spec(spec) for spec in specs]
         first_moment = torch.tensor([s.momentum if s.name == "sgd" else s.betas[0] for s in settings])
         lr_table, momentum_table = _schedule_tables(specs, first_moment, total_steps)
         self.plateau: list[_PlateauMember] = []

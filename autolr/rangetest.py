@@ -32,6 +32,7 @@ from autolr.errors import UserError
 from autolr.population import train_population
 from autolr.rangetest_analysis import ema, refined_minimum, suggestions
 from autolr.spec import ScheduleSpec
+from autolr.train import set_optimizer_mode
 
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
 INTERVAL_BELOW = 10.0  # the search interval starts this factor below the suggestion
@@ -346,6 +347,7 @@ def _sweep(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     model.train()
+    set_optimizer_mode(optimizer, training=True)  # a schedule-free optimizer steps only in train mode
     losses: list[float] = []
     average, best = 0.0, math.inf
     for step, lr in enumerate(lrs):

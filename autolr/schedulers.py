@@ -11,6 +11,9 @@ LR); cyclic and onecycle with ``cycle_momentum`` also set each group's ``momentu
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 from typing import Any, Iterable
 
 import torch
@@ -18,7 +21,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from autolr.errors import SpecError, UserError
-from autolr.spec import ScheduleSpec, steps_for
+from autolr.spec import OPTIMIZER_CLASSES, ScheduleSpec, steps_for
 
 TORCH_FAMILIES = ("constant", "step", "multistep", "exponential", "polynomial", "linear", "cosine",
                   "cosine_restarts", "cyclic", "onecycle", "plateau")
@@ -173,13 +176,18 @@ def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:
     """A torch optimizer over ``parameters`` with ``spec.optimizer``'s settings and ``spec.lr``.
 
     Without optimizer settings in the spec: SGD with momentum 0.9 (``spec.optimizer_settings()``).
+    The schedulefree and prodigyopt optimizers are those packages' own classes, imported here
+    only when built; their internal warmup stays off (the spec's schedule sets the LR). A
+    schedule-free optimizer starts in eval mode: call ``optimizer.train()`` before training.
     """
     settings = spec.optimizer_settings()
     name = settings.pop("name")
     if "betas" in settings:
         settings["betas"] = tuple(settings["betas"])
-    optimizer_class = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
-    return optimizer_class(parameters, lr=spec.lr, **settings)
+    module, class_name = OPTIMIZER_CLASSES[name]
+    optimizer_class = getattr(importlib.import_module(module), class_name)
+    with contextlib.redirect_stdout(sys.stderr):  # Prodigy prints a note on weight decay; stdout may carry JSON
+        return optimizer_class(parameters, lr=spec.lr, **settings)
 
 
 def lightning_config(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int, interval: str = "step",

@@ -57,73 +57,86 @@ Reference (generated; key, default, valid values, meaning)::
 
     params of constant: (none)
     params of step:
-      step_size         0.3                  (0, 1]                      fraction of the run between decays
-      gamma             0.1                  (0, 1]                      LR multiplier at each decay
+      step_size           0.3                  (0, 1]                      fraction of the run between decays
+      gamma               0.1                  (0, 1]                      LR multiplier at each decay
     params of multistep:
-      milestones        [0.5, 0.75]          increasing, each in (0, 1)  fractions of the run where the LR decays
-      gamma             0.1                  (0, 1]                      LR multiplier at each milestone
+      milestones          [0.5, 0.75]          increasing, each in (0, 1)  fractions of the run where the LR decays
+      gamma               0.1                  (0, 1]                      LR multiplier at each milestone
     params of exponential:
-      final_factor      0.01                 (0, 1]                      LR at the end / lr
+      final_factor        0.01                 (0, 1]                      LR at the end / lr
     params of inverse_time:
-      decay_rate        9.0                  > 0                         lr / (1 + decay_rate * p)
+      decay_rate          9.0                  > 0                         lr / (1 + decay_rate * p)
     params of polynomial:
-      power             1.0                  > 0                         lr * (1 - p) ** power
+      power               1.0                  > 0                         lr * (1 - p) ** power
     params of linear:
-      start_factor      1.0                  (0, 1]                      LR at the start / lr
-      end_factor        0.0                  [0, 1]                      LR after the ramp / lr
-      duration          1.0                  (0, 1]                      fraction of the run the ramp takes
+      start_factor        1.0                  (0, 1]                      LR at the start / lr
+      end_factor          0.0                  [0, 1]                      LR after the ramp / lr
+      duration            1.0                  (0, 1]                      fraction of the run the ramp takes
     params of cosine:
-      min_factor        0.0                  [0, 1)                      floor / lr
+      min_factor          0.0                  [0, 1)                      floor / lr
     params of cosine_restarts:
-      first_cycle       0.25                 (0, 1]                      fraction of the run in the first cycle
-      cycle_mult        1                    integer >= 1                each cycle is this many times longer
-      min_factor        0.0                  [0, 1)                      floor / lr
+      first_cycle         0.25                 (0, 1]                      fraction of the run in the first cycle
+      cycle_mult          1                    integer >= 1                each cycle is this many times longer
+      min_factor          0.0                  [0, 1)                      floor / lr
     params of cyclic:
-      base_factor       0.1                  (0, 1)                      lowest LR / lr
-      step_size_up      0.1                  (0, 0.5]                    fraction of the run in each rising half-cycle
-      mode              "triangular"         triangular | triangular2 | exp_range height of later cycles: same, halved each cycle, or scaled by final_scale ** p
-      final_scale       0.1                  (0, 1]                      exp_range: cycle height at the end / at the start
-      cycle_momentum    true                 true or false               cycle momentum (or Adam's beta1) opposite to the LR
-      base_momentum     0.8                  [0, 1)                      momentum at the LR peak
-      max_momentum      0.9                  [0, 1)                      momentum at the LR trough
+      base_factor         0.1                  (0, 1)                      lowest LR / lr
+      step_size_up        0.1                  (0, 0.5]                    fraction of the run in each rising half-cycle
+      mode                "triangular"         triangular | triangular2 | exp_range height of later cycles: same, halved each cycle, or scaled by final_scale ** p
+      final_scale         0.1                  (0, 1]                      exp_range: cycle height at the end / at the start
+      cycle_momentum      true                 true or false               cycle momentum (or Adam's beta1) opposite to the LR
+      base_momentum       0.8                  [0, 1)                      momentum at the LR peak
+      max_momentum        0.9                  [0, 1)                      momentum at the LR trough
     params of onecycle:
-      pct_start         0.3                  (0, 1)                      fraction of the run spent rising to lr
-      anneal_strategy   "cos"                cos | linear                shape of each phase
-      div_factor        25.0                 >= 1                        lr / the starting LR
-      final_div_factor  10000.0              >= 1                        starting LR / the final LR
-      three_phase       false                true or false               come back down to the starting LR before the final anneal
-      cycle_momentum    true                 true or false               cycle momentum (or Adam's beta1) opposite to the LR
-      base_momentum     0.85                 [0, 1)                      momentum at the LR peak
-      max_momentum      0.95                 [0, 1)                      momentum at the start and end
+      pct_start           0.3                  (0, 1)                      fraction of the run spent rising to lr
+      anneal_strategy     "cos"                cos | linear                shape of each phase
+      div_factor          25.0                 >= 1                        lr / the starting LR
+      final_div_factor    10000.0              >= 1                        starting LR / the final LR
+      three_phase         false                true or false               come back down to the starting LR before the final anneal
+      cycle_momentum      true                 true or false               cycle momentum (or Adam's beta1) opposite to the LR
+      base_momentum       0.85                 [0, 1)                      momentum at the LR peak
+      max_momentum        0.95                 [0, 1)                      momentum at the start and end
     params of plateau:
-      factor            0.1                  (0, 1)                      LR multiplier on a plateau
-      patience          10                   integer >= 0                scheduler steps without improvement before reducing
-      threshold         0.0001               >= 0                        smallest change that counts as an improvement
-      threshold_mode    "rel"                rel | abs                   threshold relative to the best metric, or absolute
-      cooldown          0                    integer >= 0                scheduler steps to wait after a reduction
-      min_factor        0.0                  [0, 1)                      floor / lr
-      mode              "min"                min | max                   whether a lower or a higher metric is better
+      factor              0.1                  (0, 1)                      LR multiplier on a plateau
+      patience            10                   integer >= 0                scheduler steps without improvement before reducing
+      threshold           0.0001               >= 0                        smallest change that counts as an improvement
+      threshold_mode      "rel"                rel | abs                   threshold relative to the best metric, or absolute
+      cooldown            0                    integer >= 0                scheduler steps to wait after a reduction
+      min_factor          0.0                  [0, 1)                      floor / lr
+      mode                "min"                min | max                   whether a lower or a higher metric is better
     params of inverse_sqrt:
-      timescale         0.01                 (0, 1]                      lr / sqrt(1 + p / timescale)
+      timescale           0.01                 (0, 1]                      lr / sqrt(1 + p / timescale)
     params of wsd:
-      decay_fraction    0.2                  (0, 1]                      fraction of the run spent decaying, at the end
-      decay_shape       "linear"             linear | cosine | sqrt      shape of the decay
-      min_factor        0.0                  [0, 1)                      floor / lr
+      decay_fraction      0.2                  (0, 1]                      fraction of the run spent decaying, at the end
+      decay_shape         "linear"             linear | cosine | sqrt      shape of the decay
+      min_factor          0.0                  [0, 1)                      floor / lr
     warmup:
-      fraction          (required)           [0, 1)                      fraction of the run spent warming up
-      start_factor      0.0                  [0, 1)                      first warmup LR / the family's first LR
+      fraction            (required)           [0, 1)                      fraction of the run spent warming up
+      start_factor        0.0                  [0, 1)                      first warmup LR / the family's first LR
     optimizer with name sgd:
-      momentum          0.0                  [0, 1)                      SGD momentum
-      nesterov          false                true or false               Nesterov momentum (needs momentum > 0)
-      weight_decay      0.0                  >= 0                        L2 penalty
+      momentum            0.0                  [0, 1)                      SGD momentum
+      nesterov            false                true or false               Nesterov momentum (needs momentum > 0)
+      weight_decay        0.0                  >= 0                        L2 penalty
     optimizer with name adam:
-      betas             [0.9, 0.999]         two numbers in [0, 1)       Adam's beta1 and beta2
-      eps               1e-08                > 0                         Adam's epsilon
-      weight_decay      0.0                  >= 0                        L2 penalty
+      betas               [0.9, 0.999]         two numbers in [0, 1)       Adam's beta1 and beta2
+      eps                 1e-08                > 0                         Adam's epsilon
+      weight_decay        0.0                  >= 0                        L2 penalty
     optimizer with name adamw:
-      betas             [0.9, 0.999]         two numbers in [0, 1)       Adam's beta1 and beta2
-      eps               1e-08                > 0                         Adam's epsilon
-      weight_decay      0.01                 >= 0                        decoupled weight decay
+      betas               [0.9, 0.999]         two numbers in [0, 1)       Adam's beta1 and beta2
+      eps                 1e-08                > 0                         Adam's epsilon
+      weight_decay        0.01                 >= 0                        decoupled weight decay
+    optimizer with name schedulefree_sgd (lr: the SGD step of the iterate; needs optimizer.train() and .eval()):
+      momentum            0.9                  (0, 1)                      interpolation between the SGD iterate and its average
+      weight_decay        0.0                  >= 0                        L2 penalty
+    optimizer with name schedulefree_adamw (lr: the Adam step of the iterate; needs optimizer.train() and .eval()):
+      betas               [0.9, 0.999]         two numbers in (0, 1)       beta1 (interpolation, as momentum) and Adam's beta2
+      eps                 1e-08                > 0                         Adam's epsilon
+      weight_decay        0.0                  >= 0                        weight decay at the interpolated point
+    optimizer with name prodigy (lr: a multiplier of Prodigy's own step-size estimate; 1.0 is the package's recommendation):
+      betas               [0.9, 0.999]         two numbers in [0, 1)       Adam's beta1 and beta2
+      weight_decay        0.0                  >= 0                        decoupled weight decay
+      d_coef              1.0                  > 0                         multiplier of Prodigy's step-size estimate d
+      safeguard_warmup    false                true or false               leave lr out of d's denominator (for LR warmup)
+      use_bias_correction false                true or false               Adam's bias correction
 """
 
 from __future__ import annotations
@@ -326,10 +339,10 @@ WARMUP_PARAMETERS: tuple[Parameter, ...] = (
 )
 
 _WEIGHT_DECAY = Parameter("weight_decay", 0.0, "L2 penalty", low=0.0)
-_ADAM_PARAMETERS = (
-    Parameter("betas", [0.9, 0.999], "Adam's beta1 and beta2", kind="pair", low=0.0, high=1.0, high_open=True),
-    Parameter("eps", 1e-8, "Adam's epsilon", low=0.0, low_open=True),
-)
+_ADAM_BETAS = Parameter("betas", [0.9, 0.999], "Adam's beta1 and beta2", kind="pair", low=0.0, high=1.0,
+                        high_open=True)
+_ADAM_EPS = Parameter("eps", 1e-8, "Adam's epsilon", low=0.0, low_open=True)
+_ADAM_PARAMETERS = (_ADAM_BETAS, _ADAM_EPS)
 OPTIMIZER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     "sgd": (
         _momentum("momentum", 0.0, "SGD momentum"),
@@ -338,6 +351,40 @@ OPTIMIZER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
     ),
     "adam": (*_ADAM_PARAMETERS, _WEIGHT_DECAY),
     "adamw": (*_ADAM_PARAMETERS, Parameter("weight_decay", 0.01, "decoupled weight decay", low=0.0)),
+    "schedulefree_sgd": (
+        Parameter("momentum", 0.9, "interpolation between the SGD iterate and its average", low=0.0, high=1.0,
+                  low_open=True, high_open=True),
+        _WEIGHT_DECAY,
+    ),
+    "schedulefree_adamw": (
+        Parameter("betas", [0.9, 0.999], "beta1 (interpolation, as momentum) and Adam's beta2", kind="pair",
+                  low=0.0, high=1.0, low_open=True, high_open=True),
+        _ADAM_EPS,
+        Parameter("weight_decay", 0.0, "weight decay at the interpolated point", low=0.0),
+    ),
+    "prodigy": (
+        _ADAM_BETAS,
+        Parameter("weight_decay", 0.0, "decoupled weight decay", low=0.0),
+        Parameter("d_coef", 1.0, "multiplier of Prodigy's step-size estimate d", low=0.0, low_open=True),
+        Parameter("safeguard_warmup", False, "leave lr out of d's denominator (for LR warmup)", kind="bool"),
+        Parameter("use_bias_correction", False, "Adam's bias correction", kind="bool"),
+    ),
+}
+# Where an optimizer's class lives (module, class): torch's own, and the schedulefree and
+# prodigyopt packages' (imported only when such an optimizer is built).
+OPTIMIZER_CLASSES: dict[str, tuple[str, str]] = {
+    "sgd": ("torch.optim", "SGD"), "adam": ("torch.optim", "Adam"), "adamw": ("torch.optim", "AdamW"),
+    "schedulefree_sgd": ("schedulefree", "SGDScheduleFree"),
+    "schedulefree_adamw": ("schedulefree", "AdamWScheduleFree"),
+    "prodigy": ("prodigyopt", "Prodigy"),
+}
+# Optimizers that keep separate weights for training and evaluation: call ``optimizer.train()``
+# before training steps and ``optimizer.eval()`` before evaluating or saving.
+SCHEDULE_FREE_OPTIMIZERS = ("schedulefree_sgd", "schedulefree_adamw")
+OPTIMIZER_NOTES = {  # what lr means where it is not a plain step size (shown in the reference table)
+    "schedulefree_sgd": "lr: the SGD step of the iterate; needs optimizer.train() and .eval()",
+    "schedulefree_adamw": "lr: the Adam step of the iterate; needs optimizer.train() and .eval()",
+    "prodigy": "lr: a multiplier of Prodigy's own step-size estimate; 1.0 is the package's recommendation",
 }
 DEFAULT_OPTIMIZER = {"name": "sgd", "momentum": 0.9}  # the settings of a spec without ``optimizer``
 _LR = Parameter("lr", REQUIRED, "initial (or peak) LR", low=0.0, low_open=True)
@@ -346,7 +393,7 @@ _LR = Parameter("lr", REQUIRED, "initial (or peak) LR", low=0.0, low_open=True)
 def describe_parameters() -> str:
     """The reference table of every family's, warmup's and optimizer's parameters."""
     def rows(parameters: tuple[Parameter, ...]) -> list[str]:
-        return [f"  {p.name:<17} {'(required)' if p.default is REQUIRED else _show(p.default):<20} "
+        return [f"  {p.name:<19} {'(required)' if p.default is REQUIRED else _show(p.default):<20} "
                 f"{p.valid():<27} {p.meaning}" for p in parameters]
 
     lines = []
@@ -356,7 +403,8 @@ def describe_parameters() -> str:
     lines.append("warmup:")
     lines.extend(rows(WARMUP_PARAMETERS))
     for name, parameters in OPTIMIZER_PARAMETERS.items():
-        lines.append(f"optimizer with name {name}:")
+        note = f" ({OPTIMIZER_NOTES[name]})" if name in OPTIMIZER_NOTES else ""
+        lines.append(f"optimizer with name {name}{note}:")
         lines.extend(rows(parameters))
     return "\n".join(lines)
 
@@ -569,8 +617,9 @@ class ScheduleSpec:
 
     ``params``: the family's parameters (see the module's table); missing ones are filled
     with their defaults. ``warmup``: ``{"fraction", "start_factor"}`` or None.
-    ``optimizer``: the settings the schedule was tuned with (``name`` sgd | adam | adamw
-    and that optimizer's settings) or None. ``provenance``: where it came from (study,
+    ``optimizer``: the settings the schedule was tuned with (``name`` one of
+    ``OPTIMIZER_PARAMETERS`` and that optimizer's settings) or None; schedule-free
+    optimizers take no cycled momentum. ``provenance``: where it came from (study,
     dataset, model, score, ...) or None. Invalid values raise SpecError naming the field.
     """
 
@@ -594,6 +643,9 @@ class ScheduleSpec:
             object.__setattr__(self, "warmup", _check_section(self.warmup, WARMUP_PARAMETERS, "warmup", "warmup"))
         if self.optimizer is not None:
             object.__setattr__(self, "optimizer", _check_optimizer(self.optimizer))
+            if params.get("cycle_momentum") and self.optimizer["name"] in SCHEDULE_FREE_OPTIMIZERS:
+                raise SpecError(f"params.cycle_momentum must be false with optimizer {self.optimizer['name']}, "
+                                f"whose momentum converts its training weights to its evaluation weights")
         if self.provenance is not None:
             if not isinstance(self.provenance, dict):
                 raise SpecError(f"provenance must be a table of keys to values, got {_show(self.provenance)}")

@@ -61,7 +61,7 @@ class TrialResult:
 
 @dataclass(frozen=True)
 class OptimizerSettings:
-    """Every setting of the spec's optimizer, defaults filled in by ``spec.optimizer_settings()``.
+    """Every setting of a spec's SGD, Adam or AdamW (the stacked trainer's optimizers), defaults filled in.
 
     A spec without ``optimizer`` means SGD with momentum 0.9. Fields a kind lacks keep
     these neutral values (SGD has no betas; Adam has no momentum or Nesterov).
@@ -164,6 +164,20 @@ def divergence_reason(epoch_loss: float, first_loss: float, val_loss: float) -> 
     return None
 
 
+def set_optimizer_mode(optimizer: torch.optim.Optimizer, training: bool) -> None:
+    """Put an optimizer that has ``train()``/``eval()`` methods in training or evaluation mode.
+
+    Schedule-free optimizers (the schedulefree package) take their gradient steps at an
+    interpolation y of two sequences, but the weights to evaluate are the average x:
+    ``eval()`` writes x into the parameters and ``train()`` writes y back. They refuse to
+    step in eval mode, and a model scored in train mode is scored at y, not at what it
+    learned. Optimizers without these methods (torch's, Prodigy) have one set of weights.
+    """
+    switch = getattr(optimizer, "train" if training else "eval", None)
+    if callable(switch):
+        switch()
+
+
 def train_trial(
     spec: ScheduleSpec,
     model: str | nn.Module,
@@ -186,7 +200,9 @@ def train_trial(
     epochs * steps_per_epoch``), except the plateau family, which is stepped once per
     epoch on the validation loss (``total_steps = epochs``; its patience counts epochs). ``on_epoch(epoch, score)`` is called after each epoch
     (epochs count from 0) and returns True to stop the trial (status "pruned").
-    ``amp``: bf16 autocast, on CUDA only; None means on where available.
+    ``amp``: bf16 autocast, on CUDA only; None means on where available. A schedule-free
+    optimizer is switched to training before each epoch's steps and to evaluation before
+    each evaluation (``set_optimizer_mode``), so a given module ends with its evaluation weights.
     """
     check_run(epochs, batch_size, metric)
     started = time.perf_counter()
@@ -205,6 +221,7 @@ def train_trial(
     epoch_data = shuffled_epochs(train_x, train_y, epochs, seed if data_seed is None else data_seed)
     for epoch, (epoch_x, epoch_y) in enumerate(epoch_data):
         model.train()
+        set_optimizer_mode(optimizer, training=True)
         loss_sum = torch.zeros((), device=device)
         for start in range(0, epoch_x.shape[0], batch_size):
             with autocast(device, amp):
@@ -218,6 +235,7 @@ def train_trial(
             if first_loss is None:
                 first_loss = loss.detach().float()
         model.eval()
+        set_optimizer_mode(optimizer, training=False)  # and so the model is returned with its evaluation weights
         with autocast(device, amp):
             val_loss, val_accuracy = (float(v) for v in evaluate(model, val_x, val_y))
         result.epochs_run = epoch + 1

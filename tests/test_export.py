@@ -119,3 +119,71 @@ def test_unknown_export_format():
     with pytest.raises(UserError, match="export format must be one of json, yaml, toml, python, lightning"):
         export(ScheduleSpec("cosine", 0.1), "csv")
     assert set(EXPORT_FORMATS) == {"json", "yaml", "toml", "python", "lightning"}
+
+
+PACKAGE_OPTIMIZERS = {  # the optimizers a package other than torch provides, with non-default settings
+    "schedulefree_sgd": ({"name": "schedulefree_sgd", "momentum": 0.8, "weight_decay": 1e-4}, "schedulefree"),
+    "schedulefree_adamw": ({"name": "schedulefree_adamw", "betas": [0.95, 0.99], "eps": 1e-7, "weight_decay": 0.01},
+                           "schedulefree"),
+    "prodigy": ({"name": "prodigy", "betas": [0.8, 0.99], "d_coef": 0.5, "safeguard_warmup": True,
+                 "use_bias_correction": True}, "prodigyopt"),
+}
+
+
+def assert_same_optimizer(built, expected):
+    assert type(built) is type(expected)
+    assert built.defaults == expected.defaults
+
+
+@pytest.mark.parametrize("name", PACKAGE_OPTIMIZERS)
+def test_python_export_constructs_a_package_optimizer(name):
+    settings, package = PACKAGE_OPTIMIZERS[name]
+    spec = ScheduleSpec("cosine", 0.3, warmup={"fraction": 0.1}, optimizer=settings)
+    source = to_python(spec)
+    imports = [alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import) for alias in node.names]
+    assert imports == ["math", package]
+    namespace: dict = {}
+    exec(compile(source, "<export>", "exec"), namespace)
+    model = torch.nn.Linear(3, 2)
+    assert_same_optimizer(namespace["make_optimizer"](model.parameters()), spec.build_optimizer(model.parameters()))
+    assert ("optimizer.train()" in source) == name.startswith("schedulefree")
+    assert [namespace["lr_at"](step, 50) for step in range(50)] == [spec.lr_at(step, 50) for step in range(50)]
+
+
+def test_python_export_of_a_torch_optimizer_stays_dependency_free():
+    source = to_python(ScheduleSpec("constant", 0.1, optimizer={"name": "adamw"}))
+    assert "import" not in source and "make_optimizer" not in source
+
+
+@pytest.mark.parametrize("name", PACKAGE_OPTIMIZERS)
+def test_lightning_export_constructs_a_package_optimizer_and_switches_schedule_free_modes(name):
+    settings, package = PACKAGE_OPTIMIZERS[name]
+    spec = ScheduleSpec("cosine", 0.3, optimizer=settings)
+    source = export(spec, "lightning")
+    assert f"import {package}\n" in source
+    namespace: dict = {}
+    exec(compile(source, "<lightning>", "exec"), namespace)
+    model = torch.nn.Linear(3, 2)
+    built: list = []
+    module = types.SimpleNamespace(parameters=model.parameters, optimizers=lambda use_pl_optimizer=True: built[0],
+                                   trainer=types.SimpleNamespace(estimated_stepping_batches=20, max_epochs=20))
+    config = namespace["configure_optimizers"](module)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    built.append(optimizer)
+    assert_same_optimizer(optimizer, spec.build_optimizer(torch.nn.Linear(3, 2).parameters()))
+    schedule_free = name.startswith("schedulefree")
+    assert ("on_train_batch_start" in namespace) == schedule_free
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    for step in range(20):
+        if schedule_free:
+            namespace["on_train_batch_start"](module, (x, y), step)
+        assert optimizer.param_groups[0]["lr"] == spec.lr_at(step, 20)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+    if schedule_free:
+        training_weights = model.weight.detach().clone()
+        namespace["on_train_end"](module)
+        assert not optimizer.param_groups[0]["train_mode"]
+        assert not torch.equal(model.weight, training_weights)  # the averaged weights replaced the training ones

@@ -110,10 +110,24 @@ def test_a_diverging_member_is_stopped_without_touching_the_others(digits):
     assert_same_curve(results[2], healthy[1])
 
 
-def test_mixed_optimizer_kinds_and_missing_seeds_are_user_errors(digits):
+def test_mixed_optimizer_kinds_train_as_one_population_per_kind(digits):
+    sgd, adam = ScheduleSpec("constant", 0.1), ScheduleSpec("constant", 0.003, optimizer={"name": "adam"})
+    nesterov = ScheduleSpec("constant", 0.1, optimizer={"name": "sgd", "momentum": 0.9, "nesterov": True})
+    mixed = train_population([sgd, adam, nesterov, sgd], "mlp", digits, 2, BATCH, [0, 1, 2, 3], data_seed=DATA_SEED)
+    sgd_only = train_population([sgd, sgd], "mlp", digits, 2, BATCH, [0, 3], data_seed=DATA_SEED)
+    assert_same_curve(mixed[0], sgd_only[0])
+    assert_same_curve(mixed[3], sgd_only[1])
+    for spec, seed, member in ((adam, 1, mixed[1]), (nesterov, 2, mixed[2])):
+        assert_same_curve(member, train_trial(spec, "mlp", digits, 2, BATCH, seed, data_seed=DATA_SEED))
+
+
+def test_a_stacked_optimizer_takes_one_kind_and_seeds_must_match_specs(digits):
     sgd, adam = ScheduleSpec("constant", 0.1), ScheduleSpec("constant", 0.1, optimizer={"name": "adam"})
-    with pytest.raises(UserError, match="one optimizer kind"):
-        train_population([sgd, adam], "mlp", digits, 1, BATCH, [0, 1])
+    with pytest.raises(UserError, match="one stacked population trains one optimizer kind"):
+        StackedOptimizer([sgd, adam], total_steps=10, epochs=1, device=torch.device("cpu"))
+    prodigy = ScheduleSpec("constant", 1.0, optimizer={"name": "prodigy"})
+    with pytest.raises(UserError, match="a stacked population trains only sgd, adam, adamw"):
+        StackedOptimizer([prodigy], total_steps=10, epochs=1, device=torch.device("cpu"))
     with pytest.raises(UserError, match="one seed per spec"):
         train_population([sgd, sgd], "mlp", digits, 1, BATCH, [0])
 

@@ -92,7 +92,8 @@ INVALID = [
     (spec_dict(warmup={"fraction": 0.1, "steps": 100}),
      "warmup.steps is not a parameter of warmup (its parameters: fraction, start_factor)"),
     (spec_dict(optimizer={"momentum": 0.9}), "optimizer.name is missing"),
-    (spec_dict(optimizer={"name": "rmsprop"}), 'optimizer.name must be one of sgd, adam, adamw, got "rmsprop"'),
+    (spec_dict(optimizer={"name": "rmsprop"}), 'optimizer.name must be one of sgd, adam, adamw, schedulefree_sgd, '
+                                                'schedulefree_adamw, prodigy, got "rmsprop"'),
     (spec_dict(optimizer={"name": "sgd", "momentum": 1.0}), "optimizer.momentum must be in [0, 1), got 1.0"),
     (spec_dict(optimizer={"name": "sgd", "betas": [0.9, 0.99]}),
      "optimizer.betas is not a parameter of sgd (its parameters: momentum, nesterov, weight_decay)"),
