@@ -198,13 +198,17 @@ def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:
     return optimizer_class(parameters, lr=spec.lr, **settings)
 
 
-def lightning_config(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int, interval: str = "step",
+def lightning_config(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int, interval: str | None = None,
                      monitor: str = "val_loss") -> dict[str, Any]:
     """The dict a LightningModule's ``configure_optimizers`` returns for this spec.
 
-    ``interval``: "step" when ``total_steps`` counts batches, "epoch" when it counts epochs.
-    ``monitor``: the logged metric that drives a plateau schedule (unused otherwise).
+    ``interval``: "step" when ``total_steps`` counts batches (pass
+    ``self.trainer.estimated_stepping_batches``), "epoch" when it counts epochs
+    (``self.trainer.max_epochs``). None: "epoch" for plateau, whose ``step(metric)`` needs
+    the metric of a whole epoch, else "step". ``monitor``: the logged metric a plateau
+    schedule is stepped with (Lightning calls ``scheduler.step(metric)``; unused otherwise).
     """
+    interval = interval or ("epoch" if spec.family == "plateau" else "step")
     if interval not in ("step", "epoch"):
         raise UserError(f"interval must be step or epoch, got {interval!r}")
     scheduler_config: dict[str, Any] = {"scheduler": build(spec, optimizer, total_steps), "interval": interval,
