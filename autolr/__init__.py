@@ -30,6 +30,7 @@ _LAZY = {
     "train_population": "autolr.population",
     "choose_population_size": "autolr.population",
     "build_model": "autolr.models",
+    "lightning_config": "autolr.schedulers",
 }
 
 __all__ = [

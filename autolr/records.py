@@ -20,6 +20,8 @@ TRIAL_BASELINE_KEY = "autolr.baseline"  # baseline name, or absent
 TRIAL_EPOCHS_KEY = "autolr.epochs_run"
 TRIAL_DURATION_KEY = "autolr.duration_s"
 TRIAL_ERROR_KEY = "autolr.error"  # one-line reason for failed / diverged trials
+TRIAL_FAMILY_KEY = "autolr.family"  # the spec's family and LR again as plain values, so Optuna's
+TRIAL_LR_KEY = "autolr.lr"  # own tools (optuna-dashboard) show, sort and filter trials by them
 
 TRIAL_STATES = ("complete", "pruned", "diverged", "failed", "interrupted", "running")
 

@@ -4,9 +4,13 @@
 scheduler, stepped once per step after ``optimizer.step()``. It computes every LR from
 the spec's closed form (``spec.lr_at``), so it holds no lambdas: it pickles, and its
 ``state_dict()`` is plain data that ``torch.load(..., weights_only=True)`` reads back.
-Building sets every parameter group's LR to the spec's schedule (the spec carries the
-LR); cyclic and onecycle with ``cycle_momentum`` also set each group's ``momentum``
-(or Adam's ``betas[0]``), as torch's CyclicLR and OneCycleLR do.
+Several parameter groups keep their LRs' ratios, as torch's schedulers do: each group's
+``initial_lr`` (set from its ``lr`` when the first scheduler is built, never overwritten)
+is scaled by the spec's curve, ``lr_at(step) / spec.lr``. ``spec.lr`` is thus the peak
+(initial) LR of a group created with ``lr=spec.lr`` (``spec.build_optimizer`` creates every
+group so); a group created with 10x less follows the same curve 10x lower, floors
+(``min_factor``) included. Cyclic and onecycle with ``cycle_momentum`` also set each
+group's ``momentum`` (or Adam's ``betas[0]``), as torch's CyclicLR and OneCycleLR do.
 """
 
 from __future__ import annotations
@@ -49,6 +53,16 @@ class _SpecState:
         super().load_state_dict(state)  # type: ignore[misc]
 
 
+def group_lrs(spec: ScheduleSpec, initial_lrs: list[float], step: int, total_steps: int) -> list[float]:
+    """Each group's LR at ``step``: its initial LR times ``spec.lr_at(step) / spec.lr``.
+
+    Written ``lr_at * (initial / spec.lr)`` so that a group created with ``lr=spec.lr``
+    gets exactly ``spec.lr_at(step)`` (the ratio is exactly 1.0).
+    """
+    lr = spec.lr_at(step, total_steps)
+    return [lr * (initial / spec.lr) for initial in initial_lrs]
+
+
 def _set_momentum(optimizer: Optimizer, momentum: float) -> None:
     for group in optimizer.param_groups:
         if "betas" in group:
@@ -68,17 +82,14 @@ class SpecScheduler(_SpecState, LRScheduler):
                             f"and {type(optimizer).__name__} has neither")
         self.spec = spec
         self.total_steps = total_steps
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] = spec.lr
-        super().__init__(optimizer, last_epoch)
+        super().__init__(optimizer, last_epoch)  # each group's initial_lr: setdefault to its lr
 
     def get_lr(self) -> list[float]:
         """LR of every parameter group at ``last_epoch``; sets the cycled momentum as a side effect."""
         momentum = self.spec.momentum_at(self.last_epoch, self.total_steps)
         if momentum is not None:
             _set_momentum(self.optimizer, momentum)
-        return [self.spec.lr_at(self.last_epoch, self.total_steps)] * len(self.optimizer.param_groups)
+        return group_lrs(self.spec, self.base_lrs, self.last_epoch, self.total_steps)
 
 
 class SpecPlateau(_SpecState, ReduceLROnPlateau):
@@ -90,19 +101,22 @@ class SpecPlateau(_SpecState, ReduceLROnPlateau):
         self.total_steps = total_steps
         self.warmup_steps = spec.warmup_steps(total_steps)
         for group in optimizer.param_groups:
-            group["lr"] = spec.lr_at(0, total_steps)
-            group["initial_lr"] = spec.lr
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        for group, lr in zip(optimizer.param_groups, group_lrs(spec, self.base_lrs, 0, total_steps)):
+            group["lr"] = lr
         params = spec.params
         super().__init__(optimizer, mode=params["mode"], factor=params["factor"], patience=params["patience"],
                          threshold=params["threshold"], threshold_mode=params["threshold_mode"],
-                         cooldown=params["cooldown"], min_lr=params["min_factor"] * spec.lr)
+                         cooldown=params["cooldown"], min_lr=[params["min_factor"] * lr for lr in self.base_lrs])
 
     def step(self, metrics: Any, epoch: None = None) -> None:  # type: ignore[override]
         """One scheduler step with the metric measured since the last one (torch's semantics)."""
         if self.last_epoch < self.warmup_steps:
             self.last_epoch += 1
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.spec.lr_at(self.last_epoch, self.total_steps)
+            lrs = group_lrs(self.spec, self.base_lrs, self.last_epoch, self.total_steps)
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
             self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
             return
         super().step(metrics)
@@ -111,7 +125,9 @@ class SpecPlateau(_SpecState, ReduceLROnPlateau):
 def build(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int) -> LRScheduler:
     """The spec's torch LRScheduler over a run of ``total_steps`` scheduler steps.
 
-    Step it once per step after ``optimizer.step()`` (plateau: ``step(metric)``).
+    Step it once per step after ``optimizer.step()`` (plateau: ``step(metric)``). Each
+    parameter group follows the spec's curve scaled to its own initial LR (the module
+    docstring): a group created with ``lr=spec.lr`` gets exactly ``spec.lr_at(step)``.
     """
     if spec.family == "plateau":
         return SpecPlateau(optimizer, spec, total_steps)
@@ -190,13 +206,17 @@ def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:
         return optimizer_class(parameters, lr=spec.lr, **settings)
 
 
-def lightning_config(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int, interval: str = "step",
+def lightning_config(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int, interval: str | None = None,
                      monitor: str = "val_loss") -> dict[str, Any]:
     """The dict a LightningModule's ``configure_optimizers`` returns for this spec.
 
-    ``interval``: "step" when ``total_steps`` counts batches, "epoch" when it counts epochs.
-    ``monitor``: the logged metric that drives a plateau schedule (unused otherwise).
+    ``interval``: "step" when ``total_steps`` counts batches (pass
+    ``self.trainer.estimated_stepping_batches``), "epoch" when it counts epochs
+    (``self.trainer.max_epochs``). None: "epoch" for plateau, whose ``step(metric)`` needs
+    the metric of a whole epoch, else "step". ``monitor``: the logged metric a plateau
+    schedule is stepped with (Lightning calls ``scheduler.step(metric)``; unused otherwise).
     """
+    interval = interval or ("epoch" if spec.family == "plateau" else "step")
     if interval not in ("step", "epoch"):
         raise UserError(f"interval must be step or epoch, got {interval!r}")
     scheduler_config: dict[str, Any] = {"scheduler": build(spec, optimizer, total_steps), "interval": interval,

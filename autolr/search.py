@@ -333,6 +333,7 @@ def search(
     seed: int = 0,
     baselines: bool = True,
     baselines_lr: float | None = None,
+    metric_name: str = "val_score",
 ) -> SearchResult:
     """Search ``space`` for the schedule that maximizes (or minimizes) ``objective``.
 
@@ -345,13 +346,16 @@ def search(
     ``epochs``: the budget per trial, so the pruner knows where a trial stands (None:
     learnt from the first completed trial). ``baselines``: evaluate constant, step, cosine
     and one-cycle (those among the space's families) first, at ``baselines_lr`` (None: the
-    geometric middle of the space's LR interval). Errors in the objective fail that trial
-    only; the search goes on.
+    geometric middle of the space's LR interval). ``metric_name``: what the score is (e.g.
+    ``val_accuracy``), the name Optuna's own tools (optuna-dashboard) show it under. Errors
+    in the objective fail that trial only; the search goes on.
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
         raise StudyError(f"n_trials must be a positive integer, got {n_trials!r}")
     if direction not in ("maximize", "minimize"):
         raise StudyError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    if not isinstance(metric_name, str) or not metric_name.strip():
+        raise StudyError(f"metric_name must be a non-empty name such as 'val_accuracy', got {metric_name!r}")
     baseline_specs = space.baselines(baselines_lr or math.sqrt(space.lr_low * space.lr_high)) if baselines else []
     if backend == "ray":  # Ray Tune drives its own trials: no ask/tell engine
         from autolr.backends.ray_backend import search_objective
@@ -364,7 +368,7 @@ def search(
     engine = open_engine(
         backend, storage=storage, study_name=study_name, space=space, direction=direction,
         sampler=sampler, pruner=pruner, epochs=epochs, prune_after=prune_after, seed=seed,
-        n_trials=n_trials,
+        n_trials=n_trials, metric_name=metric_name,
     )
     engine.claim({"name": study_name, "direction": direction, "space": space.to_dict(), "epochs": epochs},
                  identity_keys=("direction", "space", "epochs"))

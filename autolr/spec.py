@@ -615,6 +615,11 @@ def _momentum_of(family: str, params: dict[str, Any], step: int, total_steps: in
 class ScheduleSpec:
     """A learning-rate schedule: family, initial (or peak) LR, family parameters, warmup.
 
+    ``lr``: the initial (or peak) LR of a parameter group created with ``lr=spec.lr`` (as
+    ``build_optimizer`` does). ``build`` scales each group's own initial LR by
+    ``lr_at(step) / lr``, as torch's schedulers do, so groups created with other LRs (a
+    backbone at a tenth of the head's LR) keep their ratios.
+
     ``params``: the family's parameters (see the module's table); missing ones are filled
     with their defaults. ``warmup``: ``{"fraction", "start_factor"}`` or None.
     ``optimizer``: the settings the schedule was tuned with (``name`` one of
@@ -701,7 +706,10 @@ class ScheduleSpec:
         return _check_optimizer(self.optimizer if self.optimizer is not None else DEFAULT_OPTIMIZER)
 
     def build(self, optimizer: Any, total_steps: int) -> Any:
-        """A torch LRScheduler for ``optimizer`` over ``total_steps`` (see autolr.schedulers.build)."""
+        """A torch LRScheduler for ``optimizer`` over ``total_steps`` (see autolr.schedulers.build).
+
+        Each parameter group gets its own initial LR times ``lr_at(step) / lr``.
+        """
         from autolr.schedulers import build
 
         return build(self, optimizer, total_steps)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from autolr.errors import StudyError
-from autolr.spec import FAMILIES
+from autolr.spec import FAMILIES, OPTIMIZER_PARAMETERS
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("hyperband", "median", "successive-halving", "none")
@@ -31,6 +31,7 @@ OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 OPTIMIZER_KEYS = ("name", "momentum", "nesterov", "weight_decay", "betas", "eps")
 RESCORE_KEYS = ("top", "seeds")
 MAX_BASELINE_LRS = 12  # LR points per tuned baseline kind, at most
+DECOUPLED_WEIGHT_DECAY = ("adamw",)  # weight_decay decoupled from the gradient; sgd's and adam's is an L2 term
 
 # Fields that decide what a trial's number means; a rerun that changes one of them is a
 # different study and is refused (the budget in trials, the storage, the device, the
@@ -107,6 +108,23 @@ class StudyConfig:
         if unknown:
             raise StudyError(f"unknown study field {unknown[0]!r}")
         return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+    def with_optimizer(self, name: str | None) -> "StudyConfig":
+        """A copy that trains with the optimizer ``name`` (None or the same name: unchanged).
+
+        Only settings that mean the same for the new optimizer are kept: ``momentum`` and
+        ``nesterov`` belong to sgd, ``betas`` and ``eps`` to adam and adamw, and
+        ``weight_decay`` is an L2 term for sgd and adam but decoupled for adamw, so it is
+        kept between sgd and adam only. The others take the new optimizer's defaults.
+        """
+        if name is None or name == self.optimizer["name"]:
+            return self
+        _check_choice("optimizer", name, OPTIMIZER_NAMES)
+        known = {parameter.name for parameter in OPTIMIZER_PARAMETERS[name]}
+        same_decay = (self.optimizer["name"] in DECOUPLED_WEIGHT_DECAY) == (name in DECOUPLED_WEIGHT_DECAY)
+        kept = {key: value for key, value in self.optimizer.items()
+                if key in known and (key != "weight_decay" or same_decay)}
+        return self.replace(optimizer={"name": name, **kept})
 
     def to_dict(self) -> dict[str, Any]:
         """The study as plain JSON-safe data (stored with the study), plus its ``direction``."""

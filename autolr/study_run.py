@@ -222,6 +222,7 @@ def _open(config: StudyConfig, storage: str, worker: int, space: Any = None) -> 
         config.backend, storage=storage, study_name=config.name, space=space, direction=config.direction,
         sampler=config.sampler, pruner=config.pruner, epochs=config.epochs, prune_after=config.prune_after,
         seed=config.seed, n_trials=config.trials, worker=worker, retry_interrupted=config.retry_interrupted,
+        metric_name=f"val_{config.metric}",
     )
 
 

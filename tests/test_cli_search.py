@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 
@@ -38,13 +39,13 @@ def autolr_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """A tiny smoke study (5 trials), then the same command with 7 trials: a resume."""
+    """A tiny smoke study (5 trials), then the same command with 7 trials, re-scoring the top 1 on 1 seed: a resume."""
     cwd = tmp_path_factory.mktemp("cli")
     first = autolr(*TINY, "--trials", "5", "--json", cwd=cwd)
     assert first.returncode == 0, first.stderr
     storage = sqlite_url(cwd / "reports" / "smoke" / "study.db")
     before = read_study_record(storage)
-    second = autolr(*TINY, "--trials", "7", "--quiet", cwd=cwd)
+    second = autolr(*TINY, "--trials", "7", "--rescore-top", "1", "--rescore-seeds", "1", "--quiet", cwd=cwd)
     assert second.returncode == 0, second.stderr
     return cwd, json.loads(first.stdout), before, read_study_record(storage), second.stdout
 
@@ -61,6 +62,8 @@ def test_smoke_run_writes_report_trials_and_best_schedule(smoke_run):
     assert 0.5 < summary["best_score"] <= 1.0 and 0.5 < summary["test_score"] <= 1.0  # 10 digit classes: chance is 0.1
     assert {t.baseline for t in before.trials} >= {"constant", "step", "cosine", "onecycle"}
     assert len(before.rescored) >= 4 and all(len(r.val_scores) == 2 for r in before.rescored)  # 2 fresh seeds
+    study = optuna.load_study(study_name="smoke", storage=sqlite_url(run_dir / "study.db"))
+    assert study.metric_names == ["val_accuracy"]  # how optuna-dashboard labels the score
 
 
 def test_rerun_resumes_keeping_every_finished_trial_and_the_range_test(smoke_run):
@@ -73,6 +76,25 @@ def test_rerun_resumes_keeping_every_finished_trial_and_the_range_test(smoke_run
     assert sum(t.baseline is not None for t in after.trials) == 4  # not queued again
     assert "best_schedule.json" in stdout and "build(optimizer, epochs)" in stdout
     assert "Data:          digits from scikit-learn load_digits" in stdout
+    # --rescore-top 1 --rescore-seeds 1 (not the study file's 2 and 2): the baselines and the best other trial, 1 seed each
+    assert all(len(r.val_scores) == len(r.test_scores) == 1 for r in after.rescored)
+    assert len([r for r in after.rescored if r.baseline is None]) <= 1 and len(after.rescored) >= 4
+
+
+@pytest.mark.parametrize("flags, stored, given", [
+    (["--model", "cnn"], 'model = "mlp"', '"cnn"'),
+    (["--optimizer", "adamw"],  # sgd's momentum and nesterov, and its L2 weight decay, are not adamw's settings
+     'optimizer = {"name": "sgd", "momentum": 0.9, "nesterov": true, "weight_decay": 0.0005}', '{"name": "adamw"}'),
+    (["--optimizer", "adam"], '"weight_decay": 0.0005}', '{"name": "adam", "weight_decay": 0.0005}'),
+    (["--batch-size", "32"], "batch_size = 64", "32"),
+], ids=["model", "optimizer adamw", "optimizer adam", "batch size"])
+def test_flags_override_the_study_file(smoke_run, monkeypatch, capsys, flags, stored, given):
+    """Each flag reaches the study definition: against the stored smoke study it is the one difference named."""
+    cwd, _, _, after, _ = smoke_run
+    code, _, err = autolr_in_process([*TINY, "--trials", "7", *flags], cwd, monkeypatch, capsys)
+    assert code == 2, err
+    assert f"{stored}, not {given};" in err
+    assert read_study_record(sqlite_url(cwd / "reports" / "smoke" / "study.db")) == after
 
 
 def test_exported_spec_drives_a_plain_torch_loop_stepped_once_per_epoch(smoke_run):
@@ -113,6 +135,11 @@ def test_conflicting_rerun_exits_2_and_leaves_the_study_untouched(smoke_run):
     (["--families", "cosine,sawtooth"], "unknown family 'sawtooth'"),
     (["--backend", "dask"], "unknown backend 'dask'"),
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+    (["--rescore-seeds", "0"], "rescore_seeds must be a positive integer, got 0"),
+    (["--rescore-top", "-1"], "rescore top must be a non-negative integer, got -1"),
     (["--storage", "redis://localhost/0"], "unsupported storage URL"),
     (["--storage", "postgresql://autolr:hunter2@127.0.0.1:9/autolr"], "cannot open storage"),
     (["--study", "missing.toml"], "cannot read study file"),

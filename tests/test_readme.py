@@ -1,9 +1,12 @@
-"""The README's Python API example runs as written and finds a schedule that beats a bad one."""
+"""The README's Python examples run as written: the API finds a schedule that beats a bad one, the
+parameter-groups loop keeps its groups' ratio, the Lightning module steps the schedule per batch."""
 
 import json
 import re
 import runpy
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -38,3 +41,35 @@ def test_api_example_runs_and_exports_a_loadable_spec(tmp_path, monkeypatch, cap
         storage="sqlite:///digits-study.db", study_name="digits",
     )
     assert rerun.to_dataframe()["value"].equals(frame["value"])  # NaN (pruned) compares equal here
+
+
+def test_parameter_groups_example_keeps_the_ratio_of_its_groups(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(_written(tmp_path, "parameter-groups")))
+    spec, scheduler, batches = namespace["spec"], namespace["scheduler"], namespace["batches"]
+    total_steps = namespace["epochs"] * batches
+    assert scheduler.last_epoch == total_steps
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == namespace["epochs"]
+    for epoch, line in enumerate(lines):  # after each epoch: the backbone at a tenth of the head, both on the curve
+        head = spec.lr_at((epoch + 1) * batches, total_steps)
+        assert f"LRs {[round(head / 10, 6), round(head, 6)]}" in line, line
+    assert float(lines[-1].rsplit("loss ", 1)[1]) < 0.5  # it learnt (chance is 2.3)
+
+
+def test_lightning_example_steps_the_schedule_per_batch(tmp_path, monkeypatch):
+    pytest.importorskip("lightning")
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(_written(tmp_path, "lightning")))
+    trainer, spec = namespace["trainer"], namespace["spec"]
+    total_steps = trainer.estimated_stepping_batches
+    assert trainer.global_step == total_steps == 3 * 24
+    assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == total_steps
+    assert trainer.optimizers[0].param_groups[0]["lr"] == spec.lr_at(total_steps, total_steps)
+    assert float(trainer.callback_metrics["val_loss"]) < 0.5  # chance is 2.3
+
+
+def _written(folder: Path, name: str) -> Path:
+    script = folder / f"{name}.py"
+    script.write_text(readme_example(name))
+    return script

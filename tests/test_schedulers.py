@@ -72,12 +72,13 @@ def close(value: float, expected: float, peak: float) -> bool:
     return abs(value - expected) <= 1e-10 * abs(expected) + 1e-15 * peak
 
 
-def new_optimizer(kind: str = "sgd", groups: int = 1) -> torch.optim.Optimizer:
+def new_optimizer(kind: str = "sgd", groups: int = 1, lr: float = 1.0) -> torch.optim.Optimizer:
+    """An optimizer whose groups are all created with ``lr`` (a spec's peak LR: spec.build then gives lr_at)."""
     parameters = [{"params": [torch.nn.Parameter(torch.zeros(2))]} for _ in range(groups)]
     if kind == "adam":
-        optimizer = torch.optim.Adam(parameters, lr=1.0)
+        optimizer = torch.optim.Adam(parameters, lr=lr)
     else:
-        optimizer = torch.optim.SGD(parameters, lr=1.0, momentum=0.5)
+        optimizer = torch.optim.SGD(parameters, lr=lr, momentum=0.5)
     return optimizer
 
 
@@ -104,14 +105,14 @@ def onecycle_has_empty_phase(params: dict, total_steps: int) -> bool:
 
 def check_against_torch(family: str, params: dict, lr: float, total_steps: int, resume_at: int, kind: str) -> None:
     spec = ScheduleSpec(family, lr, params)
-    ours_optimizer, torch_optimizer = new_optimizer(kind), new_optimizer(kind)
+    ours_optimizer, torch_optimizer = new_optimizer(kind, lr=lr), new_optimizer(kind)
     ours, theirs = spec.build(ours_optimizer, total_steps), torch_equivalent(spec, torch_optimizer, total_steps)
     cycles_momentum = spec.momentum_at(0, total_steps) is not None
     for step in range(total_steps + 1):
         if step == resume_at:  # a new process: fresh optimizer and scheduler, state loaded back
             optimizer_state = weights_only_roundtrip(ours_optimizer.state_dict())
             scheduler_state = weights_only_roundtrip(ours.state_dict())
-            ours_optimizer = new_optimizer(kind)
+            ours_optimizer = new_optimizer(kind, lr=lr)
             ours = build(spec, ours_optimizer, total_steps)
             ours_optimizer.load_state_dict(optimizer_state)
             ours.load_state_dict(scheduler_state)
@@ -155,14 +156,14 @@ def test_matches_torch_at_every_step_with_resume(family):
     metrics=st.lists(st.integers(0, 6).map(float), min_size=1, max_size=200), resume=st.floats(0.0, 1.0))
 def test_plateau_matches_reduce_lr_on_plateau(params, metrics, resume):
     spec = ScheduleSpec("plateau", 0.1, params)
-    ours_optimizer, torch_optimizer = new_optimizer(), new_optimizer()
+    ours_optimizer, torch_optimizer = new_optimizer(lr=0.1), new_optimizer()
     ours, theirs = spec.build(ours_optimizer, 1000), torch_equivalent(spec, torch_optimizer, 1000)
     assert isinstance(ours, torch.optim.lr_scheduler.ReduceLROnPlateau)
     resume_at = round(resume * len(metrics))
     for index, metric in enumerate(metrics):
         if index == resume_at:
             state = weights_only_roundtrip(ours.state_dict())
-            ours_optimizer = new_optimizer()
+            ours_optimizer = new_optimizer(lr=0.1)
             ours = build(spec, ours_optimizer, 1000)
             ours_optimizer.param_groups[0]["lr"] = torch_optimizer.param_groups[0]["lr"]  # optimizer state
             ours.load_state_dict(state)
@@ -176,7 +177,7 @@ def test_plateau_matches_reduce_lr_on_plateau(params, metrics, resume):
 
 def test_plateau_warms_up_then_reacts_to_the_metric():
     spec = ScheduleSpec("plateau", 0.1, {"patience": 1, "factor": 0.5}, warmup={"fraction": 0.1, "start_factor": 0.2})
-    optimizer, reference_optimizer = new_optimizer(), new_optimizer()
+    optimizer, reference_optimizer = new_optimizer(lr=0.1), new_optimizer()
     scheduler = spec.build(optimizer, 40)  # 4 warmup steps
     lrs = [optimizer.param_groups[0]["lr"]]
     for metric in [9.0, 9.0, 9.0, 9.0]:  # flat metrics during warmup are ignored
@@ -195,13 +196,13 @@ def test_plateau_warms_up_then_reacts_to_the_metric():
 @pytest.mark.parametrize("family", ["inverse_time", "inverse_sqrt", "wsd"])
 def test_scheduler_without_torch_twin_follows_lr_at_with_warmup_and_resume(family):
     spec = ScheduleSpec(family, 0.2, warmup={"fraction": 0.05, "start_factor": 0.1})
-    optimizer = new_optimizer(groups=2)
+    optimizer = new_optimizer(groups=2, lr=0.2)
     scheduler = spec.build(optimizer, 500)
     for step in range(501):
         if step == 250:
             optimizer_state = weights_only_roundtrip(optimizer.state_dict())
             state = weights_only_roundtrip(scheduler.state_dict())
-            optimizer = new_optimizer(groups=2)
+            optimizer = new_optimizer(groups=2, lr=0.2)
             scheduler = build(spec, optimizer, 500)
             optimizer.load_state_dict(optimizer_state)
             scheduler.load_state_dict(state)

@@ -83,6 +83,26 @@ def test_overrides_apply_and_are_validated():
         config.replace(colour="red")
 
 
+@pytest.mark.parametrize("start, name, expected", [
+    ({"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}, "adamw", {"name": "adamw"}),
+    ({"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}, "adam",
+     {"name": "adam", "weight_decay": 5e-4}),  # an L2 term in both
+    ({"name": "adamw", "betas": [0.8, 0.99], "eps": 1e-6, "weight_decay": 0.05}, "adam",
+     {"name": "adam", "betas": [0.8, 0.99], "eps": 1e-6}),  # decoupled decay is another setting
+    ({"name": "adam", "betas": [0.8, 0.99], "weight_decay": 1e-4}, "sgd", {"name": "sgd", "weight_decay": 1e-4}),
+    ({"name": "sgd", "momentum": 0.5}, "sgd", {"name": "sgd", "momentum": 0.5}),
+])
+def test_another_optimizer_keeps_only_the_settings_that_mean_the_same(start, name, expected):
+    config = StudyConfig(**{**VALID, "optimizer": start})
+    assert config.with_optimizer(name).optimizer == expected
+    assert config.with_optimizer(None) == config
+
+
+def test_an_unknown_optimizer_name_is_one_sentence():
+    with pytest.raises(StudyError, match="unknown optimizer 'rmsprop'; choose one of sgd, adam, adamw"):
+        StudyConfig(**VALID).with_optimizer("rmsprop")
+
+
 def test_identity_ignores_budget_storage_and_device_but_not_epochs():
     config = StudyConfig(**VALID)
     assert config.replace(trials=99, storage="sqlite:///x.db", device="cpu", population=3).identity() == config.identity()

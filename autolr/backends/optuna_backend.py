@@ -43,7 +43,7 @@ from autolr.errors import StudyError
 from autolr.interrupts import ctrl_c_held
 from autolr.records import (
     STUDY_CONFIG_KEY, TRIAL_BASELINE_KEY, TRIAL_DURATION_KEY, TRIAL_EPOCHS_KEY, TRIAL_ERROR_KEY,
-    TRIAL_SPEC_KEY, TRIAL_STATUS_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY,
+    TRIAL_FAMILY_KEY, TRIAL_LR_KEY, TRIAL_SPEC_KEY, TRIAL_STATUS_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY,
     RescoreRecord, StudyRecord, TrialRecord,
 )
 from autolr.report.redact import redact, redact_text
@@ -125,6 +125,8 @@ class OptunaEngine:
 
     ``storage``: an Optuna storage URL (None: in memory). ``epochs``: each trial's budget
     (for fair pruning). ``worker``: this process's index among processes sharing the study.
+    ``metric_name``: what the objective value is, e.g. ``val_accuracy``; ``claim`` stores it
+    as Optuna's metric name, so optuna-dashboard and ``trials_dataframe`` show it by name.
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class OptunaEngine:
         n_trials: int = 1,
         worker: int = 0,
         retry_interrupted: bool = True,
+        metric_name: str = "value",
     ) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.storage_url = storage or IN_MEMORY
@@ -148,6 +151,7 @@ class OptunaEngine:
         self.space = space
         self.direction = direction
         self.retry_interrupted = retry_interrupted
+        self.metric_name = metric_name
         backing = open_storage(storage) if storage else optuna.storages.InMemoryStorage()
         self.study = optuna.create_study(
             storage=backing, study_name=study_name, direction=direction, load_if_exists=True,
@@ -172,10 +176,13 @@ class OptunaEngine:
 
     def claim(self, definition: dict[str, Any], identity_keys: Sequence[str]) -> None:
         """Store the study's ``definition`` once; a rerun whose ``identity_keys`` differ from
-        the stored ones is refused before anything is written."""
+        the stored ones is refused before anything is written. A new study also gets its metric name."""
         stored = self.get_attr(STUDY_CONFIG_KEY)
         if stored is None:
             self.set_attr(STUDY_CONFIG_KEY, definition)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names([self.metric_name])
             return
         for key in identity_keys:
             if _plain(stored.get(key)) != _plain(definition.get(key)):
@@ -218,6 +225,8 @@ class OptunaEngine:
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
             trial.set_user_attr(TRIAL_SPEC_KEY, spec.to_dict())
+            trial.set_user_attr(TRIAL_FAMILY_KEY, spec.family)
+            trial.set_user_attr(TRIAL_LR_KEY, spec.lr)
             trial.set_user_attr(OWNER_KEY, {"host": socket.gethostname(), "pid": os.getpid()})
             trial.set_user_attr(HEARTBEAT_KEY, time.time())
             return OptunaTrial(trial, spec, trial.user_attrs.get(TRIAL_BASELINE_KEY))

@@ -18,6 +18,12 @@ def search(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Built-in dataset; its defaults are studies/<dataset>.toml."),
     study: Optional[Path] = typer.Option(None, "--study", help="A study TOML file (flags override it)."),
     name: Optional[str] = typer.Option(None, "--name", help="The study's name (names the report folder)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Built-in model: mlp or cnn."),
+    optimizer: Optional[str] = typer.Option(
+        None, "--optimizer", help="sgd, adam or adamw. The study's optimizer settings are kept where they mean the "
+        "same for it (weight decay between sgd and adam; betas and eps between adam and adamw); the others (sgd's "
+        "momentum and nesterov for adam or adamw) take its defaults."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training batch size."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per trial."),
     target_epochs: Optional[int] = typer.Option(
         None, "--target-epochs", help="Your training length: the verdict re-scores and picks the exported LR at it "
@@ -36,6 +42,8 @@ def search(
     address: Optional[str] = typer.Option(None, "--address", help="Ray backend: auto, ray://HOST:PORT or a cluster address (default: a local Ray)."),
     gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="Ray backend: GPUs per trial, fractions allowed (0.25: four trials per GPU)."),
     cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="Ray backend: CPUs per trial."),
+    rescore_top: Optional[int] = typer.Option(None, "--rescore-top", help="Best configurations re-trained on fresh seeds after the search (0: none)."),
+    rescore_seeds: Optional[int] = typer.Option(None, "--rescore-seeds", help="Fresh seeds each re-scored configuration trains on."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset's files."),
     quiet: bool = typer.Option(False, "--quiet", help="No live progress; print only where the result is."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end, nothing else."),
@@ -46,9 +54,10 @@ def search(
     if study is None and dataset is None:
         raise UserError("give --dataset NAME (e.g. mnist) or --study FILE")
     config = load_study(study) if study is not None else default_study(dataset)  # type: ignore[arg-type]
-    config = config.replace(
-        name=name, dataset=dataset if study is not None else None, epochs=epochs, target_epochs=target_epochs,
-        trials=trials,
+    config = config.with_optimizer(optimizer).replace(
+        name=name, dataset=dataset if study is not None else None, model=model, batch_size=batch_size,
+        epochs=epochs, target_epochs=target_epochs, trials=trials, rescore_top=rescore_top,
+        rescore_seeds=rescore_seeds,
         families=[item.strip() for item in families.split(",") if item.strip()] if families is not None else None,
         sampler=sampler, pruner=pruner, storage=storage, device=device, seed=seed, population=population,
         backend=backend, data_dir=str(data_dir) if data_dir is not None else None,
