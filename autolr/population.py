@@ -49,6 +49,7 @@ def train_population(
     on_epoch: Callable[[int, int, float], bool] | None = None,
     device: str | torch.device | None = None,
     amp: bool | None = None,
+    score_test: bool = False,
 ) -> list[TrialResult]:
     """Train one member per (spec, seed) pair; return one TrialResult per member, in input order.
 
@@ -57,6 +58,7 @@ def train_population(
     (counted from 0) ``on_epoch(k, epoch, score)`` is called for every member still
     running and returns True to stop member k (status "pruned"). ``device`` and ``amp``
     as in ``train_trial``: the splits' device by default, bf16 autocast on CUDA.
+    ``score_test``: each member that completes is also scored on the test split (``test_score``).
 
     Members with SGD, Adam or AdamW train at once, one stacked population per optimizer
     kind (name, and for SGD the Nesterov setting). Members with any other optimizer
@@ -74,11 +76,11 @@ def train_population(
             if group.stacked:  # one group alone: the stacked trainer below
                 trained = train_population([specs[m] for m in group.members], model, splits, epochs, batch_size,
                                            [seeds[m] for m in group.members], data_seed, metric,
-                                           group_callback(on_epoch, group.members), device, amp)
+                                           group_callback(on_epoch, group.members), device, amp, score_test)
             else:
                 (member,) = group.members
                 trained = [train_trial(specs[member], model, splits, epochs, batch_size, seeds[member], metric,
-                                       member_callback(on_epoch, member), device, amp, data_seed)]
+                                       member_callback(on_epoch, member), device, amp, data_seed, score_test)]
             by_member.update(zip(group.members, trained, strict=True))
         return [by_member[member] for member in range(len(specs))]
     started = time.perf_counter()
@@ -123,6 +125,12 @@ def train_population(
             optimizer.keep(rows)
             first_loss = first_loss.index_select(0, rows)
             active = [active[row] for row in keep]
+    if score_test and active:
+        with autocast(device, amp):
+            test_losses, test_accuracies = evaluate(population, splits.test_x.to(device), splits.test_y.to(device),
+                                                    members=len(active))
+        for row, member in enumerate(active):
+            results[member].test_score = score_of(metric, float(test_losses[row]), float(test_accuracies[row]))
     elapsed = time.perf_counter() - started
     for member in active:
         results[member].duration_s = elapsed

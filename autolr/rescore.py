@@ -6,7 +6,8 @@ cosine, ...), its best complete rung. They are trained again from scratch at the
 training length (``target_epochs``, default the search's ``epochs``) from ``rescore_seeds``
 fresh seeds (none equals the search's): seed ``s`` gives every candidate the same initial
 weights and the same batch order (they train as one population per seed), so the verdict
-compares them paired by seed. Each is scored on validation and on the held-out test split.
+compares them paired by seed. Each run is scored on validation and, once at its end, on the
+held-out test split.
 
 At a target length other than the search's, an LR check runs first: each candidate trains
 at ``LR_CHECK_FACTORS`` times its peak LR from ``LR_CHECK_SEEDS`` seeds of their own at that
@@ -60,8 +61,7 @@ def rescore(record: StudyRecord, config: StudyConfig, splits: Any, device: str, 
     if epochs != config.epochs:
         specs, checks = lr_check(specs, config, splits, device, population, epochs)
     seeds = rescore_seeds(config)
-    val_scores = final_scores(specs, seeds, config, splits, device, population, epochs)
-    test_scores = final_scores(specs, seeds, config, _test_as_validation(splits), device, population, epochs)
+    val_scores, test_scores = final_scores(specs, seeds, config, splits, device, population, epochs, score_test=True)
     return [
         RescoreRecord(
             trial_number=trial.number, spec=spec.to_dict(), seeds=seeds, val_scores=val_scores[index],
@@ -77,7 +77,7 @@ def lr_check(specs: Sequence[ScheduleSpec], config: StudyConfig, splits: Any, de
     """Each spec at its best multiple of its LR at ``epochs`` epochs, and what the check measured."""
     tried = [dataclasses.replace(spec, lr=spec.lr * factor) for spec in specs for factor in LR_CHECK_FACTORS]
     seeds = [config.seed + LR_CHECK_SEED_OFFSET + index for index in range(LR_CHECK_SEEDS)]
-    scores = final_scores(tried, seeds, config, splits, device, population, epochs)
+    scores, _ = final_scores(tried, seeds, config, splits, device, population, epochs)
     failed_at = failure_score(scores, config.direction == "maximize")
     sign = 1.0 if config.direction == "maximize" else -1.0
     chosen, checks = [], []
@@ -90,26 +90,23 @@ def lr_check(specs: Sequence[ScheduleSpec], config: StudyConfig, splits: Any, de
 
 
 def final_scores(specs: Sequence[ScheduleSpec], seeds: Sequence[int], config: StudyConfig, splits: Any, device: str,
-                 population: int, epochs: int) -> list[list[float]]:
-    """``scores[spec][seed]``: each spec's final validation score from each seed (NaN when it
-    diverged). Seed ``s`` initialises every spec's model from ``s`` and draws the batch order
-    from ``s``, so the specs compare paired by seed."""
+                 population: int, epochs: int, score_test: bool = False) -> tuple[list[list[float]], list[list[float]]]:
+    """``(val, test)``, each ``scores[spec][seed]``: every spec's final validation score (and, with
+    ``score_test``, test score; else empty lists) from each seed, NaN where the run diverged.
+    Seed ``s`` initialises every spec's model from ``s`` and draws the batch order from ``s``,
+    so the specs compare paired by seed."""
     from autolr.population import train_population
 
-    scores: list[list[float]] = [[] for _ in specs]
+    val: list[list[float]] = [[] for _ in specs]
+    test: list[list[float]] = [[] for _ in specs]
     for seed in seeds:
         for start in range(0, len(specs), population):
             chunk = list(specs[start:start + population])
             results = train_population(chunk, config.model, splits, epochs, config.batch_size, seeds=[seed] * len(chunk),
-                                       data_seed=seed, metric=config.metric, device=device)
+                                       data_seed=seed, metric=config.metric, device=device, score_test=score_test)
             for offset, result in enumerate(results):
-                score = float(result.final_score) if result.status == "complete" else float("nan")
-                scores[start + offset].append(score)
-    return scores
-
-
-def _test_as_validation(splits: Any) -> Any:
-    """The splits with the test split in the validation slot, so the trainer's per-epoch
-    evaluation scores the held-out test split (training itself reads only the train split;
-    the trainer reports no test score of its own)."""
-    return dataclasses.replace(splits, val_x=splits.test_x, val_y=splits.test_y)
+                complete = result.status == "complete"
+                val[start + offset].append(float(result.final_score) if complete else float("nan"))
+                if score_test:
+                    test[start + offset].append(float(result.test_score) if complete else float("nan"))
+    return val, test

@@ -47,7 +47,8 @@ class TrialResult:
     ``status`` is "complete", "pruned" or "diverged"; ``final_score`` is the last
     validation score (None when the trial diverged); ``reason`` says why a trial
     stopped early; ``duration_s`` is wall-clock seconds (a population member gets
-    its population's time up to when it stopped).
+    its population's time up to when it stopped); ``test_score`` the score on the test
+    split after the last epoch, when asked for (``score_test``) and the run completed.
     """
 
     status: str
@@ -57,6 +58,7 @@ class TrialResult:
     epochs_run: int = 0
     duration_s: float = 0.0
     reason: str | None = None
+    test_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def train_trial(
     device: str | torch.device | None = None,
     amp: bool | None = None,
     data_seed: int | None = None,
+    score_test: bool = False,
 ) -> TrialResult:
     """Train one model under ``spec`` and return its per-epoch validation curve.
 
@@ -203,6 +206,7 @@ def train_trial(
     ``amp``: bf16 autocast, on CUDA only; None means on where available. A schedule-free
     optimizer is switched to training before each epoch's steps and to evaluation before
     each evaluation (``set_optimizer_mode``), so a given module ends with its evaluation weights.
+    ``score_test``: a complete run is also scored on ``splits.test_x/test_y`` (``test_score``).
     """
     check_run(epochs, batch_size, metric)
     started = time.perf_counter()
@@ -253,5 +257,9 @@ def train_trial(
         if on_epoch is not None and on_epoch(epoch, score) and epoch + 1 < epochs:
             result.status, result.reason = "pruned", f"stopped by the pruner after epoch {epoch}"
             break
+    if score_test and result.status == "complete":
+        with autocast(device, amp):
+            test_loss, test_accuracy = (float(v) for v in evaluate(model, splits.test_x.to(device), splits.test_y.to(device)))
+        result.test_score = score_of(metric, test_loss, test_accuracy)
     result.duration_s = time.perf_counter() - started
     return result

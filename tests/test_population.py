@@ -136,3 +136,14 @@ def test_population_size_on_a_cpu_is_small_and_bounded(digits):
     size = choose_population_size("mlp", digits, device="cpu", batch_size=BATCH)
     assert size in (4, 8, 16)
     assert choose_population_size("mlp", digits, device="cpu", largest=2) == 2
+
+
+def test_test_scores_of_a_mixed_population_match_single_trials(digits):
+    specs = [ScheduleSpec("cosine", 0.05), ScheduleSpec("constant", 0.05, optimizer={"name": "schedulefree_sgd"}),
+             ScheduleSpec("constant", 50.0)]  # the last diverges: no test score
+    population = train_population(specs, "mlp", digits, 2, BATCH, [3, 4, 5], data_seed=DATA_SEED, score_test=True)
+    for spec, seed, member in zip(specs[:2], [3, 4], population):
+        single = train_trial(spec, "mlp", digits, 2, BATCH, seed, data_seed=DATA_SEED, score_test=True)
+        assert 0.5 < member.test_score == pytest.approx(single.test_score, abs=1e-4)
+    assert population[2].status == "diverged" and population[2].test_score is None
+    assert train_population(specs[:1], "mlp", digits, 1, BATCH, [3], data_seed=DATA_SEED)[0].test_score is None

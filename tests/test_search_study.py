@@ -11,7 +11,8 @@ from autolr.study import StudyConfig
 from autolr.study_run import run_study
 
 CONFIG = StudyConfig(name="thrice", dataset="digits", epochs=2, trials=5, population=3, device="cpu",
-                     families=("constant", "cosine", "step", "onecycle"), rescore_top=1, rescore_seeds=2)
+                     families=("constant", "cosine", "step", "onecycle"), rescore_top=1, rescore_seeds=2,
+                     baseline_lrs=1, schedule_free=False)
 
 
 def refuse(*args, **kwargs):
@@ -22,7 +23,7 @@ def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     first = run_study(CONFIG, out=tmp_path)
     assert len(first.record.trials) == 5 and first.record.range_test is not None
-    assert {r.baseline for r in first.record.rescored} == {"constant", "cosine", "step", "onecycle"}
+    assert {r.baseline for r in first.record.rescored} - {None} == {"constant", "cosine", "onecycle", "linear"}
 
     monkeypatch.setattr(autolr.rangetest, "population_range_test", refuse)
     trained: list[int] = []
@@ -35,8 +36,8 @@ def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(autolr.population, "train_population", counting)
     second = run_study(CONFIG.replace(trials=7), out=tmp_path)
     assert second.record.trials[:5] == first.record.trials and len(second.record.trials) == 7
-    assert trained[0] == 2  # the two new trials; then re-scoring: candidates x seeds, validation and test passes
-    assert sum(trained[1:]) == 2 * 2 * len(second.record.rescored)
+    assert trained[0] == 2  # the two new trials; then re-scoring: candidates x seeds (test scored at the end of each run)
+    assert sum(trained[1:]) == 2 * len(second.record.rescored)
     assert second.record.range_test == first.record.range_test
 
     monkeypatch.setattr(autolr.population, "train_population", refuse)

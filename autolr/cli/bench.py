@@ -62,6 +62,23 @@ def bench(
 app.command("rangetest")(bench_rangetest)
 
 
+@app.command("verdict")
+def bench_verdict(
+    quick: bool = typer.Option(False, "--quick", help="One tiny digits study (for tests), not the reference settings."),
+    runs_dir: Path = typer.Option(Path("reports/reference-runs"), "--runs-dir", help="Where the studies are stored."),
+    out_dir: Path = typer.Option(Path("reports/reference"), "--out-dir", help="Folder for verdict.md and verdict.json."),
+) -> None:
+    """Reference results: each built-in setting's study, its verdict at 1x and 3x its epochs, and a plain loop's time."""
+    from autolr.bench_verdict import QUICK_SETTINGS, SETTINGS, run_reference, write_reference
+
+    console = Console()
+    report = run_reference(QUICK_SETTINGS if quick else SETTINGS, runs_dir, quick=quick,
+                           on_row=lambda row: console.print(f"{row['setting']} at {row['epochs']} epochs: "
+                                                            f"{row['sentence']}", markup=False))
+    for path in write_reference(report, out_dir):
+        console.print(f"wrote {path}")
+
+
 @app.command("load")
 def bench_load(
     storage: list[str] = typer.Option(["journal"], "--storage", help="journal, sqlite or a database URL; repeatable."),

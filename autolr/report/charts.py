@@ -47,7 +47,7 @@ def report_figures(
                                "Which family wins: box = quartiles, whiskers = worst to best trial.")
     if gains_over_baselines:
         figures["gains"] = (gains(gains_over_baselines, metric),
-                            "Recommended minus baseline; bars are 95% intervals over seeds.")
+                            "Best searched minus each LR-tuned baseline; bars are paired 95% intervals over fresh seeds.")
     importances = importance_by_family(record)
     if importances:
         figures["importance"] = (importance(importances, EVALUATOR_NAME), (
@@ -251,7 +251,8 @@ def _loss_at(result: dict[str, Any], lr: float) -> float | None:
 
 def gains(items: list[Gain], metric: str) -> go.Figure:
     """Gain of the recommendation over each baseline with its confidence interval, per split."""
-    figure = go.Figure(layout=_layout("Gain over baselines (95% interval)", f"{metric} gain (positive = better)", ""))
+    figure = go.Figure(layout=_layout("Best searched minus each tuned baseline (95% interval)",
+                                      f"{metric} gain (positive = searched better)", ""))
     for index, split in enumerate(("validation", "test")):
         chosen = [item for item in items if item.split == split]
         if not chosen:

@@ -161,8 +161,8 @@ def rank(record: StudyRecord) -> Ranking:
     if rescored:
         epochs = record.rescored[0].epochs or record.config.get("epochs")
         rule = (f"Ranked by mean validation {metric} ({better} first) over {seeds} fresh seeds, a failed seed counted "
-                f"as {failed_at[0]:.4g}, at {epochs} epochs, among the best searched configurations and each tuned "
-                f"baseline's best LR re-trained after the search; trials not re-trained follow by their final "
+                f"as {failed_at[0]:.4g}, at {epochs} epochs, among the best searched configurations and the best LR of "
+                f"each tuned baseline, re-trained after the search; trials not re-trained follow by their final "
                 f"validation {metric}. Exported: the best searched configuration only when its paired "
                 f"{CONFIDENCE:.0%} interval over the best baseline lies above zero, else that baseline.")
     else:

@@ -16,6 +16,7 @@ import plotly
 import autolr
 from autolr.records import StudyRecord
 from autolr.report import charts, html
+from autolr.report.horizon import horizon_check
 from autolr.report.rank import Ranking, baseline_gains, family_scores, rank, trials_table
 from autolr.report.redact import redact
 from autolr.report.reproduce import STUDY_FILE, reproduce_command, study_toml
@@ -66,6 +67,7 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
     _write_atomic(out_dir / "charts.json", chart_data)
     _copy_plotly(out_dir / "assets" / "plotly.min.js")
     index_html = out_dir / "index.html"
+    horizon = horizon_check(record)
     _write_atomic(index_html, html.render({
         **html.study_facts(record, spec),
         "recommendation": html.recommendation(record, ranking, gains),
@@ -76,6 +78,7 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
         "charts": [{"name": name, "caption": caption, "width": "wide" if name in charts.WIDE else ""}
                    for name, (_, caption) in figures.items()],
         "chart_data": chart_data, "gains": html.gain_rows(gains), "families": html.family_rows(families),
+        "horizon": horizon.sentence if horizon else "", "horizon_rows": horizon.rows if horizon else [],
         "version": autolr.__version__,
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }))

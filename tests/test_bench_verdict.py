@@ -1,0 +1,39 @@
+"""The reference table's rows from a study record with known re-scored numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from report_records import small_record
+
+from autolr.bench_verdict import markdown, verdict_row
+from autolr.records import RescoreRecord
+
+SEEDS = [1000, 1001, 1002]
+
+
+def record_with_baselines():
+    record = small_record()
+    cosine = {"family": "cosine", "lr": 0.09, "params": {"min_factor": 0.0}}
+    free = {"family": "constant", "lr": 0.05, "optimizer": {"name": "schedulefree_sgd"}}
+    record.rescored = [
+        RescoreRecord(1, record.trials[1].spec, SEEDS, [0.960, 0.962, 0.961], [0.950, 0.952, 0.954], epochs=4),
+        RescoreRecord(0, cosine, SEEDS, [0.962, 0.963, 0.962], [0.951, 0.950, 0.955], baseline="cosine", epochs=4),
+        RescoreRecord(6, free, SEEDS, [0.95, math.nan, 0.95], [0.94, math.nan, 0.94], baseline="schedule_free", epochs=4),
+    ]
+    return record
+
+
+def test_a_row_reports_the_export_against_tuned_cosine_and_schedule_free():
+    row = verdict_row(record_with_baselines(), "mnist mlp", 12.0)
+    assert row["outcome"] == "no gain" and row["exported"] == "cosine to zero at LR 0.09"
+    assert row["test_exported"] == pytest.approx((0.951 + 0.950 + 0.955) / 3)
+    assert row["exported_vs_cosine"]["same"] is True
+    versus_free = row["exported_vs_schedule_free"]
+    assert versus_free["mean"] == pytest.approx(((0.951 - 0.94) + 0.950 + (0.955 - 0.94)) / 3)  # failed seed counts 0
+    assert row["failed_seeds"] == {"schedule-free at LR 0.05": 1}
+    assert row["epochs"] == 4 and row["seeds"] == 3 and row["study_wall_s"] == 12.0
+    text = markdown({"hardware": "test CPU", "torch": "x", "rows": [row]})
+    assert "| mnist mlp | 10 (1) | 4 | no gain | cosine to zero at LR 0.09 | 0.9520 |" in text
+    assert row["sentence"] in text
