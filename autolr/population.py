@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from autolr.errors import UserError
-from autolr.models import PopulationModel, build_population
+from autolr.models import StackedModel, build_population
 from autolr.spec import ScheduleSpec
 from autolr.train import (
-    OptimizerSettings, Splits, TrialResult, autocast, check_run, divergence_reason, evaluate,
-    resolve_device, score_of, shuffled_epochs, steps_per_epoch,
+    LossFn, OptimizerSettings, Splits, TrialResult, autocast, check_run, check_targets, divergence_reason,
+    evaluate, member_losses, resolve_device, score_of, shuffled_epochs, steps_per_epoch,
 )
 
 
@@ -54,16 +54,44 @@ def train_population(
     optimizer kind (same name, and for SGD the same Nesterov setting). ``device`` and
     ``amp`` as in ``train_trial``: the splits' device by default, bf16 autocast on CUDA.
     """
-    check_run(epochs, batch_size, metric)
+    check_members(specs, seeds)
+    population = build_population(model, splits.input_shape, splits.num_classes, seeds)
+    return train_stacked(population, specs, splits, epochs, batch_size, data_seed, metric, on_epoch, device, amp)
+
+
+def check_members(specs: Sequence[ScheduleSpec], seeds: Sequence[int]) -> None:
+    """Raise UserError unless there is one seed per spec and at least one of each."""
     if len(specs) != len(seeds) or not specs:
-        raise UserError(f"train_population needs one seed per spec, got {len(specs)} specs and {len(seeds)} seeds")
+        raise UserError(f"a population needs one seed per spec, got {len(specs)} specs and {len(seeds)} seeds")
+
+
+def train_stacked(
+    population: StackedModel,
+    specs: Sequence[ScheduleSpec],
+    splits: Splits,
+    epochs: int,
+    batch_size: int,
+    data_seed: int = 0,
+    metric: str = "accuracy",
+    on_epoch: Callable[[int, int, float], bool] | None = None,
+    device: str | torch.device | None = None,
+    amp: bool | None = None,
+    loss_fn: LossFn = F.cross_entropy,
+) -> list[TrialResult]:
+    """Train the members of ``population`` at once, member k under ``specs[k]``; as ``train_population``.
+
+    ``loss_fn(outputs, targets)`` is one member's mean loss of a batch (training and the
+    validation loss).
+    """
+    check_run(epochs, batch_size, metric)
+    check_targets(metric, splits)
     started = time.perf_counter()
     device = resolve_device(device, splits)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
     val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
     epoch_steps = steps_per_epoch(train_x.shape[0], batch_size)
     total_steps = epochs * epoch_steps
-    population = build_population(model, splits.input_shape, splits.num_classes, seeds).to(device)
+    population = population.to(device)
     optimizer = StackedOptimizer(specs, total_steps, epochs, device)
     results = [TrialResult(status="complete") for _ in specs]
     active = list(range(len(specs)))  # original member index of each stacked row
@@ -71,15 +99,17 @@ def train_population(
     step = 0
     for epoch, (epoch_x, epoch_y) in enumerate(shuffled_epochs(train_x, train_y, epochs, data_seed)):
         loss_sum = torch.zeros(len(active), device=device)
+        population.train()
         for start in range(0, epoch_x.shape[0], batch_size):
             batch = epoch_x[start:start + batch_size], epoch_y[start:start + batch_size]
-            losses = _train_step(population, optimizer, batch, step, autocast(device, amp))
+            losses = _train_step(population, optimizer, batch, step, autocast(device, amp), loss_fn)
             loss_sum += losses
             if first_loss is None:
                 first_loss = losses.detach()
             step += 1
+        population.eval()
         with autocast(device, amp):
-            val_losses, val_accuracies = evaluate(population, val_x, val_y, members=len(active))
+            val_losses, val_accuracies = evaluate(population, val_x, val_y, members=len(active), loss_fn=loss_fn)
         stopped = _end_epoch(
             epoch, epochs, active, results, metric, on_epoch,
             epoch_losses=(loss_sum / epoch_steps).tolist(), first_losses=first_loss.tolist(),
@@ -106,21 +136,21 @@ def train_population(
 
 
 def _train_step(
-    population: PopulationModel,
+    population: StackedModel,
     optimizer: "StackedOptimizer",
     batch: tuple[torch.Tensor, torch.Tensor],
     step: int,
     precision: contextlib.AbstractContextManager,
+    loss_fn: LossFn = F.cross_entropy,
 ) -> torch.Tensor:
     """One forward/backward of every member on ``batch`` and the update of step ``step``; the K losses."""
     x, y = batch
     with precision:
-        logits = population(x)
-    losses = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(population.size), reduction="none")
-    losses = losses.view(population.size, -1).mean(1)
+        outputs = population(x)
+    losses = member_losses(outputs, y, loss_fn)
     population.zero_grad(set_to_none=True)
     losses.sum().backward()
-    optimizer.step(population, step)
+    optimizer.step(population.params, step)
     return losses.detach()
 
 
@@ -200,14 +230,14 @@ class StackedOptimizer:
         self.eps = as_tensor([s.eps for s in settings])
         self.state: list[list[torch.Tensor]] | None = None  # per parameter: [momentum] or [exp_avg, exp_avg_sq]
 
-    def step(self, population: PopulationModel, step: int) -> None:
-        """Apply the update of scheduler step ``step`` (counted from 0) to every member.
+    def step(self, stacked_params: Sequence[torch.Tensor], step: int) -> None:
+        """Apply the update of scheduler step ``step`` (counted from 0) to the stacked parameters (gradients in ``.grad``).
 
         Written as few passes over the stacked tensors as torch allows (each pass over K
         members' parameters costs memory bandwidth, which bounds a CPU); ``param.grad`` is
         used as scratch space, as the next backward writes it afresh.
         """
-        params = list(population.params)
+        params = list(stacked_params)
         if self.state is None:
             slots = 1 if self.name == "sgd" else 2
             self.state = [[torch.zeros_like(p) for _ in range(slots)] for p in params]
