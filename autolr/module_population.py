@@ -34,10 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from autolr.errors import UserError
+from autolr.errors import UserError, one_line
 from autolr.models import StackedModel
 from autolr.population import check_members, train_stacked
-from autolr.search import one_line
 from autolr.spec import ScheduleSpec
 from autolr.train import LossFn, Splits, TrialResult, member_losses, resolve_device, train_trial
 

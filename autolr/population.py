@@ -9,7 +9,8 @@ Each member's LR for every step is precomputed from ``spec.lr_at`` as one
 loss once per epoch, as ``train_trial`` does. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW)
 is written on the stacked tensors, one set of per-member hyper-parameters per member.
 Members that stop (pruned, diverged) are dropped from the stacked tensors at the end of
-the epoch and cost nothing after.
+the epoch and cost nothing after. ``train_stacked`` is this loop for any ``StackedModel``:
+the built-in models here, a user's own module in ``autolr.module_population``.
 """
 
 from __future__ import annotations

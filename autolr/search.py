@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
-from autolr.errors import StudyError
+from autolr.errors import StudyError, one_line
 from autolr.interrupts import ctrl_c_held
 from autolr.spec import ScheduleSpec
 
@@ -248,12 +248,6 @@ def objective_evaluator(objective: Callable[[ScheduleSpec, Trial], float], direc
         return outcomes
 
     return evaluate
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
 
 
 def _finished(value: Any, direction: str) -> TrialOutcome:

@@ -38,3 +38,13 @@ def test_api_example_runs_and_exports_a_loadable_spec(tmp_path, monkeypatch, cap
         storage="sqlite:///digits-study.db", study_name="digits",
     )
     assert rerun.to_dataframe()["value"].equals(frame["value"])  # NaN (pruned) compares equal here
+
+
+def test_module_population_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "module_example.py"
+    script.write_text(readme_example("module"))
+    namespace = runpy.run_path(str(script))
+    assert [member.status for member in namespace["members"]] == ["complete"] * 3
+    assert max(member.final_score for member in namespace["members"]) > 0.8
+    assert len(namespace["result"].to_dataframe()) == 8 and namespace["result"].best_value > 0.8
