@@ -66,8 +66,7 @@ def assert_same_curve(member, trial):
 
 
 @pytest.mark.parametrize("optimizer", [SGD, ADAMW], ids=["sgd-momentum", "adamw"])
-@pytest.mark.parametrize("factory", [batchnorm_mlp, pytest.param(batchnorm_cnn, marks=pytest.mark.slow)],
-                         ids=["batchnorm-mlp", "batchnorm-cnn"])
+@pytest.mark.parametrize("factory", [batchnorm_mlp, batchnorm_cnn], ids=["batchnorm-mlp", "batchnorm-cnn"])
 def test_each_member_equals_its_single_trial(digits, factory, optimizer):
     lr = 0.05 if optimizer is SGD else 0.003
     specs = [

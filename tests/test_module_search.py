@@ -21,6 +21,7 @@ def digits():
     return autolr.splits_from_tensors(torch.tensor(data.data[:700], dtype=torch.float32), torch.tensor(data.target[:700]))
 
 
+@pytest.mark.slow  # about 12 s: 6 trials stored in SQLite, then a resume
 def test_search_module_trains_the_asked_trials_and_each_value_is_the_single_trial(digits, tmp_path):
     space = autolr.SearchSpace(lr_low=0.01, lr_high=0.5, families=("constant", "cosine", "onecycle"))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
