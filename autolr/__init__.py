@@ -29,6 +29,9 @@ _LAZY = {
     "TrialResult": "autolr.train",
     "train_population": "autolr.population",
     "choose_population_size": "autolr.population",
+    "train_module_population": "autolr.module_population",
+    "PopulationFallbackWarning": "autolr.module_population",
+    "search_module": "autolr.module_search",
     "build_model": "autolr.models",
     "lightning_config": "autolr.schedulers",
 }

@@ -9,6 +9,10 @@ so their trials per minute can be compared directly:
   ``CosineAnnealingLR`` stepped per batch.
 - ``single_trial``: ``autolr.train.train_trial``, one model per trial, data on the device.
 - ``population_K<k>``: ``autolr.population.train_population``, k trials at once.
+- ``resnet_single_trial`` and ``resnet_population_K<k>``: a model that is not built in
+  (``SmallResNet``, two residual blocks with BatchNorm) on the first ``module_train_limit``
+  training rows, one ``train_trial`` per trial against ``train_module_population`` (torch.func)
+  with k trials at once.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import VisionDataset
@@ -33,6 +38,7 @@ from autolr.backends.bench_search import Report, SearchOutcome, tpe_median_searc
 from autolr.data import Splits, load_splits
 from autolr.errors import UserError
 from autolr.models import build_model
+from autolr.module_population import build_member, train_module_population
 from autolr.population import train_population
 from autolr.spec import ScheduleSpec
 from autolr.train import evaluate, train_trial
@@ -57,6 +63,9 @@ class BenchConfig:
     device: str = "cpu"
     seed: int = 0
     ray: bool = False  # also run the Ray Tune rows (autolr.backends.ray_bench)
+    module_trials: int = 8  # trials of each SmallResNet row
+    module_population: int = 8  # K of the SmallResNet population row (0: no SmallResNet rows)
+    module_train_limit: int | None = 2000  # training rows of the SmallResNet rows (None: all)
 
     @classmethod
     def for_device(cls, device: str | None = None, quick: bool = False) -> "BenchConfig":
@@ -65,13 +74,16 @@ class BenchConfig:
         CPU: MNIST (10,000 digits offline), MLP 784-256-10, batch 128, 2 epochs, 16 trials.
         GPU: Fashion-MNIST, 3 epochs, 8 tutorial trials, 32 single trials, K up to 256.
         ``quick`` is the CPU configuration with populations of 4 and 16 on any device.
+        SmallResNet rows: 8 trials, K = 8, 2,000 training rows on a CPU; 64 trials, K = 32,
+        every row on a GPU.
         """
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if quick or not device.startswith("cuda"):
             return cls(device=device, population_sizes=(4, 16) if quick else (4, 8, 16))
         return cls(
             dataset="fashion-mnist", epochs=3, trials=32, tutorial_trials=8,
-            population_sizes=(16, 64, 256), device=device,
+            population_sizes=(16, 64, 256), device=device, module_trials=64, module_population=32,
+            module_train_limit=None,
         )
 
 
@@ -89,6 +101,7 @@ class BenchRow:
     diverged: int
     population_size: int = 1
     ratio_to_tutorial: float | None = None
+    ratio_to_single: float | None = None  # to the single-trial row of the same model
 
 
 @dataclass
@@ -110,6 +123,8 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
         raise UserError("bench needs at least 1 epoch, 1 trial, 1 tutorial trial and one population size")
     if min(config.population_sizes) < 1:
         raise UserError(f"population sizes must be positive, got {list(config.population_sizes)}")
+    if config.module_population < 0 or config.module_trials < 1:
+        raise UserError("bench needs a SmallResNet population of 0 (no such rows) or more and at least 1 SmallResNet trial")
     splits = _limited(load_splits(config.dataset, device=config.device, seed=config.seed), config.train_limit)
     report = BenchReport(device=describe_device(config.device), config={**asdict(config), "dataset_source": splits.source})
     rows: list[tuple[str, int, int, Callable[[list[float], Report], list[tuple[str, float | None]]]]] = [
@@ -121,6 +136,14 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
             f"population_K{size}", max(config.trials, size), size,
             lambda lrs, report: _population_group(lrs, report, splits, config),
         ))
+    if config.module_population:
+        module_splits = _limited(splits, config.module_train_limit)
+        rows.append(("resnet_single_trial", config.module_trials, 1,
+                     lambda lrs, report: _single_group(lrs, report, module_splits, config,
+                                                       build_member(_resnet_factory(module_splits), config.seed))))
+        rows.append((f"resnet_population_K{config.module_population}",
+                     max(config.module_trials, config.module_population), config.module_population,
+                     lambda lrs, report: _resnet_population_group(lrs, report, module_splits, config)))
     for name, trials, size, run_group in rows:
         started = time.perf_counter()
         outcome = tpe_median_search(run_group, trials, size, *LR_RANGE, seed=config.seed)
@@ -136,8 +159,12 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
             if on_row is not None:
                 on_row(row)
     tutorial = report.rows[0].trials_per_minute
+    single = {row.name.removesuffix("single_trial"): row.trials_per_minute for row in report.rows
+              if row.name.endswith("single_trial")}
     for row in report.rows:
         row.ratio_to_tutorial = row.trials_per_minute / tutorial
+        family = "resnet_" if row.name.startswith("resnet_") else ""
+        row.ratio_to_single = row.trials_per_minute / single[family] if family in single else None
     return report
 
 
@@ -155,14 +182,15 @@ def write_bench(report: BenchReport, out_dir: Path) -> list[Path]:
     return [json_path, csv_path, markdown_path]
 
 
-TABLE_COLUMNS = ("row", "trials", "trials/min", "best val accuracy", "x tutorial loop")
+TABLE_COLUMNS = ("row", "trials", "trials/min", "best val accuracy", "x tutorial loop", "x single trial")
 
 
 def table_cells(row: BenchRow) -> tuple[str, ...]:
     """The row as the table's text cells, in TABLE_COLUMNS order."""
     accuracy = "-" if row.best_val_accuracy is None else f"{row.best_val_accuracy:.4f}"
     ratio = "-" if row.ratio_to_tutorial is None else f"{row.ratio_to_tutorial:.1f}"
-    return row.name, str(row.trials), f"{row.trials_per_minute:,.0f}", accuracy, ratio
+    to_single = "-" if row.ratio_to_single is None else f"{row.ratio_to_single:.2f}"
+    return row.name, str(row.trials), f"{row.trials_per_minute:,.0f}", accuracy, ratio, to_single
 
 
 def markdown_table(report: BenchReport) -> str:
@@ -170,7 +198,9 @@ def markdown_table(report: BenchReport) -> str:
     config = report.config
     lines = [
         f"Device: {report.device}. Data: {config['dataset']} ({config['dataset_source']}), "
-        f"model {MODEL}, {config['epochs']} epochs, batch {config['batch_size']}, SGD momentum 0.9, cosine.",
+        f"model {MODEL}, {config['epochs']} epochs, batch {config['batch_size']}, SGD momentum 0.9, cosine. "
+        f"resnet rows: SmallResNet (not built in) on {config['module_train_limit'] or 'all'} training rows; "
+        f"torch {torch.__version__}.",
         "",
         "| " + " | ".join(TABLE_COLUMNS) + " |",
         "|" + "---|" * len(TABLE_COLUMNS),
@@ -213,10 +243,12 @@ def _spec(lr: float) -> ScheduleSpec:
     return ScheduleSpec("cosine", lr, optimizer=OPTIMIZER)
 
 
-def _single_group(lrs: list[float], report: Report, splits: Splits, config: BenchConfig) -> list[tuple[str, float | None]]:
+def _single_group(
+    lrs: list[float], report: Report, splits: Splits, config: BenchConfig, model: str | nn.Module = MODEL,
+) -> list[tuple[str, float | None]]:
     (lr,) = lrs
     result = train_trial(
-        _spec(lr), MODEL, splits, config.epochs, config.batch_size, seed=config.seed,
+        _spec(lr), model, splits, config.epochs, config.batch_size, seed=config.seed,
         on_epoch=lambda epoch, score: report(0, epoch, score), device=config.device,
     )
     return [(result.status, result.final_score)]
@@ -227,6 +259,53 @@ def _population_group(
 ) -> list[tuple[str, float | None]]:
     results = train_population(
         [_spec(lr) for lr in lrs], MODEL, splits, config.epochs, config.batch_size,
+        seeds=[config.seed] * len(lrs), data_seed=config.seed, on_epoch=report, device=config.device,
+    )
+    return [(result.status, result.final_score) for result in results]
+
+
+class SmallResNet(nn.Module):
+    """A ResNet-style CNN that autolr does not build in: a stem and two residual blocks with BatchNorm.
+
+    Widths ``RESNET_WIDTHS``; the second block halves the resolution (stride 2, 1x1
+    projection on the skip path); global average pooling, then a linear classifier.
+    """
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        narrow, wide = RESNET_WIDTHS
+        self.stem = nn.Sequential(nn.Conv2d(channels, narrow, 3, padding=1, bias=False), nn.BatchNorm2d(narrow), nn.ReLU())
+        self.block1 = _residual_branch(narrow, narrow, stride=1)
+        self.block2 = _residual_branch(narrow, wide, stride=2)
+        self.project = nn.Sequential(nn.Conv2d(narrow, wide, 1, stride=2, bias=False), nn.BatchNorm2d(wide))
+        self.head = nn.Linear(wide, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stem(x)
+        out = (out + self.block1(out)).relu()
+        out = (self.project(out) + self.block2(out)).relu()
+        return self.head(out.mean((2, 3)))
+
+
+RESNET_WIDTHS = (8, 16)  # channels of SmallResNet's first and second residual block
+
+
+def _residual_branch(inputs: int, outputs: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(),
+        nn.Conv2d(outputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs),
+    )
+
+
+def _resnet_factory(splits: Splits) -> Callable[[], nn.Module]:
+    return lambda: SmallResNet(splits.input_shape[0], splits.num_classes)
+
+
+def _resnet_population_group(
+    lrs: list[float], report: Report, splits: Splits, config: BenchConfig
+) -> list[tuple[str, float | None]]:
+    results = train_module_population(
+        _resnet_factory(splits), [_spec(lr) for lr in lrs], splits, config.epochs, config.batch_size,
         seeds=[config.seed] * len(lrs), data_seed=config.seed, on_epoch=report, device=config.device,
     )
     return [(result.status, result.final_score) for result in results]

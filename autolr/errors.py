@@ -1,4 +1,4 @@
-"""The one exception family for mistakes a user can make (bad flag, file, name or value)."""
+"""The one exception family for mistakes a user can make (bad flag, file, name or value), and how errors are shown in one line."""
 
 from __future__ import annotations
 
@@ -20,3 +20,9 @@ class DataError(UserError):
 
 class StudyError(UserError):
     """A study file, flag or storage is invalid or unreachable."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__

@@ -57,19 +57,16 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, seed: i
         )
 
 
-class PopulationModel(nn.Module):
-    """K copies of one architecture with stacked parameters, run together on a shared batch.
+class StackedModel(nn.Module):
+    """K models with stacked parameters, run together on a shared batch: the population trainer's model.
 
-    ``forward(x)`` takes a batch ``B x C x H x W`` and returns logits ``K x B x classes``.
-    ``params`` lists the stacked parameters, each ``K x <the single model's shape>``,
-    in the single model's ``parameters()`` order. ``grouped_convolutions``: run the
-    convolutions of all members as one grouped convolution (None: on CUDA only).
+    ``forward(x)`` takes one batch and returns ``K x batch x ...`` outputs. ``params``
+    lists the stacked parameters, each ``K x <the single model's shape>``, in the single
+    model's ``parameters()`` order.
     """
 
-    def __init__(self, name: str, singles: Sequence[nn.Module], grouped_convolutions: bool | None = None) -> None:
+    def __init__(self, singles: Sequence[nn.Module]) -> None:
         super().__init__()
-        self.name = name
-        self.grouped_convolutions = grouped_convolutions
         stacked = [torch.stack(group).detach().clone() for group in zip(*(m.parameters() for m in singles))]
         self.params = nn.ParameterList(nn.Parameter(tensor) for tensor in stacked)
 
@@ -83,6 +80,19 @@ class PopulationModel(nn.Module):
         for parameter in self.params:
             parameter.data = parameter.data.index_select(0, members)
             parameter.grad = None
+
+
+class PopulationModel(StackedModel):
+    """K copies of built-in model ``name``; ``forward(x)`` takes ``B x C x H x W`` and returns logits ``K x B x classes``.
+
+    ``grouped_convolutions``: run the convolutions of all members as one grouped
+    convolution (None: on CUDA only).
+    """
+
+    def __init__(self, name: str, singles: Sequence[nn.Module], grouped_convolutions: bool | None = None) -> None:
+        super().__init__(singles)
+        self.name = name
+        self.grouped_convolutions = grouped_convolutions
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.name == "mlp":

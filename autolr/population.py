@@ -9,9 +9,10 @@ Each member's LR for every step is precomputed from ``spec.lr_at`` as one
 loss once per epoch, as ``train_trial`` does. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW)
 is written on the stacked tensors, one set of per-member hyper-parameters per member.
 Members that stop (pruned, diverged) are dropped from the stacked tensors at the end of
-the epoch and cost nothing after. Members of other optimizer kinds form their own stacked
-population; optimizers the stacked update does not implement train one by one
-(``autolr.population_groups``).
+the epoch and cost nothing after. ``train_stacked`` is this loop for any ``StackedModel``:
+the built-in models here, a user's own module in ``autolr.module_population``. Members of
+other optimizer kinds form their own stacked population; optimizers the stacked update does
+not implement train one by one (``autolr.population_groups``).
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from autolr.errors import UserError
-from autolr.models import PopulationModel, build_population
+from autolr.models import StackedModel, build_population
 from autolr.population_groups import (
     STACKED_OPTIMIZERS, group_callback, member_callback, member_groups, stacked_kind,
 )
 from autolr.spec import ScheduleSpec
 from autolr.train import (
-    OptimizerSettings, Splits, TrialResult, autocast, check_run, divergence_reason, evaluate,
-    resolve_device, score_of, shuffled_epochs, steps_per_epoch, train_trial,
+    LossFn, OptimizerSettings, Splits, TrialResult, autocast, check_run, check_targets, divergence_reason,
+    evaluate, member_losses, resolve_device, score_of, shuffled_epochs, steps_per_epoch, train_trial,
 )
 
 
@@ -66,9 +67,7 @@ def train_population(
     data seed, metric and device: the stacked update is written for those three only, and
     the others are the packages' own optimizers (see ``autolr.population_groups``).
     """
-    check_run(epochs, batch_size, metric)
-    if len(specs) != len(seeds) or not specs:
-        raise UserError(f"train_population needs one seed per spec, got {len(specs)} specs and {len(seeds)} seeds")
+    check_members(specs, seeds)
     groups = member_groups(specs)
     if len(groups) > 1 or not groups[0].stacked:
         by_member: dict[int, TrialResult] = {}
@@ -80,16 +79,49 @@ def train_population(
             else:
                 (member,) = group.members
                 trained = [train_trial(specs[member], model, splits, epochs, batch_size, seeds[member], metric,
-                                       member_callback(on_epoch, member), device, amp, data_seed, score_test)]
+                                       member_callback(on_epoch, member), device, amp, data_seed,
+                                       score_test=score_test)]
             by_member.update(zip(group.members, trained, strict=True))
         return [by_member[member] for member in range(len(specs))]
+    population = build_population(model, splits.input_shape, splits.num_classes, seeds)
+    return train_stacked(population, specs, splits, epochs, batch_size, data_seed, metric, on_epoch, device, amp,
+                         score_test=score_test)
+
+
+def check_members(specs: Sequence[ScheduleSpec], seeds: Sequence[int]) -> None:
+    """Raise UserError unless there is one seed per spec and at least one of each."""
+    if len(specs) != len(seeds) or not specs:
+        raise UserError(f"a population needs one seed per spec, got {len(specs)} specs and {len(seeds)} seeds")
+
+
+def train_stacked(
+    population: StackedModel,
+    specs: Sequence[ScheduleSpec],
+    splits: Splits,
+    epochs: int,
+    batch_size: int,
+    data_seed: int = 0,
+    metric: str = "accuracy",
+    on_epoch: Callable[[int, int, float], bool] | None = None,
+    device: str | torch.device | None = None,
+    amp: bool | None = None,
+    loss_fn: LossFn = F.cross_entropy,
+    score_test: bool = False,
+) -> list[TrialResult]:
+    """Train the members of ``population`` at once, member k under ``specs[k]``; as ``train_population``.
+
+    ``loss_fn(outputs, targets)`` is one member's mean loss of a batch (training and the
+    validation loss).
+    """
+    check_run(epochs, batch_size, metric)
+    check_targets(metric, splits)
     started = time.perf_counter()
     device = resolve_device(device, splits)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
     val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
     epoch_steps = steps_per_epoch(train_x.shape[0], batch_size)
     total_steps = epochs * epoch_steps
-    population = build_population(model, splits.input_shape, splits.num_classes, seeds).to(device)
+    population = population.to(device)
     optimizer = StackedOptimizer(specs, total_steps, epochs, device)
     results = [TrialResult(status="complete") for _ in specs]
     active = list(range(len(specs)))  # original member index of each stacked row
@@ -97,15 +129,17 @@ def train_population(
     step = 0
     for epoch, (epoch_x, epoch_y) in enumerate(shuffled_epochs(train_x, train_y, epochs, data_seed)):
         loss_sum = torch.zeros(len(active), device=device)
+        population.train()
         for start in range(0, epoch_x.shape[0], batch_size):
             batch = epoch_x[start:start + batch_size], epoch_y[start:start + batch_size]
-            losses = _train_step(population, optimizer, batch, step, autocast(device, amp))
+            losses = _train_step(population, optimizer, batch, step, autocast(device, amp), loss_fn)
             loss_sum += losses
             if first_loss is None:
                 first_loss = losses.detach()
             step += 1
+        population.eval()
         with autocast(device, amp):
-            val_losses, val_accuracies = evaluate(population, val_x, val_y, members=len(active))
+            val_losses, val_accuracies = evaluate(population, val_x, val_y, members=len(active), loss_fn=loss_fn)
         stopped = _end_epoch(
             epoch, epochs, active, results, metric, on_epoch,
             epoch_losses=(loss_sum / epoch_steps).tolist(), first_losses=first_loss.tolist(),
@@ -128,7 +162,7 @@ def train_population(
     if score_test and active:
         with autocast(device, amp):
             test_losses, test_accuracies = evaluate(population, splits.test_x.to(device), splits.test_y.to(device),
-                                                    members=len(active))
+                                                    members=len(active), loss_fn=loss_fn)
         for row, member in enumerate(active):
             results[member].test_score = score_of(metric, float(test_losses[row]), float(test_accuracies[row]))
     elapsed = time.perf_counter() - started
@@ -138,21 +172,21 @@ def train_population(
 
 
 def _train_step(
-    population: PopulationModel,
+    population: StackedModel,
     optimizer: "StackedOptimizer",
     batch: tuple[torch.Tensor, torch.Tensor],
     step: int,
     precision: contextlib.AbstractContextManager,
+    loss_fn: LossFn = F.cross_entropy,
 ) -> torch.Tensor:
     """One forward/backward of every member on ``batch`` and the update of step ``step``; the K losses."""
     x, y = batch
     with precision:
-        logits = population(x)
-    losses = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(population.size), reduction="none")
-    losses = losses.view(population.size, -1).mean(1)
+        outputs = population(x)
+    losses = member_losses(outputs, y, loss_fn)
     population.zero_grad(set_to_none=True)
     losses.sum().backward()
-    optimizer.step(population, step)
+    optimizer.step(population.params, step)
     return losses.detach()
 
 
@@ -235,14 +269,14 @@ class StackedOptimizer:
         self.eps = as_tensor([s.eps for s in settings])
         self.state: list[list[torch.Tensor]] | None = None  # per parameter: [momentum] or [exp_avg, exp_avg_sq]
 
-    def step(self, population: PopulationModel, step: int) -> None:
-        """Apply the update of scheduler step ``step`` (counted from 0) to every member.
+    def step(self, stacked_params: Sequence[torch.Tensor], step: int) -> None:
+        """Apply the update of scheduler step ``step`` (counted from 0) to the stacked parameters (gradients in ``.grad``).
 
         Written as few passes over the stacked tensors as torch allows (each pass over K
         members' parameters costs memory bandwidth, which bounds a CPU); ``param.grad`` is
         used as scratch space, as the next backward writes it afresh.
         """
-        params = list(population.params)
+        params = list(stacked_params)
         if self.state is None:
             slots = 1 if self.name == "sgd" else 2
             self.state = [[torch.zeros_like(p) for _ in range(slots)] for p in params]

@@ -7,12 +7,13 @@ each rule, one recommended LR and an interval for the search):
   own model, optimizer and data; it leaves all of them exactly as they were (parameters,
   buffers, gradients, optimizer state and LRs, train/eval mode, torch RNG). The default
   for user models, and on CPU, where it costs one model's training steps.
-- ``population_range_test``: K copies of a built-in model, each at one constant LR of a
-  log grid, trained at once by the population trainer; the curve is each LR's held-out
-  loss after the run. Every point is a real constant-LR run instead of one step of a
-  moving target, and the suggestion needs no calibrated divisor; on a GPU the K copies
-  cost about one model's wall time, on CPU K times the steps. The default for built-in
-  models on a GPU (``builtin_range_test`` picks).
+- ``population_range_test``: K copies of a model (built-in, or the user's own through
+  ``lr_range_test(..., method="population")``), each at one constant LR of a log grid,
+  trained at once by the population trainer; the curve is each LR's held-out loss after
+  the run. Every point is a real constant-LR run instead of one step of a moving target,
+  and the suggestion needs no calibrated divisor; on a GPU the K copies cost about one
+  model's wall time, on CPU K times the steps. The default for built-in models on a GPU
+  (``builtin_range_test`` picks).
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from autolr.data.splits import Splits
 from autolr.errors import UserError
+from autolr.module_population import train_module_population
 from autolr.population import train_population
+from autolr.schedulers import optimizer_settings_of
 from autolr.rangetest_analysis import ema, refined_minimum, suggestions
 from autolr.spec import ScheduleSpec
-from autolr.train import set_optimizer_mode
+from autolr.train import LossFn, set_optimizer_mode
 
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
 INTERVAL_BELOW = 10.0  # the search interval starts this factor below the suggestion
@@ -117,11 +122,13 @@ def lr_range_test(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     data: Any,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    loss_fn: LossFn,
     *,
-    start_lr: float = 1e-7,
+    method: str = "sweep",
+    start_lr: float | None = None,
     end_lr: float = 10.0,
-    num_steps: int = 100,
+    num_steps: int | None = None,
+    num_lrs: int = 16,
     mode: str = "exp",
     smooth: float = 0.05,
     diverge_factor: float = 4.0,
@@ -129,9 +136,14 @@ def lr_range_test(
     batch_size: int = 128,
     seed: int = 0,
 ) -> RangeTestResult:
-    """Sweep the LR from ``start_lr`` to ``end_lr`` over ``num_steps`` training steps.
+    """Sweep the LR from ``start_lr`` (default 1e-7) to ``end_lr`` over ``num_steps`` (default 100) training steps.
 
-    ``data`` is a DataLoader (or any re-iterable of ``(inputs, targets)`` batches, cycled
+    ``method="population"`` instead trains ``num_lrs`` copies of ``model`` (its current
+    weights) at once, each at one constant LR of a log grid from ``start_lr`` (default
+    1e-4) to ``end_lr``, for ``num_steps`` (default 200) steps with ``optimizer``'s
+    settings (SGD, Adam or AdamW), as ``population_range_test``; ``data`` must then be
+    ``(x, y)`` tensors (taken as they are, not normalized) and ``mode``, ``smooth`` and
+    ``diverge_factor`` do not apply. ``data`` is a DataLoader (or any re-iterable of ``(inputs, targets)`` batches, cycled
     when exhausted) or a pair of tensors ``(x, y)`` drawn in shuffled batches of
     ``batch_size`` rows using ``seed``. ``mode`` is ``exp`` (geometric steps) or
     ``linear``. ``smooth`` is the EMA weight of the newest loss (bias-corrected; the rules
@@ -142,6 +154,12 @@ def lr_range_test(
     float16 on CUDA (with a gradient scaler) or bfloat16 on CPU. Model, optimizer and torch
     RNG are restored afterwards.
     """
+    if method == "population":
+        return _user_population_range_test(model, optimizer, data, loss_fn, start_lr or 1e-4, end_lr,
+                                           num_steps or 200, num_lrs, amp, batch_size, seed)
+    if method != "sweep":
+        raise UserError(f"method must be sweep or population, got {method!r}")
+    start_lr, num_steps = start_lr or 1e-7, num_steps or 100
     _check_lr_range(start_lr, end_lr)
     _check_at_least("num_steps", num_steps, 10)
     _check_sweep_options(mode, smooth, diverge_factor)
@@ -177,8 +195,25 @@ def sweep_result(lrs: list[float], losses: list[float], stop_reason: str, settin
     )
 
 
+def _user_population_range_test(
+    model: nn.Module, optimizer: torch.optim.Optimizer, data: Any, loss_fn: LossFn, start_lr: float, end_lr: float,
+    num_steps: int, num_lrs: int, amp: bool, batch_size: int, seed: int,
+) -> RangeTestResult:
+    """``lr_range_test``'s population method: copies of ``model`` on ``data``, an ``(x, y)`` pair of tensors."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
+        raise UserError(f"method='population' needs data as an (x, y) pair of tensors, got {type(data).__name__}")
+    x, y = data
+    splits = Splits(name="range-test", train_x=x, train_y=y, val_x=x[:0], val_y=y[:0], test_x=x[:0], test_y=y[:0],
+                    num_classes=0, input_shape=tuple(x.shape[1:]), source="tensors", root=None, mean=(0.0,), std=(1.0,))
+    return population_range_test(
+        lambda: copy.deepcopy(model), splits, start_lr=start_lr, end_lr=end_lr, num_lrs=num_lrs, num_steps=num_steps,
+        batch_size=batch_size, optimizer=optimizer_settings_of(optimizer), seed=seed,
+        device=next(model.parameters()).device, amp=amp, loss_fn=loss_fn,
+    )
+
+
 def population_range_test(
-    model: str,
+    model: str | Callable[[], nn.Module],
     splits: Any,
     *,
     start_lr: float = 1e-4,
@@ -191,8 +226,12 @@ def population_range_test(
     seed: int = 0,
     device: str | torch.device | None = None,
     amp: bool | None = None,
+    loss_fn: LossFn = F.cross_entropy,
 ) -> RangeTestResult:
-    """Train ``num_lrs`` copies of built-in ``model`` at once, each at one constant LR of a log grid.
+    """Train ``num_lrs`` copies of ``model`` at once, each at one constant LR of a log grid.
+
+    ``model`` is a built-in name or a factory of the user's ``nn.Module`` (trained by
+    ``train_module_population`` with ``loss_fn``).
 
     Every copy starts from the same weights (``seed``) and sees the same ``num_steps``
     batches of ``batch_size`` rows of ``splits.train_x``; the curve is each LR's loss on
@@ -207,8 +246,12 @@ def population_range_test(
     data, epochs = held_out_split(splits, num_steps, batch_size, held_out, seed)
     lrs = _lr_sweep(start_lr, end_lr, num_lrs, "exp")
     specs = [ScheduleSpec("constant", lr, optimizer=optimizer) for lr in lrs]
-    members = train_population(specs, model, data, epochs=epochs, batch_size=batch_size, seeds=[seed] * num_lrs,
-                               data_seed=seed, metric="loss", device=device, amp=amp)
+    if isinstance(model, str):
+        members = train_population(specs, model, data, epochs=epochs, batch_size=batch_size, seeds=[seed] * num_lrs,
+                                   data_seed=seed, metric="loss", device=device, amp=amp)
+    else:
+        members = train_module_population(model, specs, data, epochs, batch_size, seeds=[seed] * num_lrs,
+                                          loss_fn=loss_fn, data_seed=seed, metric="loss", device=device, amp=amp)
     losses = [member.val_losses[-1] if member.status == "complete" else math.nan for member in members]
     if all(math.isnan(loss) for loss in losses):
         raise UserError(f"every LR from {start_lr:g} to {end_lr:g} diverged; lower start_lr")
@@ -219,7 +262,7 @@ def population_range_test(
         lrs=lrs, losses=losses, smoothed_losses=list(losses), stopped_at=steps_run, stop_reason="completed",
         suggestions={"best": best}, suggestion=best, interval=search_interval(best, highest_useful_lr),
         method="population",
-        settings={"model": model, "start_lr": start_lr, "end_lr": end_lr, "num_lrs": num_lrs,
+        settings={"model": model if isinstance(model, str) else "your model", "start_lr": start_lr, "end_lr": end_lr, "num_lrs": num_lrs,
                   "num_steps": steps_run, "batch_size": batch_size, "optimizer": optimizer,
                   "held_out": len(data.val_y), "seed": seed},
     )
@@ -340,7 +383,7 @@ def _loader_batches(loader: Any, first: Any) -> Iterator[tuple[torch.Tensor, tor
 
 
 def _sweep(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], lrs: list[float], smooth: float,
+           loss_fn: LossFn, lrs: list[float], smooth: float,
            diverge_factor: float, amp: bool) -> tuple[list[float], str]:
     """Train one step per LR; return the raw losses and why it stopped."""
     device = next(model.parameters()).device

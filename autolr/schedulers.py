@@ -206,6 +206,24 @@ def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:
         return optimizer_class(parameters, lr=spec.lr, **settings)
 
 
+def optimizer_settings_of(optimizer: Optimizer) -> dict[str, Any]:
+    """The spec optimizer dict (``{"name": "sgd", "momentum": 0.9, ...}``) of a torch SGD, Adam or AdamW.
+
+    The first parameter group's settings are read; what a population cannot train
+    (another optimizer class, SGD dampening, Adam's amsgrad) is a UserError.
+    """
+    name = type(optimizer).__name__.lower()
+    if name not in ("sgd", "adam", "adamw"):
+        raise UserError(f"a population trains SGD, Adam or AdamW, got {type(optimizer).__name__}")
+    group = optimizer.param_groups[0]
+    if group.get("dampening", 0) or group.get("amsgrad", False):
+        raise UserError(f"a population trains {type(optimizer).__name__} without dampening or amsgrad")
+    if name == "sgd":
+        return {"name": name, "momentum": group["momentum"], "nesterov": group["nesterov"],
+                "weight_decay": group["weight_decay"]}
+    return {"name": name, "betas": list(group["betas"]), "eps": group["eps"], "weight_decay": group["weight_decay"]}
+
+
 def lightning_config(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int, interval: str | None = None,
                      monitor: str = "val_loss") -> dict[str, Any]:
     """The dict a LightningModule's ``configure_optimizers`` returns for this spec.

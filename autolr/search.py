@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
-from autolr.errors import StudyError
+from autolr.errors import StudyError, one_line
 from autolr.interrupts import ctrl_c_held
 from autolr.spec import ScheduleSpec
 
@@ -250,12 +250,6 @@ def objective_evaluator(objective: Callable[[ScheduleSpec, Trial], float], direc
     return evaluate
 
 
-def one_line(error: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
-
-
 def _finished(value: Any, direction: str) -> TrialOutcome:
     try:
         value = float(value)
@@ -350,19 +344,43 @@ def search(
     ``val_accuracy``), the name Optuna's own tools (optuna-dashboard) show it under. Errors
     in the objective fail that trial only; the search goes on.
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials <= 0:
-        raise StudyError(f"n_trials must be a positive integer, got {n_trials!r}")
+    check_positive("n_trials", n_trials)
     if direction not in ("maximize", "minimize"):
         raise StudyError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
     if not isinstance(metric_name, str) or not metric_name.strip():
         raise StudyError(f"metric_name must be a non-empty name such as 'val_accuracy', got {metric_name!r}")
-    baseline_specs = space.baselines(baselines_lr or math.sqrt(space.lr_low * space.lr_high)) if baselines else []
+    baseline_specs = baselines_of(space, baselines_lr) if baselines else []
     if backend == "ray":  # Ray Tune drives its own trials: no ask/tell engine
         from autolr.backends.ray_backend import search_objective
 
         return SearchResult(*search_objective(objective, space, n_trials, baseline_specs, storage, {
             "name": study_name, "direction": direction, "epochs": epochs, "sampler": sampler, "pruner": pruner,
             "prune_after": prune_after, "seed": seed}))
+    engine = open_search(backend, space, n_trials, baseline_specs, storage=storage, study_name=study_name,
+                         direction=direction, sampler=sampler, pruner=pruner, epochs=epochs, prune_after=prune_after,
+                         seed=seed, metric_name=metric_name)
+    run_trials(engine, objective_evaluator(objective, direction), n_trials)
+    return SearchResult(engine.read_record(), engine.storage_url)
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Raise StudyError unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise StudyError(f"{name} must be a positive integer, got {value!r}")
+
+
+def baselines_of(space: "SearchSpace", lr: float | None) -> list[ScheduleSpec]:
+    """The space's baselines at ``lr`` (None: the geometric middle of its LR interval)."""
+    return space.baselines(lr or math.sqrt(space.lr_low * space.lr_high))
+
+
+def open_search(
+    backend: str, space: "SearchSpace", n_trials: int, baseline_specs: Sequence[ScheduleSpec], *, storage: str | None,
+    study_name: str, direction: str, sampler: str, pruner: str, epochs: int | None, prune_after: float, seed: int,
+    metric_name: str = "val_score",
+) -> Engine:
+    """The ask/tell engine of a search's study (arguments as in :func:`search`): claimed, its
+    baselines queued once, trials whose process died marked interrupted."""
     from autolr.backends import open_engine
 
     engine = open_engine(
@@ -375,5 +393,4 @@ def search(
     if baseline_specs:
         engine.queue_baselines(baseline_specs)
     engine.recover_interrupted()
-    run_trials(engine, objective_evaluator(objective, direction), n_trials)
-    return SearchResult(engine.read_record(), engine.storage_url)
+    return engine

@@ -161,21 +161,29 @@ def _run(config: StudyConfig, engine: Any, device: str, run_dir: Path, storage: 
 
 
 def population_evaluator(config: StudyConfig, splits: Any, device: str) -> Evaluate:
-    """Train the asked trials at once as one population; every member reports each epoch
-    to its trial and leaves the population when its trial is pruned. A population that
-    runs out of memory (GPU or CPU) is split in two and each half trained in turn; a
-    single trial that does not fit fails with the reason."""
-    import torch
-
+    """Train the asked trials of a built-in study at once as one population (see :func:`members_evaluator`)."""
     from autolr.population import train_population
+
+    def train(specs: list[Any], on_epoch: Callable[[int, int, float], bool]) -> list[Any]:
+        return train_population(
+            specs, config.model, splits, config.epochs, config.batch_size, seeds=[config.seed] * len(specs),
+            data_seed=config.seed, metric=config.metric, on_epoch=on_epoch, device=device,
+        )
+
+    return members_evaluator(train, device)
+
+
+def members_evaluator(train: Callable[[list[Any], Callable[[int, int, float], bool]], list[Any]], device: str) -> Evaluate:
+    """Train the asked trials at once with ``train(specs, on_epoch) -> TrialResults``; every member
+    reports each epoch to its trial and leaves the population when its trial is pruned. A
+    population that runs out of memory (GPU or CPU) is split in two and each half trained in
+    turn; a single trial that does not fit fails with the reason."""
+    import torch
 
     def evaluate(trials: Sequence[Trial]) -> list[TrialOutcome]:
         try:
-            results = train_population(
-                [trial.spec for trial in trials], config.model, splits, config.epochs, config.batch_size,
-                seeds=[config.seed] * len(trials), data_seed=config.seed, metric=config.metric,
-                on_epoch=lambda member, epoch, score: trials[member].observe(score, epoch), device=device,
-            )
+            results = train([trial.spec for trial in trials],
+                            lambda member, epoch, score: trials[member].observe(score, epoch))
         except (RuntimeError, MemoryError) as error:
             if not out_of_memory(error):
                 raise

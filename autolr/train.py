@@ -27,6 +27,7 @@ METRICS = ("accuracy", "loss")  # validation score: accuracy (fraction, higher i
 # times the loss of its first batch (for 10 classes that start near ln 10 = 2.3: above 11.5).
 DIVERGENCE_FACTOR = 5.0
 EVAL_ROWS = 1 << 16  # validation rows x members per evaluation chunk (bounds memory)
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs, targets) -> mean loss of the batch
 
 
 class Splits(Protocol):
@@ -114,6 +115,12 @@ def check_run(epochs: int, batch_size: int, metric: str) -> None:
         raise UserError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
 
 
+def check_targets(metric: str, splits: Splits) -> None:
+    """Raise UserError when ``metric`` is accuracy but the targets are not class indices."""
+    if metric == "accuracy" and splits.train_y.is_floating_point():
+        raise UserError("metric 'accuracy' needs class-index targets; pass metric='loss' for float targets")
+
+
 def resolve_device(device: str | torch.device | None, splits: Splits) -> torch.device:
     """The given device, or the device the training data is on."""
     return torch.device(device) if device is not None else splits.train_x.device
@@ -126,27 +133,46 @@ def autocast(device: torch.device, amp: bool | None) -> contextlib.AbstractConte
     return contextlib.nullcontext()
 
 
+def member_losses(outputs: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn = F.cross_entropy) -> torch.Tensor:
+    """The mean loss of each member: ``outputs`` is ``members x batch x ...``, the targets are shared.
+
+    Cross-entropy runs as one flat call over every member's rows; any other ``loss_fn``
+    (a batch's mean loss, as ``F.mse_loss``) is vmapped over the members.
+    """
+    outputs = outputs.float()
+    if loss_fn is F.cross_entropy:
+        losses = F.cross_entropy(outputs.flatten(0, 1), targets.repeat(outputs.shape[0]), reduction="none")
+        return losses.view(outputs.shape[0], -1).mean(1)
+    return torch.func.vmap(loss_fn, in_dims=(0, None))(outputs, targets)
+
+
 @torch.no_grad()
 def evaluate(
-    logits_of: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, members: int = 1
+    outputs_of: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, members: int | None = None,
+    loss_fn: LossFn = F.cross_entropy,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy loss and accuracy (fraction) on ``x, y``, one value per member.
+    """Mean loss (``loss_fn``) and accuracy (fraction) on ``x, y``, one value per member.
 
-    ``logits_of`` maps a chunk of inputs to logits ``members x chunk x classes`` (a single
-    model's ``chunk x classes`` counts as one member). Returns two float64 tensors of
-    length ``members`` on the data's device.
+    ``outputs_of`` maps a chunk of inputs to one model's outputs (``chunk x classes``;
+    ``members`` None) or to ``members x chunk x classes``. Accuracy compares the argmax
+    with ``y`` (NaN when ``y`` holds no class indices). Returns two float64 tensors of
+    length ``members`` (1 for one model) on the data's device.
     """
+    stacked = members is not None
+    members = members or 1
     loss_sum = torch.zeros(members, dtype=torch.float64, device=x.device)
     correct = torch.zeros(members, dtype=torch.float64, device=x.device)
     chunk = max(1, EVAL_ROWS // members)
+    classes = not y.is_floating_point()
     for start in range(0, x.shape[0], chunk):
-        logits = logits_of(x[start:start + chunk]).float()
-        logits = logits.reshape(members, -1, logits.shape[-1])
+        outputs = outputs_of(x[start:start + chunk])
+        outputs = outputs if stacked else outputs.unsqueeze(0)
         labels = y[start:start + chunk]
-        losses = F.cross_entropy(logits.flatten(0, 1), labels.repeat(members), reduction="none")
-        loss_sum += losses.view(members, -1).sum(1, dtype=torch.float64)
-        correct += (logits.argmax(-1) == labels).sum(1, dtype=torch.float64)
-    return loss_sum / x.shape[0], correct / x.shape[0]
+        loss_sum += member_losses(outputs, labels, loss_fn).double() * labels.shape[0]
+        if classes:
+            correct += (outputs.argmax(-1) == labels).sum(1, dtype=torch.float64)
+    accuracy = correct / x.shape[0] if classes else torch.full_like(correct, math.nan)
+    return loss_sum / x.shape[0], accuracy
 
 
 def score_of(metric: str, loss: float, accuracy: float) -> float:
@@ -192,6 +218,7 @@ def train_trial(
     device: str | torch.device | None = None,
     amp: bool | None = None,
     data_seed: int | None = None,
+    loss_fn: LossFn = F.cross_entropy,
     score_test: bool = False,
 ) -> TrialResult:
     """Train one model under ``spec`` and return its per-epoch validation curve.
@@ -203,12 +230,14 @@ def train_trial(
     epochs * steps_per_epoch``), except the plateau family, which is stepped once per
     epoch on the validation loss (``total_steps = epochs``; its patience counts epochs). ``on_epoch(epoch, score)`` is called after each epoch
     (epochs count from 0) and returns True to stop the trial (status "pruned").
-    ``amp``: bf16 autocast, on CUDA only; None means on where available. A schedule-free
+    ``amp``: bf16 autocast, on CUDA only; None means on where available. ``loss_fn(outputs,
+    targets)`` is the batch's mean loss, for training and the validation loss. A schedule-free
     optimizer is switched to training before each epoch's steps and to evaluation before
     each evaluation (``set_optimizer_mode``), so a given module ends with its evaluation weights.
     ``score_test``: a complete run is also scored on ``splits.test_x/test_y`` (``test_score``).
     """
     check_run(epochs, batch_size, metric)
+    check_targets(metric, splits)
     started = time.perf_counter()
     device = resolve_device(device, splits)
     if isinstance(model, str):
@@ -229,7 +258,7 @@ def train_trial(
         loss_sum = torch.zeros((), device=device)
         for start in range(0, epoch_x.shape[0], batch_size):
             with autocast(device, amp):
-                loss = F.cross_entropy(model(epoch_x[start:start + batch_size]), epoch_y[start:start + batch_size])
+                loss = loss_fn(model(epoch_x[start:start + batch_size]), epoch_y[start:start + batch_size])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -241,7 +270,7 @@ def train_trial(
         model.eval()
         set_optimizer_mode(optimizer, training=False)  # and so the model is returned with its evaluation weights
         with autocast(device, amp):
-            val_loss, val_accuracy = (float(v) for v in evaluate(model, val_x, val_y))
+            val_loss, val_accuracy = (float(v) for v in evaluate(model, val_x, val_y, loss_fn=loss_fn))
         result.epochs_run = epoch + 1
         epoch_loss = float(loss_sum) / steps_per_epoch(train_x.shape[0], batch_size)
         reason = divergence_reason(epoch_loss, float(first_loss), val_loss)
@@ -259,7 +288,8 @@ def train_trial(
             break
     if score_test and result.status == "complete":
         with autocast(device, amp):
-            test_loss, test_accuracy = (float(v) for v in evaluate(model, splits.test_x.to(device), splits.test_y.to(device)))
+            test_loss, test_accuracy = (float(v) for v in evaluate(
+                model, splits.test_x.to(device), splits.test_y.to(device), loss_fn=loss_fn))
         result.test_score = score_of(metric, test_loss, test_accuracy)
     result.duration_s = time.perf_counter() - started
     return result

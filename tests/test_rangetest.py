@@ -228,3 +228,53 @@ def test_bench_grid_best_is_the_vertex_of_the_accuracy_parabola() -> None:
     accuracies[5] += 0.004  # one noisy point moves the vertex a little, not to that point
     assert abs(math.log10(grid_best(lrs, accuracies) / peak)) < 0.1
     assert grid_best([0.01, 0.1, 1.0], [0.5, 0.9, math.nan]) == pytest.approx(0.1, rel=0.5)
+
+
+def test_population_method_on_your_own_model_runs_real_constant_lr_copies() -> None:
+    """lr_range_test(method="population"): copies of the user's model (BatchNorm, Adam) at each grid LR,
+    each point the held-out loss of a plain constant-LR run; model, optimizer and RNG untouched."""
+    import copy
+
+    from sklearn.datasets import load_digits
+
+    from autolr.data.splits import Splits
+    from autolr.rangetest import held_out_split
+    from autolr.spec import ScheduleSpec
+    from autolr.train import train_trial
+
+    digits = load_digits()
+    x = torch.tensor(digits.data, dtype=torch.float32) / 16 + 0.05 * torch.randn(len(digits.data), 64,
+                                                                                generator=torch.Generator().manual_seed(0))
+    y = torch.tensor(digits.target)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99))
+    before = _state(model, optimizer)
+    result = lr_range_test(model, optimizer, (x, y), nn.functional.cross_entropy, method="population",
+                           start_lr=1e-4, end_lr=3.0, num_lrs=6, num_steps=30, batch_size=64, seed=2)
+    _assert_same(before, _state(model, optimizer))
+    assert result.method == "population" and len(result.lrs) == 6 and result.settings["model"] == "your model"
+    assert result.lrs[0] < result.suggestion < result.lrs[-1]
+    assert min(result.losses) < 0.5 * result.losses[0]  # learning happens inside the grid, not at its low end
+    splits = Splits(
+        name="t", train_x=x, train_y=y, val_x=x[:0], val_y=y[:0], test_x=x[:0], test_y=y[:0], num_classes=10,
+        input_shape=(64,), source="tensors", root=None, mean=(0.0,), std=(1.0,))
+    data, epochs = held_out_split(splits, 30, 64, 2000, seed=2)
+    spec = ScheduleSpec("constant", result.lrs[2], optimizer={"name": "adam", "betas": [0.9, 0.99]})
+    single = train_trial(spec, copy.deepcopy(model), data, epochs=epochs, batch_size=64, seed=2, data_seed=2,
+                         metric="loss")
+    assert single.val_losses[-1] == pytest.approx(result.losses[2], rel=1e-4)
+
+
+def test_population_method_needs_tensors_and_a_population_optimizer() -> None:
+    model = nn.Linear(3, 2)
+    data = (torch.randn(200, 3), torch.randint(0, 2, (200,)))
+    with pytest.raises(UserError, match="needs data as an \\(x, y\\) pair of tensors"):
+        lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), DataLoader(TensorDataset(*data)),
+                      nn.functional.cross_entropy, method="population")
+    with pytest.raises(UserError, match="SGD, Adam or AdamW, got RMSprop"):
+        lr_range_test(model, torch.optim.RMSprop(model.parameters()), data, nn.functional.cross_entropy,
+                      method="population")
+    with pytest.raises(UserError, match="method must be sweep or population"):
+        lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), data, nn.functional.cross_entropy,
+                      method="grid")

@@ -73,3 +73,11 @@ def _written(folder: Path, name: str) -> Path:
     script = folder / f"{name}.py"
     script.write_text(readme_example(name))
     return script
+def test_module_population_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "module_example.py"
+    script.write_text(readme_example("module"))
+    namespace = runpy.run_path(str(script))
+    assert [member.status for member in namespace["members"]] == ["complete"] * 3
+    assert max(member.final_score for member in namespace["members"]) > 0.8
+    assert len(namespace["result"].to_dataframe()) == 8 and namespace["result"].best_value > 0.8

@@ -25,6 +25,9 @@ def bench(
     train_limit: int | None = typer.Option(None, min=1, help="Use only the first N training examples."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
     ray: bool = typer.Option(False, "--ray", help="Also run the same trials through the Ray Tune backend."),
+    module_population: int | None = typer.Option(
+        None, min=0, help="K of the SmallResNet (your-own-model) population row; 0 leaves out both SmallResNet rows."),
+    module_trials: int | None = typer.Option(None, min=1, help="Trials of each SmallResNet row."),
     out_dir: Path = typer.Option(Path("reports/bench"), help="Folder for latest.json, latest.csv, latest.md."),
 ) -> None:
     """Run the throughput benchmark and write the table under OUT_DIR."""
@@ -38,7 +41,8 @@ def bench(
     config = BenchConfig.for_device(device, quick)
     overrides = {
         "dataset": dataset, "epochs": epochs, "trials": trials, "tutorial_trials": tutorial_trials,
-        "train_limit": train_limit, "ray": ray or None,
+        "train_limit": train_limit, "ray": ray or None, "module_population": module_population,
+        "module_trials": module_trials,
     }
     if population_sizes is not None:
         try:
