@@ -225,10 +225,10 @@ def test_smoke_study_gives_the_same_files_and_baseline_scores_with_ray_as_with_o
     ray_record = read_ray_record(ray_folder)
     assert len(ray_record.trials) == len(optuna_run.record.trials) == 8
     assert ray_record.range_test == optuna_run.record.range_test
-    assert {r.baseline for r in ray_record.rescored if r.baseline} == {"constant", "step", "cosine", "onecycle"}
+    assert {r.baseline for r in ray_record.rescored if r.baseline} == {"constant", "cosine", "onecycle", "linear"}
     ray_baselines = {t.baseline: t for t in ray_record.trials if t.baseline}
     optuna_baselines = {t.baseline: t for t in optuna_run.record.trials if t.baseline}
-    assert set(ray_baselines) == set(optuna_baselines) == {"constant", "step", "cosine", "onecycle"}
+    assert set(ray_baselines) == set(optuna_baselines) == {"constant#1", "cosine#1", "onecycle#1", "linear#1"}
     for name, trial in ray_baselines.items():
         assert trial.spec == optuna_baselines[name].spec
         shared_epochs = min(len(trial.val_curve), len(optuna_baselines[name].val_curve))

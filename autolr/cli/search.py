@@ -120,6 +120,9 @@ def _print_result(run: Any, as_json: bool) -> None:
     out.print(f"Best schedule: {paths.best_schedule}  ({spec.family}, {score})", markup=False)
     out.print(f'Use it:        scheduler = autolr.load_spec("{paths.best_schedule}").build(optimizer, epochs)'
               "  # then scheduler.step() once per epoch", markup=False)
+    if (spec.optimizer or {}).get("name", "").startswith("schedulefree"):
+        out.print("               # schedule-free: optimizer = spec.build_optimizer(model.parameters()); call "
+                  "optimizer.train() before training steps and optimizer.eval() before evaluating", markup=False)
 
 
 def _verdict_json(verdict: Any) -> dict[str, Any] | None:
