@@ -62,6 +62,11 @@ def test_smoke_run_writes_report_trials_and_best_schedule(smoke_run):
     assert 0.5 < summary["best_score"] <= 1.0 and 0.5 < summary["test_score"] <= 1.0  # 10 digit classes: chance is 0.1
     assert {t.baseline for t in before.trials} >= {"constant#1", "cosine#1", "onecycle#1", "linear#1"}
     assert len(before.rescored) >= 4 and all(len(r.val_scores) == 2 for r in before.rescored)  # 2 fresh seeds
+    verdict = summary["verdict"]
+    assert verdict["outcome"] in ("gain", "no gain", "no searched") and verdict["val_gain"] is not None
+    assert verdict["sentence"] == summary["best_spec"]["provenance"]["verdict_text"]
+    if verdict["outcome"] != "gain":  # Occam: a baseline unless the search won with its interval above zero
+        assert summary["best_spec"]["provenance"]["trial"] in {t.number for t in before.trials if t.baseline}
     study = optuna.load_study(study_name="smoke", storage=sqlite_url(run_dir / "study.db"))
     assert study.metric_names == ["val_accuracy"]  # how optuna-dashboard labels the score
 
@@ -75,6 +80,8 @@ def test_rerun_resumes_keeping_every_finished_trial_and_the_range_test(smoke_run
     assert after.range_test == before.range_test
     assert sum(t.baseline is not None for t in after.trials) == 4  # not queued again
     assert "best_schedule.json" in stdout and "build(optimizer, epochs)" in stdout
+    assert "Verdict:       " in stdout
+    assert "best searched:" not in stdout or "one seed: no interval" in stdout  # 1 seed: no gain can be claimed
     assert "Data:          digits from scikit-learn load_digits" in stdout
     # --rescore-top 1 --rescore-seeds 1 (not the study file's 2 and 2): the baselines and the best other trial, 1 seed each
     assert all(len(r.val_scores) == len(r.test_scores) == 1 for r in after.rescored)
