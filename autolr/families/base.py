@@ -13,15 +13,16 @@ torch's formulas operation for operation, so ``spec.build`` and torch's class ag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from autolr.families.family_space import FamilySpace
 from autolr.families.parameter import Parameter
 
 Params = dict[str, Any]  # a family's parameters, defaults filled in (``ScheduleSpec.params``)
 LrFormula = Callable[[float, Params, int, int], float]  # (lr, params, step, total_steps) -> LR
-MomentumFormula = Callable[[Params, int, int], "float | None"]  # (params, step, total_steps) -> momentum or None
+MomentumFormula = Callable[[Params, int, int], float | None]  # (params, step, total_steps) -> momentum or None
 FirstLr = Callable[[float, Params], float]  # (lr, params) -> the LR at the family's first step
 PythonBody = Callable[[float, Params], list[str]]  # (lr, params) -> source lines of lr_at's body
 TorchTwin = Callable[[float, Params, int], tuple[str, dict[str, Any]]]  # -> (torch class name, its arguments)

@@ -7,8 +7,9 @@ fixed trial. A parameter is asked for under the name ``<family>.<param>``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class Trial(Protocol):

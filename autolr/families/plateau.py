@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from autolr.families.constant import lr_at as constant_lr_at
 from autolr.families.base import Family, Params
+from autolr.families.constant import lr_at as constant_lr_at
 from autolr.families.family_space import FamilySpace, Param
 from autolr.families.parameter import Parameter, choice, fraction, min_factor
 
