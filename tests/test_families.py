@@ -6,6 +6,8 @@ import dataclasses
 import importlib
 import math
 import pkgutil
+import subprocess
+import sys
 from typing import Any
 
 import optuna
@@ -116,6 +118,12 @@ def test_every_module_of_the_package_is_registered_under_its_own_name():
 @pytest.mark.parametrize("name", list(families.FAMILIES))
 def test_every_registered_family_is_complete(name):
     assert_complete(families.FAMILIES[name])
+
+
+def test_families_and_spec_import_neither_torch_nor_optuna():
+    code = "import sys, autolr.families, autolr.spec; print(sorted({'torch', 'optuna'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_the_standard_baseline_kinds_are_the_families_with_a_tuned_baseline():

@@ -9,7 +9,7 @@ from typing import Any
 
 from autolr.families.base import Family, Params, steps_for, steps_source
 from autolr.families.family_space import FamilySpace, Param
-from autolr.families.parameter import CYCLE_MOMENTUM, choice, fraction, momentum
+from autolr.families.parameter import choice, fraction, momentum_cycle
 
 
 def wave(params: Params, step: int, total_steps: int) -> float:
@@ -75,9 +75,7 @@ FAMILY = Family(
         choice("mode", "triangular", ("triangular", "triangular2", "exp_range"),
                "height of later cycles: same, halved each cycle, or scaled by final_scale ** p"),
         fraction("final_scale", 0.1, "exp_range: cycle height at the end / at the start"),
-        CYCLE_MOMENTUM,
-        momentum("base_momentum", 0.8, "momentum at the LR peak"),
-        momentum("max_momentum", 0.9, "momentum at the LR trough"),
+        *momentum_cycle(0.8, 0.9, "momentum at the LR trough"),
     ),
     lr_at=lr_at,
     python_body=python_body,

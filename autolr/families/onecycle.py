@@ -9,7 +9,7 @@ from typing import Any
 
 from autolr.families.base import Family, Params
 from autolr.families.family_space import FamilySpace, Param
-from autolr.families.parameter import CYCLE_MOMENTUM, Parameter, choice, fraction, momentum
+from autolr.families.parameter import Parameter, choice, fraction, momentum_cycle
 
 
 def anneal(strategy: str, start: float, end: float, progress: float) -> float:
@@ -116,9 +116,7 @@ FAMILY = Family(
         Parameter("div_factor", 25.0, "lr / the starting LR", low=1.0),
         Parameter("final_div_factor", 1e4, "starting LR / the final LR", low=1.0),
         Parameter("three_phase", False, "come back down to the starting LR before the final anneal", kind="bool"),
-        CYCLE_MOMENTUM,
-        momentum("base_momentum", 0.85, "momentum at the LR peak"),
-        momentum("max_momentum", 0.95, "momentum at the start and end"),
+        *momentum_cycle(0.85, 0.95, "momentum at the start and end"),
     ),
     lr_at=lr_at,
     python_body=python_body,

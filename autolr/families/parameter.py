@@ -128,4 +128,8 @@ def momentum(name: str, default: float, meaning: str) -> Parameter:
     return fraction(name, default, meaning, low_open=False, high_open=True)
 
 
-CYCLE_MOMENTUM = Parameter("cycle_momentum", True, "cycle momentum (or Adam's beta1) opposite to the LR", kind="bool")
+def momentum_cycle(base: float, high: float, high_meaning: str) -> tuple[Parameter, ...]:
+    """``cycle_momentum`` and the momenta it cycles between: ``base_momentum`` at the LR peak, ``max_momentum``."""
+    return (Parameter("cycle_momentum", True, "cycle momentum (or Adam's beta1) opposite to the LR", kind="bool"),
+            momentum("base_momentum", base, "momentum at the LR peak"),
+            momentum("max_momentum", high, high_meaning))
