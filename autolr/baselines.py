@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from autolr.families import FAMILIES
 from autolr.spec import ScheduleSpec
 
 STANDARD_KINDS = ("constant", "cosine", "onecycle", "linear")
@@ -31,15 +32,10 @@ KIND_LABELS = {
     "constant": "constant", "cosine": "cosine to zero", "onecycle": "one-cycle", "linear": "linear decay to zero",
     "schedule_free": "schedule-free", "prodigy": "Prodigy",
 }
-# The family and params of each kind's schedule (schedule-free kinds train a constant LR).
+# The family and params of each kind's schedule: a standard kind is the family of its name with
+# that family's ``tuned_baseline`` params (autolr/families/); schedule-free kinds train a constant LR.
 KIND_SCHEDULES: dict[str, tuple[str, dict[str, Any]]] = {
-    "constant": ("constant", {}),
-    "cosine": ("cosine", {"min_factor": 0.0}),
-    # fastai's fit_one_cycle defaults: 25% warm-up, cosine, div 25, final div 1e5, moms 0.95-0.85.
-    "onecycle": ("onecycle", {"pct_start": 0.25, "anneal_strategy": "cos", "div_factor": 25.0,
-                              "final_div_factor": 1e5, "three_phase": False, "cycle_momentum": True,
-                              "base_momentum": 0.85, "max_momentum": 0.95}),
-    "linear": ("linear", {"start_factor": 1.0, "end_factor": 0.0, "duration": 1.0}),
+    **{kind: (kind, FAMILIES[kind].tuned_baseline or {}) for kind in STANDARD_KINDS},
     "schedule_free": ("constant", {}),
     "prodigy": ("constant", {}),
 }

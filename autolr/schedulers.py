@@ -24,11 +24,12 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
+from autolr import families
 from autolr.errors import SpecError, UserError
-from autolr.spec import OPTIMIZER_CLASSES, ScheduleSpec, steps_for
+from autolr.spec import OPTIMIZER_CLASSES, ScheduleSpec
 
-TORCH_FAMILIES = ("constant", "step", "multistep", "exponential", "polynomial", "linear", "cosine",
-                  "cosine_restarts", "cyclic", "onecycle", "plateau")
+# The families torch has its own scheduler class for (each family's ``torch_twin``).
+TORCH_FAMILIES = tuple(name for name, family in families.FAMILIES.items() if family.torch_twin is not None)
 
 
 class _SpecState:
@@ -140,7 +141,8 @@ def torch_equivalent(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int)
     For comparison and for users who want torch's class: the family must be in
     ``TORCH_FAMILIES`` and the spec must have no warmup. Sets every group's LR to ``spec.lr``.
     """
-    if spec.family not in TORCH_FAMILIES:
+    twin = families.FAMILIES[spec.family].torch_twin
+    if twin is None:
         raise SpecError(f"family {spec.family} has no torch scheduler; use spec.build instead")
     if spec.warmup is not None:
         raise SpecError("a spec with warmup has no single torch scheduler; use spec.build instead")
@@ -148,44 +150,8 @@ def torch_equivalent(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int)
     for group in optimizer.param_groups:
         group["lr"] = spec.lr
         group.pop("initial_lr", None)
-    lr, params, schedulers = spec.lr, spec.params, torch.optim.lr_scheduler
-    if spec.family == "constant":
-        return schedulers.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    if spec.family == "step":
-        return schedulers.StepLR(optimizer, step_size=steps_for(params["step_size"], total_steps),
-                                 gamma=params["gamma"])
-    if spec.family == "multistep":
-        return schedulers.MultiStepLR(optimizer, gamma=params["gamma"],
-                                      milestones=[steps_for(f, total_steps) for f in params["milestones"]])
-    if spec.family == "exponential":
-        return schedulers.ExponentialLR(optimizer, gamma=params["final_factor"] ** (1 / total_steps))
-    if spec.family == "polynomial":
-        return schedulers.PolynomialLR(optimizer, total_iters=total_steps, power=params["power"])
-    if spec.family == "linear":
-        return schedulers.LinearLR(optimizer, start_factor=params["start_factor"], end_factor=params["end_factor"],
-                                   total_iters=steps_for(params["duration"], total_steps))
-    if spec.family == "cosine":
-        return schedulers.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=params["min_factor"] * lr)
-    if spec.family == "cosine_restarts":
-        return schedulers.CosineAnnealingWarmRestarts(optimizer, T_0=steps_for(params["first_cycle"], total_steps),
-                                                      T_mult=params["cycle_mult"], eta_min=params["min_factor"] * lr)
-    if spec.family == "cyclic":
-        return schedulers.CyclicLR(
-            optimizer, base_lr=params["base_factor"] * lr, max_lr=lr,
-            step_size_up=steps_for(params["step_size_up"], total_steps), mode=params["mode"],
-            gamma=params["final_scale"] ** (1 / total_steps), cycle_momentum=params["cycle_momentum"],
-            base_momentum=params["base_momentum"], max_momentum=params["max_momentum"])
-    if spec.family == "onecycle":
-        return schedulers.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=total_steps, pct_start=params["pct_start"],
-            anneal_strategy=params["anneal_strategy"], cycle_momentum=params["cycle_momentum"],
-            base_momentum=params["base_momentum"], max_momentum=params["max_momentum"],
-            div_factor=params["div_factor"], final_div_factor=params["final_div_factor"],
-            three_phase=params["three_phase"])
-    return schedulers.ReduceLROnPlateau(
-        optimizer, mode=params["mode"], factor=params["factor"], patience=params["patience"],
-        threshold=params["threshold"], threshold_mode=params["threshold_mode"], cooldown=params["cooldown"],
-        min_lr=params["min_factor"] * lr)
+    class_name, arguments = twin(spec.lr, spec.params, total_steps)
+    return getattr(torch.optim.lr_scheduler, class_name)(optimizer, **arguments)
 
 
 def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:

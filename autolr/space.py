@@ -10,148 +10,31 @@ settings (``optimizer.momentum``, ``optimizer.beta1``, ``optimizer.weight_decay`
 The initial (peak) LR ``lr`` is log-uniform over the family's LR interval, which
 ``from_range_test`` places around the range test's loss minimum with the family's factors
 (``FAMILY_LR_FACTORS``: a decaying schedule tolerates a higher peak than the constant LR
-the range test probes), never a hard-coded range. ``FAMILY_SPACES`` below documents every
-range.
+the range test probes), never a hard-coded range. Each family's module in
+``autolr/families/`` documents its ranges; ``FAMILY_SPACES`` collects them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any
 
+from autolr import families
 from autolr.baselines import Baseline
 from autolr.errors import UserError
+from autolr.families.base import Family
+from autolr.families.family_space import FamilySpace, Trial
 from autolr.spec import DEFAULT_OPTIMIZER, FAMILIES, ScheduleSpec
 
-
-class Trial(Protocol):
-    """What ``SearchSpace.sample`` needs from a trial: Optuna's three suggest methods."""
-
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
-                      log: bool = False) -> float: ...
-
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Param:
-    """One searched parameter of a family: a float or int range (inclusive), or choices.
-
-    ``when=(other, value)`` samples it only when the family's earlier parameter ``other``
-    took ``value`` (e.g. the exp_range amplitude only for ``mode == "exp_range"``).
-    """
-
-    name: str
-    low: float = 0.0
-    high: float = 0.0
-    log: bool = False
-    integer: bool = False
-    choices: tuple[Any, ...] = ()
-    when: tuple[str, Any] | None = None
-
-    def sample(self, trial: Trial, family: str) -> Any:
-        """Ask ``trial`` for this parameter under its prefixed name ``<family>.<name>``."""
-        key = f"{family}.{self.name}"
-        if self.choices:
-            return trial.suggest_categorical(key, list(self.choices))
-        if self.integer:
-            return trial.suggest_int(key, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_float(key, self.low, self.high, log=self.log)
-
-
-def _multistep_params(sampled: dict[str, Any]) -> dict[str, Any]:
-    """Two milestones from ``first`` and ``gap`` (fraction of the run left after the first)."""
-    first, gap = sampled["first"], sampled["gap"]
-    return {"milestones": [first, first + gap * (1.0 - first)], "gamma": sampled["gamma"]}
-
-
-@dataclass(frozen=True)
-class FamilySpace:
-    """A family's searched parameters, the values it always gets, and how to assemble them."""
-
-    params: tuple[Param, ...] = ()
-    fixed: dict[str, Any] = field(default_factory=dict)
-    assemble: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    allows_warmup: bool = True
-
-
-# The searched range of each family's parameters (names as in autolr/spec.py; fractions
-# are of the whole run). Bounds are inclusive and contain the baselines' values.
-FAMILY_SPACES: dict[str, FamilySpace] = {
-    "constant": FamilySpace(),
-    "step": FamilySpace((
-        Param("step_size", 0.1, 0.5),  # fraction of the run between decays
-        Param("gamma", 0.1, 0.9, log=True),  # LR multiplier at each decay
-    )),
-    "multistep": FamilySpace((
-        Param("first", 0.2, 0.7),  # first milestone, fraction of the run
-        Param("gap", 0.2, 0.8),  # second milestone: this fraction of what is left after the first
-        Param("gamma", 0.1, 0.9, log=True),
-    ), assemble=_multistep_params),
-    "exponential": FamilySpace((Param("final_factor", 1e-3, 0.5, log=True),)),  # LR at end / lr
-    "inverse_time": FamilySpace((Param("decay_rate", 0.1, 100.0, log=True),)),  # lr/(1+rate*p)
-    "polynomial": FamilySpace((Param("power", 0.5, 3.0),)),
-    "linear": FamilySpace(
-        (Param("end_factor", 0.0, 0.5), Param("duration", 0.5, 1.0)),  # a decay from lr
-        fixed={"start_factor": 1.0},
-    ),
-    "cosine": FamilySpace((Param("min_factor", 0.0, 0.2),)),  # floor = min_factor * lr
-    "cosine_restarts": FamilySpace((
-        Param("first_cycle", 0.1, 0.5),  # fraction of the run
-        Param("cycle_mult", 1, 3, integer=True),
-        Param("min_factor", 0.0, 0.2),
-    )),
-    "cyclic": FamilySpace((
-        Param("base_factor", 0.01, 0.5, log=True),  # lowest LR / lr
-        Param("step_size_up", 0.05, 0.5),  # fraction of the run
-        Param("mode", choices=("triangular", "triangular2", "exp_range")),
-        Param("final_scale", 0.01, 1.0, log=True, when=("mode", "exp_range")),
-    ), fixed={"cycle_momentum": False}, allows_warmup=False),
-    "onecycle": FamilySpace((
-        Param("pct_start", 0.1, 0.5),  # warm-up part of the cycle, fraction of the run
-        Param("anneal_strategy", choices=("cos", "linear")),
-        Param("div_factor", 5.0, 100.0, log=True),  # lr / starting LR
-        Param("final_div_factor", 10.0, 1e5, log=True),  # starting LR / final LR
-        Param("cycle_momentum", choices=(False, True)),
-    ), fixed={"three_phase": False, "base_momentum": 0.85, "max_momentum": 0.95},
-        allows_warmup=False),
-    "plateau": FamilySpace((
-        Param("factor", 0.1, 0.7, log=True),
-        Param("patience", 0, 5, integer=True),  # in scheduler steps
-        Param("cooldown", 0, 2, integer=True),
-    )),
-    "inverse_sqrt": FamilySpace((Param("timescale", 0.01, 1.0, log=True),)),  # lr/sqrt(1+p/timescale)
-    "wsd": FamilySpace((
-        Param("decay_fraction", 0.05, 0.5),
-        Param("decay_shape", choices=("linear", "cosine", "sqrt")),
-        Param("min_factor", 0.0, 0.1),
-    )),
-}
-
-# Each family's peak-LR interval as factors of the range test's loss-minimum LR, derived by
+# Each family's searched parameters and peak-LR factors, from its module in autolr/families/
+# (ranges are inclusive and contain the baselines' values; fractions are of the whole run).
+# The peak-LR interval is the factors times the range test's loss-minimum LR, derived by
 # `autolr bench lr-bounds` (reports/reference/lr-bounds.md) from its calibration settings
 # alone (the narrowest interval holding every calibration best LR, widened one grid step of
-# 1.62x each side) and checked on its held-out settings. constant, cosine, onecycle, linear
-# and wsd are measured; the others borrow the factors of the measured family whose LR curve
-# they resemble most (named in the comment).
+# 1.62x each side) and checked on its held-out settings.
+FAMILY_SPACES: dict[str, FamilySpace] = {name: family.space for name, family in families.FAMILIES.items()}
 FAMILY_LR_FACTORS: dict[str, tuple[float, float]] = {
-    "constant": (0.038, 1.9),
-    "plateau": (0.038, 1.9),  # constant until the plateau
-    "cosine": (0.062, 1.9),
-    "cosine_restarts": (0.062, 1.9),  # cosine
-    "onecycle": (0.1, 3.1),
-    "linear": (0.062, 1.9),
-    "polynomial": (0.062, 1.9),  # linear
-    "exponential": (0.062, 1.9),  # linear
-    "inverse_time": (0.062, 1.9),  # linear
-    "step": (0.062, 1.9),  # linear
-    "multistep": (0.062, 1.9),  # linear
-    "wsd": (0.062, 1.9),
-    "inverse_sqrt": (0.062, 1.9),  # wsd
-    "cyclic": (0.062, 1.9),  # wsd
-}
+    name: family.lr_factors for name, family in families.FAMILIES.items()}
 
 WARMUP_FRACTION = (0.01, 0.2)  # fraction of the run spent warming up
 WARMUP_START_FACTOR = (0.0, 0.5)  # first warmup LR / lr
@@ -159,16 +42,19 @@ MOMENTUM = (0.0, 0.99)  # SGD momentum, when the optimizer is searched
 BETA1 = (0.8, 0.99)  # Adam/AdamW first beta, when the optimizer is searched
 WEIGHT_DECAY = (1e-6, 1e-2)  # log-uniform, when the optimizer is searched
 
+
+def _baseline_trial_params(family: Family) -> dict[str, Any] | None:
+    """The family's one-LR baseline as a trial stores it (``<family>.<param>`` names), or None."""
+    if family.search_baseline is None:
+        return None
+    return {f"{family.name}.{key}": value for key, value in family.search_baseline.items()}
+
+
 # Baselines enqueued first: family -> sampled parameter values (the LR is the suggestion).
 BASELINES: dict[str, dict[str, Any]] = {
-    "constant": {},
-    "step": {"step.step_size": 1 / 3, "step.gamma": 0.1},
-    "cosine": {"cosine.min_factor": 0.0},
-    # fastai's fit_one_cycle defaults: 25% warm-up, cosine, div 25, final div 1e5, moms 0.95-0.85.
-    "onecycle": {"onecycle.pct_start": 0.25, "onecycle.anneal_strategy": "cos",
-                 "onecycle.div_factor": 25.0, "onecycle.final_div_factor": 1e5,
-                 "onecycle.cycle_momentum": True},
-}
+    name: params for name, family in families.FAMILIES.items()
+    if (params := _baseline_trial_params(family)) is not None}
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -195,13 +81,14 @@ class SearchSpace:
         if not 0 < self.lr_low < self.lr_high:
             raise UserError(f"the LR interval must satisfy 0 < low < high, got [{self.lr_low}, {self.lr_high}]")
         for family, (low, high) in self.family_lr.items():
-            if family not in FAMILY_SPACES or not 0 < low < high:
+            if family not in families.FAMILIES or not 0 < low < high:
                 raise UserError(f"family_lr needs a known family and 0 < low < high, got {family}: [{low}, {high}]")
         object.__setattr__(self, "family_lr", {family: (float(low), float(high))
                                                for family, (low, high) in self.family_lr.items()})
-        unknown = [name for name in self.families if name not in FAMILY_SPACES]
+        unknown = [name for name in self.families if name not in families.FAMILIES]
         if unknown or not self.families:
-            raise UserError(f"families must be a non-empty selection of {', '.join(FAMILIES)}, got {list(self.families)}")
+            raise UserError(f"families must be a non-empty selection of {', '.join(families.FAMILIES)}, "
+                            f"got {list(self.families)}")
         ScheduleSpec("constant", 1.0, optimizer=self.optimizer)  # SpecError names a bad optimizer setting
         object.__setattr__(self, "families", tuple(self.families))
 
@@ -211,10 +98,11 @@ class SearchSpace:
         ``FAMILY_LR_FACTORS`` times the LR at the test's smoothed-loss minimum (falling back
         to the upper end of the test's ``interval``); ``lr_low``/``lr_high`` span them all."""
         anchor = result.suggestions.get("loss_min") or result.interval[1]
-        family_lr = {family: (low * anchor, high * anchor) for family, (low, high) in FAMILY_LR_FACTORS.items()}
-        families = tuple(options.get("families", FAMILIES))
-        low = min(min(family_lr[family][0] for family in families if family in family_lr), result.interval[0])
-        high = max(max(family_lr[family][1] for family in families if family in family_lr), result.interval[1])
+        family_lr = {name: (family.lr_factors[0] * anchor, family.lr_factors[1] * anchor)
+                     for name, family in families.FAMILIES.items()}
+        chosen = tuple(options.get("families", FAMILIES))
+        low = min(min(family_lr[family][0] for family in chosen if family in family_lr), result.interval[0])
+        high = max(max(family_lr[family][1] for family in chosen if family in family_lr), result.interval[1])
         return cls(lr_low=low, lr_high=high, family_lr=family_lr, **options)
 
     def lr_interval(self, family: str) -> tuple[float, float]:
@@ -225,7 +113,7 @@ class SearchSpace:
         """Draw one schedule, define-by-run: family, its parameters, LR, warmup, optimizer."""
         family = trial.suggest_categorical("family", list(self.families))
         lr = trial.suggest_float("lr", *self.lr_interval(family), log=True)
-        family_space = FAMILY_SPACES[family]
+        family_space = families.FAMILIES[family].space
         sampled: dict[str, Any] = {}
         for param in family_space.params:
             if param.when is None or sampled.get(param.when[0]) == param.when[1]:
@@ -265,11 +153,12 @@ class SearchSpace:
         if self.search_optimizer:
             common.update(self._optimizer_baseline())
         baselines = []
-        for name, family_params in BASELINES.items():
-            if name not in self.families:
+        for name, family in families.FAMILIES.items():
+            family_params = _baseline_trial_params(family)
+            if name not in self.families or family_params is None:
                 continue
             params = {"family": name, **common, **family_params}
-            if self.warmup and FAMILY_SPACES[name].allows_warmup:
+            if self.warmup and family.space.allows_warmup:
                 params["warmup"] = False
             baselines.append(Baseline(name=name, params=params, spec=self.spec_from_params(params)))
         return baselines

@@ -28,9 +28,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autolr.families import FAMILIES
 from autolr.records import TRIAL_SPEC_KEY
-
-RAMP_PARAMS = {"onecycle": "pct_start", "cyclic": "step_size_up"}  # family -> its rise, a fraction
 
 
 def ramp_fraction(spec: dict[str, Any] | None, prune_after: float) -> float:
@@ -38,7 +37,8 @@ def ramp_fraction(spec: dict[str, Any] | None, prune_after: float) -> float:
     if not spec:
         return prune_after
     ramps = [prune_after, float((spec.get("warmup") or {}).get("fraction", 0.0))]
-    param = RAMP_PARAMS.get(spec.get("family", ""))
+    family = FAMILIES.get(spec.get("family", ""))
+    param = family.ramp_param if family is not None else None
     if param is not None:
         ramps.append(float((spec.get("params") or {}).get(param, 0.0)))
     return max(ramps)
