@@ -110,7 +110,7 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
         raise UserError("bench needs at least 1 epoch, 1 trial, 1 tutorial trial and one population size")
     if min(config.population_sizes) < 1:
         raise UserError(f"population sizes must be positive, got {list(config.population_sizes)}")
-    splits = _limited(load_splits(config.dataset, device=config.device, seed=config.seed), config.train_limit)
+    splits = first_train_rows(load_splits(config.dataset, device=config.device, seed=config.seed), config.train_limit)
     report = BenchReport(device=describe_device(config.device), config={**asdict(config), "dataset_source": splits.source})
     rows: list[tuple[str, int, int, Callable[[list[float], Report], list[tuple[str, float | None]]]]] = [
         ("tutorial_loop", config.tutorial_trials, 1, lambda lrs, report: _tutorial_group(lrs, report, splits, config)),
@@ -203,7 +203,8 @@ def _row(name: str, size: int, outcome: SearchOutcome, seconds: float) -> BenchR
     )
 
 
-def _limited(splits: Splits, train_limit: int | None) -> Splits:
+def first_train_rows(splits: Splits, train_limit: int | None) -> Splits:
+    """``splits`` with only its first ``train_limit`` training rows (all of them when None)."""
     if train_limit is None:
         return splits
     return replace(splits, train_x=splits.train_x[:train_limit], train_y=splits.train_y[:train_limit])
