@@ -97,8 +97,8 @@ class BoundsSize:
         return [self.grid_low * self.grid_step ** i for i in range(self.grid_points)]
 
 
-QUICK = BoundsSize(settings=(Setting("digits", "mlp", 3, "sgd", CALIBRATION),
-                             Setting("digits", "mlp", 3, "adamw", HELD_OUT)), grid_points=4)
+QUICK = BoundsSize(settings=(Setting("digits", "mlp", 2, "sgd", CALIBRATION),
+                             Setting("digits", "mlp", 2, "adamw", HELD_OUT)), grid_points=3)
 
 
 @dataclass

@@ -64,7 +64,7 @@ app.command("rangetest")(bench_rangetest)
 
 @app.command("lr-bounds")
 def bench_lr_bounds(
-    quick: bool = typer.Option(False, "--quick", help="Two tiny digits settings on a 4-point grid (seconds)."),
+    quick: bool = typer.Option(False, "--quick", help="Two tiny digits settings on a 3-point grid (seconds)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder with the datasets' files."),
     out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for lr-bounds.md and lr-bounds.json."),
     threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
