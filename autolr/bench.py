@@ -125,7 +125,7 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
         raise UserError(f"population sizes must be positive, got {list(config.population_sizes)}")
     if config.module_population < 0 or config.module_trials < 1:
         raise UserError("bench needs a SmallResNet population of 0 (no such rows) or more and at least 1 SmallResNet trial")
-    splits = _limited(load_splits(config.dataset, device=config.device, seed=config.seed), config.train_limit)
+    splits = first_train_rows(load_splits(config.dataset, device=config.device, seed=config.seed), config.train_limit)
     report = BenchReport(device=describe_device(config.device), config={**asdict(config), "dataset_source": splits.source})
     rows: list[tuple[str, int, int, Callable[[list[float], Report], list[tuple[str, float | None]]]]] = [
         ("tutorial_loop", config.tutorial_trials, 1, lambda lrs, report: _tutorial_group(lrs, report, splits, config)),
@@ -137,7 +137,7 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
             lambda lrs, report: _population_group(lrs, report, splits, config),
         ))
     if config.module_population:
-        module_splits = _limited(splits, config.module_train_limit)
+        module_splits = first_train_rows(splits, config.module_train_limit)
         rows.append(("resnet_single_trial", config.module_trials, 1,
                      lambda lrs, report: _single_group(lrs, report, module_splits, config,
                                                        build_member(_resnet_factory(module_splits), config.seed))))
@@ -233,7 +233,8 @@ def _row(name: str, size: int, outcome: SearchOutcome, seconds: float) -> BenchR
     )
 
 
-def _limited(splits: Splits, train_limit: int | None) -> Splits:
+def first_train_rows(splits: Splits, train_limit: int | None) -> Splits:
+    """``splits`` with only its first ``train_limit`` training rows (all of them when None)."""
     if train_limit is None:
         return splits
     return replace(splits, train_x=splits.train_x[:train_limit], train_y=splits.train_y[:train_limit])

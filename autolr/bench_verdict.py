@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,26 @@ import torch
 from autolr.records import RescoreRecord, StudyRecord
 from autolr.verdict import counted, describe, failure_score, mean, paired_gain
 
-SETTINGS = (("mnist", "mlp"), ("mnist", "cnn"), ("fashion-mnist", "mlp"), ("fashion-mnist", "cnn"))
+SETTINGS = (("mnist", "mlp"), ("fashion-mnist", "mlp"), ("mnist", "cnn"), ("fashion-mnist", "cnn"))
 QUICK_SETTINGS = (("digits", "mlp"),)
 HORIZON_FACTORS = (1, 3)  # verdict lengths, as multiples of the search's epochs
 GRID_LRS = (0.005, 1.0, 12)  # the independent cosine grid: 12 peak LRs log-spaced from 0.005 to 1
 
 
-def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, quick: bool = False,
+def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, out_dir: Path, quick: bool = False,
                   on_row: Any = None) -> dict[str, Any]:
-    """Every setting's rows (one per verdict length) plus the hardware they ran on."""
+    """Every setting's rows (one per verdict length) plus the hardware they ran on, written to
+    ``out_dir`` after each setting; a setting whose rows ``out_dir`` already holds is kept, so a
+    stopped run resumes (its studies resume too: nothing finished is trained again)."""
     from autolr.study import default_study
     from autolr.study_run import run_study
 
-    rows = []
+    done = _stored_rows(out_dir / "verdict.json")
+    rows: list[dict[str, Any]] = []
     for dataset, model in settings:
+        if len(done.get(f"{dataset} {model}", [])) == len(HORIZON_FACTORS):
+            rows += done[f"{dataset} {model}"]
+            continue
         config = default_study(dataset).replace(name=f"reference-{dataset}-{model}", model=model)
         if quick:
             config = config.replace(trials=10, baseline_lrs=1, schedule_free=True, rescore_seeds=2, rescore_top=1,
@@ -51,7 +56,22 @@ def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, quick: 
             if on_row:
                 on_row(row)
         rows[-1]["plain_loop_grid_s"] = rows[-2]["plain_loop_grid_s"] = plain_loop_seconds(run.record, config)
+        write_reference(_report(rows), out_dir)
+    return _report(rows)
+
+
+def _report(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"hardware": hardware(), "torch": torch.__version__, "rows": rows}
+
+
+def _stored_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The rows of an earlier run's ``verdict.json``, by setting (none when there is no file)."""
+    if not path.exists():
+        return {}
+    by_setting: dict[str, list[dict[str, Any]]] = {}
+    for row in json.loads(path.read_text(encoding="utf-8"))["rows"]:
+        by_setting.setdefault(row["setting"], []).append(row)
+    return by_setting
 
 
 def verdict_row(record: StudyRecord, setting: str, study_wall_s: float) -> dict[str, Any]:
@@ -138,18 +158,11 @@ def plain_loop_seconds(record: StudyRecord, config: Any) -> float:
 
 
 def hardware() -> str:
-    """This machine in a few words: the GPU's name, else the CPU model and cores."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    """This machine in a few words: the GPU's name, else the CPU model, its cores and threads."""
+    from autolr.bench import describe_device
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return describe_device(device) + ("" if device == "cuda" else f", {os.cpu_count()} cores")
 
 
 def _interval(gain: dict[str, Any] | None) -> str:

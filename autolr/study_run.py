@@ -313,17 +313,27 @@ def _worker_main(config: StudyConfig, storage: str, worker: int, workers: int, p
 
 def rescore_study(config: StudyConfig, engine: Any, splits: Any, device: str, population: int) -> None:
     """Re-score the top configurations and the tuned baselines, unless already done for these
-    trials at this length, with these seeds and this many top configurations."""
+    trials at this length, with these seeds and this many top configurations. Each length's
+    re-scoring is kept (``autolr.rescore@<epochs>``), so switching ``target_epochs`` back and
+    forth retrains nothing; ``autolr.rescore`` is the one the report shows."""
     from autolr.rescore import rescore
 
     record = engine.read_record()
     done_for = {"trials": sorted(t.number for t in record.trials if t.state != "running"),
                 "epochs": config.verdict_epochs, "seeds": config.rescore_seeds, "top": config.rescore_top}
-    if engine.get_attr(RESCORE_KEY) is not None and engine.get_attr(RESCORE_KEY + ".done_for") == done_for:
-        return
-    rescored = rescore(record, config, splits, device, population)
-    engine.set_attr(RESCORE_KEY, [vars(item) for item in rescored])
-    engine.set_attr(RESCORE_KEY + ".done_for", done_for)
+    for key in (RESCORE_KEY, f"{RESCORE_KEY}@{config.verdict_epochs}"):
+        if engine.get_attr(key) is not None and engine.get_attr(key + ".done_for") == done_for:
+            _store_rescore(engine, engine.get_attr(key), done_for)
+            return
+    _store_rescore(engine, [vars(item) for item in rescore(record, config, splits, device, population)], done_for)
+
+
+def _store_rescore(engine: Any, rescored: list[dict[str, Any]], done_for: dict[str, Any]) -> None:
+    """Store ``rescored`` as the study's re-scoring and as its length's."""
+    for key in (RESCORE_KEY, f"{RESCORE_KEY}@{done_for['epochs']}"):
+        if engine.get_attr(key + ".done_for") != done_for:
+            engine.set_attr(key, rescored)
+            engine.set_attr(key + ".done_for", done_for)
 
 
 def study_meta(config: StudyConfig, device: str, population: int, workers: int, started: float, engine: Any,

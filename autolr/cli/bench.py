@@ -72,15 +72,48 @@ def bench_verdict(
     runs_dir: Path = typer.Option(Path("reports/reference-runs"), "--runs-dir", help="Where the studies are stored."),
     out_dir: Path = typer.Option(Path("reports/reference"), "--out-dir", help="Folder for verdict.md and verdict.json."),
 ) -> None:
-    """Reference results: each built-in setting's study, its verdict at 1x and 3x its epochs, and a plain loop's time."""
+    """Reference results: each built-in setting's study, its verdict at 1x and 3x its epochs, and a plain loop's time.
+
+    Written after each setting; rerun the same command to resume a stopped run."""
     from autolr.bench_verdict import QUICK_SETTINGS, SETTINGS, run_reference, write_reference
 
     console = Console()
-    report = run_reference(QUICK_SETTINGS if quick else SETTINGS, runs_dir, quick=quick,
+    report = run_reference(QUICK_SETTINGS if quick else SETTINGS, runs_dir, out_dir, quick=quick,
                            on_row=lambda row: console.print(f"{row['setting']} at {row['epochs']} epochs: "
                                                             f"{row['sentence']}", markup=False))
     for path in write_reference(report, out_dir):
         console.print(f"wrote {path}")
+
+
+@app.command("lr-bounds")
+def bench_lr_bounds(
+    quick: bool = typer.Option(False, "--quick", help="Two tiny digits settings on a 3-point grid (seconds)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder with the datasets' files."),
+    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for lr-bounds.md and lr-bounds.json."),
+    threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
+) -> None:
+    """Where each family's best peak LR lies relative to the range test; per-family bounds from calibration settings."""
+    import time
+
+    import torch
+
+    from autolr import bench_lr_bounds as bench
+
+    torch.set_num_threads(threads)
+    size = bench.QUICK if quick else bench.BoundsSize()
+    hardware = bench.hardware()
+    started = time.perf_counter()
+
+    def progress(runs: list) -> None:
+        run = runs[-1]
+        typer.echo(f"{run.setting.name}: loss_min {run.range_test.loss_min:.3g}, best / loss_min "
+                   + ", ".join(f"{family} {run.ratio(family):.2f}x" for family in run.families))
+        bench.write(runs, size, out_dir, hardware, time.perf_counter() - started)  # partial results survive a stop
+
+    runs = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, on_setting=progress)
+    json_path, md_path = bench.write(runs, size, out_dir, hardware, time.perf_counter() - started)
+    typer.echo(md_path.read_text())
+    typer.echo(f"wrote {md_path}, {json_path}")
 
 
 @app.command("load")
