@@ -133,3 +133,11 @@ def test_the_bounds_constant_is_what_the_committed_reference_run_derives():
     assert bench.DERIVED_BOUNDS == {family: (f.bounds.lo, f.bounds.hi) for family, f in found.items()}
     recorded = json.loads(REFERENCE.read_text())["derived_bounds"]
     assert {family: (b["lo_factor"], b["hi_factor"]) for family, b in recorded.items()} == bench.DERIVED_BOUNDS
+
+
+def test_the_search_uses_the_derived_bounds():
+    from autolr.bench_lr_bounds import DERIVED_BOUNDS
+    from autolr.families import FAMILIES
+
+    for family, bounds in DERIVED_BOUNDS.items():
+        assert FAMILIES[family].lr_factors == pytest.approx(tuple(bounds)), family
