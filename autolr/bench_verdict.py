@@ -46,10 +46,9 @@ def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, out_dir
         if quick:
             config = config.replace(trials=10, baseline_lrs=1, schedule_free=True, rescore_seeds=2, rescore_top=1,
                                     epochs=2, population=8)
-        study_wall = 0.0
         for factor in HORIZON_FACTORS:
             run = run_study(config.replace(target_epochs=config.epochs * factor), out=runs_dir)
-            study_wall += run.wall_time_s
+            study_wall = float(run.record.meta.get("wall_time_s", run.wall_time_s))  # summed over resumed runs
             row = verdict_row(run.record, f"{dataset} {model}", study_wall)
             row["grid_cosine"] = grid_cosine(run.record, config.replace(target_epochs=config.epochs * factor))
             rows.append(row)
