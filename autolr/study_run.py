@@ -111,13 +111,13 @@ def run_study(
         return backend_module(config.backend).run_study(config, out=out, workers=workers, on_progress=on_progress,
                                                         on_phase=on_phase, **(backend_options or {}))
     started = time.monotonic()
+    device = resolve_device(config.device)  # every check before the study is stored
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = storage_url_for(config, run_dir, workers)
     engine = _open(config, storage, worker=0)
     engine.claim(config.to_dict(), identity_keys=list(config.identity()))  # refuse a conflicting rerun first
-    device = resolve_device(config.device)
     with torch_threads(device, threads_per_process(workers)):
         return _run(config, engine, device, run_dir, storage, workers, phase, on_progress, started)
 

@@ -137,9 +137,9 @@ def run_study(
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
     folder = RayStudyFolder(experiment_dir(run_dir))
+    device = resolve_device(config.device)  # every check before the study is stored
     _claim(folder, config.to_dict(), config.identity())
     phase("data")
-    device = resolve_device(config.device)
     splits = load_study_splits(config, device)
     phase("range test")
     range_test = study_range_test(config, folder, splits, device)
