@@ -111,7 +111,8 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
     if min(config.population_sizes) < 1:
         raise UserError(f"population sizes must be positive, got {list(config.population_sizes)}")
     splits = _limited(load_splits(config.dataset, device=config.device, seed=config.seed), config.train_limit)
-    report = BenchReport(device=describe_device(config.device), config={**asdict(config), "dataset_source": splits.source})
+    report = BenchReport(device=describe_device(config.device),
+                         config={**asdict(config), "dataset_source": splits.source})
     rows: list[tuple[str, int, int, Callable[[list[float], Report], list[tuple[str, float | None]]]]] = [
         ("tutorial_loop", config.tutorial_trials, 1, lambda lrs, report: _tutorial_group(lrs, report, splits, config)),
         ("single_trial", config.trials, 1, lambda lrs, report: _single_group(lrs, report, splits, config)),
@@ -213,7 +214,8 @@ def _spec(lr: float) -> ScheduleSpec:
     return ScheduleSpec("cosine", lr, optimizer=OPTIMIZER)
 
 
-def _single_group(lrs: list[float], report: Report, splits: Splits, config: BenchConfig) -> list[tuple[str, float | None]]:
+def _single_group(lrs: list[float], report: Report, splits: Splits,
+                  config: BenchConfig) -> list[tuple[str, float | None]]:
     (lr,) = lrs
     result = train_trial(
         _spec(lr), MODEL, splits, config.epochs, config.batch_size, seed=config.seed,
@@ -255,7 +257,8 @@ class TutorialImages(VisionDataset):
         return self.transform(Image.fromarray(self.images[index])), self.labels[index]
 
 
-def _tutorial_group(lrs: list[float], report: Report, splits: Splits, config: BenchConfig) -> list[tuple[str, float | None]]:
+def _tutorial_group(lrs: list[float], report: Report, splits: Splits,
+                    config: BenchConfig) -> list[tuple[str, float | None]]:
     """One trial the way the PyTorch and Optuna tutorials write it."""
     (lr,) = lrs
     device = torch.device(config.device)

@@ -301,7 +301,8 @@ class StackedOptimizer:
         """Keep only the members at stacked rows ``rows``."""
         self.lr_table = self.lr_table.index_select(1, rows)
         self.momentum_table = self.momentum_table.index_select(1, rows)
-        self.weight_decay, self.beta2, self.eps = (t.index_select(0, rows) for t in (self.weight_decay, self.beta2, self.eps))
+        self.weight_decay, self.beta2, self.eps = (t.index_select(0, rows)
+                                                   for t in (self.weight_decay, self.beta2, self.eps))
         self.decays = bool(self.weight_decay.any())
         if self.state is not None:
             self.state = [[slot.index_select(0, rows) for slot in slots] for slots in self.state]

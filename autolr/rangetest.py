@@ -312,7 +312,8 @@ def _batches(data: Any, batch_size: int, seed: int) -> Iterator[tuple[torch.Tens
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         x, y = data
         if len(x) == 0 or len(x) != len(y):
-            raise UserError(f"data must be non-empty tensors with one target per input, got {len(x)} inputs and {len(y)} targets")
+            raise UserError(f"data must be non-empty tensors with one target per input, "
+                            f"got {len(x)} inputs and {len(y)} targets")
         return _tensor_batches(x, y, batch_size, seed)
     try:
         first = next(iter(data))
@@ -323,7 +324,8 @@ def _batches(data: Any, batch_size: int, seed: int) -> Iterator[tuple[torch.Tens
     return _loader_batches(data, first)
 
 
-def _tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                    seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator(device="cpu").manual_seed(seed)
     while True:
         order = torch.randperm(len(x), generator=generator).to(x.device)

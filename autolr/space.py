@@ -199,7 +199,8 @@ class SearchSpace:
                                                for family, (low, high) in self.family_lr.items()})
         unknown = [name for name in self.families if name not in FAMILY_SPACES]
         if unknown or not self.families:
-            raise UserError(f"families must be a non-empty selection of {', '.join(FAMILIES)}, got {list(self.families)}")
+            raise UserError(
+                f"families must be a non-empty selection of {', '.join(FAMILIES)}, got {list(self.families)}")
         ScheduleSpec("constant", 1.0, optimizer=self.optimizer)  # SpecError names a bad optimizer setting
         object.__setattr__(self, "families", tuple(self.families))
 

@@ -137,7 +137,7 @@ Reference (generated; key, default, valid values, meaning)::
       d_coef              1.0                  > 0                         multiplier of Prodigy's step-size estimate d
       safeguard_warmup    false                true or false               leave lr out of d's denominator (for LR warmup)
       use_bias_correction false                true or false               Adam's bias correction
-"""
+"""  # noqa: E501  (the table is describe_parameters()'s output, kept equal by a test)
 
 from __future__ import annotations
 

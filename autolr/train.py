@@ -201,8 +201,9 @@ def train_trial(
     epoch visits the training set in an order drawn from ``data_seed`` (default ``seed``).
     The scheduler built by ``spec.build`` is stepped after every batch (``total_steps =
     epochs * steps_per_epoch``), except the plateau family, which is stepped once per
-    epoch on the validation loss (``total_steps = epochs``; its patience counts epochs). ``on_epoch(epoch, score)`` is called after each epoch
-    (epochs count from 0) and returns True to stop the trial (status "pruned").
+    epoch on the validation loss (``total_steps = epochs``; its patience counts epochs).
+    ``on_epoch(epoch, score)`` is called after each epoch (epochs count from 0) and returns True to
+    stop the trial (status "pruned").
     ``amp``: bf16 autocast, on CUDA only; None means on where available. A schedule-free
     optimizer is switched to training before each epoch's steps and to evaluation before
     each evaluation (``set_optimizer_mode``), so a given module ends with its evaluation weights.
@@ -259,7 +260,8 @@ def train_trial(
             break
     if score_test and result.status == "complete":
         with autocast(device, amp):
-            test_loss, test_accuracy = (float(v) for v in evaluate(model, splits.test_x.to(device), splits.test_y.to(device)))
+            test_x, test_y = splits.test_x.to(device), splits.test_y.to(device)
+            test_loss, test_accuracy = (float(v) for v in evaluate(model, test_x, test_y))
         result.test_score = score_of(metric, test_loss, test_accuracy)
     result.duration_s = time.perf_counter() - started
     return result

@@ -47,8 +47,10 @@ def bench(
             raise UserError(f"--population-sizes must be comma-separated integers, got {population_sizes!r}") from None
     config = replace(config, **{key: value for key, value in overrides.items() if value is not None})
     console = Console()
-    console.print(f"bench: {config.dataset}, {config.epochs} epochs, device {config.device}; rows run one after another")
-    report = run_bench(config, on_row=lambda row: console.print(f"  {row.name}: {row.trials_per_minute:,.0f} trials/min"))
+    console.print(f"bench: {config.dataset}, {config.epochs} epochs, device {config.device}; "
+                  "rows run one after another")
+    report = run_bench(config,
+                       on_row=lambda row: console.print(f"  {row.name}: {row.trials_per_minute:,.0f} trials/min"))
     table = Table(title=f"autolr bench on {report.device}")
     for column in TABLE_COLUMNS:
         table.add_column(column, justify="left" if column == "row" else "right")
@@ -66,9 +68,11 @@ app.command("rangetest")(bench_rangetest)
 def bench_verdict(
     quick: bool = typer.Option(False, "--quick", help="One tiny digits study (for tests), not the reference settings."),
     runs_dir: Path = typer.Option(Path("reports/reference-runs"), "--runs-dir", help="Where the studies are stored."),
-    out_dir: Path = typer.Option(Path("reports/reference"), "--out-dir", help="Folder for verdict.md and verdict.json."),
+    out_dir: Path = typer.Option(Path("reports/reference"), "--out-dir",
+                                 help="Folder for verdict.md and verdict.json."),
 ) -> None:
-    """Reference results: each built-in setting's study, its verdict at 1x and 3x its epochs, and a plain loop's time."""
+    """Reference results: each built-in setting's study, its verdict at 1x and 3x its epochs, and a plain
+    loop's time."""
     from autolr.bench_verdict import QUICK_SETTINGS, SETTINGS, run_reference, write_reference
 
     console = Console()
