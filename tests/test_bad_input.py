@@ -177,6 +177,7 @@ def test_bad_input_is_one_sentence_exit_2_and_the_study_untouched(
     assert stored_study(inputs) == before
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_separate_process(inputs: Path) -> None:
     """The same promise from the installed entry point: exit 2, one line, no traceback, no password."""
     url = f"postgresql://autolr:{PASSWORD}@127.0.0.1:{closed_port()}/studies"

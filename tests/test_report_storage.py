@@ -6,7 +6,6 @@ import itertools
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -83,6 +82,7 @@ def test_report_to_another_folder_from_a_storage_url(finished_study, tmp_path):
     assert values == sorted(values, reverse=True)
 
 
+@pytest.mark.slow
 def test_report_built_while_the_search_still_writes(tmp_path):
     """The search (in a thread, with its own storage connection) holds its third trial open
     while the report is built, so the page is partial and the counts are known exactly."""

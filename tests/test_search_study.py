@@ -3,6 +3,7 @@ finished study trains nothing and redoes no range test."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import autolr.population
@@ -19,6 +20,7 @@ def refuse(*args, **kwargs):
     raise AssertionError("called although the study already holds its result")
 
 
+@pytest.mark.slow
 def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     range_tests: list[str] = []
