@@ -115,7 +115,8 @@ def tuned_baselines(space: Any, points: int, schedule_free: bool) -> list[Baseli
     if points == 0:
         return []
     intervals = {kind: space.lr_interval(KIND_SCHEDULES[kind][0]) for kind in STANDARD_KINDS}
-    intervals["schedule_free"] = (min(low for low, _ in intervals.values()), max(high for _, high in intervals.values()))
+    intervals["schedule_free"] = (min(low for low, _ in intervals.values()),
+                                  max(high for _, high in intervals.values()))
     intervals["prodigy"] = PRODIGY_LRS
     return [
         Baseline(f"{kind}#{rung}", None, kind_spec(kind, lr, space.optimizer))

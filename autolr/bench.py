@@ -124,9 +124,11 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
     if min(config.population_sizes) < 1:
         raise UserError(f"population sizes must be positive, got {list(config.population_sizes)}")
     if config.module_population < 0 or config.module_trials < 1:
-        raise UserError("bench needs a SmallResNet population of 0 (no such rows) or more and at least 1 SmallResNet trial")
+        raise UserError("bench needs a SmallResNet population of 0 (no such rows) or more "
+                        "and at least 1 SmallResNet trial")
     splits = first_train_rows(load_splits(config.dataset, device=config.device, seed=config.seed), config.train_limit)
-    report = BenchReport(device=describe_device(config.device), config={**asdict(config), "dataset_source": splits.source})
+    report = BenchReport(device=describe_device(config.device),
+                         config={**asdict(config), "dataset_source": splits.source})
     rows: list[tuple[str, int, int, Callable[[list[float], Report], list[tuple[str, float | None]]]]] = [
         ("tutorial_loop", config.tutorial_trials, 1, lambda lrs, report: _tutorial_group(lrs, report, splits, config)),
         ("single_trial", config.trials, 1, lambda lrs, report: _single_group(lrs, report, splits, config)),
@@ -275,7 +277,8 @@ class SmallResNet(nn.Module):
     def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
         narrow, wide = RESNET_WIDTHS
-        self.stem = nn.Sequential(nn.Conv2d(channels, narrow, 3, padding=1, bias=False), nn.BatchNorm2d(narrow), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(channels, narrow, 3, padding=1, bias=False), nn.BatchNorm2d(narrow),
+                                  nn.ReLU())
         self.block1 = _residual_branch(narrow, narrow, stride=1)
         self.block2 = _residual_branch(narrow, wide, stride=2)
         self.project = nn.Sequential(nn.Conv2d(narrow, wide, 1, stride=2, bias=False), nn.BatchNorm2d(wide))
@@ -335,7 +338,8 @@ class TutorialImages(VisionDataset):
         return self.transform(Image.fromarray(self.images[index])), self.labels[index]
 
 
-def _tutorial_group(lrs: list[float], report: Report, splits: Splits, config: BenchConfig) -> list[tuple[str, float | None]]:
+def _tutorial_group(lrs: list[float], report: Report, splits: Splits,
+                    config: BenchConfig) -> list[tuple[str, float | None]]:
     """One trial the way the PyTorch and Optuna tutorials write it."""
     (lr,) = lrs
     device = torch.device(config.device)

@@ -122,7 +122,8 @@ def _count(storage_url: str, workers: int, trials: int, evaluations: list[dict],
         or stored[item["number"]].value != item["value"]
     )
     repeated_numbers = sum(count - 1 for count in Counter(item["number"] for item in evaluations).values())
-    baseline_runs = Counter(trial.baseline for trial in record.trials if trial.baseline and trial.state != "interrupted")
+    baseline_runs = Counter(trial.baseline for trial in record.trials
+                            if trial.baseline and trial.state != "interrupted")
     repeated_baselines = sum(count - 1 for count in baseline_runs.values())
     return LoadResult(
         storage=redact_text(storage_url), workers=workers, trials=trials, recorded=len(finished),

@@ -245,7 +245,8 @@ def markdown(runs: list[SettingRun], size: BoundsSize, hardware: str, wall_secon
             cells.append(f"{best.best_lr:.3g} ({run.ratio(family):.2f}x){' edge' if best.edge else ''}")
         rows = f"{run.training_rows}{' (subsampled)' if run.setting.train_rows else ''}"
         lines.append(f"| {run.setting.name} | {run.setting.role} | {rows} | {points.suggestion:.3g} | "
-                     f"{points.loss_min:.3g} | {points.divergence:.3g} ({points.stop_reason}) | " + " | ".join(cells) + " |")
+                     f"{points.loss_min:.3g} | {points.divergence:.3g} ({points.stop_reason}) | "
+                     + " | ".join(cells) + " |")
     lines += ["", "## Every family in detail", "",
               "| setting | family | best LR | mean val acc | / suggestion | / loss_min | / divergence LR | "
               "good band (x loss_min) | edge |", "|---|---|---|---|---|---|---|---|---|"]
@@ -254,7 +255,8 @@ def markdown(runs: list[SettingRun], size: BoundsSize, hardware: str, wall_secon
         for family in families:
             best = run.families[family].best()
             band = ", ".join(f"{lr / points.loss_min:.2g}" for lr in best.good_lrs)
-            lines.append(f"| {run.setting.name} | {family} | {best.best_lr:.3g} | {best.mean_scores[best.best_index]:.4f} "
+            lines.append(f"| {run.setting.name} | {family} | {best.best_lr:.3g} "
+                         f"| {best.mean_scores[best.best_index]:.4f} "
                          f"| {best.best_lr / points.suggestion:.2f} | {run.ratio(family):.2f} | "
                          f"{best.best_lr / points.divergence:.3g} | {band} | {'edge' if best.edge else ''} |")
     lines += _bounds_lines(runs, size)
@@ -262,7 +264,8 @@ def markdown(runs: list[SettingRun], size: BoundsSize, hardware: str, wall_secon
 
 
 def _bounds_lines(runs: list[SettingRun], size: BoundsSize) -> list[str]:
-    """The derived bounds and their held-out check; also how often today's interval [suggestion/10, loss_min] holds the best."""
+    """The derived bounds and their held-out check; also how often the former interval
+    [suggestion/10, loss_min] holds the best."""
     derived = family_bounds(runs, size.grid_step)
     lines = ["", "## Derived bounds (factors of loss_min)", "",
              f"From the calibration settings only: the narrowest [lo, hi] holding every calibration best LR / "

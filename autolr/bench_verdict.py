@@ -189,21 +189,24 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"`autolr bench verdict` on {report['hardware']}, torch {report['torch']}. Each setting is the shipped "
         "study of its dataset (`studies/<dataset>.toml`) with that model; its trials (of them, tuned baselines) "
-        "are in the table. Test accuracy means over the verdict's fresh seeds (a diverged seed counts as 0); intervals are paired "
-        "95% t intervals over those seeds. \"is it\": the export is that baseline.",
+        "are in the table. Test accuracy means over the verdict's fresh seeds (a diverged seed counts as 0); "
+        "intervals are paired 95% t intervals over those seeds. \"is it\": the export is that baseline.",
         "",
-        "| setting | trials (baselines) | verdict epochs | verdict | exported | test: exported | best searched | tuned cosine | "
-        "schedule-free | exported − tuned cosine | exported − schedule-free | grid cosine (LR) | exported − grid cosine "
+        "| setting | trials (baselines) | verdict epochs | verdict | exported | test: exported | best searched "
+        "| tuned cosine | schedule-free | exported − tuned cosine | exported − schedule-free | grid cosine (LR) "
+        "| exported − grid cosine "
         "| study wall (s) | plain loop, baseline grid (s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         plain = "–" if row["plain_loop_grid_s"] is None else f"{row['plain_loop_grid_s']:.0f}"
         lines.append(
-            f"| {row['setting']} | {row['trials']} ({row['baseline_trials']}) | {row['epochs']} | {row['outcome']} | {row['exported']} | {_score(row['test_exported'])} "
-            f"| {_score(row['test_best_searched'])} | {_score(row['test_cosine'])} | {_score(row['test_schedule_free'])} "
+            f"| {row['setting']} | {row['trials']} ({row['baseline_trials']}) | {row['epochs']} | {row['outcome']} "
+            f"| {row['exported']} | {_score(row['test_exported'])} | {_score(row['test_best_searched'])} "
+            f"| {_score(row['test_cosine'])} | {_score(row['test_schedule_free'])} "
             f"| {_interval(row['exported_vs_cosine'])} | {_interval(row['exported_vs_schedule_free'])} "
-            f"| {_grid(row.get('grid_cosine'))} | {_interval((row.get('grid_cosine') or {}).get('exported_minus_grid'))} "
+            f"| {_grid(row.get('grid_cosine'))} "
+            f"| {_interval((row.get('grid_cosine') or {}).get('exported_minus_grid'))} "
             f"| {row['study_wall_s']:.0f} | {plain} |")
     lines += ["", "Study wall time at 3x includes the first verdict (the search is not rerun; only the re-scoring "
               "at the longer length). The plain loop trains the same tuned-baseline grid one run at a time at the "

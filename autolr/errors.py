@@ -1,4 +1,5 @@
-"""The one exception family for mistakes a user can make (bad flag, file, name or value), and how errors are shown in one line."""
+"""The one exception family for mistakes a user can make (bad flag, file, name or value), and how errors
+are shown in one line."""
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ def _optimizer_function(spec: ScheduleSpec) -> tuple[list[str], list[str]]:
     if construction is None:
         return [], []
     import_line, call = construction
-    docstring = ['    """The optimizer the schedule was tuned with; before each step, set every group\'s "lr" to lr_at.']
+    docstring = ['    """The optimizer the schedule was tuned with; before each step, set every group\'s "lr" '
+                 'to lr_at.']
     if spec.optimizer_settings()["name"] in SCHEDULE_FREE_OPTIMIZERS:
         docstring += ["", f"    {_SCHEDULE_FREE_NOTE}"]
     return [import_line], ["", "", "def make_optimizer(parameters):", *docstring, '    """', f"    return {call}"]
@@ -92,7 +93,8 @@ def to_lightning(spec: ScheduleSpec) -> str:
         total_steps, interval = "self.trainer.max_epochs", '"epoch",  # stepped once per epoch'
         monitor = '\n            "monitor": "val_loss",  # the logged metric the plateau schedule watches'
     else:
-        total_steps, interval, monitor = "self.trainer.estimated_stepping_batches", '"step",  # stepped once per batch', ""
+        total_steps, monitor = "self.trainer.estimated_stepping_batches", ""
+        interval = '"step",  # stepped once per batch'
     data = pprint.pformat(spec.to_dict(), sort_dicts=False, width=88)
     construction = _package_optimizer(spec, "self.parameters()")
     import_line, call = construction if construction is not None else ("", "SPEC.build_optimizer(self.parameters())")

@@ -83,7 +83,8 @@ class StackedModel(nn.Module):
 
 
 class PopulationModel(StackedModel):
-    """K copies of built-in model ``name``; ``forward(x)`` takes ``B x C x H x W`` and returns logits ``K x B x classes``.
+    """K copies of built-in model ``name``; ``forward(x)`` takes ``B x C x H x W`` and returns logits
+    ``K x B x classes``.
 
     ``grouped_convolutions``: run the convolutions of all members as one grouped
     convolution (None: on CUDA only).

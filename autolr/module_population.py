@@ -79,7 +79,8 @@ class ModulePopulation(StackedModel):
             params, self.stacked_buffers(), x,
         )
 
-    def _member_forward(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def _member_forward(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                        x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.template, (params, buffers), (x,))
 
     def keep(self, members: torch.Tensor) -> None:
@@ -110,7 +111,8 @@ def as_splits(data: Any) -> Splits:
         return splits_from_tensors(*data)
     if isinstance(data, torch.utils.data.Dataset):
         return splits_from_datasets(data)
-    raise UserError(f"data must be autolr Splits, an (x, y) pair of tensors or a torch Dataset, got {type(data).__name__}")
+    raise UserError(f"data must be autolr Splits, an (x, y) pair of tensors or a torch Dataset, "
+                    f"got {type(data).__name__}")
 
 
 def train_module_population(

@@ -270,7 +270,8 @@ class StackedOptimizer:
         self.state: list[list[torch.Tensor]] | None = None  # per parameter: [momentum] or [exp_avg, exp_avg_sq]
 
     def step(self, stacked_params: Sequence[torch.Tensor], step: int) -> None:
-        """Apply the update of scheduler step ``step`` (counted from 0) to the stacked parameters (gradients in ``.grad``).
+        """Apply the update of scheduler step ``step`` (counted from 0) to the stacked parameters
+        (gradients in ``.grad``).
 
         Written as few passes over the stacked tensors as torch allows (each pass over K
         members' parameters costs memory bandwidth, which bounds a CPU); ``param.grad`` is
@@ -335,7 +336,8 @@ class StackedOptimizer:
         """Keep only the members at stacked rows ``rows``."""
         self.lr_table = self.lr_table.index_select(1, rows)
         self.momentum_table = self.momentum_table.index_select(1, rows)
-        self.weight_decay, self.beta2, self.eps = (t.index_select(0, rows) for t in (self.weight_decay, self.beta2, self.eps))
+        self.weight_decay, self.beta2, self.eps = (t.index_select(0, rows)
+                                                   for t in (self.weight_decay, self.beta2, self.eps))
         self.decays = bool(self.weight_decay.any())
         if self.state is not None:
             self.state = [[slot.index_select(0, rows) for slot in slots] for slots in self.state]

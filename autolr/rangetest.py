@@ -143,8 +143,8 @@ def lr_range_test(
     1e-4) to ``end_lr``, for ``num_steps`` (default 200) steps with ``optimizer``'s
     settings (SGD, Adam or AdamW), as ``population_range_test``; ``data`` must then be
     ``(x, y)`` tensors (taken as they are, not normalized) and ``mode``, ``smooth`` and
-    ``diverge_factor`` do not apply. ``data`` is a DataLoader (or any re-iterable of ``(inputs, targets)`` batches, cycled
-    when exhausted) or a pair of tensors ``(x, y)`` drawn in shuffled batches of
+    ``diverge_factor`` do not apply. ``data`` is a DataLoader (or any re-iterable of
+    ``(inputs, targets)`` batches, cycled when exhausted) or a pair of tensors ``(x, y)`` drawn in shuffled batches of
     ``batch_size`` rows using ``seed``. ``mode`` is ``exp`` (geometric steps) or
     ``linear``. ``smooth`` is the EMA weight of the newest loss (bias-corrected; the rules
     read this smoothed curve); the test stops early (``stop_reason`` ``diverged``) once the
@@ -262,7 +262,8 @@ def population_range_test(
         lrs=lrs, losses=losses, smoothed_losses=list(losses), stopped_at=steps_run, stop_reason="completed",
         suggestions={"best": best}, suggestion=best, interval=search_interval(best, highest_useful_lr),
         method="population",
-        settings={"model": model if isinstance(model, str) else "your model", "start_lr": start_lr, "end_lr": end_lr, "num_lrs": num_lrs,
+        settings={"model": model if isinstance(model, str) else "your model", "start_lr": start_lr, "end_lr": end_lr,
+                  "num_lrs": num_lrs,
                   "num_steps": steps_run, "batch_size": batch_size, "optimizer": optimizer,
                   "held_out": len(data.val_y), "seed": seed},
     )
@@ -355,7 +356,8 @@ def _batches(data: Any, batch_size: int, seed: int) -> Iterator[tuple[torch.Tens
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         x, y = data
         if len(x) == 0 or len(x) != len(y):
-            raise UserError(f"data must be non-empty tensors with one target per input, got {len(x)} inputs and {len(y)} targets")
+            raise UserError(f"data must be non-empty tensors with one target per input, "
+                            f"got {len(x)} inputs and {len(y)} targets")
         return _tensor_batches(x, y, batch_size, seed)
     try:
         first = next(iter(data))
@@ -366,7 +368,8 @@ def _batches(data: Any, batch_size: int, seed: int) -> Iterator[tuple[torch.Tens
     return _loader_batches(data, first)
 
 
-def _tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _tensor_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                    seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator(device="cpu").manual_seed(seed)
     while True:
         order = torch.randperm(len(x), generator=generator).to(x.device)

@@ -102,8 +102,9 @@ def final_scores(specs: Sequence[ScheduleSpec], seeds: Sequence[int], config: St
     for seed in seeds:
         for start in range(0, len(specs), population):
             chunk = list(specs[start:start + population])
-            results = train_population(chunk, config.model, splits, epochs, config.batch_size, seeds=[seed] * len(chunk),
-                                       data_seed=seed, metric=config.metric, device=device, score_test=score_test)
+            results = train_population(chunk, config.model, splits, epochs, config.batch_size,
+                                       seeds=[seed] * len(chunk), data_seed=seed, metric=config.metric,
+                                       device=device, score_test=score_test)
             for offset, result in enumerate(results):
                 complete = result.status == "complete"
                 val[start + offset].append(float(result.final_score) if complete else float("nan"))

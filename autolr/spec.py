@@ -137,7 +137,7 @@ Reference (generated; key, default, valid values, meaning)::
       d_coef              1.0                  > 0                         multiplier of Prodigy's step-size estimate d
       safeguard_warmup    false                true or false               leave lr out of d's denominator (for LR warmup)
       use_bias_correction false                true or false               Adam's bias correction
-"""
+"""  # noqa: E501  (the table is describe_parameters()'s output, kept equal by a test)
 
 from __future__ import annotations
 
@@ -324,7 +324,7 @@ class ScheduleSpec:
         if self.warmup is not None:
             object.__setattr__(self, "warmup", _check_section(self.warmup, WARMUP_PARAMETERS, "warmup", "warmup"))
         if self.optimizer is not None:
-            object.__setattr__(self, "optimizer", _check_optimizer(self.optimizer))
+            object.__setattr__(self, "optimizer", check_optimizer(self.optimizer))
             if params.get("cycle_momentum") and self.optimizer["name"] in SCHEDULE_FREE_OPTIMIZERS:
                 raise SpecError(f"params.cycle_momentum must be false with optimizer {self.optimizer['name']}, "
                                 f"whose momentum converts its training weights to its evaluation weights")
@@ -375,7 +375,7 @@ class ScheduleSpec:
 
     def optimizer_settings(self) -> dict[str, Any]:
         """Every optimizer setting, defaults filled in; ``DEFAULT_OPTIMIZER`` (SGD, momentum 0.9) if none."""
-        return _check_optimizer(self.optimizer if self.optimizer is not None else DEFAULT_OPTIMIZER)
+        return check_optimizer(self.optimizer if self.optimizer is not None else DEFAULT_OPTIMIZER)
 
     def build(self, optimizer: Any, total_steps: int) -> Any:
         """A torch LRScheduler for ``optimizer`` over ``total_steps`` (see autolr.schedulers.build).
@@ -462,7 +462,9 @@ class ScheduleSpec:
         return path
 
 
-def _check_optimizer(optimizer: Any) -> dict[str, Any]:
+def check_optimizer(optimizer: Any) -> dict[str, Any]:
+    """``optimizer`` (a table with ``name``) checked against OPTIMIZER_PARAMETERS, defaults filled in;
+    SpecError names the bad field."""
     if not isinstance(optimizer, dict):
         raise SpecError(f"optimizer must be a table of keys to values, got {show(optimizer)}")
     name = optimizer.get("name", REQUIRED)

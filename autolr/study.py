@@ -20,15 +20,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from autolr.errors import StudyError
-from autolr.spec import FAMILIES, OPTIMIZER_PARAMETERS
+from autolr.errors import SpecError, StudyError
+from autolr.spec import FAMILIES, OPTIMIZER_PARAMETERS, check_optimizer
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("hyperband", "median", "successive-halving", "none")
 BACKENDS = ("optuna", "ray")
 METRICS = ("accuracy", "loss")  # accuracy is maximized, loss minimized
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
-OPTIMIZER_KEYS = ("name", "momentum", "nesterov", "weight_decay", "betas", "eps")
 RESCORE_KEYS = ("top", "seeds")
 MAX_BASELINE_LRS = 12  # LR points per tuned baseline kind, at most
 DECOUPLED_WEIGHT_DECAY = ("adamw",)  # weight_decay decoupled from the gradient; sgd's and adam's is an L2 term
@@ -158,16 +157,15 @@ def _validate(config: StudyConfig) -> None:
     lrs = config.baseline_lrs
     if isinstance(lrs, bool) or not isinstance(lrs, int) or not 0 <= lrs <= MAX_BASELINE_LRS:
         raise StudyError(f"baseline_lrs must be an integer from 0 to {MAX_BASELINE_LRS}, got {lrs!r}")
-    if not isinstance(config.schedule_free, bool):
-        raise StudyError(f"schedule_free must be true or false, got {config.schedule_free!r}")
+    for key in ("warmup", "search_optimizer", "schedule_free", "retry_interrupted"):
+        if not isinstance(getattr(config, key), bool):
+            raise StudyError(f"{key} must be true or false, got {getattr(config, key)!r}")
     if config.population is not None and (
         isinstance(config.population, bool) or not isinstance(config.population, int) or config.population <= 0
     ):
         raise StudyError(f"population must be a positive integer, got {config.population!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
         raise StudyError(f"seed must be a non-negative integer, got {config.seed!r}")
-    if not isinstance(config.retry_interrupted, bool):
-        raise StudyError(f"retry_interrupted must be true or false, got {config.retry_interrupted!r}")
     if not isinstance(config.prune_after, (int, float)) or not 0 <= config.prune_after < 1:
         raise StudyError(f"prune_after must be a fraction in [0, 1), got {config.prune_after!r}")
     _check_choice("sampler", config.sampler, SAMPLERS)
@@ -194,14 +192,12 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _validate_optimizer(optimizer: dict[str, Any]) -> None:
-    unknown = [key for key in optimizer if key not in OPTIMIZER_KEYS]
-    if unknown:
-        raise StudyError(f"unknown optimizer setting {unknown[0]!r}; known: {', '.join(OPTIMIZER_KEYS)}")
+    """A study's optimizer: one of OPTIMIZER_NAMES, its settings checked by the spec's own rules."""
     _check_choice("optimizer", optimizer.get("name"), OPTIMIZER_NAMES)
-    for key in ("momentum", "weight_decay", "eps"):
-        value = optimizer.get(key, 0.0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise StudyError(f"optimizer {key} must be a non-negative number, got {value!r}")
+    try:
+        check_optimizer(optimizer)
+    except SpecError as error:
+        raise StudyError(str(error)) from None
 
 
 def _validate_names(dataset: Any, model: Any) -> None:

@@ -111,13 +111,13 @@ def run_study(
         return backend_module(config.backend).run_study(config, out=out, workers=workers, on_progress=on_progress,
                                                         on_phase=on_phase, **(backend_options or {}))
     started = time.monotonic()
+    device = resolve_device(config.device)  # every check before the study is stored
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = storage_url_for(config, run_dir, workers)
     engine = _open(config, storage, worker=0)
     engine.claim(config.to_dict(), identity_keys=list(config.identity()))  # refuse a conflicting rerun first
-    device = resolve_device(config.device)
     with torch_threads(device, threads_per_process(workers)):
         return _run(config, engine, device, run_dir, storage, workers, phase, on_progress, started)
 
@@ -173,7 +173,8 @@ def population_evaluator(config: StudyConfig, splits: Any, device: str) -> Evalu
     return members_evaluator(train, device)
 
 
-def members_evaluator(train: Callable[[list[Any], Callable[[int, int, float], bool]], list[Any]], device: str) -> Evaluate:
+def members_evaluator(train: Callable[[list[Any], Callable[[int, int, float], bool]], list[Any]],
+                      device: str) -> Evaluate:
     """Train the asked trials at once with ``train(specs, on_epoch) -> TrialResults``; every member
     reports each epoch to its trial and leaves the population when its trial is pruned. A
     population that runs out of memory (GPU or CPU) is split in two and each half trained in

@@ -228,8 +228,9 @@ def train_trial(
     epoch visits the training set in an order drawn from ``data_seed`` (default ``seed``).
     The scheduler built by ``spec.build`` is stepped after every batch (``total_steps =
     epochs * steps_per_epoch``), except the plateau family, which is stepped once per
-    epoch on the validation loss (``total_steps = epochs``; its patience counts epochs). ``on_epoch(epoch, score)`` is called after each epoch
-    (epochs count from 0) and returns True to stop the trial (status "pruned").
+    epoch on the validation loss (``total_steps = epochs``; its patience counts epochs).
+    ``on_epoch(epoch, score)`` is called after each epoch (epochs count from 0) and returns True to
+    stop the trial (status "pruned").
     ``amp``: bf16 autocast, on CUDA only; None means on where available. ``loss_fn(outputs,
     targets)`` is the batch's mean loss, for training and the validation loss. A schedule-free
     optimizer is switched to training before each epoch's steps and to evaluation before

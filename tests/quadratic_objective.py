@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import torch
@@ -10,11 +9,8 @@ import torch
 import autolr
 
 
-def quadratic_objective(epochs: int, epoch_sleep_s: float = 0.0) -> Callable[[autolr.ScheduleSpec, Any], float]:
-    """An objective training ``epochs`` epochs (score = minus the loss, reported each epoch).
-
-    ``epoch_sleep_s`` (seconds) slows each epoch down, for tests that act during a search.
-    """
+def quadratic_objective(epochs: int) -> Callable[[autolr.ScheduleSpec, Any], float]:
+    """An objective training ``epochs`` epochs (score = minus the loss, reported each epoch)."""
 
     def objective(schedule: autolr.ScheduleSpec, trial: Any) -> float:
         weight = torch.zeros(2, requires_grad=True)
@@ -27,7 +23,6 @@ def quadratic_objective(epochs: int, epoch_sleep_s: float = 0.0) -> Callable[[au
             optimizer.step()
             scheduler.step()
             trial.report(-loss.item(), epoch)
-            time.sleep(epoch_sleep_s)
         return -loss.item()
 
     return objective

@@ -69,6 +69,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     write_study(root / "tiny.toml")
     write_study(root / "unknown-model.toml", model="resnet9000")
+    write_study(root / "momentum-1.5.toml", optimizer={"name": "sgd", "momentum": 1.5})
     (root / "malformed.toml").write_text('name = "x"\ndataset = [\n')
     (root / "not-utf8.toml").write_bytes(b'name = "\xff\xfe"\n')
     (root / "folder.toml").mkdir()
@@ -104,6 +105,7 @@ ROWS = [
     ("study file is a folder", lambda r: search_args(r, study="folder.toml"), ["folder.toml"]),
     ("study file not UTF-8", lambda r: search_args(r, study="not-utf8.toml"), ["not-utf8.toml"]),
     ("malformed study TOML", lambda r: search_args(r, study="malformed.toml"), ["malformed.toml", "TOML"]),
+    ("momentum of 1.5", lambda r: search_args(r, study="momentum-1.5.toml"), ["optimizer.momentum", "1.5"]),
     ("unknown model flag", lambda r: search_args(r, "--model", "resnet9000"), ["model", "resnet9000"]),
     ("unknown optimizer", lambda r: search_args(r, "--optimizer", "rmsprop"), ["optimizer", "rmsprop"]),
     ("batch size zero", lambda r: search_args(r, "--batch-size", "0"), ["batch_size", "0"]),
@@ -175,6 +177,7 @@ def test_bad_input_is_one_sentence_exit_2_and_the_study_untouched(
     assert stored_study(inputs) == before
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_separate_process(inputs: Path) -> None:
     """The same promise from the installed entry point: exit 2, one line, no traceback, no password."""
     url = f"postgresql://autolr:{PASSWORD}@127.0.0.1:{closed_port()}/studies"
@@ -193,6 +196,34 @@ def test_the_table_covers_the_issue() -> None:
         "malformed spec YAML", "malformed spec TOML", "malformed study TOML", "negative LR",
         "unordered milestones", "pct_start of 1", "cycle_mult below 1", "unknown spec key",
         "unsupported storage URL", "unreachable database", "data dir without the files", "epochs zero",
-        "trials zero",
+        "trials zero", "momentum of 1.5",
     }
     assert required <= named
+
+
+@pytest.mark.slow
+def test_a_rejected_study_stores_nothing_and_the_corrected_rerun_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``momentum = 1.5`` is refused before anything is stored, so the same name with the value
+    corrected is a new study that runs, not "a different optimizer"."""
+    storage = tmp_path / "study.db"
+    arguments = ["search", "--study", str(tmp_path / "study.toml"), "--storage", sqlite_url(storage),
+                 "--out", str(tmp_path / "out"), "--quiet"]
+    small = {"epochs": 1, "trials": 2, "families": ["constant"], "baseline_lrs": 0, "population": 2,
+             "rescore": {"top": 1, "seeds": 1}}
+    monkeypatch.setattr(sys, "argv", ["autolr", *arguments])
+    write_study(tmp_path / "study.toml", **small, optimizer={"name": "sgd", "momentum": 1.5})
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert len(error_lines(capsys.readouterr().err)) == 1
+    assert not storage.exists() and not (tmp_path / "out").exists()
+
+    write_study(tmp_path / "study.toml", **small, optimizer={"name": "sgd", "momentum": 0.9})
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    record = read_record(sqlite_url(storage), "tiny")
+    assert record is not None and record.config["optimizer"] == {"name": "sgd", "momentum": 0.9}
+    assert sum(trial.state == "complete" for trial in record.trials) == 2

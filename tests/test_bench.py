@@ -10,6 +10,7 @@ from autolr.cli import app
 from autolr.errors import UserError
 
 
+@pytest.mark.slow
 def test_bench_runs_every_row_and_writes_the_table(tmp_path):
     out_dir = tmp_path / "bench"
     result = CliRunner().invoke(app, [

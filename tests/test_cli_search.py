@@ -50,6 +50,7 @@ def smoke_run(tmp_path_factory):
     return cwd, json.loads(first.stdout), before, read_study_record(storage), second.stdout
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_report_trials_and_best_schedule(smoke_run):
     cwd, summary, before, _, _ = smoke_run
     run_dir = cwd / "reports" / "smoke"
@@ -71,6 +72,7 @@ def test_smoke_run_writes_report_trials_and_best_schedule(smoke_run):
     assert study.metric_names == ["val_accuracy"]  # how optuna-dashboard labels the score
 
 
+@pytest.mark.slow
 def test_rerun_resumes_keeping_every_finished_trial_and_the_range_test(smoke_run):
     cwd, _, before, after, stdout = smoke_run
     assert len(after.trials) == 7
@@ -95,6 +97,7 @@ def test_rerun_resumes_keeping_every_finished_trial_and_the_range_test(smoke_run
     (["--optimizer", "adam"], '"weight_decay": 0.0005}', '{"name": "adam", "weight_decay": 0.0005}'),
     (["--batch-size", "32"], "batch_size = 64", "32"),
 ], ids=["model", "optimizer adamw", "optimizer adam", "batch size"])
+@pytest.mark.slow
 def test_flags_override_the_study_file(smoke_run, monkeypatch, capsys, flags, stored, given):
     """Each flag reaches the study definition: against the stored smoke study it is the one difference named."""
     cwd, _, _, after, _ = smoke_run
@@ -104,6 +107,7 @@ def test_flags_override_the_study_file(smoke_run, monkeypatch, capsys, flags, st
     assert read_study_record(sqlite_url(cwd / "reports" / "smoke" / "study.db")) == after
 
 
+@pytest.mark.slow
 def test_exported_spec_drives_a_plain_torch_loop_stepped_once_per_epoch(smoke_run):
     cwd = smoke_run[0]
     spec = load_spec(cwd / "reports" / "smoke" / "best_schedule.json")
@@ -126,6 +130,7 @@ def test_exported_spec_drives_a_plain_torch_loop_stepped_once_per_epoch(smoke_ru
     assert seen == pytest.approx([spec.lr_at(epoch, epochs) for epoch in range(epochs)])
 
 
+@pytest.mark.slow
 def test_conflicting_rerun_exits_2_and_leaves_the_study_untouched(smoke_run):
     cwd, _, _, after, _ = smoke_run
     result = autolr(*TINY, "--trials", "7", "--epochs", "3", cwd=cwd)
@@ -167,6 +172,7 @@ def test_not_an_integer_exits_2_without_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr and "--epochs" in result.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
     study = tmp_path / "smoke.toml"  # the smoke study with the re-scoring cut to the baselines on one seed
     study.write_text(Path(SMOKE).read_text().replace("top = 2", "top = 0").replace("seeds = 2", "seeds = 1"))

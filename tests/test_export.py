@@ -2,6 +2,7 @@
 
 import ast
 import types
+import zlib
 
 import pytest
 import torch
@@ -50,7 +51,8 @@ SPECS = all_specs()
 
 
 def spec_id(spec: ScheduleSpec) -> str:
-    return f"{spec.family}-{'warmup' if spec.warmup else 'plain'}-{abs(hash(repr(spec.params))) % 1000}"
+    """The same id in every process (pytest-xdist's workers must collect the same tests)."""
+    return f"{spec.family}-{'warmup' if spec.warmup else 'plain'}-{zlib.crc32(repr(spec.params).encode()) % 1000}"
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)

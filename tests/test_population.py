@@ -42,6 +42,7 @@ def assert_same_curve(population_result, single_result):
     torch.testing.assert_close(population_result.val_scores, single_result.val_scores, rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_population_members_match_single_trials_for_every_family(digits, optimizer):
     settings, lr = OPTIMIZERS[optimizer]

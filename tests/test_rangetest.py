@@ -199,6 +199,7 @@ def test_population_curve_points_equal_single_constant_lr_runs() -> None:
     assert RangeTestResult.from_dict(json.loads(json.dumps(result.to_dict()))).losses[:7] == result.losses[:7]
 
 
+@pytest.mark.slow
 def test_range_test_command_prints_json_and_writes_plots(tmp_path) -> None:
     import subprocess
     import sys

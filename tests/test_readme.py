@@ -18,6 +18,7 @@ def readme_example(name: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_api_example_runs_and_exports_a_loadable_spec(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     script = tmp_path / "example.py"

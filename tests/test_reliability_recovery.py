@@ -73,6 +73,7 @@ def test_trials_of_a_killed_process_are_interrupted_and_queued_again(tmp_path: P
             t.number: t.spec for t in record.trials}
 
 
+@pytest.mark.slow
 def test_a_schedule_that_kills_its_process_every_time_is_failed_after_the_last_allowed_death(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "study.db")
     for death in range(MAX_PROCESS_DEATHS):  # each process asks the queued retry and dies on it again

@@ -203,6 +203,7 @@ def test_redact_text_masks_only_passwords(text, expected):
     assert redact_text(text) == expected
 
 
+@pytest.mark.slow
 def test_thousands_of_trials_keep_the_page_small(tmp_path):
     record = large_record(trials=3000, epochs=40)
     paths = write_report(record, tmp_path)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
-import time
-from pathlib import Path
+import threading
 
 import optuna
 import pandas as pd
@@ -22,12 +22,9 @@ from autolr.space import SearchSpace
 from autolr.spec import load_spec
 from quadratic_objective import quadratic_objective
 
-TESTS = Path(__file__).resolve().parent
-
-
-def run_search(storage_url: str, trials: int, epochs: int, epoch_sleep_s: float = 0.0) -> None:
-    """A real search on a quadratic bowl (score = -loss); ``epoch_sleep_s`` slows it down."""
-    objective = quadratic_objective(epochs, epoch_sleep_s)
+def run_search(storage_url: str, trials: int, epochs: int) -> None:
+    """A real search on a quadratic bowl (score = -loss)."""
+    objective = quadratic_objective(epochs)
     space = SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant", "cosine", "step"))
     search(objective, space=space, n_trials=trials, storage=storage_url, study_name="demo", epochs=epochs, seed=0)
 
@@ -85,33 +82,38 @@ def test_report_to_another_folder_from_a_storage_url(finished_study, tmp_path):
     assert values == sorted(values, reverse=True)
 
 
+@pytest.mark.slow
 def test_report_built_while_the_search_still_writes(tmp_path):
+    """The search (in a thread, with its own storage connection) holds its third trial open
+    while the report is built, so the page is partial and the counts are known exactly."""
     folder = tmp_path / "live"
     folder.mkdir()
     url = sqlite_url(folder / "study.db")
-    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_report_storage as t; t.run_search(sys.argv[1], 6, 4, 0.15)"
-    worker = subprocess.Popen([sys.executable, "-c", code, url],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    third_trial_started, report_built = threading.Event(), threading.Event()
+    calls = itertools.count()
+    train = quadratic_objective(epochs=4)
+
+    def objective(schedule, trial):
+        if next(calls) == 2:
+            third_trial_started.set()
+            report_built.wait()
+        return train(schedule, trial)
+
+    space = SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant", "cosine", "step"))
+    searching = threading.Thread(target=search, args=(objective,), kwargs=dict(
+        space=space, n_trials=5, storage=url, study_name="demo", epochs=4, seed=0, pruner="none"))
+    searching.start()
     try:
-        complete_before = 0
-        deadline = time.monotonic() + 120
-        while complete_before < 2 and worker.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-            try:
-                study = optuna.load_study(study_name="demo", storage=url)
-            except KeyError:
-                continue  # the study is not created yet
-            complete_before = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
-        assert worker.poll() is None, "the search ended before the report could be built during it"
+        assert third_trial_started.wait(timeout=300), "the search never reached its third trial"
         result = report(str(folder))
-        assert result.exit_code == 0, result.output
-        assert "Partial report" in (folder / "index.html").read_text()
-        rows = pd.read_csv(folder / "trials.csv")
-        assert (rows["state"] == "complete").sum() >= complete_before
     finally:
-        assert worker.wait(timeout=180) == 0, worker.stderr.read()
+        report_built.set()
+        searching.join()
+    assert result.exit_code == 0, result.output
+    assert "Partial report: the search is still running (1 trials in progress)" in (folder / "index.html").read_text()
+    assert pd.read_csv(folder / "trials.csv")["state"].value_counts().to_dict() == {"complete": 2, "running": 1}
     stored = optuna.load_study(study_name="demo", storage=url).trials
-    assert len([trial for trial in stored if trial.state.is_finished()]) >= 6  # nothing lost by the reading
+    assert [trial.state for trial in stored] == [optuna.trial.TrialState.COMPLETE] * 5  # nothing lost by the reading
 
 
 def test_unknown_study_is_one_clear_line(tmp_path):

@@ -47,6 +47,7 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     assert result.best_value == max(t.value for t in result.record.trials if t.state == "complete")
 
 
+@pytest.mark.slow
 def test_user_objective_is_pruned_ranked_and_has_baselines(tmp_path):
     result = search(simulated_training, space=SPACE, n_trials=16, storage=sqlite(tmp_path), epochs=EPOCHS,
                     pruner="median", seed=1, baselines_lr=0.03)
@@ -87,6 +88,7 @@ def test_failing_objective_fails_one_trial_and_search_goes_on(tmp_path):
     assert sum(state == "complete" for state, _ in states.values()) == 4
 
 
+@pytest.mark.slow
 def test_rerun_resumes_keeps_finished_trials_and_never_repeats(tmp_path):
     storage = sqlite(tmp_path)
     first = search(simulated_training, space=SPACE, n_trials=8, storage=storage, epochs=EPOCHS,
@@ -110,6 +112,7 @@ def test_rerun_resumes_keeps_finished_trials_and_never_repeats(tmp_path):
     assert calls == [] and len(third.record.trials) == 16
 
 
+@pytest.mark.slow
 def test_sampled_duplicate_is_skipped_not_trained(tmp_path):
     storage = sqlite(tmp_path)
     search(simulated_training, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0)
@@ -154,6 +157,7 @@ def test_study_on_a_real_postgresql_server_resumes_and_hides_the_password(postgr
         assert password not in json.dumps(second.record.config)
 
 
+@pytest.mark.slow
 def test_interrupted_trial_is_kept_apart_and_run_again_on_resume(tmp_path):
     storage = sqlite(tmp_path)
 

@@ -3,6 +3,7 @@ finished study trains nothing and redoes no range test."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import autolr.population
@@ -19,13 +20,22 @@ def refuse(*args, **kwargs):
     raise AssertionError("called although the study already holds its result")
 
 
+@pytest.mark.slow
 def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
+    range_tests: list[str] = []
+    builtin_range_test = autolr.rangetest.builtin_range_test
+
+    def counting_range_test(*args, **kwargs):
+        range_tests.append(kwargs["device"])
+        return builtin_range_test(*args, **kwargs)
+
+    monkeypatch.setattr(autolr.rangetest, "builtin_range_test", counting_range_test)
     first = run_study(CONFIG, out=tmp_path)
+    assert range_tests == ["cpu"]  # the study's range test goes through the patched function
     assert len(first.record.trials) == 5 and first.record.range_test is not None
     assert {r.baseline for r in first.record.rescored} - {None} == {"constant", "cosine", "onecycle", "linear"}
 
-    monkeypatch.setattr(autolr.rangetest, "population_range_test", refuse)
     trained: list[int] = []
     train_population = autolr.population.train_population
 
@@ -44,5 +54,6 @@ def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     third = run_study(CONFIG.replace(trials=7), out=tmp_path)
     assert third.record.trials == second.record.trials and third.record.rescored == second.record.rescored
     assert third.record.meta["wall_time_s"] > second.record.meta["wall_time_s"]  # wall time adds up over runs
+    assert range_tests == ["cpu"]  # neither rerun did a range test again
     assert torch.get_num_threads() == threads  # the run's one CPU thread was given back
     assert (tmp_path / "thrice" / "best_schedule.json").is_file()

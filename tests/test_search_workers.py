@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import optuna
+import pytest
 
 from autolr.backends.optuna_backend import OWNER_KEY
 from autolr.backends.optuna_storage import journal_url, open_storage
@@ -12,6 +13,7 @@ from autolr.study import StudyConfig
 from autolr.study_run import run_study
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_journal_study_and_record_each_trial_once(tmp_path):
     config = StudyConfig(name="workers", dataset="digits", epochs=2, trials=10, population=2, device="cpu",
                          families=("constant", "cosine", "step", "onecycle", "exponential"), pruner="none",

@@ -60,7 +60,8 @@ def tpe_median_search(
                 study.tell(trial, score)
                 best = max(best, score)
             else:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED if status == "pruned" else optuna.trial.TrialState.FAIL)
+                state = optuna.trial.TrialState.PRUNED if status == "pruned" else optuna.trial.TrialState.FAIL
+                study.tell(trial, state=state)
     return SearchOutcome(
         trials=trials, completed=counts["complete"], pruned=counts["pruned"], diverged=counts["diverged"],
         best_val_accuracy=best if counts["complete"] else None,

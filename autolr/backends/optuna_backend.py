@@ -50,7 +50,6 @@ from autolr.report.redact import redact, redact_text
 from autolr.search import Progress, TrialOutcome, TrialPruned
 from autolr.space import SearchSpace
 from autolr.spec import ScheduleSpec
-from autolr.spec import ScheduleSpec
 
 OWNER_KEY = "autolr.owner"  # {"host", "pid"} of the process training the trial
 HEARTBEAT_KEY = "autolr.heartbeat"  # unix time of the owner's last sign of life
@@ -207,7 +206,8 @@ class OptunaEngine:
     def remaining(self, n_trials: int) -> int:
         """Trials still to ask so the study holds ``n_trials`` finished or running ones
         (queued trials are asked first; interrupted ones count through their retry)."""
-        return n_trials - sum(_record_state(t) not in (None, "interrupted") for t in self.study.get_trials(deepcopy=False))
+        trials = self.study.get_trials(deepcopy=False)
+        return n_trials - sum(_record_state(t) not in (None, "interrupted") for t in trials)
 
     def ask(self) -> OptunaTrial | None:
         """The next trial: queued ones first, then the sampler's; None if it only repeats itself."""
@@ -264,7 +264,8 @@ class OptunaEngine:
             while not stop.wait(HEARTBEAT_INTERVAL_S):
                 for trial in trials:
                     try:
-                        self.study._storage.set_trial_user_attr(trial.optuna_trial._trial_id, HEARTBEAT_KEY, time.time())
+                        self.study._storage.set_trial_user_attr(
+                            trial.optuna_trial._trial_id, HEARTBEAT_KEY, time.time())
                     except Exception:  # the trial was closed meanwhile (e.g. by another process)
                         continue
 

@@ -92,7 +92,8 @@ def open_storage(url: str, reader: bool = False) -> optuna.storages.BaseStorage:
             break
         except ImportError as error:
             missing = getattr(error.__cause__, "name", None) or error.name or "its driver"
-            raise StudyError(f"storage {shown!r} needs the database driver {missing!r}, which is not installed") from None
+            raise StudyError(
+                f"storage {shown!r} needs the database driver {missing!r}, which is not installed") from None
         except Exception as error:  # SQLAlchemy's errors: unreachable server, bad credentials, bad URL
             if attempt + 1 < OPEN_ATTEMPTS and _tables_created_meanwhile(error):
                 continue  # another process created Optuna's tables at the same moment: they exist now

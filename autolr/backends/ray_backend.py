@@ -137,9 +137,9 @@ def run_study(
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
     folder = RayStudyFolder(experiment_dir(run_dir))
+    device = resolve_device(config.device)  # every check before the study is stored
     _claim(folder, config.to_dict(), config.identity())
     phase("data")
-    device = resolve_device(config.device)
     splits = load_study_splits(config, device)
     phase("range test")
     range_test = study_range_test(config, folder, splits, device)
@@ -150,8 +150,8 @@ def run_study(
     phase("re-scoring")
     rescore_population = study_population_size(config, splits, device)  # the re-scoring trains here, not on Ray
     rescore_study(config, folder, splits, device, rescore_population)
-    folder.set_attr(SEARCH_META_KEY, {**study_meta(config, device, rescore_population, 1, started, folder, splits.source),
-                                      "backend": "ray", "population": population_size(config.to_dict())})
+    meta = study_meta(config, device, rescore_population, 1, started, folder, splits.source)
+    folder.set_attr(SEARCH_META_KEY, {**meta, "backend": "ray", "population": population_size(config.to_dict())})
     phase("report")
     record = folder.read_record()
     paths = write_report(record, run_dir)

@@ -51,8 +51,10 @@ def bench(
             raise UserError(f"--population-sizes must be comma-separated integers, got {population_sizes!r}") from None
     config = replace(config, **{key: value for key, value in overrides.items() if value is not None})
     console = Console()
-    console.print(f"bench: {config.dataset}, {config.epochs} epochs, device {config.device}; rows run one after another")
-    report = run_bench(config, on_row=lambda row: console.print(f"  {row.name}: {row.trials_per_minute:,.0f} trials/min"))
+    console.print(f"bench: {config.dataset}, {config.epochs} epochs, device {config.device}; "
+                  "rows run one after another")
+    report = run_bench(config,
+                       on_row=lambda row: console.print(f"  {row.name}: {row.trials_per_minute:,.0f} trials/min"))
     table = Table(title=f"autolr bench on {report.device}")
     for column in TABLE_COLUMNS:
         table.add_column(column, justify="left" if column == "row" else "right")
@@ -70,7 +72,8 @@ app.command("rangetest")(bench_rangetest)
 def bench_verdict(
     quick: bool = typer.Option(False, "--quick", help="One tiny digits study (for tests), not the reference settings."),
     runs_dir: Path = typer.Option(Path("reports/reference-runs"), "--runs-dir", help="Where the studies are stored."),
-    out_dir: Path = typer.Option(Path("reports/reference"), "--out-dir", help="Folder for verdict.md and verdict.json."),
+    out_dir: Path = typer.Option(Path("reports/reference"), "--out-dir",
+                                 help="Folder for verdict.md and verdict.json."),
 ) -> None:
     """Reference results: each built-in setting's study, its verdict at 1x and 3x its epochs, and a plain loop's time.
 
@@ -89,7 +92,8 @@ def bench_verdict(
 def bench_lr_bounds(
     quick: bool = typer.Option(False, "--quick", help="Two tiny digits settings on a 3-point grid (seconds)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder with the datasets' files."),
-    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for lr-bounds.md and lr-bounds.json."),
+    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir",
+                                 help="Folder for lr-bounds.md and lr-bounds.json."),
     threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
 ) -> None:
     """Where each family's best peak LR lies relative to the range test; per-family bounds from calibration settings."""

@@ -10,7 +10,8 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, help="Provision built-in datasets and list what is available.")
 
-DATA_DIR_HELP = "Folder in torchvision's layout (e.g. DIR/MNIST/raw/train-images-idx3-ubyte[.gz]); nothing else is tried."
+DATA_DIR_HELP = ("Folder in torchvision's layout (e.g. DIR/MNIST/raw/train-images-idx3-ubyte[.gz]); "
+                 "nothing else is tried.")
 
 
 @app.command()

@@ -17,7 +17,8 @@ def range_test(
     model: str = typer.Option("cnn", "--model", help="Built-in model: mlp or cnn."),
     method: str = typer.Option("auto", "--method", help="sweep (one model, LR grows every step), population "
                                "(K constant LRs at once) or auto (population on a GPU, sweep on CPU)."),
-    num_steps: Optional[int] = typer.Option(None, "--num-steps", help="Training steps (default 100 sweep, 200 population)."),
+    num_steps: Optional[int] = typer.Option(None, "--num-steps",
+                                            help="Training steps (default 100 sweep, 200 population)."),
     batch_size: int = typer.Option(128, "--batch-size", min=1),
     seed: int = typer.Option(0, "--seed", help="Seed of the model's weights and the batch order."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
@@ -70,7 +71,8 @@ def bench_rangetest(
     population_models: str = typer.Option("mlp", "--population-models", help="Comma-separated models that also get "
                                           "the population range test (costly on CPU: mlp only by default)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the datasets' files."),
-    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for rangetest.md and rangetest.json."),
+    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir",
+                                 help="Folder for rangetest.md and rangetest.json."),
     reanalyse: bool = typer.Option(False, "--reanalyse", help="Re-read OUT_DIR/rangetest.json under the current "
                                    "rules instead of training again."),
     resume: bool = typer.Option(False, "--resume", help="Keep the cases already in OUT_DIR/rangetest.json."),

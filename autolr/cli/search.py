@@ -15,7 +15,8 @@ from autolr.interrupts import termination_as_ctrl_c
 
 
 def search(
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Built-in dataset; its defaults are studies/<dataset>.toml."),
+    dataset: Optional[str] = typer.Option(None, "--dataset",
+                                          help="Built-in dataset; its defaults are studies/<dataset>.toml."),
     study: Optional[Path] = typer.Option(None, "--study", help="A study TOML file (flags override it)."),
     name: Optional[str] = typer.Option(None, "--name", help="The study's name (names the report folder)."),
     model: Optional[str] = typer.Option(None, "--model", help="Built-in model: mlp or cnn."),
@@ -32,18 +33,24 @@ def search(
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated schedule families to search."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe, random, cmaes, gp or qmc."),
     pruner: Optional[str] = typer.Option(None, "--pruner", help="hyperband, median, successive-halving or none."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: <out>/<name>/study.db)."),
+    storage: Optional[str] = typer.Option(None, "--storage",
+                                          help="Optuna storage URL (default: <out>/<name>/study.db)."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder of run folders: writes <out>/<name>/."),
     workers: int = typer.Option(1, "--workers", help="Local processes training trials at once on one study."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampler, the weights and the batch order."),
-    population: Optional[int] = typer.Option(None, "--population", help="Trials trained at once (default: from the device)."),
+    population: Optional[int] = typer.Option(None, "--population",
+                                             help="Trials trained at once (default: from the device)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="optuna (embedded) or ray."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray backend: auto, ray://HOST:PORT or a cluster address (default: a local Ray)."),
-    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="Ray backend: GPUs per trial, fractions allowed (0.25: four trials per GPU)."),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="Ray backend: auto, ray://HOST:PORT or a cluster address (default: a local Ray)."),
+    gpus_per_trial: float = typer.Option(
+        0.0, "--gpus-per-trial", help="Ray backend: GPUs per trial, fractions allowed (0.25: four trials per GPU)."),
     cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="Ray backend: CPUs per trial."),
-    rescore_top: Optional[int] = typer.Option(None, "--rescore-top", help="Best configurations re-trained on fresh seeds after the search (0: none)."),
-    rescore_seeds: Optional[int] = typer.Option(None, "--rescore-seeds", help="Fresh seeds each re-scored configuration trains on."),
+    rescore_top: Optional[int] = typer.Option(
+        None, "--rescore-top", help="Best configurations re-trained on fresh seeds after the search (0: none)."),
+    rescore_seeds: Optional[int] = typer.Option(
+        None, "--rescore-seeds", help="Fresh seeds each re-scored configuration trains on."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset's files."),
     quiet: bool = typer.Option(False, "--quiet", help="No live progress; print only where the result is."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end, nothing else."),
@@ -106,7 +113,8 @@ def _print_result(run: Any, as_json: bool) -> None:
         }))
         return
     out = Console(highlight=False, soft_wrap=True)
-    out.print(f"Data:          {run.record.config.get('dataset')} from {run.record.meta.get('data_source')}", markup=False)
+    out.print(f"Data:          {run.record.config.get('dataset')} from {run.record.meta.get('data_source')}",
+              markup=False)
     out.print(f"Report:        {paths.index_html}", markup=False)
     if spec is None:
         out.print("No trial completed, so there is no best schedule yet.", markup=False)
@@ -114,7 +122,8 @@ def _print_result(run: Any, as_json: bool) -> None:
     metric = run.record.config.get("metric", "score")
     score = f"val {metric} {provenance.get('val_mean', float('nan')):.4f}"
     if provenance.get("val_std") is not None:
-        score += f" ± {provenance['val_std']:.4f} over {provenance.get('seeds')} seeds, test {provenance.get('test_mean', float('nan')):.4f}"
+        score += (f" ± {provenance['val_std']:.4f} over {provenance.get('seeds')} seeds, "
+                  f"test {provenance.get('test_mean', float('nan')):.4f}")
     if verdict is not None:
         out.print(f"Verdict:       {verdict.sentence}", markup=False)
     out.print(f"Best schedule: {paths.best_schedule}  ({spec.family}, {score})", markup=False)

@@ -3,7 +3,9 @@
 from autolr.data.catalog import DATASET_NAMES
 from autolr.data.load import DatasetInfo, available_datasets, fetch_dataset, load_splits
 from autolr.data.provision import Provisioned, cache_dir, provision
-from autolr.data.splits import TEST_FRACTION, VAL_FRACTION, Splits, split_sizes, splits_from_datasets, splits_from_tensors
+from autolr.data.splits import (
+    TEST_FRACTION, VAL_FRACTION, Splits, split_sizes, splits_from_datasets, splits_from_tensors,
+)
 
 __all__ = [
     "DATASET_NAMES",

@@ -169,7 +169,8 @@ def splits_from_tensors(
     `num_classes` defaults to the largest label + 1; `source` says where the data came from.
     """
     if x.ndim < 2 or len(x) != len(y):
-        raise DataError(f"x must be N x ... with one label per row in y; got x {tuple(x.shape)} and y {tuple(y.shape)}.")
+        raise DataError(
+            f"x must be N x ... with one label per row in y; got x {tuple(x.shape)} and y {tuple(y.shape)}.")
     if (test_x is None) != (test_y is None):
         raise DataError("give both test_x and test_y, or neither.")
     if x.ndim == 3:

@@ -38,7 +38,8 @@ def report_figures(
     if record.range_test:
         figures["range_test"] = (range_test(record.range_test), "The search drew peak LRs from the shaded interval.")
     if ranking.best is not None:
-        figures["lr_curves"] = (lr_curves(ranking), "LR against training progress, so schedules of any run length compare.")
+        figures["lr_curves"] = (lr_curves(ranking),
+                                "LR against training progress, so schedules of any run length compare.")
     if any(trial.val_curve for trial in record.trials):
         figures["learning_curves"] = (learning_curves(record, ranking, metric),
                                       "Validation score per epoch; pruned trials stop early (dotted).")
@@ -47,7 +48,8 @@ def report_figures(
                                "Which family wins: box = quartiles, whiskers = worst to best trial.")
     if gains_over_baselines:
         figures["gains"] = (gains(gains_over_baselines, metric),
-                            "Best searched minus each LR-tuned baseline; bars are paired 95% intervals over fresh seeds.")
+                            "Best searched minus each LR-tuned baseline; "
+                            "bars are paired 95% intervals over fresh seeds.")
     importances = importance_by_family(record)
     if importances:
         figures["importance"] = (importance(importances, EVALUATOR_NAME), (
@@ -224,7 +226,8 @@ def range_test(result: dict[str, Any]) -> go.Figure:
         figure.add_scatter(x=lrs, y=[_round(v) for v in result["smoothed_losses"]], mode="lines",
                            name="smoothed loss", line=dict(color=PALETTE[0], width=2.5))
         low_loss, start_loss = min(smoothed), smoothed[0]
-        figure.update_yaxes(range=[low_loss - 0.1 * (start_loss - low_loss), start_loss + 0.5 * (start_loss - low_loss)])
+        span = start_loss - low_loss
+        figure.update_yaxes(range=[low_loss - 0.1 * span, start_loss + 0.5 * span])
     rules = result.get("suggestions") or {}
     if rules:
         figure.add_scatter(x=list(rules.values()), y=[_loss_at(result, lr) for lr in rules.values()],

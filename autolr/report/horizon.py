@@ -50,7 +50,8 @@ def horizon_check(record: StudyRecord) -> HorizonCheck | None:
     rho = "" if math.isnan(correlation) else f" (Spearman ρ = {correlation:.2f} over {len(rescored)} configurations)"
     where = f"at {epochs} epochs" if epochs != search_epochs else f"on fresh seeds at the search's {epochs} epochs"
     if long_rank[top] == 1:
-        sentence = f"The short-run ranking held {where}: the best short run, {describe(rescored[top])}, is best there too{rho}."
+        sentence = (f"The short-run ranking held {where}: the best short run, {describe(rescored[top])}, "
+                    f"is best there too{rho}.")
     else:
         sentence = (f"The short-run ranking did not hold {where}: the best short run, {describe(rescored[top])}, "
                     f"ranks {long_rank[top]} of {len(rescored)} there{rho}.")

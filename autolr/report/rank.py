@@ -103,9 +103,9 @@ def state_counts(record: StudyRecord) -> dict[str, int]:
 class Ranking:
     """Configurations best first by :attr:`rule`; ``table`` row 0 is the recommended one.
 
-    ``table`` columns: rank, trial, family, baseline (name, or "" for a searched trial), lr, parameters, val_mean, val_std,
-    seeds, failed (seeds whose run failed, counted in the means), test_mean, test_std, search_value, epochs_run,
-    rescored, rescore_index (position in ``record.rescored``, -1 for a trial not re-scored), spec (dict).
+    ``table`` columns: rank, trial, family, baseline (name, or "" for a searched trial), lr, parameters, val_mean,
+    val_std, seeds, failed (seeds whose run failed, counted in the means), test_mean, test_std, search_value,
+    epochs_run, rescored, rescore_index (position in ``record.rescored``, -1 for a trial not re-scored), spec (dict).
     ``verdict``: what the re-scoring decided (None before re-scoring); it names the exported row.
     """
 
@@ -192,7 +192,8 @@ def _rescored_row(
 def _search_row(trial: TrialRecord, fixed: dict[str, frozenset[str]]) -> dict[str, Any]:
     return {
         "trial": trial.number, "family": trial.spec.get("family"), "baseline": trial.baseline or "",
-        "lr": trial.spec.get("lr"), "parameters": describe_spec(trial.spec, fixed.get(trial.spec.get("family"), frozenset())),
+        "lr": trial.spec.get("lr"),
+        "parameters": describe_spec(trial.spec, fixed.get(trial.spec.get("family"), frozenset())),
         "val_mean": trial.value,
         "val_std": math.nan, "seeds": 1, "failed": 0, "test_mean": math.nan, "test_std": math.nan,
         "search_value": trial.value, "epochs_run": trial.epochs_run, "rescored": False, "rescore_index": -1,
