@@ -17,7 +17,7 @@ from autolr.study_run import run_study
 def test_two_workers_share_one_journal_study_and_record_each_trial_once(tmp_path):
     config = StudyConfig(name="workers", dataset="digits", epochs=2, trials=10, population=2, device="cpu",
                          families=("constant", "cosine", "step", "onecycle", "exponential"), pruner="none",
-                         rescore_top=1, rescore_seeds=1)
+                         rescore_top=1, rescore_seeds=1, baseline_lrs=1, schedule_free=False)
     run = run_study(config, out=tmp_path, workers=2)
     run_dir = tmp_path / "workers"
     assert (run_dir / "study.log").is_file() and not (run_dir / "study.db").exists()  # journal, not SQLite
@@ -28,7 +28,7 @@ def test_two_workers_share_one_journal_study_and_record_each_trial_once(tmp_path
     assert all(t.state == "complete" and t.epochs_run == 2 and len(t.val_curve) == 2 for t in trials)
     specs = [json.dumps(t.spec, sort_keys=True) for t in trials]
     assert len(set(specs)) == len(specs)  # no configuration trained twice
-    assert sorted(t.baseline for t in trials if t.baseline) == ["constant", "cosine", "onecycle", "step"]
+    assert sorted(t.baseline for t in trials if t.baseline) == ["constant#1", "cosine#1", "linear#1", "onecycle#1"]
     owners = {tuple(t.user_attrs[OWNER_KEY].values())
               for t in optuna.load_study(study_name="workers", storage=open_storage(run.storage_url)).trials}
     assert len(owners) == 2  # both processes trained trials
