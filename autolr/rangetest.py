@@ -35,7 +35,8 @@ from autolr.errors import UserError
 from autolr.module_population import train_module_population
 from autolr.population import train_population
 from autolr.schedulers import optimizer_settings_of
-from autolr.rangetest_analysis import ema, refined_minimum, suggestions
+from autolr.rangetest_analysis import ema, loss_min_lr, refined_minimum, suggestions
+from autolr.rangetest_confidence import curve_warnings, suggestion_spread
 from autolr.spec import ScheduleSpec
 from autolr.train import LossFn, set_optimizer_mode
 
@@ -53,6 +54,10 @@ class RangeTestResult:
     ``stopped_at`` is the number of steps run and ``stop_reason`` one of
     ``completed | diverged | nonfinite``. ``suggestions`` maps rule -> LR, ``suggestion``
     is the recommended LR and ``interval`` the (low, high) LR range for the search.
+    ``suggestion_spread`` is the (low, high) range of the suggestion over the curve's noise
+    (sweep only: a block bootstrap, see ``rangetest_confidence``; None for the population
+    test and for results stored before it existed) and ``warnings`` short sentences on a
+    curve not to trust blindly (no clear descent, never rose).
     """
 
     lrs: list[float]
@@ -65,6 +70,8 @@ class RangeTestResult:
     interval: tuple[float, float]
     method: str = "sweep"
     settings: dict[str, Any] = field(default_factory=dict)
+    suggestion_spread: tuple[float, float] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite losses become None); ``from_dict`` reads it back."""
@@ -79,6 +86,8 @@ class RangeTestResult:
             "interval": list(self.interval),
             "method": self.method,
             "settings": dict(self.settings),
+            "suggestion_spread": None if self.suggestion_spread is None else list(self.suggestion_spread),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -87,12 +96,15 @@ class RangeTestResult:
         def floats(values: list[float | None]) -> list[float]:
             return [math.nan if v is None else float(v) for v in values]
 
+        spread = data.get("suggestion_spread")
         return cls(
             lrs=[float(v) for v in data["lrs"]], losses=floats(data["losses"]),
             smoothed_losses=floats(data["smoothed_losses"]), stopped_at=int(data["stopped_at"]),
             stop_reason=data["stop_reason"], suggestions=dict(data["suggestions"]),
             suggestion=float(data["suggestion"]), interval=(float(data["interval"][0]), float(data["interval"][1])),
             method=data.get("method", "sweep"), settings=dict(data.get("settings", {})),
+            suggestion_spread=None if spread is None else (float(spread[0]), float(spread[1])),
+            warnings=list(data.get("warnings", [])),
         )
 
     def plot(self, path: str | Path) -> Path:
@@ -179,20 +191,30 @@ def sweep_result(lrs: list[float], losses: list[float], stop_reason: str, settin
     loss minimum divided by ``LOSS_MIN_DIVISOR`` (4, where fastai divides by 10): of the
     rules, the loss minimum moved least relative to the best constant LR across models,
     datasets and seeds in ``autolr bench rangetest``, and dividing by 4 centres it there.
-    The search interval runs from a tenth of the suggestion up to the loss minimum.
+    The search interval runs from a tenth of the suggestion up to the loss minimum. The
+    suggestion's spread over the curve's noise is resampled with ``settings["seed"]`` (default 0).
     """
     finite = [v for v in losses if math.isfinite(v)]
     if len(finite) < 10:
         raise UserError(f"the loss diverged after {len(finite)} steps; lower start_lr (now {lrs[0]:g})")
     smoothed = ema(finite, settings["smooth"])
     rule_suggestions = suggestions(lrs[: len(finite)], smoothed)
-    suggestion = rule_suggestions["loss_min"] / LOSS_MIN_DIVISOR
+    suggestion = sweep_suggestion(lrs[: len(finite)], smoothed)
+    smoothed_losses = smoothed + [math.nan] * (len(losses) - len(finite))
     return RangeTestResult(
-        lrs=list(lrs), losses=list(losses), smoothed_losses=smoothed + [math.nan] * (len(losses) - len(finite)),
+        lrs=list(lrs), losses=list(losses), smoothed_losses=smoothed_losses,
         stopped_at=len(losses), stop_reason=stop_reason, suggestions=rule_suggestions,
         suggestion=suggestion, interval=search_interval(suggestion, rule_suggestions["loss_min"]), method="sweep",
         settings=settings,
+        suggestion_spread=suggestion_spread(lrs[: len(finite)], finite, settings["smooth"], sweep_suggestion,
+                                            seed=settings.get("seed", 0)),
+        warnings=curve_warnings(smoothed_losses, stop_reason),
     )
+
+
+def sweep_suggestion(lrs: list[float], smoothed: list[float]) -> float:
+    """The sweep's recommended LR: the LR of the smoothed loss minimum divided by ``LOSS_MIN_DIVISOR``."""
+    return loss_min_lr(lrs, smoothed) / LOSS_MIN_DIVISOR
 
 
 def _user_population_range_test(
@@ -261,7 +283,7 @@ def population_range_test(
     return RangeTestResult(
         lrs=lrs, losses=losses, smoothed_losses=list(losses), stopped_at=steps_run, stop_reason="completed",
         suggestions={"best": best}, suggestion=best, interval=search_interval(best, highest_useful_lr),
-        method="population",
+        method="population", warnings=curve_warnings(losses, "completed", skip_start=0.0),
         settings={"model": model if isinstance(model, str) else "your model", "start_lr": start_lr, "end_lr": end_lr,
                   "num_lrs": num_lrs,
                   "num_steps": steps_run, "batch_size": batch_size, "optimizer": optimizer,

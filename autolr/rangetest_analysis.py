@@ -61,14 +61,20 @@ def suggestions(lrs: Sequence[float], smoothed: Sequence[float], skip_start: flo
     ``skip_start`` fraction of the steps is ignored, as fastai and torch-lr-finder do.
     """
     start = int(len(lrs) * skip_start)
+    lowest = loss_min_lr(lrs, smoothed, skip_start)
     lrs, smoothed = list(lrs[start:]), list(smoothed[start:])
-    minimum = min(range(len(smoothed)), key=smoothed.__getitem__)
     return {
         "steepest": lrs[steepest_index(smoothed, lrs)],
         "valley": lrs[valley_index(smoothed)],
-        "min_loss": lrs[minimum] / 10,
-        "loss_min": lrs[minimum],
+        "min_loss": lowest / 10,
+        "loss_min": lowest,
     }
+
+
+def loss_min_lr(lrs: Sequence[float], smoothed: Sequence[float], skip_start: float = 0.1) -> float:
+    """The LR of the lowest smoothed loss, the first ``skip_start`` fraction of the steps ignored."""
+    start = int(len(lrs) * skip_start)
+    return lrs[min(range(start, len(smoothed)), key=smoothed.__getitem__)]
 
 
 def refined_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:

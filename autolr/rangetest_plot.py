@@ -10,9 +10,13 @@ if TYPE_CHECKING:
     from autolr.rangetest import RangeTestResult
 
 
-def _title(result: "RangeTestResult") -> str:
+def _title(result: "RangeTestResult", line_break: str = "\n") -> str:
+    """The suggestion, interval and spread on one line, then one line per warning."""
     low, high = result.interval
-    return f"LR range test ({result.method}): suggestion {result.suggestion:.3g}, interval [{low:.3g}, {high:.3g}]"
+    title = f"LR range test ({result.method}): suggestion {result.suggestion:.3g}, interval [{low:.3g}, {high:.3g}]"
+    if result.suggestion_spread is not None:
+        title += f", spread [{result.suggestion_spread[0]:.3g}, {result.suggestion_spread[1]:.3g}]"
+    return line_break.join([title, *(f"warning: {warning}" for warning in result.warnings)])
 
 
 def _loss_label(result: "RangeTestResult") -> str:
@@ -35,6 +39,8 @@ def write_png(result: "RangeTestResult", path: Path) -> Path:
     axes.plot(*zip(*smoothed), color="C0", linewidth=2, label="smoothed",
               marker="o" if result.method == "population" else None)
     axes.axvspan(*result.interval, color="C2", alpha=0.12, label="search interval")
+    if result.suggestion_spread is not None:
+        axes.axvspan(*result.suggestion_spread, color="C3", alpha=0.25, label="suggestion spread (5-95%)")
     axes.axvline(result.suggestion, color="C3", linewidth=2, label=f"suggestion {result.suggestion:.3g}")
     for (rule, lr), style in zip(sorted(result.suggestions.items()), (":", "--", "-.", (0, (1, 4)))):
         axes.axvline(lr, color="0.3", linestyle=style, linewidth=1, label=f"{rule} {lr:.3g}")
@@ -66,10 +72,13 @@ def html_fragment(result: "RangeTestResult", include_plotlyjs: bool | str = Fals
                        line={"color": "#1f77b4", "width": 3})
     figure.add_vrect(x0=result.interval[0], x1=result.interval[1], fillcolor="green", opacity=0.12,
                      line_width=0, annotation_text="search interval")
+    if result.suggestion_spread is not None:
+        figure.add_vrect(x0=result.suggestion_spread[0], x1=result.suggestion_spread[1], fillcolor="red", opacity=0.2,
+                         line_width=0, annotation_text="suggestion spread", annotation_position="bottom left")
     figure.add_vline(x=result.suggestion, line_color="red", annotation_text=f"suggestion {result.suggestion:.3g}")
     for rule, lr in sorted(result.suggestions.items()):
         figure.add_vline(x=lr, line_dash="dot", line_color="#555555")
     figure.update_xaxes(type="log", title="learning rate")
     figure.update_yaxes(title=_loss_label(result))
-    figure.update_layout(title=_title(result), template="plotly_white", height=420)
+    figure.update_layout(title=_title(result, "<br>"), template="plotly_white", height=420)
     return figure.to_html(full_html=False, include_plotlyjs=include_plotlyjs)

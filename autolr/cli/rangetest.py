@@ -42,7 +42,9 @@ def range_test(
     (out / "range_test.html").write_text(result.plot_html())
     (out / "range_test.json").write_text(json.dumps(result.to_dict(), indent=1))
     if as_json:
+        spread = None if result.suggestion_spread is None else list(result.suggestion_spread)
         typer.echo(json.dumps({"suggestion": result.suggestion, "interval": list(result.interval),
+                               "suggestion_spread": spread, "warnings": result.warnings,
                                "suggestions": result.suggestions, "method": result.method,
                                "stop_reason": result.stop_reason, "dataset": dataset, "model": model,
                                "data_source": splits.source}))
@@ -62,6 +64,11 @@ def range_test(
     console.print(table)
     console.print(f"suggestion: [bold]{result.suggestion:.4g}[/bold]   "
                   f"search interval: [{result.interval[0]:.4g}, {result.interval[1]:.4g}]")
+    if result.suggestion_spread is not None:
+        console.print(f"spread of the suggestion over the curve's noise (5-95%): "
+                      f"[{result.suggestion_spread[0]:.4g}, {result.suggestion_spread[1]:.4g}]", markup=False)
+    for warning in result.warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False)
     console.print(f"wrote {out / 'range_test.png'}, {out / 'range_test.html'}, {out / 'range_test.json'}")
 
 
