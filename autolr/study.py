@@ -65,7 +65,7 @@ class StudyConfig:
     metric: str = "accuracy"
     optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "sgd", "momentum": 0.9})
     epochs: int = 5
-    trials: int = 24
+    trials: int = 64
     families: tuple[str, ...] = ("constant", "step", "cosine", "onecycle")
     warmup: bool = True
     search_optimizer: bool = False
@@ -82,7 +82,7 @@ class StudyConfig:
     retry_interrupted: bool = True
     rescore_top: int = 3
     rescore_seeds: int = 5
-    baseline_lrs: int = 5
+    baseline_lrs: int = 7
     schedule_free: bool = True
     target_epochs: int | None = None
 
@@ -183,7 +183,21 @@ def _validate(config: StudyConfig) -> None:
     if config.device not in ("auto", "cpu", "mps") and not config.device.startswith("cuda"):
         raise StudyError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}")
     _validate_optimizer(config.optimizer)
+    _check_budget(config)
     _validate_names(config.dataset, config.model)
+
+
+def _check_budget(config: StudyConfig) -> None:
+    """``trials`` must leave at least one trial to the search after the tuned baselines' ladders."""
+    from autolr.baselines import baseline_kinds
+
+    kinds = baseline_kinds(config.optimizer, config.schedule_free)
+    baseline_trials = config.baseline_lrs * len(kinds)
+    if isinstance(config.trials, int) and baseline_trials >= config.trials:
+        raise StudyError(
+            f"trials = {config.trials} leaves no trial to the search after the {baseline_trials} tuned-baseline "
+            f"trials ({config.baseline_lrs} LRs x {len(kinds)} kinds: {', '.join(kinds)}); raise trials above "
+            f"{baseline_trials} or lower baseline_lrs")
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

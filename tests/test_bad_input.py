@@ -115,6 +115,8 @@ ROWS = [
     ("epochs negative", lambda r: search_args(r, "--epochs", "-3"), ["epochs", "-3"]),
     ("trials zero", lambda r: search_args(r, "--trials", "0"), ["trials", "0"]),
     ("trials negative", lambda r: search_args(r, "--trials", "-1"), ["trials", "-1"]),
+    ("trials all baselines", lambda r: search_args(r, "--trials", "4"), ["trials = 4", "tuned-baseline"]),
+    ("target epochs zero", lambda r: search_args(r, "--target-epochs", "0"), ["target_epochs", "0"]),
     ("workers zero", lambda r: search_args(r, "--workers", "0"), ["workers", "0"]),
     ("unsupported storage URL", lambda r: search_args(r, "--storage", "redis://127.0.0.1/0"), ["redis"]),
     ("storage folder missing", lambda r: search_args(r, "--storage", sqlite_url(r / "nowhere" / "s.db")),

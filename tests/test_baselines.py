@@ -120,3 +120,14 @@ def test_verdict_runs_at_the_target_length_with_an_lr_check(tmp_path):
     assert spec["provenance"]["verdict"] in ("gain", "no gain")
     page = run.report_paths.index_html.read_text()
     assert spec["provenance"]["verdict_text"].split(" (")[0] in page
+
+
+def test_a_budget_that_leaves_the_search_no_trial_is_refused():
+    with pytest.raises(StudyError, match=r"trials = 35 leaves no trial to the search after the 35 tuned-baseline trials "
+                                         r"\(7 LRs x 5 kinds"):
+        StudyConfig(name="x", dataset="digits", trials=35)
+    adam = {"name": "adamw"}  # Prodigy too: 6 kinds
+    with pytest.raises(StudyError, match="after the 12 tuned-baseline trials"):
+        StudyConfig(name="x", dataset="digits", trials=12, baseline_lrs=2, optimizer=adam)
+    assert StudyConfig(name="x", dataset="digits", trials=13, baseline_lrs=2, optimizer=adam).trials == 13
+    assert StudyConfig(name="x", dataset="digits", trials=2, baseline_lrs=0).trials == 2

@@ -13,7 +13,7 @@ from autolr.study import (
 )
 
 REPO_STUDIES = Path(__file__).resolve().parent.parent / "studies"
-VALID = {"name": "s", "dataset": "digits", "epochs": 2, "trials": 4}
+VALID = {"name": "s", "dataset": "digits", "epochs": 2, "trials": 4, "baseline_lrs": 0}
 
 
 def test_repository_studies_are_the_packaged_ones():
