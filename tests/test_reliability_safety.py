@@ -91,7 +91,7 @@ def test_the_scan_finds_what_it_looks_for() -> None:
 def test_postgresql_password_is_never_written(tmp_path: Path, postgres_url: str) -> None:
     from conftest import POSTGRES_PASSWORD
 
-    study = write_study(tmp_path / "tiny.toml", trials=4, epochs=2, families=["constant", "cosine"],
+    study = write_study(tmp_path / "tiny.toml", trials=5, epochs=2, families=["constant", "cosine"],
                         rescore={"top": 1, "seeds": 1})
     search = run_cli("search", "--study", str(study), "--storage", postgres_url, "--out", str(tmp_path / "runs"),
                      "--json")

@@ -61,7 +61,7 @@ def test_light_commands_load_no_search_or_report_stack(command: list[str], tmp_p
 
 def test_search_prints_its_first_line_before_the_report_stack_loads(tmp_path: Path) -> None:
     study = tmp_path / "study.toml"
-    study.write_text(tomli_w.dumps({"name": "startup", "dataset": "digits", "epochs": 1, "trials": 1,
+    study.write_text(tomli_w.dumps({"name": "startup", "dataset": "digits", "epochs": 1, "trials": 1, "baseline_lrs": 0,
                                     "families": ["constant"], "device": "cpu"}))
     process = subprocess.Popen(
         [sys.executable, "-X", "importtime", "-m", "autolr", "search", "--study", str(study),
