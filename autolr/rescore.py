@@ -33,15 +33,27 @@ LR_CHECK_SEEDS = 2
 
 
 def rescore_candidates(record: StudyRecord, top: int, maximize: bool) -> list[TrialRecord]:
-    """The ``top`` best complete searched trials, then each baseline kind's best complete rung."""
+    """The ``top`` best complete searched trials, then each baseline kind's best rung.
+
+    A kind's best rung is its complete rung with the best final score or, when the pruner
+    (or Ray's ASHA, which stops whole populations) stopped every rung of it, the rung that
+    ran the most epochs, best last score first: every tuned baseline is re-scored, fully.
+    """
     sign = -1.0 if maximize else 1.0
     complete = sorted((t for t in record.trials if t.state == "complete" and t.value is not None and t.spec),
                       key=lambda t: (sign * t.value, t.number))
+    rungs = sorted((t for t in record.trials if t.baseline and t.spec and t.state in ("complete", "pruned")
+                    and (t.value is not None or t.val_curve)),
+                   key=lambda t: (t.state != "complete", -t.epochs_run, sign * _last_score(t), t.number))
     best_rungs: dict[str, TrialRecord] = {}
-    for trial in complete:
-        if trial.baseline:
-            best_rungs.setdefault(baseline_kind(trial.baseline), trial)
+    for trial in rungs:
+        best_rungs.setdefault(baseline_kind(trial.baseline or ""), trial)
     return [t for t in complete if not t.baseline][:top] + list(best_rungs.values())
+
+
+def _last_score(trial: TrialRecord) -> float:
+    """A trial's final score, else the last score it reported."""
+    return float(trial.value if trial.value is not None else trial.val_curve[-1])
 
 
 def rescore_seeds(config: StudyConfig) -> list[int]:

@@ -131,3 +131,12 @@ def test_a_budget_that_leaves_the_search_no_trial_is_refused():
         StudyConfig(name="x", dataset="digits", trials=12, baseline_lrs=2, optimizer=adam)
     assert StudyConfig(name="x", dataset="digits", trials=13, baseline_lrs=2, optimizer=adam).trials == 13
     assert StudyConfig(name="x", dataset="digits", trials=2, baseline_lrs=0).trials == 2
+
+
+def test_a_kind_whose_rungs_were_all_pruned_is_still_re_scored():
+    pruned = [TrialRecord(0, "pruned", {"family": "cosine", "lr": 0.1}, [0.5, 0.8], None, 2, 1.0, baseline="cosine#1"),
+              TrialRecord(1, "pruned", {"family": "cosine", "lr": 0.2}, [0.9], None, 1, 1.0, baseline="cosine#2"),
+              TrialRecord(2, "pruned", {"family": "cosine", "lr": 0.3}, [0.4, 0.7], None, 2, 1.0, baseline="cosine#3"),
+              trial(3, 0.93), trial(4, 0.91, "constant#1", "constant")]
+    chosen = rescore_candidates(StudyRecord("s", {}, pruned), top=1, maximize=True)
+    assert [t.number for t in chosen] == [3, 4, 0]  # complete rungs first; then the deepest, best last score
