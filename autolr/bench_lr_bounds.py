@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from autolr.baselines import lr_ladder
 from autolr.bench import describe_device, first_train_rows
 from autolr.lr_bounds_analysis import GOOD_BAND, Bounds, GridBest, derive_bounds, grid_best
 from autolr.population import train_population
@@ -101,7 +102,7 @@ class BoundsSize:
 
     def grid_factors(self) -> list[float]:
         """The grid LRs as factors of loss_min, lowest first."""
-        return [self.grid_low * self.grid_step ** i for i in range(self.grid_points)]
+        return lr_ladder(self.grid_low, self.grid_high, self.grid_points)
 
 
 QUICK = BoundsSize(settings=(Setting("digits", "mlp", 2, "sgd", CALIBRATION),
