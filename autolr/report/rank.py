@@ -11,7 +11,7 @@ import pandas as pd
 
 from autolr.baselines import KIND_LABELS
 from autolr.records import RescoreRecord, StudyRecord, TrialRecord
-from autolr.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, paired_gain
+from autolr.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, mean, paired_gain
 
 
 def maximizes(record: StudyRecord) -> bool:
@@ -281,8 +281,8 @@ def _gain(name: str, ours: list[float], theirs: list[float], maximize: bool, spl
     """Gain = mean(ours) - mean(theirs), sign-flipped for a minimized score: positive means ours is better."""
     paired = paired_gain(ours, theirs, maximize) if len(ours) == len(theirs) else None
     sign = 1.0 if maximize else -1.0
-    gain = sign * (sum(ours) / len(ours) - sum(theirs) / len(theirs))
+    gain = sign * (mean(ours) - mean(theirs))
     low, high = (paired.low, paired.high) if paired else (None, None)
     method = f"paired over {len(ours)} fresh seeds" if low is not None else "single runs: no interval"
-    return Gain(name, float(sum(theirs) / len(theirs)), float(sum(ours) / len(ours)), float(gain), low, high, method,
+    return Gain(name, float(mean(theirs)), float(mean(ours)), float(gain), low, high, method,
                 split)
