@@ -119,7 +119,7 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
     from autolr.report.rank import maximizes, rank
     from autolr.rescore import final_scores
     from autolr.spec import ScheduleSpec
-    from autolr.study_run import resolve_device
+    from autolr.study_steps import resolve_device
 
     device = resolve_device(config.device)
     splits = load_splits(config.dataset, data_dir=config.data_dir, device=device, seed=config.seed)
@@ -143,7 +143,7 @@ def plain_loop_seconds(record: StudyRecord, config: Any) -> float:
     train the study's tuned-baseline grid at the search's epochs."""
     from autolr.data import load_splits
     from autolr.spec import ScheduleSpec
-    from autolr.study_run import resolve_device
+    from autolr.study_steps import resolve_device
     from autolr.train import train_trial
 
     device = resolve_device(config.device)

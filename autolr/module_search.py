@@ -16,7 +16,7 @@ from torch import nn
 from autolr.module_population import as_splits, train_module_population
 from autolr.search import SearchResult, baselines_of, check_positive, open_search, run_trials
 from autolr.space import SearchSpace
-from autolr.study_run import members_evaluator
+from autolr.population_trials import members_evaluator
 from autolr.train import LossFn, check_run, resolve_device
 
 

@@ -22,7 +22,7 @@ from autolr.records import StudyRecord
 from autolr.search import run_trials
 from autolr.space import SearchSpace
 from autolr.study import StudyConfig
-from autolr.study_run import population_evaluator
+from autolr.population_trials import population_evaluator
 from quadratic_objective import quadratic_objective
 
 EPOCHS = 2

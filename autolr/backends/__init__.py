@@ -1,26 +1,36 @@
 """Search engines: the only modules that import Optuna or Ray. Pick one by name.
 
-``optuna`` (embedded, the default): :mod:`autolr.backends.optuna_backend`. ``ray``: Ray
-Tune, in :mod:`autolr.backends.ray_backend` (extra ``autolr[ray]``). An engine implements
-:class:`autolr.search.Engine`; engine-neutral code (the search loop, the study run, the
-re-scoring) talks to it only through that protocol.
+``optuna`` (embedded, the default): :mod:`autolr.backends.optuna_backend`, its built-in
+studies in :mod:`autolr.backends.optuna_study`. ``ray``: Ray Tune, in
+:mod:`autolr.backends.ray_backend` (extra ``autolr[ray]``). For a user's objective an engine
+implements :class:`autolr.search.Engine`; for a built-in study,
+:class:`autolr.study_backend.StudyBackend`. Engine-neutral code (the search loop, the study
+pipeline, the re-scoring) talks to an engine only through these protocols.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from autolr.errors import StudyError
 
+if TYPE_CHECKING:
+    from autolr.search import Engine
+    from autolr.study import StudyConfig
+    from autolr.study_backend import StudyBackend
+
 BACKENDS = ("optuna", "ray")
+_ENGINE_MODULES = {"optuna": "optuna_backend", "ray": "ray_backend"}
+_STUDY_CLASSES = {"optuna": ("optuna_study", "OptunaStudy"), "ray": ("ray_backend", "RayStudy")}
 
 
-def backend_module(name: str) -> Any:
-    """The module of the engine ``name``; an unknown or unavailable one raises StudyError."""
+def backend_module(name: str, module: str | None = None) -> Any:
+    """The module of the engine ``name`` (or its module ``module``); an unknown or unavailable one raises StudyError."""
     if name not in BACKENDS:
         raise StudyError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    module = "optuna_backend" if name == "optuna" else "ray_backend"
+    module = module or _ENGINE_MODULES[name]
     try:
         return importlib.import_module(f"autolr.backends.{module}")
     except ModuleNotFoundError as error:
@@ -31,8 +41,19 @@ def backend_module(name: str) -> Any:
         raise
 
 
-def open_engine(backend: str = "optuna", **options: Any) -> Any:
+def open_engine(backend: str = "optuna", **options: Any) -> "Engine":
     """An ask/tell engine of ``backend`` over one study (options as ``OptunaEngine`` takes
     them), for ``autolr.search`` with a user's objective. Ray Tune drives its trials itself:
     ``autolr.search`` hands a Ray search to ``ray_backend.search_objective`` instead."""
     return backend_module(backend).open_engine(**options)
+
+
+def open_study(config: "StudyConfig", run_dir: Path, workers: int = 1, **options: Any) -> "StudyBackend":
+    """The engine ``config.backend``'s side of the built-in study ``config`` in ``run_dir``.
+
+    ``workers``: local processes training trials (Optuna only). ``options``: the engine's
+    own (Ray: ``address``, ``gpus_per_trial``, ``cpus_per_trial``, ``max_failures``).
+    """
+    module, name = _STUDY_CLASSES.get(config.backend, (None, ""))
+    study_class = getattr(backend_module(config.backend, module), name)
+    return study_class(config, run_dir, workers, **options)

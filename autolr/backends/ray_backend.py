@@ -9,9 +9,11 @@ trials lost with a node; ``Tuner.restore`` continues an interrupted run. A Tune 
 trains a population of the study's ``population`` schedules at once (default 1; see
 ``ray_searcher``).
 
-``run_study`` is the study run of ``autolr search --backend ray``: the same range test,
-space, baselines, re-scoring and report as the Optuna backend (the engine-neutral steps of
-``autolr.study_run``), only the trials run under Tune. Everything lands in
+``RayStudy`` is the engine of ``autolr search --backend ray``: the study pipeline
+(``autolr.study_run``: range test, space, baselines, re-scoring, report) is the Optuna
+backend's; only the trials run under Tune. Pruning stops whole Tune trials: ASHA compares a
+population by its best member's score, so a population trains on while any member is
+promising (on Optuna each trial is pruned on its own). Everything lands in
 ``<out>/<name>/ray/``: Tune's experiment folder plus ``autolr_study.json`` (see
 ``ray_record``), from which ``autolr report`` rebuilds the report. Ray is imported only
 inside these functions, so autolr works without it.
@@ -29,15 +31,14 @@ from typing import TYPE_CHECKING, Any, Callable
 from autolr.backends.ray_record import (
     BASELINE_KEY, EXPERIMENT_NAME, RAY_KEY, SPEC_KEY, RayStudyFolder, unfinished_trials,
 )
-from autolr.baselines import tuned_baselines
 from autolr.errors import StudyError, UserError
-from autolr.records import SEARCH_META_KEY, STUDY_CONFIG_KEY
 from autolr.space import Baseline, SearchSpace
+from autolr.study_backend import StoredStudy
 
 if TYPE_CHECKING:
     from autolr.search import Progress
     from autolr.study import StudyConfig
-    from autolr.study_run import StudyRun
+    from autolr.study_backend import StudyTrials
 
 INSTALL_HINT = 'the Ray backend needs Ray Tune: pip install "autolr[ray]"'
 DEFAULT_MAX_FAILURES = 3  # retries of a trial whose worker or node died
@@ -102,73 +103,42 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def run_study(
-    config: "StudyConfig",
-    out: str | Path = "reports",
-    workers: int = 1,
-    on_progress: Callable[["Progress"], None] | None = None,
-    on_phase: Callable[[str], None] | None = None,
-    address: str | None = None,
-    gpus_per_trial: float = 0.0,
-    cpus_per_trial: float = 1.0,
-    max_failures: int = DEFAULT_MAX_FAILURES,
-) -> "StudyRun":
-    """Run (or resume) ``config`` with Ray Tune and write its report into ``<out>/<name>/``.
+class RayStudy(StoredStudy):
+    """The Ray Tune engine's side of a built-in study (``autolr.study_backend.StudyBackend``).
 
-    The range test and re-scoring run in this process; the trials run on the Ray
-    cluster at ``address`` (None: a local Ray). Rerunning the same call continues the
-    Tune experiment, keeping its finished trials.
+    The range test and re-scoring run in this process; the trials run on the Ray cluster at
+    ``address`` (None: a local Ray), each Tune trial a population of the study's
+    ``population`` (default 1) schedules. Rerunning continues the Tune experiment, keeping
+    its finished trials.
     """
-    require_ray()
-    from autolr.backends.ray_progress import progress_of
-    from autolr.report.write import write_report
-    from autolr.study_run import (
-        StudyRun, load_study_splits, rescore_study, resolve_device, study_meta, study_population_size,
-        study_range_test, study_space,
-    )
 
-    if workers != 1:
-        raise StudyError("workers are for the optuna backend; with Ray, set --cpus-per-trial and --gpus-per-trial")
-    # On a cluster nodes can vanish, and a retried trial must not reuse an actor that lived on a
-    # dead node (it ends in ERROR instead of running again); a local Ray loses no nodes.
-    options = RayOptions(address=address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
-                         max_failures=max_failures, reuse_actors=address is None)
-    started = time.monotonic()
-    phase = on_phase or (lambda name: None)
-    run_dir = Path(out) / config.name
-    folder = RayStudyFolder(experiment_dir(run_dir))
-    device = resolve_device(config.device)  # every check before the study is stored
-    _claim(folder, config.to_dict(), config.identity())
-    phase("data")
-    splits = load_study_splits(config, device)
-    phase("range test")
-    range_test = study_range_test(config, folder, splits, device)
-    space = study_space(config, range_test)
-    phase("search")
-    run_ray_search(config.to_dict(), space, tuned_baselines(space, config.baseline_lrs, config.schedule_free),
-                   population_trainable(config.to_dict(), splits), folder.path, options, on_progress)
-    phase("re-scoring")
-    rescore_population = study_population_size(config, splits, device)  # the re-scoring trains here, not on Ray
-    rescore_study(config, folder, splits, device, rescore_population)
-    meta = study_meta(config, device, rescore_population, 1, started, folder, splits.source)
-    folder.set_attr(SEARCH_META_KEY, {**meta, "backend": "ray", "population": population_size(config.to_dict())})
-    phase("report")
-    record = folder.read_record()
-    paths = write_report(record, run_dir)
-    progress = progress_of(record.trials, config.trials, config.direction == "maximize", time.monotonic() - started)
-    return StudyRun(config.name, run_dir, str(folder.path), record, paths, progress, time.monotonic() - started)
+    def __init__(self, config: "StudyConfig", run_dir: Path, workers: int = 1, address: str | None = None,
+                 gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
+                 max_failures: int = DEFAULT_MAX_FAILURES) -> None:
+        require_ray()
+        if workers != 1:
+            raise StudyError("workers are for the optuna backend; with Ray, set --cpus-per-trial and --gpus-per-trial")
+        # On a cluster nodes can vanish, and a retried trial must not reuse an actor that lived on a
+        # dead node (it ends in ERROR instead of running again); a local Ray loses no nodes.
+        self.options = RayOptions(address=address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
+                                  max_failures=max_failures, reuse_actors=address is None)
+        self.config = config
+        self.folder = self.store = RayStudyFolder(experiment_dir(run_dir))
+        self.location = str(self.folder.path)
 
+    def meta(self) -> dict[str, Any]:
+        return {"backend": "ray", "population": population_size(self.config.to_dict())}
 
-def _claim(folder: RayStudyFolder, definition: dict[str, Any], identity_keys: Any) -> None:
-    """Store the study definition once; refuse a rerun whose ``identity_keys`` differ from the stored ones."""
-    stored = folder.get_attr(STUDY_CONFIG_KEY)
-    if stored is None:
-        folder.set_attr(STUDY_CONFIG_KEY, definition)
-        return
-    changed = [key for key in identity_keys if stored.get(key) != definition.get(key)]
-    if changed:
-        raise StudyError(f"study {definition['name']!r} in {folder.path} was run with a different {changed[0]}; "
-                         "give it another name or folder")
+    def run_trials(self, trials: "StudyTrials", on_progress: Callable[["Progress"], None] | None) -> "Progress":
+        """Run (or continue) the Tune experiment (``trials.population`` is the re-scoring's, not Tune's)."""
+        from autolr.backends.ray_progress import progress_of
+
+        started = time.monotonic()
+        study = self.config.to_dict()
+        run_ray_search(study, trials.space, trials.baselines, population_trainable(study, trials.splits),
+                       self.folder.path, self.options, on_progress)
+        return progress_of(self.read_record().trials, self.config.trials, maximizes(study),
+                           time.monotonic() - started)
 
 
 def population_trainable(study: dict[str, Any], splits: Any) -> Callable[..., None]:
@@ -210,7 +180,7 @@ def search_objective(
 
     study = {**definition, "space": space.to_dict(), "trials": n_trials}
     folder = RayStudyFolder(experiment_dir(Path(storage or "reports") / study["name"]))
-    _claim(folder, study, ("direction", "space", "epochs"))
+    folder.claim(study, ("direction", "space", "epochs"))
     trainable = tune.with_parameters(run_objective, objective=objective, maximize=maximizes(study))
     run_ray_search(study, space, baselines, trainable, folder.path, options or RayOptions())
     return folder.read_record(), str(folder.path)
@@ -252,7 +222,7 @@ def run_ray_search(
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
         else:
             size = population_size(study)
-            _claim(folder, study, ())
+            folder.claim(study, ())
             folder.set_attr(RAY_KEY, {**asdict(options), "population": size,
                                       "populations": math.ceil(study["trials"] / size)})
             tuner = _new_tuner(trainable, study, space, baselines, path, options, callbacks)

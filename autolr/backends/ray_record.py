@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from autolr.errors import StudyError
 from autolr.records import (
@@ -62,6 +62,17 @@ class RayStudyFolder:
     def read_record(self) -> StudyRecord:
         """The study as an engine-neutral record."""
         return read_ray_record(self.path)
+
+    def claim(self, definition: dict[str, Any], identity_keys: Sequence[str]) -> None:
+        """Store the study definition once; refuse a rerun whose ``identity_keys`` differ from the stored ones."""
+        stored = self.get_attr(STUDY_CONFIG_KEY)
+        if stored is None:
+            self.set_attr(STUDY_CONFIG_KEY, definition)
+            return
+        changed = [key for key in identity_keys if stored.get(key) != definition.get(key)]
+        if changed:
+            raise StudyError(f"study {definition['name']!r} in {self.path} was run with a different {changed[0]}; "
+                             "give it another name or folder")
 
 
 def is_ray_result(path: str | Path) -> bool:
