@@ -37,9 +37,9 @@ def redact(value: T) -> T:
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return type(value)(redact(item) for item in value)  # type: ignore[return-value]
+        return type(value)(redact(item) for item in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(  # type: ignore[return-value]
+        return dataclasses.replace(
             value, **{item.name: redact(getattr(value, item.name)) for item in dataclasses.fields(value)}
         )
     return value
