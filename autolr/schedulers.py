@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch.optim import Optimizer
@@ -54,8 +54,10 @@ class _SpecState:
         super().load_state_dict(state)  # type: ignore[misc]
 
 
-def group_lrs(spec: ScheduleSpec, initial_lrs: list[float], step: int, total_steps: int) -> list[float]:
-    """Each group's LR at ``step``: its initial LR times ``spec.lr_at(step) / spec.lr``.
+def group_lrs(
+    spec: ScheduleSpec, initial_lrs: Sequence[float | torch.Tensor], step: int, total_steps: int
+) -> list[float | torch.Tensor]:
+    """Each group's LR at ``step``: its initial LR times ``spec.lr_at(step) / spec.lr`` (a tensor LR stays one).
 
     Written ``lr_at * (initial / spec.lr)`` so that a group created with ``lr=spec.lr``
     gets exactly ``spec.lr_at(step)`` (the ratio is exactly 1.0).
@@ -85,7 +87,7 @@ class SpecScheduler(_SpecState, LRScheduler):
         self.total_steps = total_steps
         super().__init__(optimizer, last_epoch)  # each group's initial_lr: setdefault to its lr
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         """LR of every parameter group at ``last_epoch``; sets the cycled momentum as a side effect."""
         momentum = self.spec.momentum_at(self.last_epoch, self.total_steps)
         if momentum is not None:
