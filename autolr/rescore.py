@@ -41,7 +41,7 @@ def rescore_candidates(record: StudyRecord, top: int, maximize: bool) -> list[Tr
     """
     sign = -1.0 if maximize else 1.0
     complete = sorted((t for t in record.trials if t.state == "complete" and t.value is not None and t.spec),
-                      key=lambda t: (sign * t.value, t.number))
+                      key=lambda t: (sign * _last_score(t), t.number))  # complete: its final score
     rungs = sorted((t for t in record.trials if t.baseline and t.spec and t.state in ("complete", "pruned")
                     and (t.value is not None or t.val_curve)),
                    key=lambda t: (t.state != "complete", -t.epochs_run, sign * _last_score(t), t.number))
@@ -119,7 +119,12 @@ def final_scores(specs: Sequence[ScheduleSpec], seeds: Sequence[int], config: St
                                        device=device, score_test=score_test)
             for offset, result in enumerate(results):
                 complete = result.status == "complete"
-                val[start + offset].append(float(result.final_score) if complete else float("nan"))
+                val[start + offset].append(_complete_score(result.final_score, complete))
                 if score_test:
-                    test[start + offset].append(float(result.test_score) if complete else float("nan"))
+                    test[start + offset].append(_complete_score(result.test_score, complete))
     return val, test
+
+
+def _complete_score(score: float | None, complete: bool) -> float:
+    """A run's final (or test) score when it completed, else NaN (a diverged run has none)."""
+    return score if complete and score is not None else float("nan")
