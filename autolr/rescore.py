@@ -108,6 +108,7 @@ def final_scores(specs: Sequence[ScheduleSpec], seeds: Sequence[int], config: St
     Seed ``s`` initialises every spec's model from ``s`` and draws the batch order from ``s``,
     so the specs compare paired by seed."""
     from autolr.population import train_population
+    from autolr.train import complete_score
 
     val: list[list[float]] = [[] for _ in specs]
     test: list[list[float]] = [[] for _ in specs]
@@ -118,13 +119,7 @@ def final_scores(specs: Sequence[ScheduleSpec], seeds: Sequence[int], config: St
                                        seeds=[seed] * len(chunk), data_seed=seed, metric=config.metric,
                                        device=device, score_test=score_test)
             for offset, result in enumerate(results):
-                complete = result.status == "complete"
-                val[start + offset].append(_complete_score(result.final_score, complete))
-                if score_test:
-                    test[start + offset].append(_complete_score(result.test_score, complete))
+                val[start + offset].append(complete_score(result))
+                if score_test:  # a run has a test score when it completed
+                    test[start + offset].append(float("nan") if result.test_score is None else result.test_score)
     return val, test
-
-
-def _complete_score(score: float | None, complete: bool) -> float:
-    """A run's final (or test) score when it completed, else NaN (a diverged run has none)."""
-    return score if complete and score is not None else float("nan")

@@ -40,7 +40,7 @@ class _SpecState:
 
     def state_dict(self) -> dict[str, Any]:
         """The scheduler's state; plain data, loadable with ``torch.load(..., weights_only=True)``."""
-        state = super().state_dict()  # type: ignore[misc]
+        state = super().state_dict()  # type: ignore[misc]  # a mixin: the scheduler class after it defines it
         state["spec"] = self.spec.to_dict()
         return state
 
@@ -51,7 +51,7 @@ class _SpecState:
         if saved_spec != self.spec.to_dict() or saved_steps != self.total_steps:
             raise UserError("the scheduler state was saved for a different schedule or total_steps, "
                             "so it cannot resume this one")
-        super().load_state_dict(state)  # type: ignore[misc]
+        super().load_state_dict(state)  # type: ignore[misc]  # as in state_dict
 
 
 def group_lrs(
@@ -113,7 +113,7 @@ class SpecPlateau(_SpecState, ReduceLROnPlateau):
                          threshold=params["threshold"], threshold_mode=params["threshold_mode"],
                          cooldown=params["cooldown"], min_lr=[params["min_factor"] * lr for lr in self.base_lrs])
 
-    def step(self, metrics: Any, epoch: None = None) -> None:  # type: ignore[override]
+    def step(self, metrics: Any, epoch: None = None) -> None:  # type: ignore[override]  # as ReduceLROnPlateau's
         """One scheduler step with the metric measured since the last one (torch's semantics)."""
         if self.last_epoch < self.warmup_steps:
             self.last_epoch += 1

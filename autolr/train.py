@@ -193,6 +193,13 @@ def score_of(metric: str, loss: float, accuracy: float) -> float:
     return accuracy if metric == "accuracy" else loss
 
 
+def complete_score(result: TrialResult) -> float:
+    """The final validation score of a complete run; NaN for a diverged or pruned one."""
+    if result.status == "complete" and result.final_score is not None:
+        return result.final_score
+    return math.nan
+
+
 def divergence_reason(epoch_loss: float, first_loss: float, val_loss: float) -> str | None:
     """Why a run counts as diverged after an epoch (see DIVERGENCE_FACTOR), or None."""
     if not math.isfinite(epoch_loss) or not math.isfinite(val_loss):
