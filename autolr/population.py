@@ -140,7 +140,7 @@ def train_stacked(
         population.eval()
         with autocast(device, amp):
             val_losses, val_accuracies = evaluate(population, val_x, val_y, members=len(active), loss_fn=loss_fn)
-        assert first_loss is not None, "an epoch ran no batch"  # unreachable: an empty split has no epoch_steps
+        assert first_loss is not None, "an epoch ran no batch"  # splits hold at least one training row
         stopped = _end_epoch(
             epoch, epochs, active, results, metric, on_epoch,
             epoch_losses=(loss_sum / epoch_steps).tolist(), first_losses=first_loss.tolist(),
