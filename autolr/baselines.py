@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autolr.families import FAMILIES
 from autolr.spec import ScheduleSpec
+
+if TYPE_CHECKING:
+    from autolr.space import SearchSpace  # space.py imports this module
 
 STANDARD_KINDS = ("constant", "cosine", "onecycle", "linear")
 SCHEDULE_FREE_KINDS = ("schedule_free", "prodigy")
@@ -94,7 +97,7 @@ def kind_spec(kind: str, lr: float, optimizer: dict[str, Any]) -> ScheduleSpec:
 def schedule_free_optimizer(optimizer: dict[str, Any]) -> dict[str, Any]:
     """schedulefree's SGD (momentum, weight decay kept) or, for Adam-family studies, its AdamW."""
     if optimizer.get("name") in ADAM_FAMILY:
-        keep = {key: optimizer[key] for key in ("betas", "eps", "weight_decay") if key in optimizer}
+        keep: dict[str, Any] = {key: optimizer[key] for key in ("betas", "eps", "weight_decay") if key in optimizer}
         return {"name": "schedulefree_adamw", **keep}
     keep = {key: optimizer[key] for key in ("momentum", "weight_decay") if key in optimizer}
     return {"name": "schedulefree_sgd", **keep}
@@ -105,7 +108,7 @@ def prodigy_optimizer(optimizer: dict[str, Any]) -> dict[str, Any]:
     return {"name": "prodigy", **{key: optimizer[key] for key in ("betas", "weight_decay") if key in optimizer}}
 
 
-def tuned_baselines(space: Any, points: int, schedule_free: bool) -> list[Baseline]:
+def tuned_baselines(space: SearchSpace, points: int, schedule_free: bool) -> list[Baseline]:
     """Every kind's LR ladder of ``points`` rungs over its interval in ``space`` (a SearchSpace).
 
     Standard kinds span their family's interval; schedule-free spans the union of the

@@ -45,7 +45,7 @@ from autolr.train import evaluate, train_trial
 
 LR_RANGE = (1e-3, 1.0)  # the searched initial LR (log scale)
 MODEL = "mlp"
-OPTIMIZER = {"name": "sgd", "momentum": 0.9}
+OPTIMIZER: dict[str, Any] = {"name": "sgd", "momentum": 0.9}  # a spec's optimizer table
 
 
 @dataclass(frozen=True)
@@ -343,11 +343,12 @@ def _tutorial_group(lrs: list[float], report: Report, splits: Splits,
     """One trial the way the PyTorch and Optuna tutorials write it."""
     (lr,) = lrs
     device = torch.device(config.device)
-    train_loader = DataLoader(
+    train_loader: DataLoader[tuple[torch.Tensor, int]] = DataLoader(
         TutorialImages(splits.train_x, splits.train_y, splits.mean, splits.std),
         batch_size=config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(config.seed),
     )
-    val_loader = DataLoader(TutorialImages(splits.val_x, splits.val_y, splits.mean, splits.std), batch_size=1000)
+    val_images = TutorialImages(splits.val_x, splits.val_y, splits.mean, splits.std)
+    val_loader: DataLoader[tuple[torch.Tensor, int]] = DataLoader(val_images, batch_size=1000)
     model = build_model(MODEL, splits.input_shape, splits.num_classes, config.seed).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=OPTIMIZER["momentum"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(train_loader))
@@ -366,7 +367,7 @@ def _tutorial_group(lrs: list[float], report: Report, splits: Splits,
         for images, labels in val_loader:
             _, batch_accuracy = evaluate(model, images.to(device), labels.to(device))
             correct += float(batch_accuracy) * len(labels)
-        accuracy = correct / len(val_loader.dataset)
+        accuracy = correct / len(val_images)
         if not torch.isfinite(loss):
             return [("diverged", None)]
         if report(0, epoch, accuracy) and epoch + 1 < config.epochs:

@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 import numpy as np
 import torch
@@ -27,9 +27,18 @@ from autolr.models import build_model
 from autolr.population import train_population
 from autolr.rangetest import lr_range_test, population_range_test, sweep_result
 from autolr.spec import ScheduleSpec
+from autolr.train import complete_score
 
 TARGET_FACTOR = 3.0  # the suggestion should be within this factor of the grid's best LR
-SWEEP = {"start_lr": 1e-7, "end_lr": 10.0, "num_steps": 100}  # the same sweep for autolr and torch-lr-finder
+class _Sweep(TypedDict):
+    """The sweep's settings: keyword arguments of ``lr_range_test`` (LRs in the optimizer's units, steps)."""
+
+    start_lr: float
+    end_lr: float
+    num_steps: int
+
+
+SWEEP: _Sweep = {"start_lr": 1e-7, "end_lr": 10.0, "num_steps": 100}  # the same sweep for autolr and torch-lr-finder
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,7 @@ def run_case(splits: Any, dataset: str, model: str, seed: int, size: BenchSize) 
     specs = [ScheduleSpec("constant", lr, optimizer={"name": "sgd", "momentum": 0.9}) for lr in size.grid_lrs]
     members = train_population(specs, model, data, epochs=size.grid_epochs, batch_size=size.batch_size,
                                seeds=[seed] * len(specs), data_seed=seed)
-    accuracies = [m.final_score if m.status == "complete" else math.nan for m in members]
+    accuracies = [complete_score(member) for member in members]
     seconds = {"grid": time.perf_counter() - started}
 
     network = build_model(model, data.input_shape, data.num_classes, seed)
@@ -275,5 +284,6 @@ def _size_dict(size: BenchSize) -> dict[str, Any]:
 def read(json_path: Path) -> tuple[list[BenchCase], BenchSize, str]:
     """Read back what ``write`` wrote."""
     payload = json.loads(json_path.read_text())
-    size = BenchSize(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["size"].items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["size"].items()}
+    size = BenchSize(**fields)
     return [BenchCase(**case) for case in payload["cases"]], size, payload["hardware"]

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from autolr.records import RescoreRecord, StudyRecord
-from autolr.verdict import counted, describe, failure_score, mean, paired_gain
+from autolr.verdict import Verdict, counted, describe, failure_score, mean, paired_gain
 
 SETTINGS = (("mnist", "mlp"), ("fashion-mnist", "mlp"), ("mnist", "cnn"), ("fashion-mnist", "cnn"))
 QUICK_SETTINGS = (("digits", "mlp"),)
@@ -73,13 +73,21 @@ def _stored_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
     return by_setting
 
 
-def verdict_row(record: StudyRecord, setting: str, study_wall_s: float) -> dict[str, Any]:
-    """One setting at one verdict length: what was exported and how it compares on test."""
-    from autolr.report.rank import maximizes, rank
+def _study_verdict(record: StudyRecord) -> Verdict:
+    """The study's verdict, as its report ranks it; RuntimeError when it has none (no trial completed)."""
+    from autolr.report.rank import rank
 
     verdict = rank(record).verdict
     if verdict is None:
         raise RuntimeError(f"study {record.name!r} has no verdict: no trial completed")
+    return verdict
+
+
+def verdict_row(record: StudyRecord, setting: str, study_wall_s: float) -> dict[str, Any]:
+    """One setting at one verdict length: what was exported and how it compares on test."""
+    from autolr.report.rank import maximizes
+
+    verdict = _study_verdict(record)
     rescored, maximize = record.rescored, maximizes(record)
     test_failed = failure_score([r.test_scores for r in rescored], maximize)
     exported = rescored[verdict.exported]
@@ -116,7 +124,7 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
     from autolr.baselines import lr_ladder
     from autolr.data import load_splits
     from autolr.population import train_population
-    from autolr.report.rank import maximizes, rank
+    from autolr.report.rank import maximizes
     from autolr.rescore import final_scores
     from autolr.spec import ScheduleSpec
     from autolr.study_steps import resolve_device
@@ -129,9 +137,10 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
     results = train_population(specs, config.model, splits, epochs, config.batch_size, [config.seed] * len(specs),
                                data_seed=config.seed, metric=config.metric, device=device)
     sign = 1.0 if maximize else -1.0
-    best = max(range(len(specs)), key=lambda i: (sign * results[i].final_score if results[i].status == "complete"
-                                                 else -math.inf, -i))
-    exported = record.rescored[rank(record).verdict.exported]  # type: ignore[union-attr]
+    keys = [sign * r.final_score if r.status == "complete" and r.final_score is not None else -math.inf
+            for r in results]
+    best = max(range(len(specs)), key=lambda i: (keys[i], -i))
+    exported = record.rescored[_study_verdict(record).exported]
     _, (test,) = final_scores([specs[best]], exported.seeds, config, splits, device, 1, epochs, score_test=True)
     failed_at = failure_score([test, exported.test_scores], maximize)
     gain = paired_gain(counted(exported.test_scores, failed_at), counted(test, failed_at), maximize)

@@ -37,6 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from autolr.errors import UserError, one_line
 from autolr.models import StackedModel
 from autolr.population import check_members, train_stacked
+from autolr.population_groups import member_callback
 from autolr.spec import ScheduleSpec
 from autolr.train import LossFn, Splits, TrialResult, member_losses, resolve_device, train_trial
 
@@ -159,7 +160,7 @@ def train_module_population(
         return [
             train_trial(spec, member, splits, epochs, batch_size, seed=seed, metric=metric, device=device, amp=amp,
                         data_seed=data_seed, loss_fn=loss_fn,
-                        on_epoch=None if on_epoch is None else lambda epoch, score, k=k: on_epoch(k, epoch, score))
+                        on_epoch=member_callback(on_epoch, k))
             for k, (spec, member, seed) in enumerate(zip(specs, members, seeds))
         ]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 import torch
@@ -140,6 +140,7 @@ def train_stacked(
         population.eval()
         with autocast(device, amp):
             val_losses, val_accuracies = evaluate(population, val_x, val_y, members=len(active), loss_fn=loss_fn)
+        assert first_loss is not None, "an epoch ran no batch"  # splits hold at least one training row
         stopped = _end_epoch(
             epoch, epochs, active, results, metric, on_epoch,
             epoch_losses=(loss_sum / epoch_steps).tolist(), first_losses=first_loss.tolist(),
@@ -245,12 +246,13 @@ class StackedOptimizer:
 
     def __init__(self, specs: Sequence[ScheduleSpec], total_steps: int, epochs: int, device: torch.device) -> None:
         kinds = {stacked_kind(spec) for spec in specs}
-        if None in kinds:
+        stacked = {kind for kind in kinds if kind is not None}
+        if stacked != kinds:
             raise UserError(f"a stacked population trains only {', '.join(STACKED_OPTIMIZERS)}; "
                             f"train_population trains the other optimizers one by one")
-        if len(kinds) > 1:
-            raise UserError(f"one stacked population trains one optimizer kind, got {sorted(kinds)}")
-        (self.name, self.nesterov), = kinds
+        if len(stacked) > 1:
+            raise UserError(f"one stacked population trains one optimizer kind, got {sorted(stacked)}")
+        (self.name, self.nesterov), = stacked
         settings = [OptimizerSettings.from_spec(spec) for spec in specs]
         first_moment = torch.tensor([s.momentum if s.name == "sgd" else s.betas[0] for s in settings])
         lr_table, momentum_table = _schedule_tables(specs, first_moment, total_steps)
@@ -269,7 +271,7 @@ class StackedOptimizer:
         self.eps = as_tensor([s.eps for s in settings])
         self.state: list[list[torch.Tensor]] | None = None  # per parameter: [momentum] or [exp_avg, exp_avg_sq]
 
-    def step(self, stacked_params: Sequence[torch.Tensor], step: int) -> None:
+    def step(self, stacked_params: Iterable[torch.Tensor], step: int) -> None:
         """Apply the update of scheduler step ``step`` (counted from 0) to the stacked parameters
         (gradients in ``.grad``).
 
@@ -285,18 +287,19 @@ class StackedOptimizer:
         with torch.no_grad():
             negative_lr = lr.neg()
             for param, state in zip(params, self.state):
+                grad = param.grad
+                assert grad is not None, "step() runs after backward(), which gives each stacked parameter a grad"
                 shape = (-1,) + (1,) * (param.dim() - 1)
                 if self.name == "sgd":
-                    self._sgd(param, state[0], negative_lr.view(shape), momentum.view(shape), shape)
+                    self._sgd(param, grad, state[0], negative_lr.view(shape), momentum.view(shape), shape)
                 else:
-                    self._adam(param, state, step + 1, lr.view(shape), momentum.view(shape), shape)
+                    self._adam(param, grad, state, step + 1, lr.view(shape), momentum.view(shape), shape)
 
     def _sgd(
-        self, param: torch.Tensor, buffer: torch.Tensor, negative_lr: torch.Tensor, momentum: torch.Tensor,
-        shape: tuple[int, ...],
+        self, param: torch.Tensor, grad: torch.Tensor, buffer: torch.Tensor, negative_lr: torch.Tensor,
+        momentum: torch.Tensor, shape: tuple[int, ...],
     ) -> None:
         """torch.optim.SGD (dampening 0): buf = m * buf + g; step along buf, or g + m * buf (Nesterov)."""
-        grad = param.grad
         if self.decays:
             grad.addcmul_(param, self.weight_decay.view(shape))
         torch.addcmul(grad, buffer, momentum, out=buffer)
@@ -304,7 +307,7 @@ class StackedOptimizer:
         param.addcmul_(direction, negative_lr)
 
     def _adam(
-        self, param: torch.Tensor, state: list[torch.Tensor], count: int, lr: torch.Tensor,
+        self, param: torch.Tensor, grad: torch.Tensor, state: list[torch.Tensor], count: int, lr: torch.Tensor,
         beta1: torch.Tensor, shape: tuple[int, ...],
     ) -> None:
         """torch.optim.Adam / AdamW (no amsgrad) after ``count`` steps.
@@ -314,7 +317,6 @@ class StackedOptimizer:
         """
         exp_avg, exp_avg_sq = state
         weight_decay, beta2 = self.weight_decay.view(shape), self.beta2.view(shape)
-        grad = param.grad
         if self.decays and self.name == "adamw":
             param.mul_(1 - lr * weight_decay)
         elif self.decays:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,7 @@ def sweep_result(lrs: list[float], losses: list[float], stop_reason: str, settin
     )
 
 
-def sweep_suggestion(lrs: list[float], smoothed: list[float]) -> float:
+def sweep_suggestion(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
     """The sweep's recommended LR: the LR of the smoothed loss minimum divided by ``LOSS_MIN_DIVISOR``."""
     return loss_min_lr(lrs, smoothed) / LOSS_MIN_DIVISOR
 
@@ -449,8 +449,9 @@ def _restored(model: nn.Module, optimizer: torch.optim.Optimizer, data: Any) -> 
     parameters = list(model.parameters())
     grads = [None if p.grad is None else p.grad.detach().clone() for p in parameters]
     modes = [module.training for module in model.modules()]
-    loader_generator = getattr(data, "generator", None)
-    generator_state = loader_generator.get_state() if isinstance(loader_generator, torch.Generator) else None
+    loader_generator = getattr(data, "generator", None)  # a DataLoader's own generator, if it has one
+    generator = loader_generator if isinstance(loader_generator, torch.Generator) else None
+    generator_state = None if generator is None else generator.get_state()
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=cuda_devices):
         try:
@@ -462,5 +463,5 @@ def _restored(model: nn.Module, optimizer: torch.optim.Optimizer, data: Any) -> 
                 parameter.grad = grad
             for module, training in zip(model.modules(), modes):
                 module.training = training
-            if generator_state is not None:
-                loader_generator.set_state(generator_state)
+            if generator is not None and generator_state is not None:
+                generator.set_state(generator_state)

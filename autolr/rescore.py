@@ -41,7 +41,7 @@ def rescore_candidates(record: StudyRecord, top: int, maximize: bool) -> list[Tr
     """
     sign = -1.0 if maximize else 1.0
     complete = sorted((t for t in record.trials if t.state == "complete" and t.value is not None and t.spec),
-                      key=lambda t: (sign * t.value, t.number))
+                      key=lambda t: (sign * _last_score(t), t.number))  # complete: its final score
     rungs = sorted((t for t in record.trials if t.baseline and t.spec and t.state in ("complete", "pruned")
                     and (t.value is not None or t.val_curve)),
                    key=lambda t: (t.state != "complete", -t.epochs_run, sign * _last_score(t), t.number))
@@ -108,6 +108,7 @@ def final_scores(specs: Sequence[ScheduleSpec], seeds: Sequence[int], config: St
     Seed ``s`` initialises every spec's model from ``s`` and draws the batch order from ``s``,
     so the specs compare paired by seed."""
     from autolr.population import train_population
+    from autolr.train import complete_score
 
     val: list[list[float]] = [[] for _ in specs]
     test: list[list[float]] = [[] for _ in specs]
@@ -118,8 +119,7 @@ def final_scores(specs: Sequence[ScheduleSpec], seeds: Sequence[int], config: St
                                        seeds=[seed] * len(chunk), data_seed=seed, metric=config.metric,
                                        device=device, score_test=score_test)
             for offset, result in enumerate(results):
-                complete = result.status == "complete"
-                val[start + offset].append(float(result.final_score) if complete else float("nan"))
-                if score_test:
-                    test[start + offset].append(float(result.test_score) if complete else float("nan"))
+                val[start + offset].append(complete_score(result))
+                if score_test:  # a run has a test score when it completed
+                    test[start + offset].append(float("nan") if result.test_score is None else result.test_score)
     return val, test

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch.optim import Optimizer
@@ -40,7 +40,7 @@ class _SpecState:
 
     def state_dict(self) -> dict[str, Any]:
         """The scheduler's state; plain data, loadable with ``torch.load(..., weights_only=True)``."""
-        state = super().state_dict()  # type: ignore[misc]
+        state = super().state_dict()  # type: ignore[misc]  # a mixin: the scheduler class after it defines it
         state["spec"] = self.spec.to_dict()
         return state
 
@@ -51,11 +51,13 @@ class _SpecState:
         if saved_spec != self.spec.to_dict() or saved_steps != self.total_steps:
             raise UserError("the scheduler state was saved for a different schedule or total_steps, "
                             "so it cannot resume this one")
-        super().load_state_dict(state)  # type: ignore[misc]
+        super().load_state_dict(state)  # type: ignore[misc]  # as in state_dict
 
 
-def group_lrs(spec: ScheduleSpec, initial_lrs: list[float], step: int, total_steps: int) -> list[float]:
-    """Each group's LR at ``step``: its initial LR times ``spec.lr_at(step) / spec.lr``.
+def group_lrs(
+    spec: ScheduleSpec, initial_lrs: Sequence[float | torch.Tensor], step: int, total_steps: int
+) -> list[float | torch.Tensor]:
+    """Each group's LR at ``step``: its initial LR times ``spec.lr_at(step) / spec.lr`` (a tensor LR stays one).
 
     Written ``lr_at * (initial / spec.lr)`` so that a group created with ``lr=spec.lr``
     gets exactly ``spec.lr_at(step)`` (the ratio is exactly 1.0).
@@ -85,7 +87,7 @@ class SpecScheduler(_SpecState, LRScheduler):
         self.total_steps = total_steps
         super().__init__(optimizer, last_epoch)  # each group's initial_lr: setdefault to its lr
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         """LR of every parameter group at ``last_epoch``; sets the cycled momentum as a side effect."""
         momentum = self.spec.momentum_at(self.last_epoch, self.total_steps)
         if momentum is not None:
@@ -111,7 +113,7 @@ class SpecPlateau(_SpecState, ReduceLROnPlateau):
                          threshold=params["threshold"], threshold_mode=params["threshold_mode"],
                          cooldown=params["cooldown"], min_lr=[params["min_factor"] * lr for lr in self.base_lrs])
 
-    def step(self, metrics: Any, epoch: None = None) -> None:  # type: ignore[override]
+    def step(self, metrics: Any, epoch: None = None) -> None:  # type: ignore[override]  # as ReduceLROnPlateau's
         """One scheduler step with the metric measured since the last one (torch's semantics)."""
         if self.last_epoch < self.warmup_steps:
             self.last_epoch += 1

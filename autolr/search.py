@@ -48,6 +48,7 @@ from autolr.spec import ScheduleSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from autolr.baselines import Baseline
     from autolr.records import StudyRecord
     from autolr.report.write import ReportPaths
     from autolr.space import SearchSpace
@@ -236,7 +237,7 @@ def objective_evaluator(objective: Callable[[ScheduleSpec, Trial], float], direc
             reports = _ReportCounter(trial)
             started = time.perf_counter()
             try:
-                value = objective(trial.spec, reports)  # type: ignore[arg-type]
+                value = objective(trial.spec, reports)
                 outcome = _finished(value, direction)
             except TrialPruned:
                 outcome = TrialOutcome("pruned")
@@ -369,13 +370,13 @@ def check_positive(name: str, value: Any) -> None:
         raise StudyError(f"{name} must be a positive integer, got {value!r}")
 
 
-def baselines_of(space: "SearchSpace", lr: float | None) -> list[ScheduleSpec]:
+def baselines_of(space: "SearchSpace", lr: float | None) -> list[Baseline]:
     """The space's baselines at ``lr`` (None: the geometric middle of its LR interval)."""
     return space.baselines(lr or math.sqrt(space.lr_low * space.lr_high))
 
 
 def open_search(
-    backend: str, space: "SearchSpace", n_trials: int, baseline_specs: Sequence[ScheduleSpec], *, storage: str | None,
+    backend: str, space: "SearchSpace", n_trials: int, baseline_specs: Sequence[Baseline], *, storage: str | None,
     study_name: str, direction: str, sampler: str, pruner: str, epochs: int | None, prune_after: float, seed: int,
     metric_name: str = "val_score",
 ) -> Engine:

@@ -354,7 +354,7 @@ class ScheduleSpec:
         """
         family_step, family_steps = self._family_position(step, total_steps)
         warmup_steps = self.warmup_steps(total_steps)
-        if step < warmup_steps:
+        if self.warmup is not None and step < warmup_steps:  # warmup_steps is 0 without warmup
             start = self.warmup["start_factor"]
             return self.first_lr() * (start + (1 - start) * step / warmup_steps)
         return families.FAMILIES[self.family].lr_at(self.lr, self.params, family_step, family_steps)

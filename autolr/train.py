@@ -31,14 +31,27 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs, targe
 
 
 class Splits(Protocol):
-    """What the trainers read from a dataset (``autolr.data.Splits`` has it)."""
+    """What the trainers read from a dataset, read-only (the frozen dataclass ``autolr.data.Splits`` has it).
 
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    num_classes: int
-    input_shape: tuple[int, ...]
+    ``test_x`` and ``test_y`` are read only when a trainer is asked to score the test split.
+    """
+
+    @property
+    def train_x(self) -> torch.Tensor: ...
+    @property
+    def train_y(self) -> torch.Tensor: ...
+    @property
+    def val_x(self) -> torch.Tensor: ...
+    @property
+    def val_y(self) -> torch.Tensor: ...
+    @property
+    def test_x(self) -> torch.Tensor: ...
+    @property
+    def test_y(self) -> torch.Tensor: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
 
 
 @dataclass
@@ -180,6 +193,13 @@ def score_of(metric: str, loss: float, accuracy: float) -> float:
     return accuracy if metric == "accuracy" else loss
 
 
+def complete_score(result: TrialResult) -> float:
+    """The final validation score of a complete run; NaN for a diverged or pruned one."""
+    if result.status == "complete" and result.final_score is not None:
+        return result.final_score
+    return math.nan
+
+
 def divergence_reason(epoch_loss: float, first_loss: float, val_loss: float) -> str | None:
     """Why a run counts as diverged after an epoch (see DIVERGENCE_FACTOR), or None."""
     if not math.isfinite(epoch_loss) or not math.isfinite(val_loss):
@@ -274,6 +294,7 @@ def train_trial(
             val_loss, val_accuracy = (float(v) for v in evaluate(model, val_x, val_y, loss_fn=loss_fn))
         result.epochs_run = epoch + 1
         epoch_loss = float(loss_sum) / steps_per_epoch(train_x.shape[0], batch_size)
+        assert first_loss is not None, "an epoch ran no batch"  # unreachable: an empty split divides by 0 above
         reason = divergence_reason(epoch_loss, float(first_loss), val_loss)
         if reason is not None:
             result.status, result.reason, result.final_score = "diverged", reason, None

@@ -122,6 +122,7 @@ def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "sco
     baseline = best_of([i for i, r in enumerate(rescored) if r.baseline])
     if searched is None or baseline is None:
         exported = searched if baseline is None else baseline
+        assert exported is not None, "rescored is not empty"  # and each record is searched or a baseline
         outcome = "no baselines" if baseline is None else "no searched"
         sentence = (f"Exported {describe(rescored[exported])}: no tuned baseline was re-scored to compare with."
                     if baseline is None else

@@ -57,6 +57,7 @@ def tpe_median_search(
         for trial, (status, score) in zip(group, run_group(lrs, report), strict=True):
             counts[status] += 1
             if status == "complete":
+                assert score is not None, "a completed trial has a final score"
                 study.tell(trial, score)
                 best = max(best, score)
             else:

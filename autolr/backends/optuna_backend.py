@@ -32,7 +32,7 @@ import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence, cast
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -153,7 +153,10 @@ class OptunaEngine:
         self.metric_name = metric_name
         backing = open_storage(storage) if storage else optuna.storages.InMemoryStorage()
         self.study = optuna.create_study(
-            storage=backing, study_name=study_name, direction=direction, load_if_exists=True,
+            # direction is "minimize" or "maximize" (search() and StudyConfig.direction); Optuna's Literal
+            # is narrower than the str it checks at runtime
+            storage=backing, study_name=study_name, direction=cast(Literal["minimize", "maximize"], direction),
+            load_if_exists=True,
             pruner=make_pruner(pruner, epochs, prune_after),
         )
         if self.study.direction.name.lower() != direction:
@@ -343,17 +346,19 @@ class OptunaEngine:
         """Counts per state and the best complete trial."""
         counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
         best: FrozenTrial | None = None
+        best_value: float | None = None  # best's value (a complete trial has one)
         sign = 1.0 if self.direction == "maximize" else -1.0
         for trial in self.study.get_trials(deepcopy=False):
             state = _record_state(trial)
             if state is None:
                 continue
             counts[state] += 1
-            if state == "complete" and (best is None or sign * trial.value > sign * best.value):
-                best = trial
+            value = trial.value
+            if state == "complete" and value is not None and (best_value is None or sign * value > sign * best_value):
+                best, best_value = trial, value
         family = None if best is None else (best.user_attrs.get(TRIAL_SPEC_KEY) or {}).get("family")
         return Progress(
-            target=0, counts=counts, best_value=None if best is None else best.value,
+            target=0, counts=counts, best_value=best_value,
             best_family=family, best_number=None if best is None else best.number,
         )
 

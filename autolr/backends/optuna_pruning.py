@@ -105,6 +105,7 @@ def _family_view(study: optuna.Study, family: str | None) -> optuna.Study:
     rebuild studies from ``study._storage`` (Hyperband's brackets) see the filter too.
     """
     return optuna.Study(
+        # a duck-typed proxy of the study's BaseStorage, not a subclass
         study_name=study.study_name, storage=_FamilyStorage(study._storage, family),  # type: ignore[arg-type]
         sampler=study.sampler, pruner=study.pruner,
     )

@@ -21,6 +21,7 @@ inside these functions, so autolr works without it.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -87,7 +88,7 @@ def connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=True)
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
     except ConnectionError as error:
         raise StudyError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
     return True
@@ -304,12 +305,12 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
     mode = "max" if maximizes(study) else "min"
     size = population_size(study)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # OptunaSearch's in-memory study is an implementation detail
-    in_space = [baseline for baseline in baselines if baseline.params is not None]
+    in_space = {baseline.name: baseline.params for baseline in baselines if baseline.params is not None}
     fixed = [{SPEC_KEY: baseline.spec.to_dict(), BASELINE_KEY: baseline.name}
              for baseline in baselines if baseline.params is None]
     inner = OptunaSearch(
-        space=SpaceSampler(space, {baseline.name: baseline.params for baseline in in_space}),
-        metric=SCORE_KEY, mode=mode, points_to_evaluate=[baseline.params for baseline in in_space] or None,
+        space=SpaceSampler(space, in_space),
+        metric=SCORE_KEY, mode=mode, points_to_evaluate=list(in_space.values()) or None,
         sampler=make_sampler(study.get("sampler", "tpe"), study["seed"], study["trials"]),
     )
     scheduler = trial_scheduler(study.get("pruner", "hyperband"), study.get("epochs"), study.get("prune_after", 0.25))

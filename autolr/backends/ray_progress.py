@@ -17,8 +17,8 @@ def progress_of(trials: list[TrialRecord], target: int, maximize: bool, elapsed_
     counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
     for trial in trials:
         counts[trial.state] += 1
-    complete = [trial for trial in trials if trial.state == "complete" and trial.value is not None]
-    best = (max if maximize else min)(complete, key=lambda trial: trial.value) if complete else None
+    scored = [(trial.value, trial) for trial in trials if trial.state == "complete" and trial.value is not None]
+    best = (max if maximize else min)(scored, key=lambda pair: pair[0])[1] if scored else None
     return Progress(target=target, counts=counts, best_value=best.value if best else None,
                     best_family=best.spec.get("family") if best else None, best_number=best.number if best else None,
                     elapsed_s=elapsed_s, finished_this_run=sum(counts.values()) - counts["running"])

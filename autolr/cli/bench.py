@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -39,7 +40,7 @@ def bench(
     from autolr.errors import UserError
 
     config = BenchConfig.for_device(device, quick)
-    overrides = {
+    overrides: dict[str, Any] = {  # BenchConfig field -> the option's value (None: not given)
         "dataset": dataset, "epochs": epochs, "trials": trials, "tutorial_trials": tutorial_trials,
         "train_limit": train_limit, "ray": ray or None, "module_population": module_population,
         "module_trials": module_trials,

@@ -58,9 +58,12 @@ def search(
     """Search for the best learning-rate schedule of a study; rerun the same command to resume."""
     from autolr.study import default_study, load_study
 
-    if study is None and dataset is None:
+    if study is not None:
+        config = load_study(study)
+    elif dataset is not None:
+        config = default_study(dataset)
+    else:
         raise UserError("give --dataset NAME (e.g. mnist) or --study FILE")
-    config = load_study(study) if study is not None else default_study(dataset)  # type: ignore[arg-type]
     config = config.with_optimizer(optimizer).replace(
         name=name, dataset=dataset if study is not None else None, model=model, batch_size=batch_size,
         epochs=epochs, target_epochs=target_epochs, trials=trials, rescore_top=rescore_top,

@@ -8,10 +8,10 @@ bytes (code 0x08): images N x H x W, labels N.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -21,11 +21,11 @@ from autolr.errors import DataError
 UNSIGNED_BYTE = 0x08
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def _read_header(stream: BinaryIO, path: Path) -> tuple[int, ...]:
+def _read_header(stream: io.BufferedIOBase, path: Path) -> tuple[int, ...]:
     magic = stream.read(4)
     if len(magic) != 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != UNSIGNED_BYTE:
         raise DataError(f"{path} is not an IDX file of unsigned bytes.")

@@ -229,7 +229,7 @@ def _stack(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     from torchvision.transforms.functional import pil_to_tensor
 
     inputs, labels = [], []
-    for index in range(len(dataset)):  # type: ignore[arg-type]
+    for index in range(len(dataset)):  # type: ignore[arg-type]  # torch's Dataset declares no __len__; map-style has it
         item, label = dataset[index]
         inputs.append(pil_to_tensor(item) if isinstance(item, Image) else torch.as_tensor(item))
         labels.append(int(label))

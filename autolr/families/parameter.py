@@ -85,7 +85,7 @@ class Parameter:
                 raise SpecError(f"{where} must be one of {', '.join(self.choices)}{got}")
             return value
         if self.kind == "int":
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not self._in_interval(value):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not self._in_interval(int(value)):
                 raise SpecError(f"{where} must be an integer {self.interval()}{got}")
             return int(value)
         if self.kind == "fractions":

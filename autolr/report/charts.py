@@ -126,7 +126,9 @@ def learning_curves(record: StudyRecord, ranking: Ranking, metric: str) -> go.Fi
                 xs.append(epoch + 1)
                 ys.append(_round(trial.val_curve[epoch]))
                 numbers.append(trial.number)
-            xs.append(None), ys.append(None), numbers.append(None)
+            xs.append(None)  # a gap in the line between two trials
+            ys.append(None)
+            numbers.append(None)
         figure.add_scatter(x=xs, y=ys, customdata=numbers, mode="lines", name=f"{state} ({len(members)})",
                            line=dict(color=colour, width=width, dash=dash),
                            hovertemplate="trial %{customdata}<br>epoch %{x}: %{y}<extra>" + state + "</extra>")

@@ -10,7 +10,7 @@ from typing import Any
 
 from scipy import stats
 
-from autolr.records import StudyRecord
+from autolr.records import StudyRecord, TrialRecord
 from autolr.report.rank import maximizes
 from autolr.verdict import counted, describe, failure_score, mean
 
@@ -25,20 +25,20 @@ class HorizonCheck:
 
 def horizon_check(record: StudyRecord) -> HorizonCheck | None:
     """The comparison, or None before re-scoring (or when a configuration lacks its search score)."""
-    trials = {trial.number: trial for trial in record.trials}
+    trials: dict[int | None, TrialRecord] = {trial.number: trial for trial in record.trials}  # get(None) is None
     rescored = record.rescored
-    if not rescored or any(trials.get(r.trial_number) is None or trials[r.trial_number].value is None
-                           for r in rescored):
+    searched = [trials.get(r.trial_number) for r in rescored]
+    short = [float(trial.value) for trial in searched if trial is not None and trial.value is not None]
+    if not rescored or len(short) < len(rescored):
         return None
     sign = 1.0 if maximizes(record) else -1.0
     failed_at = failure_score([r.val_scores for r in rescored], maximizes(record))
-    short = [float(trials[r.trial_number].value) for r in rescored]  # type: ignore[arg-type]
     long = [mean(counted(r.val_scores, failed_at)) for r in rescored]
     short_rank = _ranks([sign * value for value in short])
     long_rank = _ranks([sign * value for value in long])
     search_epochs = record.config.get("epochs")
     epochs = rescored[0].epochs or search_epochs
-    rows = [{
+    rows: list[dict[str, Any]] = [{
         "configuration": describe(r), "short": f"{short[i]:.4f}", "short_rank": short_rank[i],
         "long": f"{long[i]:.4f}", "long_rank": long_rank[i],
         "lr_check": ", ".join(f"LR {check['lr']:.3g}: {mean(counted(check['val_scores'], failed_at)):.4f}"

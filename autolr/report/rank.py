@@ -56,10 +56,11 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def fixed_params(record: StudyRecord) -> dict[str, frozenset[str]]:
-    """Per family, the parameters that took one value in all of its (two or more) trials: not searched."""
-    values: dict[str, dict[str, set[str]]] = {}
-    counts: dict[str, int] = {}
+def fixed_params(record: StudyRecord) -> dict[str | None, frozenset[str]]:
+    """Per family (None for a spec without one), the parameters that took one value in all of its
+    (two or more) trials: not searched."""
+    values: dict[str | None, dict[str, set[str]]] = {}
+    counts: dict[str | None, int] = {}
     for trial in record.trials:
         family = trial.spec.get("family")
         counts[family] = counts.get(family, 0) + 1
@@ -132,7 +133,7 @@ def rank(record: StudyRecord) -> Ranking:
     validation score in the search. Without: complete trials by final validation score.
     Ties go to the lower trial number.
     """
-    trials = {trial.number: trial for trial in record.trials}
+    trials: dict[int | None, TrialRecord] = {trial.number: trial for trial in record.trials}  # get(None) is None
     fixed = fixed_params(record)
     failed_at = (failure_score([r.val_scores for r in record.rescored], maximizes(record)),
                  failure_score([r.test_scores for r in record.rescored], maximizes(record)))
@@ -172,7 +173,7 @@ def rank(record: StudyRecord) -> Ranking:
 
 
 def _rescored_row(
-    index: int, rescore: RescoreRecord, trial: TrialRecord | None, fixed: dict[str, frozenset[str]],
+    index: int, rescore: RescoreRecord, trial: TrialRecord | None, fixed: dict[str | None, frozenset[str]],
     failed_at: tuple[float, float],
 ) -> dict[str, Any]:
     val = pd.Series(counted(rescore.val_scores, failed_at[0]), dtype=float)
@@ -189,7 +190,7 @@ def _rescored_row(
     }
 
 
-def _search_row(trial: TrialRecord, fixed: dict[str, frozenset[str]]) -> dict[str, Any]:
+def _search_row(trial: TrialRecord, fixed: dict[str | None, frozenset[str]]) -> dict[str, Any]:
     return {
         "trial": trial.number, "family": trial.spec.get("family"), "baseline": trial.baseline or "",
         "lr": trial.spec.get("lr"),

@@ -30,16 +30,16 @@ def redact(value: T) -> T:
     secret (password, secret, token) are replaced by *** whatever they hold.
     """
     if isinstance(value, str):
-        return redact_text(value)  # type: ignore[return-value]
+        return redact_text(value)  # type: ignore[return-value]  # T is str here: isinstance narrows no TypeVar
     if isinstance(value, dict):
-        return {  # type: ignore[return-value]
+        return {  # type: ignore[return-value]  # T is a dict here, as above
             key: MASK if isinstance(key, str) and _SECRET_KEYS.search(key) and item else redact(item)
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return type(value)(redact(item) for item in value)  # type: ignore[return-value]
+        return type(value)(redact(item) for item in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(  # type: ignore[return-value]
+        return dataclasses.replace(
             value, **{item.name: redact(getattr(value, item.name)) for item in dataclasses.fields(value)}
         )
     return value

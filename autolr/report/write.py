@@ -53,12 +53,14 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
     _write_atomic(trials_csv, trials_table(record).to_csv(index=False))
     _write_atomic(ranking_csv, ranking.table.drop(columns=["spec", "rescore_index"]).to_csv(index=False))
     spec = best_spec(record, ranking)
-    best_path = out_dir / "best_schedule.json" if spec is not None else None
-    if best_path is not None:
+    best_path: Path | None = None
+    if spec is not None:
+        best_path = out_dir / "best_schedule.json"
         _write_atomic(best_path, spec.to_text("json"))
     study_text = study_toml(record.config)
-    study_file = out_dir / STUDY_FILE if study_text is not None else None
-    if study_file is not None:
+    study_file: Path | None = None
+    if study_text is not None:
+        study_file = out_dir / STUDY_FILE
         _write_atomic(study_file, study_text)
     gains = baseline_gains(record, ranking)
     families = family_scores(record)
