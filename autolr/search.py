@@ -39,7 +39,7 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
 
 from autolr.errors import StudyError, one_line
 from autolr.interrupts import ctrl_c_held
@@ -91,8 +91,11 @@ class Trial(Protocol):
         """Store a JSON-safe value with the trial."""
 
 
-class Engine(Protocol):
-    """A search engine's side of the loop (see ``autolr.backends``)."""
+TrialT = TypeVar("TrialT", bound=Trial)  # an engine's own trial type
+
+
+class Engine(Protocol[TrialT]):
+    """A search engine's side of the loop (see ``autolr.backends``), over its own trials ``TrialT``."""
 
     storage_url: str  # where the study lives (may hold a password: redact before showing)
     study_name: str
@@ -115,16 +118,16 @@ class Engine(Protocol):
     def remaining(self, n_trials: int) -> int:
         """How many trials may still be asked so the study holds ``n_trials`` (finished or running)."""
 
-    def ask(self) -> Trial | None:
+    def ask(self) -> TrialT | None:
         """The next trial (queued baselines and retries first); None when the space is exhausted."""
 
-    def tell(self, trial: Trial, outcome: TrialOutcome) -> None:
+    def tell(self, trial: TrialT, outcome: TrialOutcome) -> None:
         """Store how ``trial`` ended."""
 
-    def running(self, trials: Sequence[Trial]) -> AbstractContextManager[None]:
+    def running(self, trials: Sequence[TrialT]) -> AbstractContextManager[None]:
         """Keep ``trials`` marked alive (heartbeats) while they train."""
 
-    def interrupt(self, trials: Sequence[Trial], reason: str) -> None:
+    def interrupt(self, trials: Sequence[TrialT], reason: str) -> None:
         """Mark ``trials`` interrupted (not failed on their own) and queue them to run again."""
 
     def progress(self) -> "Progress":
@@ -169,7 +172,7 @@ Evaluate = Callable[[Sequence[Trial]], list[TrialOutcome]]
 
 
 def run_trials(
-    engine: Engine,
+    engine: Engine[TrialT],
     evaluate: Evaluate,
     n_trials: int,
     batch_size: int = 1,
@@ -198,7 +201,7 @@ def run_trials(
         with ctrl_c_held():
             on_progress(snapshot())
     while True:
-        trials: list[Trial] = []
+        trials: list[TrialT] = []
         try:
             with ctrl_c_held():  # an asked trial is in `trials` (so interrupted below) before Ctrl-C acts
                 while len(trials) < batch_size and engine.remaining(n_trials) > 0:
@@ -379,7 +382,7 @@ def open_search(
     backend: str, space: "SearchSpace", n_trials: int, baseline_specs: Sequence[Baseline], *, storage: str | None,
     study_name: str, direction: str, sampler: str, pruner: str, epochs: int | None, prune_after: float, seed: int,
     metric_name: str = "val_score",
-) -> Engine:
+) -> Engine[Any]:
     """The ask/tell engine of a search's study (arguments as in :func:`search`): claimed, its
     baselines queued once, trials whose process died marked interrupted."""
     from autolr.backends import open_engine

@@ -41,7 +41,7 @@ def backend_module(name: str, module: str | None = None) -> Any:
         raise
 
 
-def open_engine(backend: str = "optuna", **options: Any) -> "Engine":
+def open_engine(backend: str = "optuna", **options: Any) -> "Engine[Any]":
     """An ask/tell engine of ``backend`` over one study (options as ``OptunaEngine`` takes
     them), for ``autolr.search`` with a user's objective. Ray Tune drives its trials itself:
     ``autolr.search`` hands a Ray search to ``ray_backend.search_objective`` instead."""
