@@ -10,11 +10,11 @@ import importlib
 from typing import Any
 
 from autolr.errors import DataError, SpecError, StudyError, UserError
-from autolr.search import SearchResult, TrialPruned, search
+from autolr.search import SearchResult, search
 from autolr.space import SearchSpace
 from autolr.spec import FAMILIES, ScheduleSpec, load_spec
-
-__version__ = "0.1.0"
+from autolr.trials import TrialPruned
+from autolr.version import __version__
 
 _LAZY = {
     "lr_range_test": "autolr.rangetest",

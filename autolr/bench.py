@@ -154,9 +154,10 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
         if on_row is not None:
             on_row(row)
     if config.ray:
-        from autolr.backends.ray_bench import ray_rows
+        from autolr.backends.ray_bench import ray_searches
 
-        for row in ray_rows(config, splits, LR_RANGE, max(config.population_sizes)):
+        for size, outcome, seconds in ray_searches(config, splits, LR_RANGE, max(config.population_sizes)):
+            row = _row(f"ray_tune_K{size}", size, outcome, seconds)
             report.rows.append(row)
             if on_row is not None:
                 on_row(row)

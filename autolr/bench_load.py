@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from autolr.report.redact import redact_text
+from autolr.redact import redact_text
 
 LOAD_STUDY_NAME = "load"
 

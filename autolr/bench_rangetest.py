@@ -30,6 +30,8 @@ from autolr.spec import ScheduleSpec
 from autolr.train import complete_score
 
 TARGET_FACTOR = 3.0  # the suggestion should be within this factor of the grid's best LR
+
+
 class _Sweep(TypedDict):
     """The sweep's settings: keyword arguments of ``lr_range_test`` (LRs in the optimizer's units, steps)."""
 

@@ -85,7 +85,7 @@ def _study_verdict(record: StudyRecord) -> Verdict:
 
 def verdict_row(record: StudyRecord, setting: str, study_wall_s: float) -> dict[str, Any]:
     """One setting at one verdict length: what was exported and how it compares on test."""
-    from autolr.report.rank import maximizes
+    from autolr.records import maximizes
 
     verdict = _study_verdict(record)
     rescored, maximize = record.rescored, maximizes(record)
@@ -124,7 +124,7 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
     from autolr.baselines import lr_ladder
     from autolr.data import load_splits
     from autolr.population import train_population
-    from autolr.report.rank import maximizes
+    from autolr.records import maximizes
     from autolr.rescore import final_scores
     from autolr.spec import ScheduleSpec
     from autolr.study_steps import resolve_device

@@ -14,7 +14,8 @@ import pprint
 from autolr import families
 from autolr.errors import UserError
 from autolr.families.base import steps_source
-from autolr.spec import OPTIMIZER_CLASSES, SCHEDULE_FREE_OPTIMIZERS, ScheduleSpec
+from autolr.optimizers import OPTIMIZER_CLASSES, SCHEDULE_FREE_OPTIMIZERS
+from autolr.spec import ScheduleSpec
 
 EXPORT_FORMATS = ("json", "yaml", "toml", "python", "lightning")
 

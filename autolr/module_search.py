@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from autolr.module_population import as_splits, train_module_population
-from autolr.search import SearchResult, baselines_of, check_positive, open_search, run_trials
-from autolr.space import SearchSpace
 from autolr.population_trials import members_evaluator
+from autolr.search import SearchResult, baselines_of, check_positive, open_search
+from autolr.space import SearchSpace
 from autolr.train import LossFn, check_run, resolve_device
+from autolr.trials import run_trials
 
 
 def search_module(

@@ -29,12 +29,29 @@ import torch.nn.functional as F
 from autolr.errors import UserError
 from autolr.models import StackedModel, build_population
 from autolr.population_groups import (
-    STACKED_OPTIMIZERS, group_callback, member_callback, member_groups, stacked_kind,
+    STACKED_OPTIMIZERS,
+    group_callback,
+    member_callback,
+    member_groups,
+    stacked_kind,
 )
 from autolr.spec import ScheduleSpec
 from autolr.train import (
-    LossFn, OptimizerSettings, Splits, TrialResult, autocast, check_run, check_targets, divergence_reason,
-    evaluate, member_losses, resolve_device, score_of, shuffled_epochs, steps_per_epoch, train_trial,
+    LossFn,
+    OptimizerSettings,
+    Splits,
+    TrialResult,
+    autocast,
+    check_run,
+    check_targets,
+    divergence_reason,
+    evaluate,
+    member_losses,
+    resolve_device,
+    score_of,
+    shuffled_epochs,
+    steps_per_epoch,
+    train_trial,
 )
 
 

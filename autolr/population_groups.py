@@ -47,6 +47,7 @@ def member_groups(specs: Sequence[ScheduleSpec]) -> list[MemberGroup]:
             groups.append((stacked[kind], True))
     return [MemberGroup(tuple(members), is_stacked) for members, is_stacked in groups]
 
+
 def group_callback(
     on_epoch: Callable[[int, int, float], bool] | None, members: tuple[int, ...]
 ) -> Callable[[int, int, float], bool] | None:

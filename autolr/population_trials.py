@@ -13,9 +13,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from autolr.data.splits import Splits
+from autolr.errors import one_line
 from autolr.population import train_population
-from autolr.search import Evaluate, Trial, TrialOutcome, one_line
 from autolr.study import StudyConfig
+from autolr.trials import Evaluate, Trial, TrialOutcome
 
 
 def population_evaluator(config: StudyConfig, splits: Splits, device: str) -> Evaluate:

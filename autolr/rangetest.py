@@ -34,9 +34,9 @@ from autolr.data.splits import Splits
 from autolr.errors import UserError
 from autolr.module_population import train_module_population
 from autolr.population import train_population
-from autolr.schedulers import optimizer_settings_of
 from autolr.rangetest_analysis import ema, loss_min_lr, refined_minimum, suggestions
 from autolr.rangetest_confidence import curve_warnings, suggestion_spread
+from autolr.schedulers import optimizer_settings_of
 from autolr.spec import ScheduleSpec
 from autolr.train import LossFn, set_optimizer_mode
 

@@ -72,3 +72,8 @@ class StudyRecord:
     range_test: dict[str, Any] | None = None
     rescored: list[RescoreRecord] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def maximizes(record: StudyRecord) -> bool:
+    """Whether a higher validation score is better (the study's ``direction``, default maximize)."""
+    return str(record.config.get("direction", "maximize")).lower() != "minimize"

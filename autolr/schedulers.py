@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 from torch.optim import Optimizer
@@ -26,7 +26,10 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from autolr import families
 from autolr.errors import SpecError, UserError
-from autolr.spec import OPTIMIZER_CLASSES, ScheduleSpec
+from autolr.optimizers import OPTIMIZER_CLASSES
+
+if TYPE_CHECKING:
+    from autolr.spec import ScheduleSpec  # spec.build imports this module
 
 # The families torch has its own scheduler class for (each family's ``torch_twin``).
 TORCH_FAMILIES = tuple(name for name, family in families.FAMILIES.items() if family.torch_twin is not None)

@@ -24,7 +24,8 @@ from autolr.baselines import Baseline
 from autolr.errors import UserError
 from autolr.families.base import Family
 from autolr.families.family_space import FamilySpace, Trial
-from autolr.spec import DEFAULT_OPTIMIZER, FAMILIES, ScheduleSpec
+from autolr.optimizers import DEFAULT_OPTIMIZER
+from autolr.spec import FAMILIES, ScheduleSpec
 
 # Each family's searched parameters and peak-LR factors, from its module in autolr/families/
 # (ranges are inclusive and contain the baselines' values; fractions are of the whole run).

@@ -155,7 +155,14 @@ import yaml
 from autolr import families
 from autolr.errors import SpecError, UserError
 from autolr.families.base import steps_for
-from autolr.families.parameter import REQUIRED, Parameter, fraction, is_number, momentum, show
+from autolr.families.parameter import REQUIRED, Parameter, check_section, fraction, is_number, show
+from autolr.optimizers import (
+    DEFAULT_OPTIMIZER,
+    OPTIMIZER_NOTES,
+    OPTIMIZER_PARAMETERS,
+    SCHEDULE_FREE_OPTIMIZERS,
+    check_optimizer,
+)
 
 SPEC_VERSION = 1
 TOP_LEVEL_KEYS = ("autolr_spec", "family", "lr", "params", "warmup", "optimizer", "provenance")
@@ -171,55 +178,6 @@ WARMUP_PARAMETERS: tuple[Parameter, ...] = (
     fraction("start_factor", 0.0, "first warmup LR / the family's first LR", low_open=False, high_open=True),
 )
 
-_WEIGHT_DECAY = Parameter("weight_decay", 0.0, "L2 penalty", low=0.0)
-_ADAM_BETAS = Parameter("betas", [0.9, 0.999], "Adam's beta1 and beta2", kind="pair", low=0.0, high=1.0,
-                        high_open=True)
-_ADAM_EPS = Parameter("eps", 1e-8, "Adam's epsilon", low=0.0, low_open=True)
-_ADAM_PARAMETERS = (_ADAM_BETAS, _ADAM_EPS)
-OPTIMIZER_PARAMETERS: dict[str, tuple[Parameter, ...]] = {
-    "sgd": (
-        momentum("momentum", 0.0, "SGD momentum"),
-        Parameter("nesterov", False, "Nesterov momentum (needs momentum > 0)", kind="bool"),
-        _WEIGHT_DECAY,
-    ),
-    "adam": (*_ADAM_PARAMETERS, _WEIGHT_DECAY),
-    "adamw": (*_ADAM_PARAMETERS, Parameter("weight_decay", 0.01, "decoupled weight decay", low=0.0)),
-    "schedulefree_sgd": (
-        Parameter("momentum", 0.9, "interpolation between the SGD iterate and its average", low=0.0, high=1.0,
-                  low_open=True, high_open=True),
-        _WEIGHT_DECAY,
-    ),
-    "schedulefree_adamw": (
-        Parameter("betas", [0.9, 0.999], "beta1 (interpolation, as momentum) and Adam's beta2", kind="pair",
-                  low=0.0, high=1.0, low_open=True, high_open=True),
-        _ADAM_EPS,
-        Parameter("weight_decay", 0.0, "weight decay at the interpolated point", low=0.0),
-    ),
-    "prodigy": (
-        _ADAM_BETAS,
-        Parameter("weight_decay", 0.0, "decoupled weight decay", low=0.0),
-        Parameter("d_coef", 1.0, "multiplier of Prodigy's step-size estimate d", low=0.0, low_open=True),
-        Parameter("safeguard_warmup", False, "leave lr out of d's denominator (for LR warmup)", kind="bool"),
-        Parameter("use_bias_correction", False, "Adam's bias correction", kind="bool"),
-    ),
-}
-# Where an optimizer's class lives (module, class): torch's own, and the schedulefree and
-# prodigyopt packages' (imported only when such an optimizer is built).
-OPTIMIZER_CLASSES: dict[str, tuple[str, str]] = {
-    "sgd": ("torch.optim", "SGD"), "adam": ("torch.optim", "Adam"), "adamw": ("torch.optim", "AdamW"),
-    "schedulefree_sgd": ("schedulefree", "SGDScheduleFree"),
-    "schedulefree_adamw": ("schedulefree", "AdamWScheduleFree"),
-    "prodigy": ("prodigyopt", "Prodigy"),
-}
-# Optimizers that keep separate weights for training and evaluation: call ``optimizer.train()``
-# before training steps and ``optimizer.eval()`` before evaluating or saving.
-SCHEDULE_FREE_OPTIMIZERS = ("schedulefree_sgd", "schedulefree_adamw")
-OPTIMIZER_NOTES = {  # what lr means where it is not a plain step size (shown in the reference table)
-    "schedulefree_sgd": "lr: the SGD step of the iterate; needs optimizer.train() and .eval()",
-    "schedulefree_adamw": "lr: the Adam step of the iterate; needs optimizer.train() and .eval()",
-    "prodigy": "lr: a multiplier of Prodigy's own step-size estimate; 1.0 is the package's recommendation",
-}
-DEFAULT_OPTIMIZER = {"name": "sgd", "momentum": 0.9}  # the settings of a spec without ``optimizer``
 _LR = Parameter("lr", REQUIRED, "initial (or peak) LR", low=0.0, low_open=True)
 
 
@@ -240,26 +198,6 @@ def describe_parameters() -> str:
         lines.append(f"optimizer with name {name}{note}:")
         lines.extend(rows(parameters))
     return "\n".join(lines)
-
-
-def _check_section(values: Any, parameters: tuple[Parameter, ...], where: str, owner: str) -> dict[str, Any]:
-    """Validate one table of the spec against its parameters; fill in the defaults."""
-    if not isinstance(values, dict):
-        raise SpecError(f"{where} must be a table of keys to values, got {show(values)}")
-    known = {p.name for p in parameters}
-    for key in values:
-        if key not in known:
-            names = ", ".join(sorted(known)) or "none"
-            raise SpecError(f"{where}.{key} is not a parameter of {owner} (its parameters: {names})")
-    checked = {}
-    for parameter in parameters:
-        if parameter.name in values:
-            checked[parameter.name] = parameter.check(values[parameter.name], f"{where}.{parameter.name}")
-        elif parameter.default is REQUIRED:
-            raise SpecError(f"{where}.{parameter.name} is missing")
-        else:
-            checked[parameter.name] = parameter.default
-    return checked
 
 
 PROVENANCE_DEPTH = 16  # levels of lists and tables allowed inside provenance
@@ -316,13 +254,13 @@ class ScheduleSpec:
         if self.family not in families.FAMILIES:
             raise SpecError(f"family must be one of {', '.join(families.FAMILIES)}, got {show(self.family)}")
         object.__setattr__(self, "lr", _LR.check(self.lr, "lr"))
-        params = _check_section(self.params, families.FAMILIES[self.family].parameters, "params", self.family)
+        params = check_section(self.params, families.FAMILIES[self.family].parameters, "params", self.family)
         if "base_momentum" in params and params["base_momentum"] > params["max_momentum"]:
             raise SpecError(f"params.base_momentum must be <= params.max_momentum ({params['max_momentum']}), "
                             f"got {params['base_momentum']}")
         object.__setattr__(self, "params", params)
         if self.warmup is not None:
-            object.__setattr__(self, "warmup", _check_section(self.warmup, WARMUP_PARAMETERS, "warmup", "warmup"))
+            object.__setattr__(self, "warmup", check_section(self.warmup, WARMUP_PARAMETERS, "warmup", "warmup"))
         if self.optimizer is not None:
             object.__setattr__(self, "optimizer", check_optimizer(self.optimizer))
             if params.get("cycle_momentum") and self.optimizer["name"] in SCHEDULE_FREE_OPTIMIZERS:
@@ -462,24 +400,6 @@ class ScheduleSpec:
         return path
 
 
-def check_optimizer(optimizer: Any) -> dict[str, Any]:
-    """``optimizer`` (a table with ``name``) checked against OPTIMIZER_PARAMETERS, defaults filled in;
-    SpecError names the bad field."""
-    if not isinstance(optimizer, dict):
-        raise SpecError(f"optimizer must be a table of keys to values, got {show(optimizer)}")
-    name = optimizer.get("name", REQUIRED)
-    if name is REQUIRED:
-        raise SpecError("optimizer.name is missing")
-    name = name.lower() if isinstance(name, str) else name  # AdamW as torch spells it is fine too
-    if name not in OPTIMIZER_PARAMETERS:
-        raise SpecError(f"optimizer.name must be one of {', '.join(OPTIMIZER_PARAMETERS)}, got {show(name)}")
-    settings = {key: value for key, value in optimizer.items() if key != "name"}
-    checked = _check_section(settings, OPTIMIZER_PARAMETERS[name], "optimizer", name)
-    if checked.get("nesterov") and checked["momentum"] == 0:
-        raise SpecError("optimizer.nesterov needs optimizer.momentum > 0, got momentum 0")
-    return {"name": name, **checked}
-
-
 class _SpecYamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader, reading ``1e-3`` as a number (as YAML 1.2 does) and refusing aliases.
 
@@ -507,6 +427,18 @@ def _file_format(path: Path) -> str:
     if file_format is None:
         raise SpecError(f"{path} must end in .json, .yaml, .yml or .toml to say its format")
     return file_format
+
+
+def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec dict as flat columns: ``family``, ``lr``, ``params.*``, ``warmup.*``, ``optimizer.*``.
+
+    Lists (multistep milestones, Adam betas) become JSON text so each cell is one value.
+    """
+    flat: dict[str, Any] = {"family": spec.get("family"), "lr": spec.get("lr")}
+    for group in ("params", "warmup", "optimizer"):
+        for key, value in sorted((spec.get(group) or {}).items()):
+            flat[f"{group}.{key}"] = json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
+    return flat
 
 
 def load_spec(path: str | Path) -> ScheduleSpec:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from autolr.errors import SpecError, StudyError
-from autolr.spec import FAMILIES, OPTIMIZER_PARAMETERS, check_optimizer
+from autolr.optimizers import OPTIMIZER_PARAMETERS, check_optimizer
+from autolr.spec import FAMILIES
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("hyperband", "median", "successive-halving", "none")

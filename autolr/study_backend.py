@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 if TYPE_CHECKING:
     from autolr.data.splits import Splits
     from autolr.records import StudyRecord
-    from autolr.search import Progress
     from autolr.space import Baseline, SearchSpace
     from autolr.study import StudyConfig
+    from autolr.trials import Progress
 
 
 class StudyStore(Protocol):

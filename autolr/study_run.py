@@ -18,13 +18,20 @@ from autolr.backends import open_study
 from autolr.baselines import tuned_baselines
 from autolr.errors import StudyError
 from autolr.records import SEARCH_META_KEY, StudyRecord
-from autolr.search import Progress
 from autolr.study import StudyConfig
 from autolr.study_backend import StudyTrials
 from autolr.study_steps import (
-    load_study_splits, rescore_study, resolve_device, study_meta, study_population_size, study_range_test,
-    study_space, threads_per_process, torch_threads,
+    load_study_splits,
+    rescore_study,
+    resolve_device,
+    study_meta,
+    study_population_size,
+    study_range_test,
+    study_space,
+    threads_per_process,
+    torch_threads,
 )
+from autolr.trials import Progress
 
 if TYPE_CHECKING:
     from autolr.report.write import ReportPaths

@@ -13,7 +13,7 @@ from autolr.backends import open_engine
 from autolr.backends.optuna_backend import RETRY_OF_KEY, OptunaTrial
 from autolr.backends.optuna_storage import open_storage, sqlite_url
 from autolr.interrupts import ctrl_c_held, stop_on_first_ctrl_c, termination_as_ctrl_c
-from autolr.search import TrialOutcome, run_trials
+from autolr.trials import TrialOutcome, run_trials
 from autolr.space import SearchSpace
 from autolr.spec import ScheduleSpec
 

@@ -19,7 +19,7 @@ import autolr
 from autolr.backends import open_engine
 from autolr.backends.optuna_storage import sqlite_url
 from autolr.records import StudyRecord
-from autolr.search import run_trials
+from autolr.trials import run_trials
 from autolr.space import SearchSpace
 from autolr.study import StudyConfig
 from autolr.population_trials import population_evaluator

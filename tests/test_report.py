@@ -19,7 +19,7 @@ from autolr.report import write_report
 from autolr.report.charts import MAX_CURVES
 from autolr.report.html import LOAD_SNIPPET
 from autolr.report.rank import baseline_gains, family_scores, rank
-from autolr.report.redact import redact_text
+from autolr.redact import redact_text
 from autolr.report.source import folder_name
 from autolr.spec import load_spec
 from autolr.study import load_study, packaged_study

@@ -13,7 +13,8 @@ from autolr.errors import SpecError
 from autolr.models import build_model
 from autolr.population import train_population
 from autolr.rangetest import builtin_range_test
-from autolr.spec import OPTIMIZER_PARAMETERS, ScheduleSpec
+from autolr.optimizers import OPTIMIZER_PARAMETERS
+from autolr.spec import ScheduleSpec
 from autolr.train import evaluate, shuffled_epochs, steps_per_epoch, train_trial
 
 EPOCHS, BATCH, DATA_SEED = 2, 64, 5

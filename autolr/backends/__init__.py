@@ -3,7 +3,7 @@
 ``optuna`` (embedded, the default): :mod:`autolr.backends.optuna_backend`, its built-in
 studies in :mod:`autolr.backends.optuna_study`. ``ray``: Ray Tune, in
 :mod:`autolr.backends.ray_backend` (extra ``autolr[ray]``). For a user's objective an engine
-implements :class:`autolr.search.Engine`; for a built-in study,
+implements :class:`autolr.trials.Engine`; for a built-in study,
 :class:`autolr.study_backend.StudyBackend`. Engine-neutral code (the search loop, the study
 pipeline, the re-scoring) talks to an engine only through these protocols.
 """

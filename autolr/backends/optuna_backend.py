@@ -42,14 +42,26 @@ from autolr.backends.optuna_storage import open_storage
 from autolr.errors import StudyError
 from autolr.interrupts import ctrl_c_held
 from autolr.records import (
-    STUDY_CONFIG_KEY, TRIAL_BASELINE_KEY, TRIAL_DURATION_KEY, TRIAL_EPOCHS_KEY, TRIAL_ERROR_KEY,
-    TRIAL_FAMILY_KEY, TRIAL_LR_KEY, TRIAL_SPEC_KEY, TRIAL_STATUS_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY,
-    RescoreRecord, StudyRecord, TrialRecord,
+    RANGE_TEST_KEY,
+    RESCORE_KEY,
+    SEARCH_META_KEY,
+    STUDY_CONFIG_KEY,
+    TRIAL_BASELINE_KEY,
+    TRIAL_DURATION_KEY,
+    TRIAL_EPOCHS_KEY,
+    TRIAL_ERROR_KEY,
+    TRIAL_FAMILY_KEY,
+    TRIAL_LR_KEY,
+    TRIAL_SPEC_KEY,
+    TRIAL_STATUS_KEY,
+    RescoreRecord,
+    StudyRecord,
+    TrialRecord,
 )
-from autolr.report.redact import redact, redact_text
-from autolr.search import Progress, TrialOutcome, TrialPruned
+from autolr.redact import redact, redact_text
 from autolr.space import SearchSpace
 from autolr.spec import ScheduleSpec
+from autolr.trials import Progress, TrialOutcome, TrialPruned
 
 OWNER_KEY = "autolr.owner"  # {"host", "pid"} of the process training the trial
 HEARTBEAT_KEY = "autolr.heartbeat"  # unix time of the owner's last sign of life

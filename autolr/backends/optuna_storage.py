@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 
 from autolr.errors import StudyError
-from autolr.report.redact import redact_text
+from autolr.redact import redact_text
 
 JOURNAL_SCHEME = "journal://"
 SQLITE_SCHEME = "sqlite:///"

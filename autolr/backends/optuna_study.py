@@ -22,10 +22,10 @@ from autolr.interrupts import stop_on_first_ctrl_c, termination_as_ctrl_c
 from autolr.population_trials import population_evaluator
 from autolr.rangetest import RangeTestResult
 from autolr.records import RANGE_TEST_KEY
-from autolr.search import Progress, run_trials
 from autolr.study import StudyConfig
 from autolr.study_backend import StoredStudy, StudyTrials
 from autolr.study_steps import load_study_splits, resolve_device, study_space, threads_per_process, torch_threads
+from autolr.trials import Progress, run_trials
 
 
 class OptunaStudy(StoredStudy):

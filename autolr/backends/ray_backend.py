@@ -30,16 +30,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from autolr.backends.ray_record import (
-    BASELINE_KEY, EXPERIMENT_NAME, RAY_KEY, SPEC_KEY, RayStudyFolder, unfinished_trials,
+    BASELINE_KEY,
+    EXPERIMENT_NAME,
+    RAY_KEY,
+    SPEC_KEY,
+    RayStudyFolder,
+    unfinished_trials,
 )
 from autolr.errors import StudyError, UserError
 from autolr.space import Baseline, SearchSpace
 from autolr.study_backend import StoredStudy
 
 if TYPE_CHECKING:
-    from autolr.search import Progress
     from autolr.study import StudyConfig
     from autolr.study_backend import StudyTrials
+    from autolr.trials import Progress
 
 INSTALL_HINT = 'the Ray backend needs Ray Tune: pip install "autolr[ray]"'
 DEFAULT_MAX_FAILURES = 3  # retries of a trial whose worker or node died

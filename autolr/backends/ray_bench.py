@@ -16,22 +16,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autolr.backends.bench_search import SearchOutcome
 from autolr.backends.ray_backend import RayOptions, connect, population_trainable, require_ray, run_ray_search
 from autolr.backends.ray_record import read_ray_record
+from autolr.space import SearchSpace
 
 
-def ray_rows(config: Any, splits: Any, lr_range: tuple[float, float], population: int) -> list[Any]:
-    """Bench rows ``ray_tune_K1`` and ``ray_tune_K<population>`` for a ``BenchConfig``."""
+def ray_searches(config: Any, splits: Any, lr_range: tuple[float, float],
+                 population: int) -> list[tuple[int, SearchOutcome, float]]:
+    """The searches of bench rows ``ray_tune_K1`` and ``ray_tune_K<population>`` for a ``BenchConfig``:
+    each as (schedules per Ray trial, what the search did, its wall-clock seconds)."""
     require_ray()
     import ray
-
-    from autolr.bench import BenchRow
-    from autolr.space import SearchSpace
 
     space = SearchSpace(lr_low=lr_range[0], lr_high=lr_range[1], families=("cosine",), warmup=False,
                         optimizer={"name": "sgd", "momentum": 0.9})
     started_ray = connect(None)
-    rows = []
+    rows: list[tuple[int, SearchOutcome, float]] = []
     try:
         for size in (1, population):
             study = {"name": "bench", "model": "mlp", "epochs": config.epochs, "batch_size": config.batch_size,
@@ -45,12 +46,10 @@ def ray_rows(config: Any, splits: Any, lr_range: tuple[float, float], population
                 trials = read_ray_record(Path(folder) / "ray").trials
             states = [trial.state for trial in trials]
             values = [trial.value for trial in trials if trial.value is not None]
-            rows.append(BenchRow(
-                name=f"ray_tune_K{size}", trials=len(trials), seconds=seconds,
-                trials_per_minute=60.0 * len(trials) / seconds, best_val_accuracy=max(values, default=None),
-                completed=states.count("complete"), pruned=states.count("pruned"),
-                diverged=states.count("diverged"), population_size=size,
-            ))
+            outcome = SearchOutcome(trials=len(trials), completed=states.count("complete"),
+                                    pruned=states.count("pruned"), diverged=states.count("diverged"),
+                                    best_val_accuracy=max(values, default=None))
+            rows.append((size, outcome, seconds))
     finally:
         if started_ray:
             ray.shutdown()

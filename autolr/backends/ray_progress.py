@@ -9,7 +9,7 @@ from ray import tune
 
 from autolr.backends.ray_record import MEMBER_SCORES_KEY, MEMBERS_KEY, member_records
 from autolr.records import TrialRecord
-from autolr.search import Progress
+from autolr.trials import Progress
 
 
 def progress_of(trials: list[TrialRecord], target: int, maximize: bool, elapsed_s: float) -> Progress:

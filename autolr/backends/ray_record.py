@@ -16,7 +16,13 @@ from typing import Any, Sequence
 
 from autolr.errors import StudyError
 from autolr.records import (
-    RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY, STUDY_CONFIG_KEY, RescoreRecord, StudyRecord, TrialRecord,
+    RANGE_TEST_KEY,
+    RESCORE_KEY,
+    SEARCH_META_KEY,
+    STUDY_CONFIG_KEY,
+    RescoreRecord,
+    StudyRecord,
+    TrialRecord,
 )
 
 EXPERIMENT_NAME = "ray"  # the Tune experiment's folder name inside a study's run folder

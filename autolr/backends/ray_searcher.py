@@ -18,7 +18,12 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from autolr.backends.ray_record import (
-    BASELINE_KEY, MEMBER_SCORES_KEY, MEMBER_STATES_KEY, MEMBERS_KEY, POPULATION_KEY, SPEC_KEY,
+    BASELINE_KEY,
+    MEMBER_SCORES_KEY,
+    MEMBER_STATES_KEY,
+    MEMBERS_KEY,
+    POPULATION_KEY,
+    SPEC_KEY,
 )
 from autolr.space import SearchSpace
 

@@ -23,8 +23,16 @@ import torch
 from ray import tune
 
 from autolr.backends.ray_record import (
-    BASELINE_KEY, CURVES_KEY, DURATIONS_KEY, EPOCHS_KEY, ERRORS_KEY, MEMBER_SCORES_KEY, MEMBER_STATES_KEY,
-    MEMBERS_KEY, POPULATION_KEY, SPEC_KEY,
+    BASELINE_KEY,
+    CURVES_KEY,
+    DURATIONS_KEY,
+    EPOCHS_KEY,
+    ERRORS_KEY,
+    MEMBER_SCORES_KEY,
+    MEMBER_STATES_KEY,
+    MEMBERS_KEY,
+    POPULATION_KEY,
+    SPEC_KEY,
 )
 from autolr.population import train_population
 from autolr.spec import ScheduleSpec
@@ -207,7 +215,7 @@ def run_objective(config: dict[str, Any], objective: Callable[[ScheduleSpec, Any
     Runs the engine-neutral evaluator (an error fails this trial alone, a NaN result is
     diverged) and reports the outcome as the final result.
     """
-    from autolr.search import objective_evaluator
+    from autolr.trials import objective_evaluator
 
     if (final := saved_final_result()) is not None:
         tune.report(final)

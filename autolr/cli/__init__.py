@@ -7,9 +7,9 @@ import sys
 import typer
 from rich.console import Console
 
-from autolr import __version__
 from autolr.cli import bench, data, rangetest, report, schedule, search
 from autolr.errors import UserError
+from autolr.version import __version__
 
 app = typer.Typer(
     name="autolr",

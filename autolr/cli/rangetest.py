@@ -12,6 +12,7 @@ import typer
 
 from autolr.errors import UserError
 
+
 def range_test(
     dataset: str = typer.Option("mnist", "--dataset", help="Built-in dataset: mnist, fashion-mnist, digits, cifar10."),
     model: str = typer.Option("cnn", "--model", help="Built-in model: mlp or cnn."),
@@ -88,6 +89,7 @@ def bench_rangetest(
     from dataclasses import replace
 
     import torch
+
     from autolr import bench_rangetest as bench
 
     if reanalyse:

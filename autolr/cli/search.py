@@ -96,8 +96,8 @@ def search(
 
 
 def _print_result(run: Any, as_json: bool) -> None:
+    from autolr.redact import redact_text
     from autolr.report.rank import rank, state_counts
-    from autolr.report.redact import redact_text
     from autolr.report.write import best_spec
 
     paths = run.report_paths

@@ -4,7 +4,12 @@ from autolr.data.catalog import DATASET_NAMES
 from autolr.data.load import DatasetInfo, available_datasets, fetch_dataset, load_splits
 from autolr.data.provision import Provisioned, cache_dir, provision
 from autolr.data.splits import (
-    TEST_FRACTION, VAL_FRACTION, Splits, split_sizes, splits_from_datasets, splits_from_tensors,
+    TEST_FRACTION,
+    VAL_FRACTION,
+    Splits,
+    split_sizes,
+    splits_from_datasets,
+    splits_from_tensors,
 )
 
 __all__ = [

@@ -133,3 +133,23 @@ def momentum_cycle(base: float, high: float, high_meaning: str) -> tuple[Paramet
     return (Parameter("cycle_momentum", True, "cycle momentum (or Adam's beta1) opposite to the LR", kind="bool"),
             momentum("base_momentum", base, "momentum at the LR peak"),
             momentum("max_momentum", high, high_meaning))
+
+
+def check_section(values: Any, parameters: tuple[Parameter, ...], where: str, owner: str) -> dict[str, Any]:
+    """Validate one table of the spec against its parameters; fill in the defaults."""
+    if not isinstance(values, dict):
+        raise SpecError(f"{where} must be a table of keys to values, got {show(values)}")
+    known = {p.name for p in parameters}
+    for key in values:
+        if key not in known:
+            names = ", ".join(sorted(known)) or "none"
+            raise SpecError(f"{where}.{key} is not a parameter of {owner} (its parameters: {names})")
+    checked = {}
+    for parameter in parameters:
+        if parameter.name in values:
+            checked[parameter.name] = parameter.check(values[parameter.name], f"{where}.{parameter.name}")
+        elif parameter.default is REQUIRED:
+            raise SpecError(f"{where}.{parameter.name} is missing")
+        else:
+            checked[parameter.name] = parameter.default
+    return checked

@@ -1,7 +1,7 @@
 """The study report: ranking, HTML page with charts, trials.csv and the exported best schedule.
 
 ``write_report`` and ``ReportPaths`` load on first use (PEP 562), so importing one light
-module of the package (``autolr.report.redact``) does not load pandas, scipy and plotly.
+module of the package (``autolr.redact``) does not load pandas, scipy and plotly.
 """
 
 from __future__ import annotations

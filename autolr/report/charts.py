@@ -8,8 +8,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from autolr.backends.optuna_importance import EVALUATOR_NAME, MIN_TRIALS, importance_by_family
 from autolr.records import StudyRecord
-from autolr.report.importance import EVALUATOR_NAME, MIN_TRIALS, importance_by_family
 from autolr.report.rank import Gain, Ranking, metric_name
 from autolr.spec import ScheduleSpec
 

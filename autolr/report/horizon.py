@@ -10,8 +10,7 @@ from typing import Any
 
 from scipy import stats
 
-from autolr.records import StudyRecord, TrialRecord
-from autolr.report.rank import maximizes
+from autolr.records import StudyRecord, TrialRecord, maximizes
 from autolr.verdict import counted, describe, failure_score, mean
 
 

@@ -18,7 +18,7 @@ from autolr.spec import ScheduleSpec
 TEMPLATES = Path(__file__).parent / "templates"
 RANKING_ROWS = 30  # configurations shown in the page's ranking table (trials.csv has all)
 LOAD_SNIPPET = """\
-from autolr import load_spec
+from autolr.spec import load_spec
 
 spec = load_spec("best_schedule.json")
 optimizer = spec.build_optimizer(model.parameters())  # the settings it was tuned with

@@ -10,30 +10,14 @@ from typing import Any
 import pandas as pd
 
 from autolr.baselines import KIND_LABELS
-from autolr.records import RescoreRecord, StudyRecord, TrialRecord
+from autolr.records import RescoreRecord, StudyRecord, TrialRecord, maximizes
+from autolr.spec import flatten_spec
 from autolr.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, mean, paired_gain
-
-
-def maximizes(record: StudyRecord) -> bool:
-    """Whether a higher validation score is better (the study's ``direction``, default maximize)."""
-    return str(record.config.get("direction", "maximize")).lower() != "minimize"
 
 
 def metric_name(record: StudyRecord) -> str:
     """The study's score in words: ``accuracy``, ``loss`` or, when unnamed, ``score``."""
     return str(record.config.get("metric", "score"))
-
-
-def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """A spec dict as flat columns: ``family``, ``lr``, ``params.*``, ``warmup.*``, ``optimizer.*``.
-
-    Lists (multistep milestones, Adam betas) become JSON text so each cell is one value.
-    """
-    flat: dict[str, Any] = {"family": spec.get("family"), "lr": spec.get("lr")}
-    for group in ("params", "warmup", "optimizer"):
-        for key, value in sorted((spec.get(group) or {}).items()):
-            flat[f"{group}.{key}"] = json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
-    return flat
 
 
 def describe_spec(spec: dict[str, Any], fixed: frozenset[str] = frozenset()) -> str:

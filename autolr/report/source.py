@@ -8,7 +8,7 @@ from pathlib import Path
 
 from autolr.errors import StudyError
 from autolr.records import StudyRecord
-from autolr.report.redact import redact_text
+from autolr.redact import redact_text
 
 REPORTS_DIR = Path("reports")  # where studies run and reports go by default, under the working directory
 RUN_FOLDER_FILES = ("study.db", "study.log")  # a study run folder's Optuna storage (SQLite, journal)

@@ -13,14 +13,14 @@ from typing import Any
 
 import plotly
 
-import autolr
 from autolr.records import StudyRecord
+from autolr.redact import redact
 from autolr.report import charts, html
 from autolr.report.horizon import horizon_check
 from autolr.report.rank import Ranking, baseline_gains, family_scores, rank, trials_table
-from autolr.report.redact import redact
 from autolr.report.reproduce import STUDY_FILE, reproduce_command, study_toml
 from autolr.spec import ScheduleSpec
+from autolr.version import __version__
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -81,7 +81,7 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
                    for name, (_, caption) in figures.items()],
         "chart_data": chart_data, "gains": html.gain_rows(gains), "families": html.family_rows(families),
         "horizon": horizon.sentence if horizon else "", "horizon_rows": horizon.rows if horizon else [],
-        "version": autolr.__version__,
+        "version": __version__,
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }))
     return ReportPaths(out_dir, index_html, trials_csv, ranking_csv, best_path, study_file)

@@ -14,8 +14,8 @@ from typing import Any
 
 import optuna
 
-from autolr.records import StudyRecord
-from autolr.report.rank import flatten_spec, maximizes
+from autolr.records import StudyRecord, maximizes
+from autolr.spec import flatten_spec
 
 MIN_TRIALS = 5  # a family needs this many complete trials for an importance estimate
 MAX_TRIALS = 200  # larger families are subsampled (seeded): fANOVA's cost grows fast with trials

@@ -1,0 +1,249 @@
+"""Trials and the ask/evaluate/tell loop: what an engine, an objective and a population exchange.
+
+Engine-neutral: the same loop runs a user's objective (one trial at a time, ``autolr.search``),
+a user's module population (``module_search``) and a built-in study's populations
+(``population_trials``). An engine (``autolr.backends``) stores the study, samples trials
+and decides pruning behind :class:`Engine`; this module never imports Optuna, and neither
+does a user's objective: ``trial.report(value, epoch)`` raises :class:`TrialPruned`,
+autolr's own prune signal.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
+
+from autolr.errors import one_line
+from autolr.interrupts import ctrl_c_held
+from autolr.spec import ScheduleSpec
+
+if TYPE_CHECKING:
+    from autolr.records import StudyRecord
+
+OUTCOME_STATES = ("complete", "pruned", "diverged", "failed", "interrupted")
+
+
+class TrialPruned(Exception):
+    """Raised by ``trial.report`` when the pruner stops the trial; let it leave the objective."""
+
+
+@dataclass
+class TrialOutcome:
+    """How one trial ended: ``status`` one of OUTCOME_STATES, ``value`` the final validation
+    score (complete trials), ``epochs_run`` a count, ``duration_s`` wall-clock seconds,
+    ``error`` a one-line reason for diverged, failed or interrupted trials."""
+
+    status: str
+    value: float | None = None
+    epochs_run: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+class Trial(Protocol):
+    """What an objective gets beside its schedule: a handle on its trial in the study."""
+
+    number: int  # the trial's number in the study, from 0
+    spec: ScheduleSpec  # the schedule to train with
+    params: dict[str, Any]  # the sampled parameters the spec was built from
+    baseline: str | None  # the baseline's name, or None for a sampled trial
+
+    def observe(self, value: float, epoch: int) -> bool:
+        """Store the validation score after ``epoch`` (from 0); True when the pruner says stop."""
+
+    def report(self, value: float, epoch: int) -> None:
+        """Store the score after ``epoch`` (from 0); raise :class:`TrialPruned` to stop."""
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Store a JSON-safe value with the trial."""
+
+
+TrialT = TypeVar("TrialT", bound=Trial)  # an engine's own trial type
+
+
+class Engine(Protocol[TrialT]):
+    """A search engine's side of the loop (see ``autolr.backends``), over its own trials ``TrialT``."""
+
+    storage_url: str  # where the study lives (may hold a password: redact before showing)
+    study_name: str
+
+    def claim(self, definition: dict[str, Any], identity_keys: Sequence[str]) -> None:
+        """Store the study definition once; refuse a rerun whose ``identity_keys`` differ."""
+
+    def get_attr(self, key: str) -> Any:
+        """A study-level value (None when absent)."""
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Store a JSON-safe study-level value."""
+
+    def queue_baselines(self, baselines: Sequence[Any]) -> None:
+        """Queue the baselines as the next trials, once per study."""
+
+    def recover_interrupted(self) -> list[int]:
+        """Mark interrupted the running trials whose process is gone; return their numbers."""
+
+    def remaining(self, n_trials: int) -> int:
+        """How many trials may still be asked so the study holds ``n_trials`` (finished or running)."""
+
+    def ask(self) -> TrialT | None:
+        """The next trial (queued baselines and retries first); None when the space is exhausted."""
+
+    def tell(self, trial: TrialT, outcome: TrialOutcome) -> None:
+        """Store how ``trial`` ended."""
+
+    def running(self, trials: Sequence[TrialT]) -> AbstractContextManager[None]:
+        """Keep ``trials`` marked alive (heartbeats) while they train."""
+
+    def interrupt(self, trials: Sequence[TrialT], reason: str) -> None:
+        """Mark ``trials`` interrupted (not failed on their own) and queue them to run again."""
+
+    def progress(self) -> "Progress":
+        """The study's counts and best trial so far."""
+
+    def read_record(self) -> "StudyRecord":
+        """The study as an engine-neutral record."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a running search: trials per state, the best so far, timing."""
+
+    target: int  # trials the study should hold
+    counts: dict[str, int]  # complete, pruned, diverged, failed, interrupted, running
+    best_value: float | None = None
+    best_family: str | None = None
+    best_number: int | None = None
+    elapsed_s: float = 0.0  # this run's wall-clock seconds
+    finished_this_run: int = 0  # trials this run finished (for trials per minute and ETA)
+
+    @property
+    def finished(self) -> int:
+        """Trials that ended in any way but interrupted."""
+        return sum(self.counts.get(state, 0) for state in ("complete", "pruned", "diverged", "failed"))
+
+    @property
+    def trials_per_minute(self) -> float | None:
+        """This run's rate, or None before a trial finished."""
+        if not self.finished_this_run or self.elapsed_s <= 0:
+            return None
+        return 60.0 * self.finished_this_run / self.elapsed_s
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until the study holds ``target`` finished trials at this run's rate."""
+        rate = self.trials_per_minute
+        return None if rate is None else 60.0 * max(self.target - self.finished, 0) / rate
+
+
+Evaluate = Callable[[Sequence[Trial]], list[TrialOutcome]]
+
+
+def run_trials(
+    engine: Engine[TrialT],
+    evaluate: Evaluate,
+    n_trials: int,
+    batch_size: int = 1,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Ask up to ``batch_size`` trials, evaluate them together, tell; until the study holds ``n_trials``.
+
+    Trials are asked one at a time and the budget is re-read before each ask, so several
+    processes sharing the study stop together. Should the asking or the evaluation be
+    stopped (Ctrl-C, an error outside the objective) the trials in flight are marked
+    interrupted, queued to run again, and the exception goes on; a Ctrl-C while finished
+    trials are being stored takes effect once they are stored.
+    """
+    started = time.monotonic()
+    finished_this_run = 0
+
+    def snapshot() -> Progress:
+        progress = engine.progress()
+        return Progress(
+            target=n_trials, counts=progress.counts, best_value=progress.best_value,
+            best_family=progress.best_family, best_number=progress.best_number,
+            elapsed_s=time.monotonic() - started, finished_this_run=finished_this_run,
+        )
+
+    if on_progress:
+        with ctrl_c_held():
+            on_progress(snapshot())
+    while True:
+        trials: list[TrialT] = []
+        try:
+            with ctrl_c_held():  # an asked trial is in `trials` (so interrupted below) before Ctrl-C acts
+                while len(trials) < batch_size and engine.remaining(n_trials) > 0:
+                    trial = engine.ask()
+                    if trial is None:
+                        break
+                    trials.append(trial)
+            if not trials:
+                with ctrl_c_held():
+                    return snapshot()
+            with engine.running(trials):
+                outcomes = evaluate(trials)
+        except BaseException as error:
+            with ctrl_c_held():  # a second Ctrl-C must not leave a trial marked but its retry unqueued
+                engine.interrupt(trials, reason=f"the search stopped ({type(error).__name__}) while it ran")
+            raise
+        with ctrl_c_held():  # a Ctrl-C now takes effect once every finished trial is stored
+            for trial, outcome in zip(trials, outcomes):
+                engine.tell(trial, outcome)
+            finished_this_run += len(trials)
+            if on_progress:
+                on_progress(snapshot())
+
+
+def objective_evaluator(objective: Callable[[ScheduleSpec, Trial], float], direction: str) -> Evaluate:
+    """Run a user's ``objective(spec, trial) -> float`` on each trial in turn.
+
+    :class:`TrialPruned` makes the trial pruned; any other exception fails that trial alone
+    (its one-line reason is stored) and the search goes on; a NaN or infinite result is
+    recorded as diverged.
+    """
+
+    def evaluate(trials: Sequence[Trial]) -> list[TrialOutcome]:
+        outcomes = []
+        for trial in trials:
+            reports = _ReportCounter(trial)
+            started = time.perf_counter()
+            try:
+                value = objective(trial.spec, reports)
+                outcome = _finished(value, direction)
+            except TrialPruned:
+                outcome = TrialOutcome("pruned")
+            except Exception as error:  # the user's code failed: record it, keep searching
+                outcome = TrialOutcome("failed", error=one_line(error))
+            outcome.epochs_run = max(outcome.epochs_run, reports.epochs)
+            outcome.duration_s = time.perf_counter() - started
+            outcomes.append(outcome)
+        return outcomes
+
+    return evaluate
+
+
+def _finished(value: Any, direction: str) -> TrialOutcome:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return TrialOutcome("failed", error=f"the objective returned {type(value).__name__}, not a number")
+    if not math.isfinite(value):
+        return TrialOutcome("diverged", error=f"the objective returned {value}")
+    return TrialOutcome("complete", value=value)
+
+
+class _ReportCounter:
+    """The trial handed to a user's objective: counts the epochs it reports."""
+
+    def __init__(self, trial: Trial) -> None:
+        self._trial = trial
+        self.epochs = 0
+
+    def report(self, value: float, epoch: int) -> None:
+        self.epochs = max(self.epochs, epoch + 1)
+        self._trial.report(value, epoch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
