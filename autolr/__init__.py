@@ -10,30 +10,30 @@ import importlib
 from typing import Any
 
 from autolr.errors import DataError, SpecError, StudyError, UserError
+from autolr.schedule.spec import FAMILIES, ScheduleSpec, load_spec
 from autolr.search import SearchResult, search
-from autolr.space import SearchSpace
-from autolr.spec import FAMILIES, ScheduleSpec, load_spec
+from autolr.space.search_space import SearchSpace
 from autolr.trials import TrialPruned
 from autolr.version import __version__
 
 _LAZY = {
-    "lr_range_test": "autolr.rangetest",
-    "population_range_test": "autolr.rangetest",
-    "builtin_range_test": "autolr.rangetest",
-    "RangeTestResult": "autolr.rangetest",
+    "lr_range_test": "autolr.rangetest.range_test",
+    "population_range_test": "autolr.rangetest.range_test",
+    "builtin_range_test": "autolr.rangetest.range_test",
+    "RangeTestResult": "autolr.rangetest.range_test",
     "load_splits": "autolr.data",
     "splits_from_tensors": "autolr.data",
     "splits_from_datasets": "autolr.data",
     "Splits": "autolr.data",
-    "train_trial": "autolr.train",
-    "TrialResult": "autolr.train",
-    "train_population": "autolr.population",
-    "choose_population_size": "autolr.population",
-    "train_module_population": "autolr.module_population",
-    "PopulationFallbackWarning": "autolr.module_population",
+    "train_trial": "autolr.training.train",
+    "TrialResult": "autolr.training.train",
+    "train_population": "autolr.training.population",
+    "choose_population_size": "autolr.training.population",
+    "train_module_population": "autolr.training.module_population",
+    "PopulationFallbackWarning": "autolr.training.module_population",
     "search_module": "autolr.module_search",
-    "build_model": "autolr.models",
-    "lightning_config": "autolr.schedulers",
+    "build_model": "autolr.training.models",
+    "lightning_config": "autolr.schedule.schedulers",
 }
 
 __all__ = [

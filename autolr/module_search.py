@@ -13,11 +13,11 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from autolr.module_population import as_splits, train_module_population
-from autolr.population_trials import members_evaluator
 from autolr.search import SearchResult, baselines_of, check_positive, open_search
-from autolr.space import SearchSpace
-from autolr.train import LossFn, check_run, resolve_device
+from autolr.space.search_space import SearchSpace
+from autolr.study.population_trials import members_evaluator
+from autolr.training.module_population import as_splits, train_module_population
+from autolr.training.train import LossFn, check_run, resolve_device
 from autolr.trials import run_trials
 
 

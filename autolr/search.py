@@ -1,9 +1,9 @@
 """The search API: ``autolr.search(objective, ...)`` over a user's training function.
 
 It runs the same ask/evaluate/tell loop (:mod:`autolr.trials`) as the built-in studies
-(K trials at once as a population, see :mod:`autolr.study_run`), so the Python API and the
+(K trials at once as a population, see :mod:`autolr.study.run`), so the Python API and the
 command line cannot drift apart. An engine (``autolr.backends``) stores the study, samples
-trials from a :class:`~autolr.space.SearchSpace` and decides pruning; a user's objective
+trials from a :class:`~autolr.space.search_space.SearchSpace` and decides pruning; a user's objective
 never imports Optuna: ``trial.report(value, epoch)`` raises :class:`TrialPruned`, autolr's
 own prune signal.
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from autolr.errors import StudyError
-from autolr.spec import ScheduleSpec
+from autolr.schedule.spec import ScheduleSpec
 from autolr.trials import Engine, Trial, TrialPruned, objective_evaluator, run_trials
 
 __all__ = ["SearchResult", "TrialPruned", "search"]  # TrialPruned: the signal a user's objective raises
@@ -47,10 +47,10 @@ __all__ = ["SearchResult", "TrialPruned", "search"]  # TrialPruned: the signal a
 if TYPE_CHECKING:
     import pandas as pd
 
-    from autolr.baselines import Baseline
-    from autolr.records import StudyRecord
     from autolr.report.write import ReportPaths
-    from autolr.space import SearchSpace
+    from autolr.space.baselines import Baseline
+    from autolr.space.search_space import SearchSpace
+    from autolr.study.records import StudyRecord
 
 
 class SearchResult:
@@ -129,7 +129,7 @@ def search(
         raise StudyError(f"metric_name must be a non-empty name such as 'val_accuracy', got {metric_name!r}")
     baseline_specs = baselines_of(space, baselines_lr) if baselines else []
     if backend == "ray":  # Ray Tune drives its own trials: no ask/tell engine
-        from autolr.backends.ray_backend import search_objective
+        from autolr.backends.ray.backend import search_objective
 
         return SearchResult(*search_objective(objective, space, n_trials, baseline_specs, storage, {
             "name": study_name, "direction": direction, "epochs": epochs, "sampler": sampler, "pruner": pruner,

@@ -2,7 +2,7 @@
 
 Engine-neutral: the same loop runs a user's objective (one trial at a time, ``autolr.search``),
 a user's module population (``module_search``) and a built-in study's populations
-(``population_trials``). An engine (``autolr.backends``) stores the study, samples trials
+(``study.population_trials``). An engine (``autolr.backends``) stores the study, samples trials
 and decides pruning behind :class:`Engine`; this module never imports Optuna, and neither
 does a user's objective: ``trial.report(value, epoch)`` raises :class:`TrialPruned`,
 autolr's own prune signal.
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
 
 from autolr.errors import one_line
 from autolr.interrupts import ctrl_c_held
-from autolr.spec import ScheduleSpec
+from autolr.schedule.spec import ScheduleSpec
 
 if TYPE_CHECKING:
-    from autolr.records import StudyRecord
+    from autolr.study.records import StudyRecord
 
 OUTCOME_STATES = ("complete", "pruned", "diverged", "failed", "interrupted")
 

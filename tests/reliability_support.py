@@ -15,7 +15,7 @@ from typing import Any, Callable
 import tomli_w
 
 from autolr.errors import StudyError
-from autolr.records import StudyRecord
+from autolr.study.records import StudyRecord
 
 # A study small enough for the test suite: 8x8 digits, a tiny MLP, 4 trials per population.
 TINY_STUDY = {
@@ -71,7 +71,7 @@ def start_cli(log_dir: Path, tag: str, *args: str) -> Running:
 
 def read_record(storage_url: str, study_name: str) -> StudyRecord | None:
     """The stored study as the report reads it, or None before the study exists."""
-    from autolr.backends.optuna_backend import read_study_record
+    from autolr.backends.optuna.engine import read_study_record
 
     try:
         return read_study_record(storage_url, study_name)
@@ -85,8 +85,8 @@ def wait_for_record(
     """Poll the storage every 50 ms until ``ready(record)``; fail if the process ends first or time runs out."""
     import optuna
 
-    from autolr.backends.optuna_backend import study_record
-    from autolr.backends.optuna_storage import open_storage
+    from autolr.backends.optuna.engine import study_record
+    from autolr.backends.optuna.storage import open_storage
 
     deadline, study = time.monotonic() + timeout, None
     while time.monotonic() < deadline:

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import random
 
-from autolr.records import RescoreRecord, StudyRecord, TrialRecord
+from autolr.study.records import RescoreRecord, StudyRecord, TrialRecord
 
 OPTIMIZER = {"name": "sgd", "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4}
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 import autolr
-from autolr.backends.optuna_storage import sqlite_url
+from autolr.backends.optuna.storage import sqlite_url
 from autolr.cli import main
-from autolr.space import SearchSpace
+from autolr.space.search_space import SearchSpace
 from reliability_support import read_record, run_cli, write_study
 
 PASSWORD = "hunter2-Bad-Input"

@@ -9,14 +9,14 @@ import math
 import optuna
 import pytest
 
-from autolr.baselines import baseline_kind, baseline_kinds, lr_ladder, tuned_baselines
+from autolr.space.baselines import baseline_kind, baseline_kinds, lr_ladder, tuned_baselines
 from autolr.errors import StudyError
-from autolr.rangetest import RangeTestResult
-from autolr.records import StudyRecord, TrialRecord
-from autolr.rescore import LR_CHECK_FACTORS, LR_CHECK_SEEDS, rescore_candidates
-from autolr.space import FAMILY_LR_FACTORS, SearchSpace
-from autolr.study import StudyConfig
-from autolr.study_run import run_study
+from autolr.rangetest.range_test import RangeTestResult
+from autolr.study.records import StudyRecord, TrialRecord
+from autolr.study.rescore import LR_CHECK_FACTORS, LR_CHECK_SEEDS, rescore_candidates
+from autolr.space.search_space import FAMILY_LR_FACTORS, SearchSpace
+from autolr.study.config import StudyConfig
+from autolr.study.run import run_study
 
 SGD = {"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
 

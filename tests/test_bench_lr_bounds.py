@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autolr import bench_lr_bounds as bench
+from autolr.bench import lr_bounds as bench
 from autolr.cli import app
-from autolr.lr_bounds_analysis import Bounds, derive_bounds, grid_best
+from autolr.bench.lr_bounds_analysis import Bounds, derive_bounds, grid_best
 
 REFERENCE = Path(__file__).parent.parent / "reports" / "reference" / "lr-bounds.json"
 
@@ -136,7 +136,7 @@ def test_the_bounds_constant_is_what_the_committed_reference_run_derives():
 
 
 def test_the_search_uses_the_derived_bounds():
-    from autolr.bench_lr_bounds import DERIVED_BOUNDS
+    from autolr.bench.lr_bounds import DERIVED_BOUNDS
     from autolr.families import FAMILIES
 
     for family, bounds in DERIVED_BOUNDS.items():

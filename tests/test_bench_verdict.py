@@ -7,8 +7,8 @@ import math
 import pytest
 from report_records import small_record
 
-from autolr.bench_verdict import markdown, verdict_row
-from autolr.records import RescoreRecord
+from autolr.bench.verdict import markdown, verdict_row
+from autolr.study.records import RescoreRecord
 
 SEEDS = [1000, 1001, 1002]
 

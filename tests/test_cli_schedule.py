@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from autolr.cli.schedule import terminal_plot
-from autolr.spec import ScheduleSpec
+from autolr.schedule.spec import ScheduleSpec
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

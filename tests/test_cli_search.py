@@ -12,9 +12,9 @@ import optuna
 import pytest
 import torch
 
-from autolr.backends.optuna_backend import read_study_record
-from autolr.backends.optuna_storage import sqlite_url
-from autolr.spec import load_spec
+from autolr.backends.optuna.engine import read_study_record
+from autolr.backends.optuna.storage import sqlite_url
+from autolr.schedule.spec import load_spec
 from reliability_support import run_cli, signal_while_training, start_cli
 
 SMOKE = str(Path(__file__).resolve().parent.parent / "studies" / "smoke.toml")

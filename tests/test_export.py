@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from autolr.errors import UserError
-from autolr.export import EXPORT_FORMATS, export, to_python
-from autolr.spec import FAMILIES, ScheduleSpec
+from autolr.schedule.export import EXPORT_FORMATS, export, to_python
+from autolr.schedule.spec import FAMILIES, ScheduleSpec
 
 # Non-default parameters for every family, so exports carry real values (defaults are tested too).
 PARAMS = {

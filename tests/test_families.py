@@ -17,16 +17,16 @@ from test_schedulers import close
 
 import autolr.families
 from autolr import families
-from autolr.baselines import STANDARD_KINDS
+from autolr.space.baselines import STANDARD_KINDS
 from autolr.errors import SpecError
-from autolr.export import to_python
+from autolr.schedule.export import to_python
 from autolr.families.base import Family, Params
 from autolr.families.family_space import FamilySpace, Param
 from autolr.families.parameter import Parameter
-from autolr.rangetest import RangeTestResult
-from autolr.schedulers import torch_equivalent
-from autolr.space import SearchSpace
-from autolr.spec import ScheduleSpec, describe_parameters
+from autolr.rangetest.range_test import RangeTestResult
+from autolr.schedule.schedulers import torch_equivalent
+from autolr.space.search_space import SearchSpace
+from autolr.schedule.spec import ScheduleSpec, describe_parameters
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 LENGTHS = (1, 2, 7, 60, 100)  # total_steps the export and the torch twin are compared over
@@ -121,7 +121,7 @@ def test_every_registered_family_is_complete(name):
 
 
 def test_families_and_spec_import_neither_torch_nor_optuna():
-    code = "import sys, autolr.families, autolr.spec; print(sorted({'torch', 'optuna'} & set(sys.modules)))"
+    code = "import sys, autolr.families, autolr.schedule.spec; print(sorted({'torch', 'optuna'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

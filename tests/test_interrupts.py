@@ -10,12 +10,12 @@ import optuna
 import pytest
 
 from autolr.backends import open_engine
-from autolr.backends.optuna_backend import RETRY_OF_KEY, OptunaTrial
-from autolr.backends.optuna_storage import open_storage, sqlite_url
+from autolr.backends.optuna.engine import RETRY_OF_KEY, OptunaTrial
+from autolr.backends.optuna.storage import open_storage, sqlite_url
 from autolr.interrupts import ctrl_c_held, stop_on_first_ctrl_c, termination_as_ctrl_c
 from autolr.trials import TrialOutcome, run_trials
-from autolr.space import SearchSpace
-from autolr.spec import ScheduleSpec
+from autolr.space.search_space import SearchSpace
+from autolr.schedule.spec import ScheduleSpec
 
 
 def test_a_ctrl_c_inside_the_block_takes_effect_once_the_block_is_done():

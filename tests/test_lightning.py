@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from autolr.schedulers import lightning_config
-from autolr.spec import ScheduleSpec
+from autolr.schedule.schedulers import lightning_config
+from autolr.schedule.spec import ScheduleSpec
 
 lightning = pytest.importorskip("lightning")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from autolr.errors import UserError
-from autolr.models import build_model, build_population
+from autolr.training.models import build_model, build_population
 
 
 @pytest.mark.parametrize("name, input_shape", [("mlp", (1, 28, 28)), ("cnn", (1, 8, 8)), ("cnn", (3, 32, 32))])

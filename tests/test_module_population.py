@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from autolr import ScheduleSpec, UserError, splits_from_tensors, train_trial
-from autolr.module_population import PopulationFallbackWarning, build_member, train_module_population
+from autolr.training.module_population import PopulationFallbackWarning, build_member, train_module_population
 
 EPOCHS, BATCH = 2, 64
 SGD = {"name": "sgd", "momentum": 0.9}

@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 import autolr
-from autolr.module_population import build_member
+from autolr.training.module_population import build_member
 
 
 def make_model() -> nn.Module:

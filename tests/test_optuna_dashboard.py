@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 import autolr
-from autolr.backends.optuna_storage import sqlite_url
+from autolr.backends.optuna.storage import sqlite_url
 from quadratic_objective import quadratic_objective
 
 EPOCHS = 3
@@ -37,7 +37,7 @@ def test_family_and_lr_are_plain_trial_attributes_equal_to_the_spec(stored):
     trials = optuna.load_study(study_name="quadratic", storage=url).get_trials()
     assert len(trials) == 4
     for trial in trials:
-        spec = trial.user_attrs["autolr.spec"]
+        spec = trial.user_attrs["autolr.schedule.spec"]
         assert trial.user_attrs["autolr.family"] == spec["family"] == trial.params["family"]
         assert trial.user_attrs["autolr.lr"] == spec["lr"]
         assert isinstance(trial.user_attrs["autolr.lr"], float)
@@ -46,7 +46,7 @@ def test_family_and_lr_are_plain_trial_attributes_equal_to_the_spec(stored):
 
 def test_a_study_run_names_its_metric_after_the_study_metric(tmp_path):
     """The command line's studies: val_accuracy (or val_loss), set when the study is first claimed."""
-    from autolr.backends.optuna_backend import OptunaEngine
+    from autolr.backends.optuna.engine import OptunaEngine
 
     url = sqlite_url(tmp_path / "study.db")
     engine = OptunaEngine(url, "named", space=None, direction="minimize", metric_name="val_loss")

@@ -7,9 +7,9 @@ import torch
 
 from autolr.data import load_splits
 from autolr.errors import UserError
-from autolr.population import StackedOptimizer, choose_population_size, train_population
-from autolr.spec import ScheduleSpec
-from autolr.train import train_trial
+from autolr.training.population import StackedOptimizer, choose_population_size, train_population
+from autolr.schedule.spec import ScheduleSpec
+from autolr.training.train import train_trial
 
 EPOCHS, BATCH, DATA_SEED = 4, 64, 5
 FAMILIES = [  # (family, params, warmup): every kind of LR curve the population must reproduce

@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from autolr.errors import UserError
-from autolr.rangetest import RangeTestResult, lr_range_test
-from autolr.rangetest_analysis import ema, valley_index
+from autolr.rangetest.range_test import RangeTestResult, lr_range_test
+from autolr.rangetest.analysis import ema, valley_index
 
 
 def _least_squares(seed: int, n: int = 512, d: int = 20) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -177,9 +177,9 @@ def test_bad_arguments_raise_one_sentence_user_errors(kwargs: dict, match: str) 
 def test_population_curve_points_equal_single_constant_lr_runs() -> None:
     """Each grid point is the held-out loss of a plain constant-LR run of the same model and data."""
     from autolr.data import load_splits
-    from autolr.rangetest import held_out_split, population_range_test
-    from autolr.spec import ScheduleSpec
-    from autolr.train import train_trial
+    from autolr.rangetest.range_test import held_out_split, population_range_test
+    from autolr.schedule.spec import ScheduleSpec
+    from autolr.training.train import train_trial
 
     splits = load_splits("digits", seed=0)
     result = population_range_test("mlp", splits, start_lr=1e-3, end_lr=30.0, num_lrs=8, num_steps=40,
@@ -220,7 +220,7 @@ def test_range_test_command_prints_json_and_writes_plots(tmp_path) -> None:
 
 
 def test_bench_grid_best_is_the_vertex_of_the_accuracy_parabola() -> None:
-    from autolr.bench_rangetest import grid_best
+    from autolr.bench.rangetest import grid_best
 
     lrs = [10 ** (k / 4) for k in range(-8, 1)]
     peak = 10 ** -1.1
@@ -239,9 +239,9 @@ def test_population_method_on_your_own_model_runs_real_constant_lr_copies() -> N
     from sklearn.datasets import load_digits
 
     from autolr.data.splits import Splits
-    from autolr.rangetest import held_out_split
-    from autolr.spec import ScheduleSpec
-    from autolr.train import train_trial
+    from autolr.rangetest.range_test import held_out_split
+    from autolr.schedule.spec import ScheduleSpec
+    from autolr.training.train import train_trial
 
     digits = load_digits()
     x = torch.tensor(digits.data, dtype=torch.float32) / 16 + 0.05 * torch.randn(len(digits.data), 64,

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from autolr.cli import app
-from autolr.rangetest import RangeTestResult, sweep_result
-from autolr.rangetest_confidence import NEVER_ROSE, NO_DESCENT, curve_warnings
+from autolr.rangetest.range_test import RangeTestResult, sweep_result
+from autolr.rangetest.confidence import NEVER_ROSE, NO_DESCENT, curve_warnings
 
 STEPS = 100
 GRID_STEP = (10 / 1e-5) ** (1 / (STEPS - 1))  # ratio of neighbouring LRs of the sweep, about 1.15
@@ -85,7 +85,7 @@ def test_a_result_stored_before_the_spread_existed_still_loads() -> None:
 def test_a_real_sweep_on_digits_has_a_spread_around_its_suggestion_and_no_warning() -> None:
     """A 60-step sweep of the MLP on 8x8 digits descends and diverges: no warning, a seeded spread."""
     from autolr.data import load_splits
-    from autolr.rangetest import builtin_range_test
+    from autolr.rangetest.range_test import builtin_range_test
 
     splits = load_splits("digits", seed=0, device="cpu")
     result = builtin_range_test("mlp", splits, method="sweep", num_steps=60, batch_size=32, seed=1)

@@ -21,12 +21,12 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from autolr.backends.ray_backend import RayOptions, population_trainable, run_ray_search  # noqa: E402
-from autolr.backends.ray_record import MEMBER_STATES_KEY, read_ray_record  # noqa: E402
-from autolr.backends.ray_trainable import FINAL_RESULT_FILE, NODE_KEY  # noqa: E402
+from autolr.backends.ray.backend import RayOptions, population_trainable, run_ray_search  # noqa: E402
+from autolr.backends.ray.record import MEMBER_STATES_KEY, read_ray_record  # noqa: E402
+from autolr.backends.ray.trainable import FINAL_RESULT_FILE, NODE_KEY  # noqa: E402
 from autolr.data import load_splits  # noqa: E402
 from autolr.interrupts import termination_as_ctrl_c  # noqa: E402
-from autolr.space import SearchSpace  # noqa: E402
+from autolr.space.search_space import SearchSpace  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -202,9 +202,9 @@ def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, s
 
 
 def test_smoke_study_gives_the_same_files_and_baseline_scores_with_ray_as_with_optuna(cluster, tmp_path):
-    from autolr.spec import load_spec
-    from autolr.study import load_study
-    from autolr.study_run import run_study
+    from autolr.schedule.spec import load_spec
+    from autolr.study.config import load_study
+    from autolr.study.run import run_study
 
     root = Path(__file__).parent.parent
     completed = subprocess.run(

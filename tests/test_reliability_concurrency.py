@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from autolr.backends.optuna_storage import journal_url, sqlite_url
-from autolr.bench_load import LOAD_STUDY_NAME, LoadResult, run_load
+from autolr.backends.optuna.storage import journal_url, sqlite_url
+from autolr.bench.load import LOAD_STUDY_NAME, LoadResult, run_load
 from reliability_support import FINISHED_STATES, read_record
 
 pytestmark = pytest.mark.slow

@@ -21,9 +21,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autolr.backends.optuna_backend import RETRY_OF_KEY
-from autolr.backends.optuna_storage import journal_url, sqlite_url
-from autolr.records import StudyRecord
+from autolr.backends.optuna.engine import RETRY_OF_KEY
+from autolr.backends.optuna.storage import journal_url, sqlite_url
+from autolr.study.records import StudyRecord
 from reliability_support import (
     FINISHED_STATES, TINY_STUDY, mid_training, numbers_in, read_record, report_counts, run_cli, signal_while_training,
     start_cli, write_study,

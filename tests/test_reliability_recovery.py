@@ -18,11 +18,11 @@ import pytest
 from optuna.trial import TrialState
 
 from autolr.backends import open_engine
-from autolr.backends.optuna_backend import HEARTBEAT_KEY, MAX_PROCESS_DEATHS, OWNER_KEY, RETRY_OF_KEY, STALE_AFTER_S
-from autolr.backends.optuna_storage import journal_url, sqlite_url
+from autolr.backends.optuna.engine import HEARTBEAT_KEY, MAX_PROCESS_DEATHS, OWNER_KEY, RETRY_OF_KEY, STALE_AFTER_S
+from autolr.backends.optuna.storage import journal_url, sqlite_url
 from autolr.errors import StudyError
-from autolr.space import SearchSpace
-from autolr.study import load_study
+from autolr.space.search_space import SearchSpace
+from autolr.study.config import load_study
 from reliability_support import write_study
 
 STUDY = "recovery"

@@ -16,15 +16,15 @@ import optuna
 import pytest
 
 import autolr
-from autolr.backends.optuna_storage import open_storage
+from autolr.backends.optuna.storage import open_storage
 from autolr.errors import UserError
-from autolr.spec import load_spec
+from autolr.schedule.spec import load_spec
 from reliability_support import run_cli, write_study
 
 PACKAGE = Path(autolr.__file__).resolve().parent
 # Ray Tune saves and restores a searcher's state with pickle (Searcher.save/restore, inside
 # Tune's own experiment folder, which Tune pickles throughout): not a file users hand in.
-PICKLE_ALLOWED = {"backends/ray_searcher.py"}
+PICKLE_ALLOWED = {"backends/ray/searcher.py"}
 
 
 @pytest.mark.parametrize(

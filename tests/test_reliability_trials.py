@@ -17,12 +17,12 @@ import pytest
 
 import autolr
 from autolr.backends import open_engine
-from autolr.backends.optuna_storage import sqlite_url
-from autolr.records import StudyRecord
+from autolr.backends.optuna.storage import sqlite_url
+from autolr.study.records import StudyRecord
 from autolr.trials import run_trials
-from autolr.space import SearchSpace
-from autolr.study import StudyConfig
-from autolr.population_trials import population_evaluator
+from autolr.space.search_space import SearchSpace
+from autolr.study.config import StudyConfig
+from autolr.study.population_trials import population_evaluator
 from quadratic_objective import quadratic_objective
 
 EPOCHS = 2
@@ -100,7 +100,7 @@ def capped_populations(population: int) -> dict:
     import torch
 
     from autolr.data import load_splits
-    from autolr.population import train_population
+    from autolr.training.population import train_population
 
     torch.set_num_threads(1)
     splits = load_splits("digits", seed=0)

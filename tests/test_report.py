@@ -14,15 +14,15 @@ import pandas as pd
 import pytest
 from report_records import HOSTILE, hostile_record, large_record, small_record
 
-from autolr.records import RescoreRecord, TrialRecord
+from autolr.study.records import RescoreRecord, TrialRecord
 from autolr.report import write_report
 from autolr.report.charts import MAX_CURVES
 from autolr.report.html import LOAD_SNIPPET
 from autolr.report.rank import baseline_gains, family_scores, rank
 from autolr.redact import redact_text
 from autolr.report.source import folder_name
-from autolr.spec import load_spec
-from autolr.study import load_study, packaged_study
+from autolr.schedule.spec import load_spec
+from autolr.study.config import load_study, packaged_study
 
 T_975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from autolr.records import StudyRecord, TrialRecord
-from autolr.backends.optuna_importance import MIN_TRIALS, importance_by_family
+from autolr.study.records import StudyRecord, TrialRecord
+from autolr.backends.optuna.importance import MIN_TRIALS, importance_by_family
 from report_records import spec
 
 

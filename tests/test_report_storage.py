@@ -13,13 +13,13 @@ import pytest
 
 from typer.testing import CliRunner
 
-from autolr.backends.optuna_storage import journal_url, sqlite_url
+from autolr.backends.optuna.storage import journal_url, sqlite_url
 from autolr.cli import app
 from autolr.errors import UserError
-from autolr.records import TRIAL_SPEC_KEY
+from autolr.study.records import TRIAL_SPEC_KEY
 from autolr.search import search
-from autolr.space import SearchSpace
-from autolr.spec import load_spec
+from autolr.space.search_space import SearchSpace
+from autolr.schedule.spec import load_spec
 from quadratic_objective import quadratic_objective
 
 def run_search(storage_url: str, trials: int, epochs: int) -> None:
@@ -158,7 +158,7 @@ def test_reading_a_sqlite_study_never_waits_for_the_write_lock(finished_study):
     import sqlite3
     import threading
 
-    from autolr.backends.optuna_backend import read_study_record
+    from autolr.backends.optuna.engine import read_study_record
 
     _, folder, url = finished_study
     writer = sqlite3.connect(folder / "study.db", isolation_level=None)

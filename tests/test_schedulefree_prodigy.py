@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from autolr.data import load_splits
 from autolr.errors import SpecError
-from autolr.models import build_model
-from autolr.population import train_population
-from autolr.rangetest import builtin_range_test
-from autolr.optimizers import OPTIMIZER_PARAMETERS
-from autolr.spec import ScheduleSpec
-from autolr.train import evaluate, shuffled_epochs, steps_per_epoch, train_trial
+from autolr.training.models import build_model
+from autolr.training.population import train_population
+from autolr.rangetest.range_test import builtin_range_test
+from autolr.schedule.optimizers import OPTIMIZER_PARAMETERS
+from autolr.schedule.spec import ScheduleSpec
+from autolr.training.train import evaluate, shuffled_epochs, steps_per_epoch, train_trial
 
 EPOCHS, BATCH, DATA_SEED = 2, 64, 5
 PACKAGE_CLASSES = {

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from autolr.errors import SpecError, UserError
-from autolr.schedulers import TORCH_FAMILIES, build, lightning_config, torch_equivalent
-from autolr.spec import ScheduleSpec
+from autolr.schedule.schedulers import TORCH_FAMILIES, build, lightning_config, torch_equivalent
+from autolr.schedule.spec import ScheduleSpec
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

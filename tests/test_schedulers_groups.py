@@ -5,8 +5,8 @@ import io
 import pytest
 import torch
 
-from autolr.schedulers import build
-from autolr.spec import ScheduleSpec, steps_for
+from autolr.schedule.schedulers import build
+from autolr.schedule.spec import ScheduleSpec, steps_for
 
 GROUP_LRS = (0.01, 0.1)  # a backbone at a tenth of the head's LR
 TOTAL_STEPS = 60

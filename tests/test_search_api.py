@@ -10,11 +10,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autolr.backends.optuna_backend import DUPLICATE, read_study_record
+from autolr.backends.optuna.engine import DUPLICATE, read_study_record
 from autolr.errors import StudyError
-from autolr.records import TRIAL_STATUS_KEY
+from autolr.study.records import TRIAL_STATUS_KEY
 from autolr.search import TrialPruned, search
-from autolr.space import SearchSpace
+from autolr.space.search_space import SearchSpace
 
 EPOCHS = 10
 SPACE = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "cosine", "step"), warmup=False)

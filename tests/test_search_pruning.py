@@ -10,8 +10,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from autolr.backends.optuna_pruning import FairPruner, first_prunable_epoch, make_pruner, ramp_fraction
-from autolr.records import TRIAL_SPEC_KEY
+from autolr.backends.optuna.pruning import FairPruner, first_prunable_epoch, make_pruner, ramp_fraction
+from autolr.study.records import TRIAL_SPEC_KEY
 
 EPOCHS = 8
 CONSTANT = {"family": "constant", "lr": 0.1}

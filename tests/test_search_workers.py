@@ -7,10 +7,10 @@ import json
 import optuna
 import pytest
 
-from autolr.backends.optuna_backend import OWNER_KEY
-from autolr.backends.optuna_storage import journal_url, open_storage
-from autolr.study import StudyConfig
-from autolr.study_run import run_study
+from autolr.backends.optuna.engine import OWNER_KEY
+from autolr.backends.optuna.storage import journal_url, open_storage
+from autolr.study.config import StudyConfig
+from autolr.study.run import run_study
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@ import torch
 from optuna.trial import FixedTrial
 
 from autolr.errors import UserError
-from autolr.space import BASELINES, FAMILY_SPACES, SearchSpace
-from autolr.spec import FAMILIES, ScheduleSpec
+from autolr.space.search_space import BASELINES, FAMILY_SPACES, SearchSpace
+from autolr.schedule.spec import FAMILIES, ScheduleSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

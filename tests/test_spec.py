@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-import autolr.spec
+import autolr.schedule.spec
 from autolr.errors import SpecError, UserError
-from autolr.spec import FAMILIES, FAMILY_PARAMETERS, ScheduleSpec, describe_parameters, load_spec, steps_for
+from autolr.schedule.spec import FAMILIES, FAMILY_PARAMETERS, ScheduleSpec, describe_parameters, load_spec, steps_for
 
 
 def spec_dict(**changes) -> dict:
@@ -137,7 +137,7 @@ def test_integers_are_accepted_where_numbers_are_meant():
 
 
 def test_docstring_table_is_the_generated_reference():
-    assert textwrap.indent(describe_parameters(), "    ") in autolr.spec.__doc__
+    assert textwrap.indent(describe_parameters(), "    ") in autolr.schedule.spec.__doc__
 
 
 def test_steps_for():

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from autolr.errors import SpecError, UserError
-from autolr.optimizers import OPTIMIZER_PARAMETERS
-from autolr.spec import FAMILY_PARAMETERS, TOP_LEVEL_KEYS, WARMUP_PARAMETERS, Parameter, ScheduleSpec, load_spec
+from autolr.schedule.optimizers import OPTIMIZER_PARAMETERS
+from autolr.schedule.spec import FAMILY_PARAMETERS, TOP_LEVEL_KEYS, WARMUP_PARAMETERS, Parameter, ScheduleSpec, load_spec
 
 EXTENSIONS = (".json", ".yaml", ".yml", ".toml")
 FORMAT_OF = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}

@@ -17,9 +17,9 @@ import tomli_w
 
 # The search and report stacks: engines, storage, statistics, tables, charts, torch's compiler.
 HEAVY = ("optuna", "ray", "sqlalchemy", "plotly", "pandas", "scipy.stats", "matplotlib", "torch._dynamo",
-         "autolr.backends", "autolr.report", "autolr.study_run", "autolr.rangetest", "autolr.population")
+         "autolr.backends", "autolr.report", "autolr.study.run", "autolr.rangetest", "autolr.training")
 REPORT_STACK = ("plotly", "pandas", "scipy.stats", "matplotlib", "torch._dynamo", "autolr.report.write",
-                "autolr.verdict")
+                "autolr.study.verdict")
 
 
 def imported_modules(importtime_log: str) -> set[str]:
@@ -79,5 +79,5 @@ def test_search_prints_its_first_line_before_the_report_stack_loads(tmp_path: Pa
         process.wait()
     assert line.strip() == "data..."
     modules = imported_modules("".join(before_first_line))
-    assert "autolr.study_run" in modules
+    assert "autolr.study.run" in modules
     assert loaded(modules, REPORT_STACK) == []

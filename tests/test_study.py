@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autolr.errors import StudyError
-from autolr.study import (
+from autolr.study.config import (
     IDENTITY_FIELDS, StudyConfig, default_study, load_study, packaged_study, packaged_study_names, study_from_dict,
 )
 

@@ -7,8 +7,8 @@ import torch
 
 from autolr.data import load_splits
 from autolr.errors import UserError
-from autolr.spec import ScheduleSpec
-from autolr.train import DIVERGENCE_FACTOR, OptimizerSettings, train_trial
+from autolr.schedule.spec import ScheduleSpec
+from autolr.training.train import DIVERGENCE_FACTOR, OptimizerSettings, train_trial
 
 
 @pytest.fixture(scope="module")

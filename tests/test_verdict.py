@@ -9,8 +9,8 @@ import statistics
 import pytest
 from scipy import stats
 
-from autolr.records import RescoreRecord
-from autolr.verdict import decide, failure_score, paired_gain
+from autolr.study.records import RescoreRecord
+from autolr.study.verdict import decide, failure_score, paired_gain
 
 SEEDS = [1000, 1001, 1002, 1003, 1004]
 

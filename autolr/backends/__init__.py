@@ -1,10 +1,10 @@
 """Search engines: the only modules that import Optuna or Ray. Pick one by name.
 
-``optuna`` (embedded, the default): :mod:`autolr.backends.optuna_backend`, its built-in
-studies in :mod:`autolr.backends.optuna_study`. ``ray``: Ray Tune, in
-:mod:`autolr.backends.ray_backend` (extra ``autolr[ray]``). For a user's objective an engine
+``optuna`` (embedded, the default): :mod:`autolr.backends.optuna.engine`, its built-in
+studies in :mod:`autolr.backends.optuna.study`. ``ray``: Ray Tune, in
+:mod:`autolr.backends.ray.backend` (extra ``autolr[ray]``). For a user's objective an engine
 implements :class:`autolr.trials.Engine`; for a built-in study,
-:class:`autolr.study_backend.StudyBackend`. Engine-neutral code (the search loop, the study
+:class:`autolr.study.backend.StudyBackend`. Engine-neutral code (the search loop, the study
 pipeline, the re-scoring) talks to an engine only through these protocols.
 """
 
@@ -18,12 +18,12 @@ from autolr.errors import StudyError
 
 if TYPE_CHECKING:
     from autolr.search import Engine
-    from autolr.study import StudyConfig
-    from autolr.study_backend import StudyBackend
+    from autolr.study.backend import StudyBackend
+    from autolr.study.config import StudyConfig
 
 BACKENDS = ("optuna", "ray")
-_ENGINE_MODULES = {"optuna": "optuna_backend", "ray": "ray_backend"}
-_STUDY_CLASSES = {"optuna": ("optuna_study", "OptunaStudy"), "ray": ("ray_backend", "RayStudy")}
+_ENGINE_MODULES = {"optuna": "optuna.engine", "ray": "ray.backend"}
+_STUDY_CLASSES = {"optuna": ("optuna.study", "OptunaStudy"), "ray": ("ray.backend", "RayStudy")}
 
 
 def backend_module(name: str, module: str | None = None) -> Any:
@@ -44,7 +44,7 @@ def backend_module(name: str, module: str | None = None) -> Any:
 def open_engine(backend: str = "optuna", **options: Any) -> "Engine[Any]":
     """An ask/tell engine of ``backend`` over one study (options as ``OptunaEngine`` takes
     them), for ``autolr.search`` with a user's objective. Ray Tune drives its trials itself:
-    ``autolr.search`` hands a Ray search to ``ray_backend.search_objective`` instead."""
+    ``autolr.search`` hands a Ray search to ``backends.ray.backend.search_objective`` instead."""
     return backend_module(backend).open_engine(**options)
 
 

@@ -36,7 +36,7 @@ def bench(
         return
     from dataclasses import replace
 
-    from autolr.bench import TABLE_COLUMNS, BenchConfig, run_bench, table_cells, write_bench
+    from autolr.bench.throughput import TABLE_COLUMNS, BenchConfig, run_bench, table_cells, write_bench
     from autolr.errors import UserError
 
     config = BenchConfig.for_device(device, quick)
@@ -79,7 +79,7 @@ def bench_verdict(
     """Reference results: each built-in setting's study, its verdict at 1x and 3x its epochs, and a plain loop's time.
 
     Written after each setting; rerun the same command to resume a stopped run."""
-    from autolr.bench_verdict import QUICK_SETTINGS, SETTINGS, run_reference, write_reference
+    from autolr.bench.verdict import QUICK_SETTINGS, SETTINGS, run_reference, write_reference
 
     console = Console()
     report = run_reference(QUICK_SETTINGS if quick else SETTINGS, runs_dir, out_dir, quick=quick,
@@ -102,7 +102,7 @@ def bench_lr_bounds(
 
     import torch
 
-    from autolr import bench_lr_bounds as bench
+    from autolr.bench import lr_bounds as bench
 
     torch.set_num_threads(threads)
     size = bench.QUICK if quick else bench.BoundsSize()
@@ -129,7 +129,7 @@ def bench_load(
     epochs: int = typer.Option(5, "--epochs", min=1, help="Scores each trial reports (one storage write each)."),
 ) -> None:
     """Load test: WORKERS processes on one storage; trials recorded, lost and duplicated."""
-    from autolr.bench_load import format_result, run_loads
+    from autolr.bench.load import format_result, run_loads
 
     for result in run_loads(storage, workers, trials, epochs):
         typer.echo(format_result(result))

@@ -31,8 +31,8 @@ def range_test(
     import torch
 
     from autolr.data import load_splits
-    from autolr.models import check_model_name
-    from autolr.rangetest import builtin_range_test
+    from autolr.rangetest.range_test import builtin_range_test
+    from autolr.training.models import check_model_name
 
     check_model_name(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -90,7 +90,7 @@ def bench_rangetest(
 
     import torch
 
-    from autolr import bench_rangetest as bench
+    from autolr.bench import rangetest as bench
 
     if reanalyse:
         cases, size, hardware = bench.read(out_dir / "rangetest.json")

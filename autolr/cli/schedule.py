@@ -34,7 +34,7 @@ def show(
     from rich.console import Console
     from rich.table import Table
 
-    from autolr.spec import load_spec
+    from autolr.schedule.spec import load_spec
 
     spec = load_spec(spec_file)
     lrs = [spec.lr_at(step, steps) for step in range(steps)]
@@ -89,7 +89,7 @@ def export_spec(
     export_format: str = typer.Option(..., "--format", help="json, yaml, toml, python or lightning."),
 ) -> None:
     """Print the spec as JSON, YAML, TOML, a dependency-free Python lr_at, or Lightning code."""
-    from autolr.export import export
-    from autolr.spec import load_spec
+    from autolr.schedule.export import export
+    from autolr.schedule.spec import load_spec
 
     typer.echo(export(load_spec(spec_file), export_format), nl=False)

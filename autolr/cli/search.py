@@ -56,7 +56,7 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end, nothing else."),
 ) -> None:
     """Search for the best learning-rate schedule of a study; rerun the same command to resume."""
-    from autolr.study import default_study, load_study
+    from autolr.study.config import default_study, load_study
 
     if study is not None:
         config = load_study(study)
@@ -74,7 +74,7 @@ def search(
     )
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     display = None if quiet or as_json else _Display(console, config.trials)
-    from autolr.study_run import run_study
+    from autolr.study.run import run_study
 
     terminated: list[int] = []
     try:

@@ -63,7 +63,7 @@ class Family:
     the run) during which the schedule rises on purpose, so the pruner waits it out.
     ``search_baseline``: the values of its searched parameters queued as the Python API's
     one-LR baseline, or None. ``tuned_baseline``: the params of its tuned-LR baseline kind
-    (``autolr.baselines``), or None.
+    (``autolr.space.baselines``), or None.
     """
 
     name: str

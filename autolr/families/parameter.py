@@ -1,7 +1,7 @@
 """Parameter: one named, validated setting of a family, of warmup or of an optimizer.
 
 A spec file's values are checked against these (``Parameter.check``); the reference table
-in autolr/spec.py is generated from them.
+in autolr/schedule/spec.py is generated from them.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from autolr.backends.optuna_importance import EVALUATOR_NAME, MIN_TRIALS, importance_by_family
-from autolr.records import StudyRecord
+from autolr.backends.optuna.importance import EVALUATOR_NAME, MIN_TRIALS, importance_by_family
 from autolr.report.rank import Gain, Ranking, metric_name
-from autolr.spec import ScheduleSpec
+from autolr.schedule.spec import ScheduleSpec
+from autolr.study.records import StudyRecord
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 STATE_STYLES = {  # state -> (line colour, width, dash)

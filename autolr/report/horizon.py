@@ -10,8 +10,8 @@ from typing import Any
 
 from scipy import stats
 
-from autolr.records import StudyRecord, TrialRecord, maximizes
-from autolr.verdict import counted, describe, failure_score, mean
+from autolr.study.records import StudyRecord, TrialRecord, maximizes
+from autolr.study.verdict import counted, describe, failure_score, mean
 
 
 @dataclass(frozen=True)

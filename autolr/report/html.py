@@ -11,14 +11,14 @@ import jinja2
 import pandas as pd
 import plotly.io
 
-from autolr.records import StudyRecord
 from autolr.report.rank import Gain, Ranking, metric_name, state_counts
-from autolr.spec import ScheduleSpec
+from autolr.schedule.spec import ScheduleSpec
+from autolr.study.records import StudyRecord
 
 TEMPLATES = Path(__file__).parent / "templates"
 RANKING_ROWS = 30  # configurations shown in the page's ranking table (trials.csv has all)
 LOAD_SNIPPET = """\
-from autolr.spec import load_spec
+from autolr.schedule.spec import load_spec
 
 spec = load_spec("best_schedule.json")
 optimizer = spec.build_optimizer(model.parameters())  # the settings it was tuned with

@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from autolr.baselines import KIND_LABELS
-from autolr.records import RescoreRecord, StudyRecord, TrialRecord, maximizes
-from autolr.spec import flatten_spec
-from autolr.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, mean, paired_gain
+from autolr.schedule.spec import flatten_spec
+from autolr.space.baselines import KIND_LABELS
+from autolr.study.records import RescoreRecord, StudyRecord, TrialRecord, maximizes
+from autolr.study.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, mean, paired_gain
 
 
 def metric_name(record: StudyRecord) -> str:

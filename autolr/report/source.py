@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autolr.errors import StudyError
-from autolr.records import StudyRecord
 from autolr.redact import redact_text
+from autolr.study.records import StudyRecord
 
 REPORTS_DIR = Path("reports")  # where studies run and reports go by default, under the working directory
 RUN_FOLDER_FILES = ("study.db", "study.log")  # a study run folder's Optuna storage (SQLite, journal)
@@ -30,8 +30,8 @@ class StudySource:
 def locate(source: str, reports_dir: Path = REPORTS_DIR) -> StudySource:
     """Interpret ``source``: a storage URL, a study.db/study.log file, a run or Ray result folder,
     or the name of a study under ``reports_dir``."""
-    from autolr.backends.optuna_storage import journal_url, run_folder_storage_url, sqlite_url
-    from autolr.backends.ray_record import is_ray_result
+    from autolr.backends.optuna.storage import journal_url, run_folder_storage_url, sqlite_url
+    from autolr.backends.ray.record import is_ray_result
 
     if "://" in source:
         for scheme in ("sqlite:///", "journal:///"):
@@ -60,10 +60,10 @@ def read_record(source: StudySource, study_name: str | None = None) -> StudyReco
     """The study's record, read through its backend's reader (``study_name`` for Optuna storages
     holding several studies)."""
     if source.backend == "ray":
-        from autolr.backends.ray_record import read_ray_record
+        from autolr.backends.ray.record import read_ray_record
 
         return read_ray_record(source.location)
-    from autolr.backends.optuna_backend import read_study_record
+    from autolr.backends.optuna.engine import read_study_record
 
     return read_study_record(source.location, study_name=study_name)
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import plotly
 
-from autolr.records import StudyRecord
 from autolr.redact import redact
 from autolr.report import charts, html
 from autolr.report.horizon import horizon_check
 from autolr.report.rank import Ranking, baseline_gains, family_scores, rank, trials_table
 from autolr.report.reproduce import STUDY_FILE, reproduce_command, study_toml
-from autolr.spec import ScheduleSpec
+from autolr.schedule.spec import ScheduleSpec
+from autolr.study.records import StudyRecord
 from autolr.version import __version__
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

@@ -1,0 +1,476 @@
+"""The Optuna engine: a study in any Optuna storage, asked and told trial by trial.
+
+One :class:`OptunaEngine` per process. The study definition, range test, re-scoring and
+run metadata live in the study's user attributes (keys in :mod:`autolr.study.records`); each
+trial's spec, status, epochs run, duration and error in its user attributes, its
+per-epoch validation scores as Optuna intermediate values. :func:`read_study_record` turns
+a stored study into the engine-neutral :class:`~autolr.study.records.StudyRecord`.
+
+Resuming: trials already finished are kept as they are; the sampler is re-seeded from the
+study's seed, the worker's index and the number of trials already stored, so a resumed
+(or parallel) run never replays the random stream of an earlier one; and a sampled
+configuration identical to one the study already holds is never trained: it is stored as
+a ``duplicate`` (hidden from records and counts) and the sampler is asked again.
+
+Interrupted trials: each running trial carries its owner (host, process id) and a heartbeat
+refreshed every ``HEARTBEAT_INTERVAL_S``. A trial still marked running whose owner process
+is gone (same host) or whose heartbeat is older than ``STALE_AFTER_S`` is marked
+``interrupted`` (kept apart from trials that failed on their own) and, by default, queued
+to run again with the same parameters. A schedule whose process died ``MAX_PROCESS_DEATHS``
+times while training it is marked ``failed`` instead and not run again: it may be what kills
+the process (the system's out-of-memory killer, a crash in native code), and retrying it
+forever would keep the study from finishing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import warnings
+from collections import Counter
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal, Sequence, cast
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autolr.backends.optuna.pruning import make_pruner
+from autolr.backends.optuna.storage import open_storage
+from autolr.errors import StudyError
+from autolr.interrupts import ctrl_c_held
+from autolr.redact import redact, redact_text
+from autolr.schedule.spec import ScheduleSpec
+from autolr.space.search_space import SearchSpace
+from autolr.study.records import (
+    RANGE_TEST_KEY,
+    RESCORE_KEY,
+    SEARCH_META_KEY,
+    STUDY_CONFIG_KEY,
+    TRIAL_BASELINE_KEY,
+    TRIAL_DURATION_KEY,
+    TRIAL_EPOCHS_KEY,
+    TRIAL_ERROR_KEY,
+    TRIAL_FAMILY_KEY,
+    TRIAL_LR_KEY,
+    TRIAL_SPEC_KEY,
+    TRIAL_STATUS_KEY,
+    RescoreRecord,
+    StudyRecord,
+    TrialRecord,
+)
+from autolr.trials import Progress, TrialOutcome, TrialPruned
+
+OWNER_KEY = "autolr.owner"  # {"host", "pid"} of the process training the trial
+HEARTBEAT_KEY = "autolr.heartbeat"  # unix time of the owner's last sign of life
+RETRY_OF_KEY = "autolr.retry_of"  # number of the interrupted trial this one runs again
+BASELINES_QUEUED_KEY = "autolr.baselines_queued"  # names of the baselines queued (once)
+FIXED_SPEC_KEY = "autolr.fixed_spec"  # the spec of a queued baseline outside the search space
+DUPLICATE = "duplicate"  # status of a sampled configuration the study already held
+HEARTBEAT_INTERVAL_S = 10.0
+STALE_AFTER_S = 120.0
+MAX_PROCESS_DEATHS = 3  # deaths of the process training one schedule before it is failed, not retried
+PROCESS_STOPPED = "its process stopped before the trial finished"
+MAX_DUPLICATE_DRAWS = 20  # sampler draws per ask before the space counts as exhausted
+IN_MEMORY = "in-memory"
+
+
+def make_sampler(name: str, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    """The sampler by name. TPE is multivariate and grouped (the space is conditional: each
+    family's parameters form a group) with the constant liar, so K trials asked at once
+    spread out; its random start-up is a third of the budget, between 4 and 10 trials."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(
+                multivariate=True, group=True, constant_liar=True, seed=seed,
+                n_startup_trials=max(4, min(10, n_trials // 3)),
+            )
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    raise StudyError(f"unknown sampler {name!r}; choose one of tpe, random, cmaes, gp, qmc")
+
+
+class OptunaTrial:
+    """One asked trial: its spec and parameters, and reporting that consults the pruner."""
+
+    def __init__(self, trial: optuna.Trial, spec: ScheduleSpec, baseline: str | None) -> None:
+        self.optuna_trial = trial
+        self.number = trial.number
+        self.spec = spec
+        self.params = dict(trial.params)
+        self.baseline = baseline
+        self.pruned: TrialOutcome | None = None  # set once the pruner stops it: its outcome is known
+        self._asked_at = time.monotonic()
+
+    def observe(self, value: float, epoch: int) -> bool:
+        """Store the score after ``epoch`` (from 0); True when the pruner says stop."""
+        with ctrl_c_held():  # a Ctrl-C takes effect after the storage call, not inside it
+            self.optuna_trial.report(float(value), epoch)
+            stop = self.optuna_trial.should_prune()
+        if stop:
+            self.pruned = TrialOutcome("pruned", epochs_run=epoch + 1, duration_s=time.monotonic() - self._asked_at)
+        return stop
+
+    def report(self, value: float, epoch: int) -> None:
+        """Store the score after ``epoch`` (from 0); raise TrialPruned when the pruner says stop."""
+        if self.observe(value, epoch):
+            raise TrialPruned(f"trial {self.number} pruned after epoch {epoch}")
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Store a JSON-safe value with the trial."""
+        with ctrl_c_held():
+            self.optuna_trial.set_user_attr(key, value)
+
+
+class OptunaEngine:
+    """A study in an Optuna storage, run by ask/tell (see the module docstring).
+
+    ``storage``: an Optuna storage URL (None: in memory). ``epochs``: each trial's budget
+    (for fair pruning). ``worker``: this process's index among processes sharing the study.
+    ``metric_name``: what the objective value is, e.g. ``val_accuracy``; ``claim`` stores it
+    as Optuna's metric name, so optuna-dashboard and ``trials_dataframe`` show it by name.
+    """
+
+    def __init__(
+        self,
+        storage: str | None,
+        study_name: str,
+        space: SearchSpace | None,
+        direction: str = "maximize",
+        sampler: str = "tpe",
+        pruner: str = "hyperband",
+        epochs: int | None = None,
+        prune_after: float = 0.25,
+        seed: int = 0,
+        n_trials: int = 1,
+        worker: int = 0,
+        retry_interrupted: bool = True,
+        metric_name: str = "value",
+    ) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.storage_url = storage or IN_MEMORY
+        self.study_name = study_name
+        self.space = space
+        self.direction = direction
+        self.retry_interrupted = retry_interrupted
+        self.metric_name = metric_name
+        backing = open_storage(storage) if storage else optuna.storages.InMemoryStorage()
+        self.study = optuna.create_study(
+            # direction is "minimize" or "maximize" (search() and StudyConfig.direction); Optuna's Literal
+            # is narrower than the str it checks at runtime
+            storage=backing, study_name=study_name, direction=cast(Literal["minimize", "maximize"], direction),
+            load_if_exists=True,
+            pruner=make_pruner(pruner, epochs, prune_after),
+        )
+        if self.study.direction.name.lower() != direction:
+            raise StudyError(
+                f"study {study_name!r} in {redact_text(self.storage_url)} was created to "
+                f"{self.study.direction.name.lower()}, not to {direction}"
+            )
+        stored = len(self.study.get_trials(deepcopy=False))
+        self.study.sampler = make_sampler(sampler, seed=seed + 7919 * worker + stored, n_trials=n_trials)
+
+    # -- study-level attributes ------------------------------------------------------------
+    def get_attr(self, key: str) -> Any:
+        """A study user attribute (None when absent)."""
+        return self.study.user_attrs.get(key)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Store a JSON-safe study user attribute (secrets masked)."""
+        self.study.set_user_attr(key, redact(value))
+
+    def claim(self, definition: dict[str, Any], identity_keys: Sequence[str]) -> None:
+        """Store the study's ``definition`` once; a rerun whose ``identity_keys`` differ from
+        the stored ones is refused before anything is written. A new study also gets its metric name."""
+        stored = self.get_attr(STUDY_CONFIG_KEY)
+        if stored is None:
+            self.set_attr(STUDY_CONFIG_KEY, definition)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names([self.metric_name])
+            return
+        for key in identity_keys:
+            if _plain(stored.get(key)) != _plain(definition.get(key)):
+                raise StudyError(
+                    f"study {self.study_name!r} in {redact_text(self.storage_url)} was created with "
+                    f"{key} = {json.dumps(stored.get(key))}, not {json.dumps(definition.get(key))}; "
+                    "rerun with the stored settings or give the study another name or storage"
+                )
+
+    def queue_baselines(self, baselines: Sequence[Any]) -> None:
+        """Queue the baselines (``Baseline`` objects) as the next trials, once per study."""
+        if not baselines or self.get_attr(BASELINES_QUEUED_KEY) is not None:
+            return
+        for baseline in baselines:
+            attrs = {TRIAL_BASELINE_KEY: baseline.name}
+            if baseline.params is None:  # a fixed spec: nothing is sampled, the sampler learns nothing from it
+                attrs[FIXED_SPEC_KEY] = baseline.spec.to_dict()
+            self.study.enqueue_trial(baseline.params or {}, user_attrs=attrs)
+        self.set_attr(BASELINES_QUEUED_KEY, [baseline.name for baseline in baselines])
+
+    # -- the trial loop ----------------------------------------------------------------------
+    def remaining(self, n_trials: int) -> int:
+        """Trials still to ask so the study holds ``n_trials`` finished or running ones
+        (queued trials are asked first; interrupted ones count through their retry)."""
+        trials = self.study.get_trials(deepcopy=False)
+        return n_trials - sum(_record_state(t) not in (None, "interrupted") for t in trials)
+
+    def ask(self) -> OptunaTrial | None:
+        """The next trial: queued ones first, then the sampler's; None if it only repeats itself."""
+        if self.space is None:
+            raise StudyError("this engine was opened to read the study, not to run trials")
+        tried = {_params_key(t.params) for t in self.study.get_trials(deepcopy=False)
+                 if t.state != TrialState.WAITING and _status(t) != DUPLICATE}
+        for _ in range(MAX_DUPLICATE_DRAWS):
+            trial = self.study.ask()
+            fixed = trial.user_attrs.get(FIXED_SPEC_KEY)
+            spec = ScheduleSpec.from_dict(fixed) if fixed is not None else self.space.sample(trial)
+            queued = TRIAL_BASELINE_KEY in trial.user_attrs or RETRY_OF_KEY in trial.user_attrs
+            if (not queued and _params_key(trial.params) in tried) or self._queued_twice(trial):
+                trial.set_user_attr(TRIAL_STATUS_KEY, DUPLICATE)
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            trial.set_user_attr(TRIAL_SPEC_KEY, spec.to_dict())
+            trial.set_user_attr(TRIAL_FAMILY_KEY, spec.family)
+            trial.set_user_attr(TRIAL_LR_KEY, spec.lr)
+            trial.set_user_attr(OWNER_KEY, {"host": socket.gethostname(), "pid": os.getpid()})
+            trial.set_user_attr(HEARTBEAT_KEY, time.time())
+            return OptunaTrial(trial, spec, trial.user_attrs.get(TRIAL_BASELINE_KEY))
+        return None
+
+    def _queued_twice(self, trial: optuna.Trial) -> bool:
+        """Whether ``trial`` is a second copy of a baseline: processes that open a new study at
+        the same moment may each queue the baselines; only the lowest-numbered copy runs."""
+        name = trial.user_attrs.get(TRIAL_BASELINE_KEY)
+        if name is None or RETRY_OF_KEY in trial.user_attrs:
+            return False
+        return any(
+            other.number < trial.number and other.user_attrs.get(TRIAL_BASELINE_KEY) == name
+            and RETRY_OF_KEY not in other.user_attrs
+            for other in self.study.get_trials(deepcopy=False)
+        )
+
+    def tell(self, trial: OptunaTrial, outcome: TrialOutcome) -> None:
+        """Store how ``trial`` ended (a trial another process already closed is left as it is)."""
+        _set_outcome_attrs(trial.optuna_trial, outcome)
+        if outcome.status == "complete":
+            self.study.tell(trial.optuna_trial, outcome.value, skip_if_finished=True)
+        elif outcome.status in ("pruned", "diverged"):
+            # Diverged trials count as pruned for the sampler: a bad region, not a broken run.
+            self.study.tell(trial.optuna_trial, state=TrialState.PRUNED, skip_if_finished=True)
+        else:
+            self.study.tell(trial.optuna_trial, state=TrialState.FAIL, skip_if_finished=True)
+
+    @contextmanager
+    def running(self, trials: Sequence[OptunaTrial]) -> Iterator[None]:
+        """Refresh the heartbeat of ``trials`` every HEARTBEAT_INTERVAL_S while they train."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_INTERVAL_S):
+                for trial in trials:
+                    try:
+                        self.study._storage.set_trial_user_attr(
+                            trial.optuna_trial._trial_id, HEARTBEAT_KEY, time.time())
+                    except Exception:  # the trial was closed meanwhile (e.g. by another process)
+                        continue
+
+        thread = threading.Thread(target=beat, name="autolr-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def interrupt(self, trials: Sequence[OptunaTrial], reason: str) -> None:
+        """Mark ``trials`` interrupted and, when retrying, queue each to run again; a trial
+        the pruner had already stopped (a member waiting for its population) is stored pruned."""
+        for trial in trials:
+            frozen = self.study._storage.get_trial(trial.optuna_trial._trial_id)
+            if frozen.state != TrialState.RUNNING:
+                continue
+            if trial.pruned is not None:
+                self.tell(trial, trial.pruned)
+            else:
+                self._close_stopped(frozen, reason)
+
+    def recover_interrupted(self) -> list[int]:
+        """Mark interrupted every running trial whose process is gone (failed, once its schedule's
+        process died MAX_PROCESS_DEATHS times); return their numbers."""
+        host, now = socket.gethostname(), time.time()
+        deaths = self._process_deaths()
+        recovered = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            owner = trial.user_attrs.get(OWNER_KEY) or {}
+            dead_here = owner.get("host") == host and not _process_alive(owner.get("pid"))
+            started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+            stale = now - float(trial.user_attrs.get(HEARTBEAT_KEY, started)) > STALE_AFTER_S
+            if not (dead_here or stale):
+                continue
+            if deaths[trial.user_attrs.get(RETRY_OF_KEY, trial.number)] + 1 >= MAX_PROCESS_DEATHS:
+                closed = self._close_stopped(trial, f"its process stopped {MAX_PROCESS_DEATHS} times while training "
+                                                       "this schedule; not run again", status="failed")
+            else:
+                closed = self._close_stopped(trial, PROCESS_STOPPED)
+            if closed:
+                recovered.append(trial.number)
+        return recovered
+
+    def _process_deaths(self) -> Counter[int]:
+        """Per retry chain (keyed by its first trial's number): how many of its trials lost their process."""
+        return Counter(
+            trial.user_attrs.get(RETRY_OF_KEY, trial.number)
+            for trial in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if trial.user_attrs.get(TRIAL_ERROR_KEY) == PROCESS_STOPPED
+        )
+
+    def _close_stopped(self, trial: FrozenTrial, reason: str, status: str = "interrupted") -> bool:
+        """Close a trial whose run stopped: as interrupted (and queue its retry, when retrying) or,
+        with ``status="failed"``, as failed; False if another process closed it first."""
+        storage = self.study._storage
+        try:
+            storage.set_trial_user_attr(trial._trial_id, TRIAL_STATUS_KEY, status)
+            storage.set_trial_user_attr(trial._trial_id, TRIAL_ERROR_KEY, reason)
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                return False
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        if self.retry_interrupted and status == "interrupted":
+            attrs = {RETRY_OF_KEY: trial.user_attrs.get(RETRY_OF_KEY, trial.number)}
+            for key in (TRIAL_BASELINE_KEY, FIXED_SPEC_KEY):
+                if key in trial.user_attrs:
+                    attrs[key] = trial.user_attrs[key]
+            self.study.enqueue_trial(trial.params, user_attrs=attrs)
+        return True
+
+    # -- reading -------------------------------------------------------------------------------
+    def progress(self) -> Progress:
+        """Counts per state and the best complete trial."""
+        counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
+        best: FrozenTrial | None = None
+        best_value: float | None = None  # best's value (a complete trial has one)
+        sign = 1.0 if self.direction == "maximize" else -1.0
+        for trial in self.study.get_trials(deepcopy=False):
+            state = _record_state(trial)
+            if state is None:
+                continue
+            counts[state] += 1
+            value = trial.value
+            if state == "complete" and value is not None and (best_value is None or sign * value > sign * best_value):
+                best, best_value = trial, value
+        family = None if best is None else (best.user_attrs.get(TRIAL_SPEC_KEY) or {}).get("family")
+        return Progress(
+            target=0, counts=counts, best_value=best_value,
+            best_family=family, best_number=None if best is None else best.number,
+        )
+
+    def read_record(self) -> StudyRecord:
+        """The study as an engine-neutral record."""
+        return study_record(self.study)
+
+
+def open_engine(**options: Any) -> OptunaEngine:
+    """An engine for ``autolr.backends.open_engine``."""
+    return OptunaEngine(**options)
+
+
+def read_study_record(storage_url: str, study_name: str | None = None) -> StudyRecord:
+    """Read a stored study (the only way the report reads storage); ``study_name`` may be
+    left out when the storage holds one study."""
+    storage = open_storage(storage_url, reader=True)
+    names = [summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if study_name is None:
+        if len(names) != 1:
+            listed = ", ".join(names) if names else "none"
+            raise StudyError(f"storage {redact_text(storage_url)} holds {len(names)} studies ({listed}); name one")
+        study_name = names[0]
+    if study_name not in names:
+        raise StudyError(f"storage {redact_text(storage_url)} holds no study named {study_name!r}")
+    return study_record(optuna.load_study(study_name=study_name, storage=storage))
+
+
+def study_record(study: optuna.Study) -> StudyRecord:
+    """An Optuna study as an engine-neutral StudyRecord (duplicates and queued trials left out)."""
+    attrs = study.user_attrs
+    trials = [_trial_record(trial) for trial in study.get_trials(deepcopy=False) if _record_state(trial) is not None]
+    return StudyRecord(
+        name=study.study_name,
+        config=redact(attrs.get(STUDY_CONFIG_KEY) or {"direction": study.direction.name.lower()}),
+        trials=trials,
+        range_test=attrs.get(RANGE_TEST_KEY),
+        rescored=[RescoreRecord(**item) for item in attrs.get(RESCORE_KEY) or []],
+        meta=attrs.get(SEARCH_META_KEY) or {},
+    )
+
+
+def _trial_record(trial: FrozenTrial) -> TrialRecord:
+    attrs = trial.user_attrs
+    state = _record_state(trial)
+    duration = attrs.get(TRIAL_DURATION_KEY)
+    if duration is None and trial.datetime_start and trial.datetime_complete:
+        duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    curve = [trial.intermediate_values[step] for step in sorted(trial.intermediate_values)]
+    return TrialRecord(
+        number=trial.number, state=state or "failed", spec=attrs.get(TRIAL_SPEC_KEY) or {},
+        val_curve=curve, value=trial.value if state == "complete" else None,
+        epochs_run=int(attrs.get(TRIAL_EPOCHS_KEY, len(curve))), duration_s=duration,
+        baseline=attrs.get(TRIAL_BASELINE_KEY), error=attrs.get(TRIAL_ERROR_KEY),
+    )
+
+
+def _status(trial: FrozenTrial) -> str | None:
+    return trial.user_attrs.get(TRIAL_STATUS_KEY)
+
+
+def _record_state(trial: FrozenTrial) -> str | None:
+    """The record state of a stored trial; None for queued trials and duplicates."""
+    status = _status(trial)
+    if status == DUPLICATE or trial.state == TrialState.WAITING:
+        return None
+    if trial.state == TrialState.RUNNING:
+        return "running"
+    if status is not None:
+        return status
+    return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(trial.state, "failed")
+
+
+def _set_outcome_attrs(trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    trial.set_user_attr(TRIAL_STATUS_KEY, outcome.status)
+    trial.set_user_attr(TRIAL_EPOCHS_KEY, int(outcome.epochs_run))
+    trial.set_user_attr(TRIAL_DURATION_KEY, float(outcome.duration_s))
+    if outcome.error:
+        trial.set_user_attr(TRIAL_ERROR_KEY, redact_text(outcome.error))
+
+
+def _params_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip, so tuples and lists (and ints and floats) compare as stored."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _process_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

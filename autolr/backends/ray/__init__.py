@@ -1,0 +1,1 @@
+"""The Ray Tune engine: a study's trials as Tune trials on a local Ray or a cluster."""

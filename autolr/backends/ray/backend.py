@@ -1,0 +1,334 @@
+"""The Ray Tune backend: a study's search run by Ray Tune's ``Tuner`` on a local Ray or a cluster.
+
+Ray's own machinery does the work: ``OptunaSearch`` samples the backend-neutral
+``SearchSpace`` (define-by-run) with the study's Optuna sampler and evaluates the
+baselines first (``points_to_evaluate``); ``ASHAScheduler`` (or the median stopping rule)
+stops weak trials early; each trial asks for ``cpus_per_trial`` CPUs and
+``gpus_per_trial`` GPUs (fractions allowed); ``FailureConfig(max_failures)`` retries
+trials lost with a node; ``Tuner.restore`` continues an interrupted run. A Tune trial
+trains a population of the study's ``population`` schedules at once (default 1; see
+``ray.searcher``).
+
+``RayStudy`` is the engine of ``autolr search --backend ray``: the study pipeline
+(``autolr.study.run``: range test, space, baselines, re-scoring, report) is the Optuna
+backend's; only the trials run under Tune. Pruning stops whole Tune trials: ASHA compares a
+population by its best member's score, so a population trains on while any member is
+promising (on Optuna each trial is pruned on its own). Everything lands in
+``<out>/<name>/ray/``: Tune's experiment folder plus ``autolr_study.json`` (see
+``ray.record``), from which ``autolr report`` rebuilds the report. Ray is imported only
+inside these functions, so autolr works without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from autolr.backends.ray.record import (
+    BASELINE_KEY,
+    EXPERIMENT_NAME,
+    RAY_KEY,
+    SPEC_KEY,
+    RayStudyFolder,
+    unfinished_trials,
+)
+from autolr.errors import StudyError, UserError
+from autolr.space.search_space import Baseline, SearchSpace
+from autolr.study.backend import StoredStudy
+
+if TYPE_CHECKING:
+    from autolr.study.backend import StudyTrials
+    from autolr.study.config import StudyConfig
+    from autolr.trials import Progress
+
+INSTALL_HINT = 'the Ray backend needs Ray Tune: pip install "autolr[ray]"'
+DEFAULT_MAX_FAILURES = 3  # retries of a trial whose worker or node died
+UNKNOWN_EPOCHS = 1000  # ASHA's longest rung when the API is not told the epochs per trial
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how big Ray trials run.
+
+    ``address``: None starts a local Ray; "auto" joins the cluster this machine is part
+    of; "ray://HOST:PORT" connects through Ray Client. ``gpus_per_trial`` and
+    ``cpus_per_trial`` may be fractions (0.25 GPU: four trials share one GPU).
+    """
+
+    address: str | None = None
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = 1.0
+    max_failures: int = DEFAULT_MAX_FAILURES
+    reuse_actors: bool = True  # a finished trial's worker process takes the next trial (no new process)
+
+    def __post_init__(self) -> None:
+        if self.gpus_per_trial < 0 or self.cpus_per_trial < 0 or self.gpus_per_trial + self.cpus_per_trial <= 0:
+            raise StudyError(
+                f"a Ray trial needs some CPUs or GPUs, got cpus_per_trial={self.cpus_per_trial} "
+                f"and gpus_per_trial={self.gpus_per_trial}")
+        if self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise StudyError(f"gpus_per_trial above 1 must be a whole number, got {self.gpus_per_trial}")
+
+
+def require_ray() -> None:
+    """Raise UserError with the install command when Ray Tune is not installed."""
+    try:
+        import ray  # noqa: F401
+        from ray import tune  # noqa: F401
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+
+
+def connect(address: str | None) -> bool:
+    """Join ``address`` (or start a local Ray) unless Ray is already up; True when we started it."""
+    import ray
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's legacy output is silent at verbose=0
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+    except ConnectionError as error:
+        raise StudyError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
+    return True
+
+
+def experiment_dir(run_dir: str | Path) -> Path:
+    """The folder holding a study's Ray Tune experiment: ``<run_dir>/ray``."""
+    return Path(run_dir).resolve() / EXPERIMENT_NAME
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial folder names (Tune's default repeats the whole config)."""
+    return f"trial_{trial.trial_id}"
+
+
+class RayStudy(StoredStudy):
+    """The Ray Tune engine's side of a built-in study (``autolr.study.backend.StudyBackend``).
+
+    The range test and re-scoring run in this process; the trials run on the Ray cluster at
+    ``address`` (None: a local Ray), each Tune trial a population of the study's
+    ``population`` (default 1) schedules. Rerunning continues the Tune experiment, keeping
+    its finished trials.
+    """
+
+    def __init__(self, config: "StudyConfig", run_dir: Path, workers: int = 1, address: str | None = None,
+                 gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
+                 max_failures: int = DEFAULT_MAX_FAILURES) -> None:
+        require_ray()
+        if workers != 1:
+            raise StudyError("workers are for the optuna backend; with Ray, set --cpus-per-trial and --gpus-per-trial")
+        # On a cluster nodes can vanish, and a retried trial must not reuse an actor that lived on a
+        # dead node (it ends in ERROR instead of running again); a local Ray loses no nodes.
+        self.options = RayOptions(address=address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
+                                  max_failures=max_failures, reuse_actors=address is None)
+        self.config = config
+        self.folder = self.store = RayStudyFolder(experiment_dir(run_dir))
+        self.location = str(self.folder.path)
+
+    def meta(self) -> dict[str, Any]:
+        return {"backend": "ray", "population": population_size(self.config.to_dict())}
+
+    def run_trials(self, trials: "StudyTrials", on_progress: Callable[["Progress"], None] | None) -> "Progress":
+        """Run (or continue) the Tune experiment (``trials.population`` is the re-scoring's, not Tune's)."""
+        from autolr.backends.ray.progress import progress_of
+
+        started = time.monotonic()
+        study = self.config.to_dict()
+        run_ray_search(study, trials.space, trials.baselines, population_trainable(study, trials.splits),
+                       self.folder.path, self.options, on_progress)
+        return progress_of(self.read_record().trials, self.config.trials, maximizes(study),
+                           time.monotonic() - started)
+
+
+def population_trainable(study: dict[str, Any], splits: Any) -> Callable[..., None]:
+    """Tune's trainable for a built-in study: each trial trains its population of schedules.
+
+    ``study`` is ``StudyConfig.to_dict()`` (``model``, ``epochs``, ``batch_size``,
+    ``metric``, ``seed``, ``device``). The splits go through Ray's object store, so worker
+    nodes need no copy of the dataset.
+    """
+    from ray import tune
+
+    from autolr.backends.ray.trainable import TrialSettings, train_members
+
+    settings = TrialSettings(model=study["model"], epochs=study["epochs"], batch_size=study["batch_size"],
+                             metric=study["metric"], seed=study["seed"], device=study.get("device", "auto"))
+    return tune.with_parameters(train_members, settings=settings, splits=_to_cpu(splits))
+
+
+def search_objective(
+    objective: Callable[..., float],
+    space: SearchSpace,
+    n_trials: int,
+    baselines: list[Baseline],
+    storage: str | None,
+    definition: dict[str, Any],
+    options: RayOptions | None = None,
+) -> tuple[Any, str]:
+    """``autolr.search(objective, backend="ray")``: each trial runs ``objective`` in a Ray trial.
+
+    ``definition``: the search's ``name``, ``direction``, ``epochs`` (None: unknown),
+    ``sampler``, ``pruner``, ``prune_after`` and ``seed``. ``storage``: a folder (None:
+    ``reports``); the experiment goes into ``<storage>/<name>/ray`` and rerunning the same
+    call continues it. Returns the ``StudyRecord`` and the experiment folder.
+    """
+    require_ray()
+    from ray import tune
+
+    from autolr.backends.ray.trainable import run_objective
+
+    study = {**definition, "space": space.to_dict(), "trials": n_trials}
+    folder = RayStudyFolder(experiment_dir(Path(storage or "reports") / study["name"]))
+    folder.claim(study, ("direction", "space", "epochs"))
+    trainable = tune.with_parameters(run_objective, objective=objective, maximize=maximizes(study))
+    run_ray_search(study, space, baselines, trainable, folder.path, options or RayOptions())
+    return folder.read_record(), str(folder.path)
+
+
+def run_ray_search(
+    study: dict[str, Any],
+    space: SearchSpace,
+    baselines: list[Baseline],
+    trainable: Callable[..., None],
+    experiment: str | Path,
+    options: RayOptions,
+    on_progress: Callable[["Progress"], None] | None = None,
+) -> Path:
+    """Run (or continue) the study's trials with Ray Tune in the folder ``experiment``.
+
+    ``study`` is ``StudyConfig.to_dict()`` (or the API's study definition): its
+    ``trials`` (schedules in all, baselines included), ``epochs`` (None: unknown),
+    ``direction``, ``seed``, ``sampler``, ``pruner``, ``prune_after`` and ``population``
+    are used. ``trainable`` runs one Tune trial (``population_trainable``,
+    ``objective_trainable``). An experiment already in the folder is restored and
+    continued, keeping its finished trials. A run stopped before its end (Ctrl-C) raises
+    KeyboardInterrupt once Tune has saved it.
+    """
+    require_ray()
+    from ray import tune
+
+    from autolr.backends.ray.progress import ProgressCallback
+
+    path = Path(experiment).resolve()
+    folder = RayStudyFolder(path)
+    started_ray = connect(options.address)
+    try:
+        trainable = tune.with_resources(trainable, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+        remote_driver = (options.address or "").startswith("ray://")  # Tune runs on the cluster: no local display
+        callbacks = [ProgressCallback(study["trials"], maximizes(study), on_progress)] if (
+            on_progress and not remote_driver) else []
+        if tune.Tuner.can_restore(str(path)):
+            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            size = population_size(study)
+            folder.claim(study, ())
+            folder.set_attr(RAY_KEY, {**asdict(options), "population": size,
+                                      "populations": math.ceil(study["trials"] / size)})
+            tuner = _new_tuner(trainable, study, space, baselines, path, options, callbacks)
+        tuner.fit()
+        if unfinished_trials(path):
+            raise KeyboardInterrupt(f"the Ray Tune run in {path} stopped before its end; rerun to continue it")
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return path
+
+
+def maximizes(study: dict[str, Any]) -> bool:
+    """Whether the study maximizes its score (its ``direction``, else its ``metric``: accuracy)."""
+    metric_direction = "maximize" if study.get("metric", "accuracy") == "accuracy" else "minimize"
+    return study.get("direction", metric_direction) == "maximize"
+
+
+def _to_cpu(splits: Any) -> Any:
+    """The splits on the CPU, so any worker (with or without a GPU) can unpickle them."""
+    import dataclasses
+
+    import torch
+
+    return dataclasses.replace(splits, **{
+        field.name: getattr(splits, field.name).cpu() for field in dataclasses.fields(splits)
+        if isinstance(getattr(splits, field.name), torch.Tensor)})
+
+
+def cluster_slots(options: RayOptions) -> int:
+    """How many trials the cluster holds at once with these resources per trial (at least 1).
+
+    Tune launches trials from a searcher one at a time unless told this number.
+    """
+    import ray
+
+    resources = ray.cluster_resources()
+    slots = [math.floor(resources.get(name, 0.0) / need + 1e-9)
+             for name, need in (("CPU", options.cpus_per_trial), ("GPU", options.gpus_per_trial)) if need > 0]
+    return max(1, min(slots))
+
+
+def population_size(study: dict[str, Any]) -> int:
+    """Schedules per Tune trial: the study's population, else 1 (one schedule per trial)."""
+    return study.get("population") or 1
+
+
+def trial_scheduler(pruner: str, epochs: int | None, prune_after: float) -> Any:
+    """Ray Tune's scheduler for the study's pruner, never stopping a trial before ``prune_after`` of its epochs.
+
+    hyperband and successive-halving: ``ASHAScheduler`` (asynchronous successive halving,
+    reduction factor 3); median: ``MedianStoppingRule``; none: ``FIFOScheduler``. The
+    metric and mode come from the Tuner. ``epochs`` None (unknown budget): ASHA's rungs
+    run up to ``UNKNOWN_EPOCHS`` and a trial may be stopped from its first report on.
+    """
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    grace_period = max(1, math.ceil(prune_after * epochs)) if epochs else 1
+    if pruner == "none":
+        return FIFOScheduler()
+    if pruner == "median":
+        return MedianStoppingRule(time_attr="training_iteration", grace_period=grace_period)
+    return ASHAScheduler(time_attr="training_iteration", max_t=epochs or UNKNOWN_EPOCHS, grace_period=grace_period,
+                         reduction_factor=3)
+
+
+def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baselines: list[Baseline],
+               path: Path, options: RayOptions, callbacks: list[Any]) -> Any:
+    import optuna
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from autolr.backends.optuna.engine import make_sampler
+    from autolr.backends.ray.searcher import PopulationSearcher, SpaceSampler
+    from autolr.backends.ray.trainable import SCORE_KEY
+
+    mode = "max" if maximizes(study) else "min"
+    size = population_size(study)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # OptunaSearch's in-memory study is an implementation detail
+    in_space = {baseline.name: baseline.params for baseline in baselines if baseline.params is not None}
+    fixed = [{SPEC_KEY: baseline.spec.to_dict(), BASELINE_KEY: baseline.name}
+             for baseline in baselines if baseline.params is None]
+    inner = OptunaSearch(
+        space=SpaceSampler(space, in_space),
+        metric=SCORE_KEY, mode=mode, points_to_evaluate=list(in_space.values()) or None,
+        sampler=make_sampler(study.get("sampler", "tpe"), study["seed"], study["trials"]),
+    )
+    scheduler = trial_scheduler(study.get("pruner", "hyperband"), study.get("epochs"), study.get("prune_after", 0.25))
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=PopulationSearcher(inner, size, SCORE_KEY, mode, fixed), scheduler=scheduler,
+            metric=SCORE_KEY, mode=mode, num_samples=math.ceil(study["trials"] / size),
+            trial_dirname_creator=trial_dirname, reuse_actors=options.reuse_actors,
+            max_concurrent_trials=cluster_slots(options),
+        ),
+        run_config=tune.RunConfig(
+            name=path.name, storage_path=str(path.parent), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=options.max_failures), callbacks=callbacks,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The LR range test: the run, the reading of its curve, how sure the reading is, and its plots."""

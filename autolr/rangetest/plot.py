@@ -1,0 +1,84 @@
+"""Pictures of a range-test result: a PNG (matplotlib, Agg) and an offline HTML fragment (Plotly)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autolr.rangetest.range_test import RangeTestResult
+
+
+def _title(result: "RangeTestResult", line_break: str = "\n") -> str:
+    """The suggestion, interval and spread on one line, then one line per warning."""
+    low, high = result.interval
+    title = f"LR range test ({result.method}): suggestion {result.suggestion:.3g}, interval [{low:.3g}, {high:.3g}]"
+    if result.suggestion_spread is not None:
+        title += f", spread [{result.suggestion_spread[0]:.3g}, {result.suggestion_spread[1]:.3g}]"
+    return line_break.join([title, *(f"warning: {warning}" for warning in result.warnings)])
+
+
+def _loss_label(result: "RangeTestResult") -> str:
+    if result.method == "population":
+        return f"held-out loss after {result.stopped_at} steps at that LR"
+    return "training loss"
+
+
+def write_png(result: "RangeTestResult", path: Path) -> Path:
+    """Loss against LR (log axis), raw and smoothed, with the suggestion and interval marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.2), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    finite = [(lr, loss) for lr, loss in zip(result.lrs, result.losses) if math.isfinite(loss)]
+    axes.plot(*zip(*finite), color="0.7", linewidth=1, label="loss")
+    smoothed = [(lr, loss) for lr, loss in zip(result.lrs, result.smoothed_losses) if math.isfinite(loss)]
+    axes.plot(*zip(*smoothed), color="C0", linewidth=2, label="smoothed",
+              marker="o" if result.method == "population" else None)
+    axes.axvspan(*result.interval, color="C2", alpha=0.12, label="search interval")
+    if result.suggestion_spread is not None:
+        axes.axvspan(*result.suggestion_spread, color="C3", alpha=0.25, label="suggestion spread (5-95%)")
+    axes.axvline(result.suggestion, color="C3", linewidth=2, label=f"suggestion {result.suggestion:.3g}")
+    for (rule, lr), style in zip(sorted(result.suggestions.items()), (":", "--", "-.", (0, (1, 4)))):
+        axes.axvline(lr, color="0.3", linestyle=style, linewidth=1, label=f"{rule} {lr:.3g}")
+    axes.set_xscale("log")
+    lowest = min(loss for _, loss in finite + smoothed)
+    top = min(max(loss for _, loss in smoothed), 2 * smoothed[0][1])
+    margin = 0.05 * (top - lowest) if top > lowest else 0.05
+    axes.set_ylim(lowest - margin, top + margin)
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel(_loss_label(result))
+    axes.set_title(_title(result), fontsize=9)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+def html_fragment(result: "RangeTestResult", include_plotlyjs: bool | str = False) -> str:
+    """A ``<div>`` with the interactive curve; plotly.js is left out unless asked (never a CDN link)."""
+    import plotly.graph_objects as go
+
+    if include_plotlyjs == "cdn":
+        raise ValueError("the range-test fragment must work offline: embed plotly.js (True) or leave it out (False)")
+    figure = go.Figure()
+    figure.add_scatter(x=result.lrs, y=result.losses, mode="lines", name="loss", line={"color": "#bbbbbb"})
+    figure.add_scatter(x=result.lrs, y=result.smoothed_losses, name="smoothed",
+                       mode="lines+markers" if result.method == "population" else "lines",
+                       line={"color": "#1f77b4", "width": 3})
+    figure.add_vrect(x0=result.interval[0], x1=result.interval[1], fillcolor="green", opacity=0.12,
+                     line_width=0, annotation_text="search interval")
+    if result.suggestion_spread is not None:
+        figure.add_vrect(x0=result.suggestion_spread[0], x1=result.suggestion_spread[1], fillcolor="red", opacity=0.2,
+                         line_width=0, annotation_text="suggestion spread", annotation_position="bottom left")
+    figure.add_vline(x=result.suggestion, line_color="red", annotation_text=f"suggestion {result.suggestion:.3g}")
+    for rule, lr in sorted(result.suggestions.items()):
+        figure.add_vline(x=lr, line_dash="dot", line_color="#555555")
+    figure.update_xaxes(type="log", title="learning rate")
+    figure.update_yaxes(title=_loss_label(result))
+    figure.update_layout(title=_title(result, "<br>"), template="plotly_white", height=420)
+    return figure.to_html(full_html=False, include_plotlyjs=include_plotlyjs)

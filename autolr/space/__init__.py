@@ -1,0 +1,1 @@
+"""What a search searches: the search space and the tuned baselines queued beside it."""

@@ -1,0 +1,288 @@
+"""Study definitions: the TOML files in ``studies/``, their validation, defaults and overrides.
+
+A study names a dataset, a model, the optimizer, a budget (epochs per trial, number of
+trials), the schedule families to search, the sampler and pruner, the seed, the storage
+and the device. Every built-in default lives in one place: the TOML files shipped in
+``autolr/studies/`` (``studies/*.toml`` in the repository are links to them), so a
+pip-installed autolr runs ``autolr search --dataset mnist`` exactly like the repository's
+``studies/mnist.toml``.
+
+A study file is data only (``tomllib``); a mistake in it raises :class:`StudyError` with
+one sentence naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from autolr.errors import SpecError, StudyError
+from autolr.schedule.optimizers import OPTIMIZER_PARAMETERS, check_optimizer
+from autolr.schedule.spec import FAMILIES
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
+PRUNERS = ("hyperband", "median", "successive-halving", "none")
+BACKENDS = ("optuna", "ray")
+METRICS = ("accuracy", "loss")  # accuracy is maximized, loss minimized
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
+RESCORE_KEYS = ("top", "seeds")
+MAX_BASELINE_LRS = 12  # LR points per tuned baseline kind, at most
+DECOUPLED_WEIGHT_DECAY = ("adamw",)  # weight_decay decoupled from the gradient; sgd's and adam's is an L2 term
+
+# Fields that decide what a trial's number means; a rerun that changes one of them is a
+# different study and is refused (the budget in trials, the storage, the device, the
+# population size, the sampler and the pruner may change between runs).
+IDENTITY_FIELDS = (
+    "dataset", "model", "metric", "optimizer", "epochs", "batch_size", "families",
+    "warmup", "search_optimizer", "seed", "baseline_lrs", "schedule_free",
+)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One study. ``epochs`` is per trial; ``trials`` counts every trial the study should hold.
+
+    ``population``: trials trained at once (None: chosen from the device). ``prune_after``:
+    fraction of a trial's epochs before which it is never pruned. ``storage``: an Optuna
+    storage URL (None: ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how
+    many top configurations are retrained after the search, on how many fresh seeds.
+    ``retry_interrupted``: run trials again whose process stopped before they finished
+    (SIGKILL, Ctrl-C, a lost machine); they stay recorded as ``interrupted`` either way.
+    ``baseline_lrs``: LR points each tuned baseline (constant, cosine, one-cycle, linear
+    decay, schedule-free) trains, log-spaced over its family's LR interval; they count
+    toward ``trials`` (0: no baselines). ``schedule_free``: include the schedule-free
+    baselines (schedulefree's SGD or AdamW, and Prodigy for Adam-family optimizers).
+    ``target_epochs``: the user's training length; the verdict re-scores at it (None:
+    ``epochs``).
+    """
+
+    name: str
+    dataset: str
+    model: str = "mlp"
+    metric: str = "accuracy"
+    optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "sgd", "momentum": 0.9})
+    epochs: int = 5
+    trials: int = 64
+    families: tuple[str, ...] = ("constant", "step", "cosine", "onecycle")
+    warmup: bool = True
+    search_optimizer: bool = False
+    batch_size: int = 128
+    population: int | None = None
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    prune_after: float = 0.25
+    seed: int = 0
+    device: str = "auto"
+    storage: str | None = None
+    backend: str = "optuna"
+    data_dir: str | None = None
+    retry_interrupted: bool = True
+    rescore_top: int = 3
+    rescore_seeds: int = 5
+    baseline_lrs: int = 7
+    schedule_free: bool = True
+    target_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "families", tuple(self.families))
+        object.__setattr__(self, "optimizer", dict(self.optimizer))
+        _validate(self)
+
+    @property
+    def verdict_epochs(self) -> int:
+        """Epochs of the verdict's re-scoring runs: ``target_epochs``, else ``epochs``."""
+        return self.target_epochs or self.epochs
+
+    @property
+    def direction(self) -> str:
+        """``maximize`` for accuracy, ``minimize`` for loss."""
+        return "maximize" if self.metric == "accuracy" else "minimize"
+
+    def replace(self, **changes: Any) -> "StudyConfig":
+        """A copy with ``changes`` applied (None values are ignored), validated again."""
+        unknown = [key for key in changes if key not in _FIELD_NAMES]
+        if unknown:
+            raise StudyError(f"unknown study field {unknown[0]!r}")
+        return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+    def with_optimizer(self, name: str | None) -> "StudyConfig":
+        """A copy that trains with the optimizer ``name`` (None or the same name: unchanged).
+
+        Only settings that mean the same for the new optimizer are kept: ``momentum`` and
+        ``nesterov`` belong to sgd, ``betas`` and ``eps`` to adam and adamw, and
+        ``weight_decay`` is an L2 term for sgd and adam but decoupled for adamw, so it is
+        kept between sgd and adam only. The others take the new optimizer's defaults.
+        """
+        if name is None or name == self.optimizer["name"]:
+            return self
+        _check_choice("optimizer", name, OPTIMIZER_NAMES)
+        known = {parameter.name for parameter in OPTIMIZER_PARAMETERS[name]}
+        same_decay = (self.optimizer["name"] in DECOUPLED_WEIGHT_DECAY) == (name in DECOUPLED_WEIGHT_DECAY)
+        kept = {key: value for key, value in self.optimizer.items()
+                if key in known and (key != "weight_decay" or same_decay)}
+        return self.replace(optimizer={"name": name, **kept})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The study as plain JSON-safe data (stored with the study), plus its ``direction``."""
+        data = dataclasses.asdict(self)
+        data["families"] = list(self.families)
+        data["direction"] = self.direction
+        return data
+
+    def identity(self) -> dict[str, Any]:
+        """The fields (IDENTITY_FIELDS) a resumed study must share with the stored one."""
+        data = self.to_dict()
+        return {key: data[key] for key in IDENTITY_FIELDS}
+
+
+_FIELD_NAMES = tuple(item.name for item in dataclasses.fields(StudyConfig))
+
+
+def _validate(config: StudyConfig) -> None:
+    if not isinstance(config.name, str) or not config.name.strip() or any(c in config.name for c in "/\\\0"):
+        raise StudyError(f"name must be a non-empty study name without slashes, got {config.name!r}")
+    for key in ("epochs", "trials", "batch_size", "rescore_seeds"):
+        value = getattr(config, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise StudyError(f"{key} must be a positive integer, got {value!r}")
+    if isinstance(config.rescore_top, bool) or not isinstance(config.rescore_top, int) or config.rescore_top < 0:
+        raise StudyError(f"rescore top must be a non-negative integer, got {config.rescore_top!r}")
+    if config.target_epochs is not None and (
+        isinstance(config.target_epochs, bool) or not isinstance(config.target_epochs, int) or config.target_epochs <= 0
+    ):
+        raise StudyError(f"target_epochs must be a positive integer, got {config.target_epochs!r}")
+    lrs = config.baseline_lrs
+    if isinstance(lrs, bool) or not isinstance(lrs, int) or not 0 <= lrs <= MAX_BASELINE_LRS:
+        raise StudyError(f"baseline_lrs must be an integer from 0 to {MAX_BASELINE_LRS}, got {lrs!r}")
+    for key in ("warmup", "search_optimizer", "schedule_free", "retry_interrupted"):
+        if not isinstance(getattr(config, key), bool):
+            raise StudyError(f"{key} must be true or false, got {getattr(config, key)!r}")
+    if config.population is not None and (
+        isinstance(config.population, bool) or not isinstance(config.population, int) or config.population <= 0
+    ):
+        raise StudyError(f"population must be a positive integer, got {config.population!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise StudyError(f"seed must be a non-negative integer, got {config.seed!r}")
+    if not isinstance(config.prune_after, (int, float)) or not 0 <= config.prune_after < 1:
+        raise StudyError(f"prune_after must be a fraction in [0, 1), got {config.prune_after!r}")
+    _check_choice("sampler", config.sampler, SAMPLERS)
+    _check_choice("pruner", config.pruner, PRUNERS)
+    _check_choice("backend", config.backend, BACKENDS)
+    _check_choice("metric", config.metric, METRICS)
+    if not config.families:
+        raise StudyError("families must name at least one schedule family")
+    for family in config.families:
+        _check_choice("family", family, FAMILIES)
+    if len(set(config.families)) != len(config.families):
+        raise StudyError(f"families must not repeat a family, got {list(config.families)}")
+    if not isinstance(config.device, str) or not config.device:
+        raise StudyError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}")
+    if config.device not in ("auto", "cpu", "mps") and not config.device.startswith("cuda"):
+        raise StudyError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}")
+    _validate_optimizer(config.optimizer)
+    _check_budget(config)
+    _validate_names(config.dataset, config.model)
+
+
+def _check_budget(config: StudyConfig) -> None:
+    """``trials`` must leave at least one trial to the search after the tuned baselines' ladders."""
+    from autolr.space.baselines import baseline_kinds
+
+    kinds = baseline_kinds(config.optimizer, config.schedule_free)
+    baseline_trials = config.baseline_lrs * len(kinds)
+    if isinstance(config.trials, int) and baseline_trials >= config.trials:
+        raise StudyError(
+            f"trials = {config.trials} leaves no trial to the search after the {baseline_trials} tuned-baseline "
+            f"trials ({config.baseline_lrs} LRs x {len(kinds)} kinds: {', '.join(kinds)}); raise trials above "
+            f"{baseline_trials} or lower baseline_lrs")
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise StudyError(f"unknown {key} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _validate_optimizer(optimizer: dict[str, Any]) -> None:
+    """A study's optimizer: one of OPTIMIZER_NAMES, its settings checked by the spec's own rules."""
+    _check_choice("optimizer", optimizer.get("name"), OPTIMIZER_NAMES)
+    try:
+        check_optimizer(optimizer)
+    except SpecError as error:
+        raise StudyError(str(error)) from None
+
+
+def _validate_names(dataset: Any, model: Any) -> None:
+    """Dataset and model names against the registries (imported here: they import torch)."""
+    from autolr.data import DATASET_NAMES
+    from autolr.training.models import MODEL_NAMES
+
+    _check_choice("dataset", dataset, tuple(DATASET_NAMES))
+    _check_choice("model", model, tuple(MODEL_NAMES))
+
+
+def study_from_dict(data: dict[str, Any], source: str = "the study") -> StudyConfig:
+    """Build a study from the plain dict of a TOML file (top-level keys plus the
+    ``[optimizer]`` and ``[rescore]`` tables); unknown keys are refused by name."""
+    if not isinstance(data, dict):
+        raise StudyError(f"{source} must be a table of study settings")
+    flat = {key: value for key, value in data.items() if key not in ("optimizer", "rescore")}
+    unknown = [key for key in flat if key not in _FIELD_NAMES or key in ("rescore_top", "rescore_seeds")]
+    if unknown:
+        raise StudyError(f"unknown key {unknown[0]!r} in {source}")
+    if "name" not in flat or "dataset" not in flat:
+        raise StudyError(f"{source} must set both 'name' and 'dataset'")
+    rescore = data.get("rescore", {})
+    if not isinstance(rescore, dict) or any(key not in RESCORE_KEYS for key in rescore):
+        raise StudyError(f"the [rescore] table of {source} may hold only {', '.join(RESCORE_KEYS)}")
+    optimizer = data.get("optimizer", {"name": "sgd", "momentum": 0.9})
+    if not isinstance(optimizer, dict):
+        raise StudyError(f"the [optimizer] table of {source} must be a table of optimizer settings")
+    for key in ("families",):
+        if key in flat and not isinstance(flat[key], list):
+            raise StudyError(f"{key} in {source} must be a list of names")
+    return StudyConfig(
+        **flat, optimizer=optimizer,
+        **{f"rescore_{key}": value for key, value in rescore.items()},
+    )
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise StudyError(f"cannot read study file {str(path)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise StudyError(f"study file {str(path)!r} is not UTF-8 text (byte {error.start})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise StudyError(f"study file {str(path)!r} is not valid TOML: {error}") from None
+    return study_from_dict(data, source=f"study file {str(path)!r}")
+
+
+def packaged_study_names() -> list[str]:
+    """The built-in studies shipped with autolr (``mnist``, ``fashion-mnist``, ``smoke``)."""
+    folder = resources.files("autolr") / "studies"
+    return sorted(item.name.removesuffix(".toml") for item in folder.iterdir() if item.name.endswith(".toml"))
+
+
+def packaged_study(name: str) -> StudyConfig:
+    """A built-in study by name, read from the TOML shipped inside the package."""
+    if name not in packaged_study_names():
+        raise StudyError(f"unknown built-in study {name!r}; choose one of {', '.join(packaged_study_names())}")
+    text = (resources.files("autolr") / "studies" / f"{name}.toml").read_text(encoding="utf-8")
+    return study_from_dict(tomllib.loads(text), source=f"built-in study {name!r}")
+
+
+def default_study(dataset: str) -> StudyConfig:
+    """The study ``autolr search --dataset NAME`` runs: the built-in study of that name,
+    or, for a dataset without one, ``mnist``'s settings on that dataset."""
+    if dataset in packaged_study_names():
+        return packaged_study(dataset)
+    return packaged_study("mnist").replace(name=dataset, dataset=dataset)

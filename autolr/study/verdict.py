@@ -1,0 +1,157 @@
+"""The verdict: does the best searched schedule beat the best LR-tuned baseline, and what is exported.
+
+Pure functions over re-scored runs (``RescoreRecord``: scores per fresh seed, paired by
+seed: the same initial weights and batch order for every configuration of one seed).
+
+- A seed whose run failed (diverged: NaN) counts, at ``failure_score``: accuracy 0, or
+  for a loss the worst loss any run of that split reached. A configuration next to a cliff
+  is not rescued by averaging only the seeds that trained.
+- The winner is chosen on validation; test is reported beside it, never used to choose.
+- Occam's export: the searched schedule is exported only when it beats the best tuned
+  baseline on validation with a paired 95% t interval above zero; otherwise the best tuned
+  baseline (the simpler schedule that is not worse) is exported, and the sentence says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from scipy import stats
+
+from autolr.space.baselines import KIND_LABELS
+from autolr.study.records import RescoreRecord
+
+CONFIDENCE = 0.95  # level of the paired interval on the gain
+
+
+@dataclass(frozen=True)
+class PairedGain:
+    """``mean`` of the per-seed differences (better minus worse is positive) and its CONFIDENCE
+    t interval (``low``/``high`` None with fewer than two seeds)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    seeds: int
+
+    @property
+    def clear(self) -> bool:
+        """Whether the interval lies above zero: a gain that can be claimed."""
+        return self.low is not None and self.low > 0
+
+    def text(self) -> str:
+        """``+0.0006, 95% CI -0.0020 to +0.0030`` (or ``+0.0006, one seed: no interval``)."""
+        if self.low is None or self.high is None:
+            return f"{self.mean:+.4f}, one seed: no interval"
+        return f"{self.mean:+.4f}, {CONFIDENCE:.0%} CI {self.low:+.4f} to {self.high:+.4f}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the re-scoring decided. Indices point into the re-scored list.
+
+    ``outcome``: ``gain`` (the searched schedule is exported), ``no gain`` (the best baseline
+    is), ``no baselines`` or ``no searched`` (only one side was re-scored). ``val_gain`` and
+    ``test_gain``: best searched minus best baseline, paired by seed (None unless both sides
+    exist). ``sentence``: the answer in plain words, with the numbers.
+    """
+
+    outcome: str
+    exported: int
+    best_searched: int | None
+    best_baseline: int | None
+    val_gain: PairedGain | None
+    test_gain: PairedGain | None
+    sentence: str
+
+
+def failure_score(scores: Sequence[Sequence[float]], maximize: bool) -> float:
+    """The score a failed seed counts at: 0 for a maximized score (accuracy), else the worst
+    finite score in ``scores`` (all runs of one split)."""
+    if maximize:
+        return 0.0
+    finite = [value for row in scores for value in row if math.isfinite(value)]
+    return max(finite) if finite else math.inf
+
+
+def counted(scores: Sequence[float], failed_at: float) -> list[float]:
+    """``scores`` with each failed seed (NaN or infinite) replaced by ``failed_at``."""
+    return [value if math.isfinite(value) else failed_at for value in scores]
+
+
+def mean(values: Sequence[float]) -> float:
+    """The arithmetic mean (NaN for no values)."""
+    return sum(values) / len(values) if values else math.nan
+
+
+def paired_gain(ours: Sequence[float], theirs: Sequence[float], maximize: bool) -> PairedGain:
+    """The per-seed difference ``ours - theirs`` (sign-flipped for a minimized score) and its t interval."""
+    sign = 1.0 if maximize else -1.0
+    differences = [sign * (a - b) for a, b in zip(ours, theirs)]
+    average = mean(differences)
+    if len(differences) < 2:
+        return PairedGain(average, None, None, len(differences))
+    spread = math.sqrt(sum((d - average) ** 2 for d in differences) / (len(differences) - 1))
+    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, len(differences) - 1)) * spread / math.sqrt(len(differences))
+    return PairedGain(average, average - half, average + half, len(differences))
+
+
+def describe(record: RescoreRecord) -> str:
+    """A configuration in a few words: ``cosine to zero at LR 0.09`` or ``searched wsd at LR 0.04``."""
+    lr = f"LR {record.spec.get('lr', math.nan):.3g}"
+    if record.baseline:
+        return f"{KIND_LABELS.get(record.baseline, record.baseline)} at {lr}"
+    return f"the searched {record.spec.get('family')} at {lr}"
+
+
+def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "score") -> Verdict | None:
+    """The verdict over ``rescored`` (None when nothing was re-scored)."""
+    if not rescored:
+        return None
+    val_failed = failure_score([r.val_scores for r in rescored], maximize)
+    test_failed = failure_score([r.test_scores for r in rescored], maximize)
+    sign = 1.0 if maximize else -1.0
+
+    def best_of(indices: list[int]) -> int | None:
+        scored = [(sign * mean(counted(rescored[i].val_scores, val_failed)), -i) for i in indices]
+        return -max(scored)[1] if scored else None
+
+    searched = best_of([i for i, r in enumerate(rescored) if not r.baseline])
+    baseline = best_of([i for i, r in enumerate(rescored) if r.baseline])
+    if searched is None or baseline is None:
+        exported = searched if baseline is None else baseline
+        assert exported is not None, "rescored is not empty"  # and each record is searched or a baseline
+        outcome = "no baselines" if baseline is None else "no searched"
+        sentence = (f"Exported {describe(rescored[exported])}: no tuned baseline was re-scored to compare with."
+                    if baseline is None else
+                    f"Exported {describe(rescored[exported])}: no searched schedule completed to compare with.")
+        return Verdict(outcome, exported, searched, baseline, None, None, sentence)
+    ours, theirs = rescored[searched], rescored[baseline]
+    val_gain = paired_gain(counted(ours.val_scores, val_failed), counted(theirs.val_scores, val_failed), maximize)
+    test_gain = paired_gain(counted(ours.test_scores, test_failed), counted(theirs.test_scores, test_failed), maximize)
+    failures = _failures_text(ours, theirs)
+    if val_gain.clear:
+        sentence = (f"{_capital(describe(ours))} beat the best LR-tuned baseline, {describe(theirs)}, on validation "
+                    f"{metric} ({val_gain.text()}, paired over {val_gain.seeds} fresh seeds; test "
+                    f"{test_gain.text()}){failures}; exported {ours.spec.get('family')}.")
+        return Verdict("gain", searched, searched, baseline, val_gain, test_gain, sentence)
+    sentence = (f"No searched schedule beat {describe(theirs)} (best searched: {describe(ours)}, "
+                f"{val_gain.text()} on validation {metric}, paired over {val_gain.seeds} fresh seeds; test "
+                f"{test_gain.text()}){failures}; exported {KIND_LABELS.get(theirs.baseline or '', theirs.baseline)}.")
+    return Verdict("no gain", baseline, searched, baseline, val_gain, test_gain, sentence)
+
+
+def _failures_text(*records: RescoreRecord) -> str:
+    """``; 2 of 5 seeds of the searched wsd at LR 0.2 failed`` for each record with failed seeds."""
+    parts = []
+    for record in records:
+        failed = sum(not math.isfinite(value) for value in record.val_scores)
+        if failed:
+            parts.append(f"{failed} of {len(record.val_scores)} seeds of {describe(record)} failed")
+    return "".join(f"; {part}" for part in parts)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
