@@ -13,7 +13,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from autolr.search import SearchResult, baselines_of, check_positive, open_search
+from autolr.backends.optuna.search import open_search
+from autolr.search import SearchResult, baselines_of, check_positive
 from autolr.space.search_space import SearchSpace
 from autolr.study.population_trials import members_evaluator
 from autolr.training.module_population import as_splits, train_module_population
@@ -57,9 +58,9 @@ def search_module(
     splits = as_splits(data)
     device = str(resolve_device(device, splits))
     baseline_specs = baselines_of(space, baselines_lr) if baselines else []
-    engine = open_search("optuna", space, n_trials, baseline_specs, storage=storage, study_name=study_name,
-                         direction="maximize" if metric == "accuracy" else "minimize", sampler=sampler, pruner=pruner,
-                         epochs=epochs, prune_after=prune_after, seed=seed)
+    engine = open_search(space, n_trials, baseline_specs, storage, {
+        "name": study_name, "direction": "maximize" if metric == "accuracy" else "minimize", "epochs": epochs,
+        "sampler": sampler, "pruner": pruner, "prune_after": prune_after, "seed": seed, "metric_name": "val_score"})
 
     def train(specs: list[Any], on_epoch: Callable[[int, int, float], bool]) -> list[Any]:
         return train_module_population(model_factory, specs, splits, epochs, batch_size, seeds=[seed] * len(specs),

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 from autolr.errors import StudyError
 from autolr.schedule.spec import ScheduleSpec
-from autolr.trials import Engine, Trial, TrialPruned, objective_evaluator, run_trials
+from autolr.trials import Trial, TrialPruned
 
 __all__ = ["SearchResult", "TrialPruned", "search"]  # TrialPruned: the signal a user's objective raises
 
@@ -128,17 +128,11 @@ def search(
     if not isinstance(metric_name, str) or not metric_name.strip():
         raise StudyError(f"metric_name must be a non-empty name such as 'val_accuracy', got {metric_name!r}")
     baseline_specs = baselines_of(space, baselines_lr) if baselines else []
-    if backend == "ray":  # Ray Tune drives its own trials: no ask/tell engine
-        from autolr.backends.ray.backend import search_objective
+    from autolr.backends import search_objective  # loads the engine (Optuna or Ray) on first use
 
-        return SearchResult(*search_objective(objective, space, n_trials, baseline_specs, storage, {
-            "name": study_name, "direction": direction, "epochs": epochs, "sampler": sampler, "pruner": pruner,
-            "prune_after": prune_after, "seed": seed}))
-    engine = open_search(backend, space, n_trials, baseline_specs, storage=storage, study_name=study_name,
-                         direction=direction, sampler=sampler, pruner=pruner, epochs=epochs, prune_after=prune_after,
-                         seed=seed, metric_name=metric_name)
-    run_trials(engine, objective_evaluator(objective, direction), n_trials)
-    return SearchResult(engine.read_record(), engine.storage_url)
+    return SearchResult(*search_objective(backend, objective, space, n_trials, baseline_specs, storage, {
+        "name": study_name, "direction": direction, "epochs": epochs, "sampler": sampler, "pruner": pruner,
+        "prune_after": prune_after, "seed": seed, "metric_name": metric_name}))
 
 
 def check_positive(name: str, value: Any) -> None:
@@ -150,25 +144,3 @@ def check_positive(name: str, value: Any) -> None:
 def baselines_of(space: "SearchSpace", lr: float | None) -> list[Baseline]:
     """The space's baselines at ``lr`` (None: the geometric middle of its LR interval)."""
     return space.baselines(lr or math.sqrt(space.lr_low * space.lr_high))
-
-
-def open_search(
-    backend: str, space: "SearchSpace", n_trials: int, baseline_specs: Sequence[Baseline], *, storage: str | None,
-    study_name: str, direction: str, sampler: str, pruner: str, epochs: int | None, prune_after: float, seed: int,
-    metric_name: str = "val_score",
-) -> Engine[Any]:
-    """The ask/tell engine of a search's study (arguments as in :func:`search`): claimed, its
-    baselines queued once, trials whose process died marked interrupted."""
-    from autolr.backends import open_engine
-
-    engine = open_engine(
-        backend, storage=storage, study_name=study_name, space=space, direction=direction,
-        sampler=sampler, pruner=pruner, epochs=epochs, prune_after=prune_after, seed=seed,
-        n_trials=n_trials, metric_name=metric_name,
-    )
-    engine.claim({"name": study_name, "direction": direction, "space": space.to_dict(), "epochs": epochs},
-                 identity_keys=("direction", "space", "epochs"))
-    if baseline_specs:
-        engine.queue_baselines(baseline_specs)
-    engine.recover_interrupted()
-    return engine

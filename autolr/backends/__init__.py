@@ -1,51 +1,51 @@
-"""Search engines: the only modules that import Optuna or Ray. Pick one by name.
+"""Search engines: the only code that imports Optuna or Ray. Pick one by name.
 
-``optuna`` (embedded, the default): :mod:`autolr.backends.optuna.engine`, its built-in
-studies in :mod:`autolr.backends.optuna.study`. ``ray``: Ray Tune, in
-:mod:`autolr.backends.ray.backend` (extra ``autolr[ray]``). For a user's objective an engine
-implements :class:`autolr.trials.Engine`; for a built-in study,
-:class:`autolr.study.backend.StudyBackend`. Engine-neutral code (the search loop, the study
-pipeline, the re-scoring) talks to an engine only through these protocols.
+Each engine is a package here, ``optuna`` (embedded, the default) and ``ray`` (Ray Tune,
+extra ``autolr[ray]``), exporting the same two entry points: ``open_study(config, run_dir,
+workers, **options)``, its :class:`autolr.study.backend.StudyBackend` for a built-in study,
+and ``search_objective(objective, space, n_trials, baselines, storage, definition)``, a
+user's objective searched (``autolr.search``). Optuna's ask/tell engine also implements
+:class:`autolr.trials.Engine`, the loop's protocol. Engine-neutral code (the loop, the study
+pipeline, the re-scoring) talks to an engine only through these.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from autolr.errors import StudyError
 
 if TYPE_CHECKING:
-    from autolr.search import Engine
+    from autolr.space.baselines import Baseline
+    from autolr.space.search_space import SearchSpace
     from autolr.study.backend import StudyBackend
     from autolr.study.config import StudyConfig
+    from autolr.study.records import StudyRecord
+    from autolr.trials import Engine
 
-BACKENDS = ("optuna", "ray")
-_ENGINE_MODULES = {"optuna": "optuna.engine", "ray": "ray.backend"}
-_STUDY_CLASSES = {"optuna": ("optuna.study", "OptunaStudy"), "ray": ("ray.backend", "RayStudy")}
+BACKENDS = ("optuna", "ray")  # each a package here exporting open_study and search_objective
 
 
-def backend_module(name: str, module: str | None = None) -> Any:
-    """The module of the engine ``name`` (or its module ``module``); an unknown or unavailable one raises StudyError."""
+def engine_package(name: str) -> Any:
+    """The package of the engine ``name``; an unknown or unavailable one raises StudyError."""
     if name not in BACKENDS:
         raise StudyError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    module = module or _ENGINE_MODULES[name]
     try:
-        return importlib.import_module(f"autolr.backends.{module}")
+        return importlib.import_module(f"autolr.backends.{name}")
     except ModuleNotFoundError as error:
         if error.name == "ray":
             raise StudyError("the ray backend needs Ray Tune: pip install 'autolr[ray]'") from None
-        if error.name == f"autolr.backends.{module}":
-            raise StudyError(f"the {name} backend is not available in this version of autolr") from None
         raise
 
 
 def open_engine(backend: str = "optuna", **options: Any) -> "Engine[Any]":
-    """An ask/tell engine of ``backend`` over one study (options as ``OptunaEngine`` takes
-    them), for ``autolr.search`` with a user's objective. Ray Tune drives its trials itself:
-    ``autolr.search`` hands a Ray search to ``backends.ray.backend.search_objective`` instead."""
-    return backend_module(backend).open_engine(**options)
+    """An ask/tell engine over one study (options as ``OptunaEngine`` takes them). Only Optuna
+    has one: Ray Tune drives its own trials (see :func:`search_objective`)."""
+    if backend != "optuna":
+        raise StudyError(f"the {backend} backend has no ask/tell engine; use autolr.search(..., backend={backend!r})")
+    return engine_package(backend).OptunaEngine(**options)
 
 
 def open_study(config: "StudyConfig", run_dir: Path, workers: int = 1, **options: Any) -> "StudyBackend":
@@ -54,6 +54,15 @@ def open_study(config: "StudyConfig", run_dir: Path, workers: int = 1, **options
     ``workers``: local processes training trials (Optuna only). ``options``: the engine's
     own (Ray: ``address``, ``gpus_per_trial``, ``cpus_per_trial``, ``max_failures``).
     """
-    module, name = _STUDY_CLASSES.get(config.backend, (None, ""))
-    study_class = getattr(backend_module(config.backend, module), name)
-    return study_class(config, run_dir, workers, **options)
+    return engine_package(config.backend).open_study(config, run_dir, workers, **options)
+
+
+def search_objective(backend: str, objective: Callable[..., float], space: "SearchSpace", n_trials: int,
+                     baselines: Sequence["Baseline"], storage: str | None,
+                     definition: dict[str, Any]) -> tuple["StudyRecord", str]:
+    """``autolr.search(objective)`` on the engine ``backend``: the study's record and where it lives.
+
+    ``definition``: the search's ``name``, ``direction``, ``epochs``, ``sampler``, ``pruner``,
+    ``prune_after``, ``seed`` and ``metric_name`` (see ``autolr.search``).
+    """
+    return engine_package(backend).search_objective(objective, space, n_trials, baselines, storage, definition)
