@@ -13,7 +13,6 @@ and the bounds can be re-read from the JSON without training again.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,11 +22,12 @@ from typing import Any
 import torch
 
 from autolr.bench.lr_bounds_analysis import GOOD_BAND, Bounds, GridBest, derive_bounds, grid_best
-from autolr.bench.throughput import describe_device, first_train_rows
+from autolr.bench.throughput import first_train_rows
 from autolr.rangetest.range_test import builtin_range_test
 from autolr.schedule.spec import ScheduleSpec
 from autolr.space.baselines import lr_ladder
 from autolr.space.search_space import BASELINES
+from autolr.training.device import describe_hardware
 from autolr.training.population import train_population
 
 FAMILY_PARAMS: dict[str, dict[str, Any]] = {
@@ -212,7 +212,7 @@ def family_bounds(runs: list[SettingRun], margin: float) -> dict[str, FamilyBoun
 
 def hardware() -> str:
     """The CPU's model, its cores and torch's version and threads."""
-    return f"{describe_device('cpu')}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{describe_hardware('cpu')}, torch {torch.__version__}"
 
 
 def markdown(runs: list[SettingRun], size: BoundsSize, hardware: str, wall_seconds: float) -> str:

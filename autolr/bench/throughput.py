@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +37,7 @@ from autolr.backends.optuna.bench_search import Report, SearchOutcome, tpe_media
 from autolr.data import Splits, load_splits
 from autolr.errors import UserError
 from autolr.schedule.spec import ScheduleSpec
+from autolr.training.device import describe_device
 from autolr.training.models import build_model
 from autolr.training.module_population import build_member, train_module_population
 from autolr.training.population import train_population
@@ -210,22 +210,6 @@ def markdown_table(report: BenchReport) -> str:
     ]
     lines += ["| " + " | ".join(table_cells(row)) + " |" for row in report.rows]
     return "\n".join(lines)
-
-
-def describe_device(device: str) -> str:
-    """The device in words: the GPU's name, or the CPU's model name and torch's thread count."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"CPU {_cpu_model()} ({torch.get_num_threads()} threads)"
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _row(name: str, size: int, outcome: SearchOutcome, seconds: float) -> BenchRow:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -167,10 +166,9 @@ def plain_loop_seconds(record: StudyRecord, config: Any) -> float:
 
 def hardware() -> str:
     """This machine in a few words: the GPU's name, else the CPU model, its cores and threads."""
-    from autolr.bench.throughput import describe_device
+    from autolr.training.device import describe_hardware
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return describe_device(device) + ("" if device == "cuda" else f", {os.cpu_count()} cores")
+    return describe_hardware("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _interval(gain: dict[str, Any] | None) -> str:

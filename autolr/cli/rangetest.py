@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 from pathlib import Path
 from typing import Optional
 
@@ -88,9 +86,8 @@ def bench_rangetest(
     """Compare range-test suggestions with the best LR of a constant-LR grid (MNIST, Fashion-MNIST; mlp, cnn)."""
     from dataclasses import replace
 
-    import torch
-
     from autolr.bench import rangetest as bench
+    from autolr.training.device import describe_hardware
 
     if reanalyse:
         cases, size, hardware = bench.read(out_dir / "rangetest.json")
@@ -103,7 +100,7 @@ def bench_rangetest(
                 size = replace(size, seeds=tuple(int(seed) for seed in seeds.split(",")))
             except ValueError:
                 raise UserError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
-        hardware = f"{platform.machine()} CPU ({os.cpu_count()} cores, shared), torch {torch.get_num_threads()} threads"
+        hardware = describe_hardware("cpu")
 
         def progress(cases: list) -> None:
             case = cases[-1]

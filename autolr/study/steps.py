@@ -9,7 +9,6 @@ Optuna engine use them too.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -24,6 +23,7 @@ from autolr.space.search_space import SearchSpace
 from autolr.study.backend import StudyStore
 from autolr.study.config import StudyConfig
 from autolr.study.records import RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY
+from autolr.training.device import describe_hardware
 from autolr.training.population import choose_population_size
 
 
@@ -125,10 +125,8 @@ def study_meta(config: StudyConfig, device: str, population: int, workers: int, 
     """The run's metadata for the report: wall time (seconds, summed over resumed runs), hardware, sizes,
     and where the data came from."""
     previous = engine.get_attr(SEARCH_META_KEY) or {}
-    hardware = torch.cuda.get_device_name(device) if device.startswith("cuda") else (
-        f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores")
     return {
         "wall_time_s": float(previous.get("wall_time_s", 0.0)) + time.monotonic() - started,
-        "hardware": hardware, "device": device, "population": population, "workers": workers,
+        "hardware": describe_hardware(device), "device": device, "population": population, "workers": workers,
         "finished": True, "torch": torch.__version__, "data_source": data_source,
     }
