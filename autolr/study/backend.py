@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 if TYPE_CHECKING:
     from autolr.data.splits import Splits
-    from autolr.space.search_space import Baseline, SearchSpace
+    from autolr.space.baselines import Baseline
+    from autolr.space.search_space import SearchSpace
     from autolr.study.config import StudyConfig
     from autolr.study.records import StudyRecord
     from autolr.trials import Progress
