@@ -37,3 +37,30 @@ def test_a_row_reports_the_export_against_tuned_cosine_and_schedule_free():
     text = markdown({"hardware": "test CPU", "torch": "x", "rows": [row]})
     assert "| mnist mlp | 10 (1) | 4 | no gain | cosine to zero at LR 0.09 | 0.9520 |" in text
     assert row["sentence"] in text
+
+
+@pytest.mark.slow
+def test_a_stopped_reference_run_keeps_its_rows_and_runs_only_the_missing_one(tmp_path):
+    """The quick reference (a digits study) run whole, then with its 3x row dropped from verdict.json:
+    the kept row comes back unchanged, the dropped one is measured again from the stored study."""
+    import json
+
+    from autolr.bench.verdict import QUICK_SETTINGS, run_reference
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    first = run_reference(QUICK_SETTINGS, runs, out, quick=True)
+    assert [row["epochs"] for row in first["rows"]] == [2, 6]
+    assert all(row["plain_loop_grid_s"] > 0 for row in first["rows"])
+    stored = json.loads((out / "verdict.json").read_text())
+    stored["rows"] = stored["rows"][:1]
+    (out / "verdict.json").write_text(json.dumps(stored))
+
+    second = run_reference(QUICK_SETTINGS, runs, out, quick=True)
+    kept, again = second["rows"]
+    # not rerun (a rerun study's wall time would have grown); the plain loop is timed again for both rows
+    assert {**kept, "plain_loop_grid_s": None} == {**first["rows"][0], "plain_loop_grid_s": None}
+    assert kept["plain_loop_grid_s"] == again["plain_loop_grid_s"] > 0
+    assert again["study_wall_s"] > first["rows"][1]["study_wall_s"]  # the study was opened again...
+    assert again["test_exported"] == first["rows"][1]["test_exported"]  # ...and its stored verdict reused
+    assert again["grid_cosine"] == first["rows"][1]["grid_cosine"]  # the check retrains deterministically
+    assert json.loads((out / "verdict.json").read_text())["rows"] == second["rows"]

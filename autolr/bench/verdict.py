@@ -30,31 +30,45 @@ GRID_LRS = (0.005, 1.0, 12)  # the independent cosine grid: 12 peak LRs log-spac
 def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, out_dir: Path, quick: bool = False,
                   on_row: Any = None) -> dict[str, Any]:
     """Every setting's rows (one per verdict length) plus the hardware they ran on, written to
-    ``out_dir`` after each setting; a setting whose rows ``out_dir`` already holds is kept, so a
-    stopped run resumes (its studies resume too: nothing finished is trained again)."""
+    ``out_dir`` after each row; a row ``out_dir`` already holds is kept, so a stopped run
+    resumes (its studies resume too: nothing finished is trained again)."""
     from autolr.study.config import default_study
     from autolr.study.run import run_study
 
     done = _stored_rows(out_dir / "verdict.json")
     rows: list[dict[str, Any]] = []
-    for dataset, model in settings:
-        if len(done.get(f"{dataset} {model}", [])) == len(HORIZON_FACTORS):
-            rows += done[f"{dataset} {model}"]
-            continue
+    for index, (dataset, model) in enumerate(settings):
+        setting = f"{dataset} {model}"
+        later = [row for d, m in settings[index + 1:] for row in done.get(f"{d} {m}", [])]  # kept in every write
         config = default_study(dataset).replace(name=f"reference-{dataset}-{model}", model=model)
         if quick:
             config = config.replace(trials=10, baseline_lrs=1, schedule_free=True, rescore_seeds=2, rescore_top=1,
                                     epochs=2, population=8)
+        kept = {row["epochs"]: row for row in done.get(setting, [])}
+        setting_rows: list[dict[str, Any]] = []
+        record = None  # the study's record, once a row ran it
         for factor in HORIZON_FACTORS:
-            run = run_study(config.replace(target_epochs=config.epochs * factor), out=runs_dir)
+            target = config.replace(target_epochs=config.epochs * factor)
+            if target.verdict_epochs in kept:
+                setting_rows.append(kept[target.verdict_epochs])
+                continue
+            run = run_study(target, out=runs_dir)
+            record = run.record
             study_wall = float(run.record.meta.get("wall_time_s", run.wall_time_s))  # summed over resumed runs
-            row = verdict_row(run.record, f"{dataset} {model}", study_wall)
-            row["grid_cosine"] = grid_cosine(run.record, config.replace(target_epochs=config.epochs * factor))
-            rows.append(row)
+            row = verdict_row(run.record, setting, study_wall)
+            row["grid_cosine"] = grid_cosine(run.record, target)
+            setting_rows.append(row)
             if on_row:
                 on_row(row)
-        rows[-1]["plain_loop_grid_s"] = rows[-2]["plain_loop_grid_s"] = plain_loop_seconds(run.record, config)
-        write_reference(_report(rows), out_dir)
+            write_reference(_report(rows + setting_rows + later), out_dir)  # a stopped run keeps this row
+        if any(row["plain_loop_grid_s"] is None for row in setting_rows):
+            if record is None:  # both rows were kept: the stored study, nothing trained again
+                record = run_study(config, out=runs_dir).record
+            seconds = plain_loop_seconds(record, config)
+            for row in setting_rows:
+                row["plain_loop_grid_s"] = seconds
+        rows += setting_rows
+        write_reference(_report(rows + later), out_dir)
     return _report(rows)
 
 

@@ -78,7 +78,7 @@ def bench_verdict(
 ) -> None:
     """Reference results: each built-in setting's study, its verdict at 1x and 3x its epochs, and a plain loop's time.
 
-    Written after each setting; rerun the same command to resume a stopped run."""
+    Written after each row; rerun the same command to resume a stopped run (rows written are kept)."""
     from autolr.bench.verdict import QUICK_SETTINGS, SETTINGS, run_reference, write_reference
 
     console = Console()
