@@ -29,15 +29,10 @@ BACKENDS = ("optuna", "ray")  # each a package here exporting open_study and sea
 
 
 def engine_package(name: str) -> Any:
-    """The package of the engine ``name``; an unknown or unavailable one raises StudyError."""
+    """The package of the engine ``name``; an unknown one raises StudyError."""
     if name not in BACKENDS:
         raise StudyError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    try:
-        return importlib.import_module(f"autolr.backends.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == "ray":
-            raise StudyError("the ray backend needs Ray Tune: pip install 'autolr[ray]'") from None
-        raise
+    return importlib.import_module(f"autolr.backends.{name}")  # Ray itself is imported on use (require_ray)
 
 
 def open_engine(backend: str = "optuna", **options: Any) -> "Engine[Any]":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from autolr.backends import open_study
-from autolr.errors import StudyError
+from autolr.search import check_positive
 from autolr.space.baselines import tuned_baselines
 from autolr.study.backend import StudyTrials
 from autolr.study.config import StudyConfig
@@ -68,8 +68,7 @@ def run_study(
     finished is trained again. Ctrl-C marks the trials in flight interrupted (queued to
     run again) and raises KeyboardInterrupt.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise StudyError(f"workers must be a positive integer, got {workers!r}")
+    check_positive("workers", workers)
     started = time.monotonic()
     device = resolve_device(config.device)  # every check before the study is stored
     phase = on_phase or (lambda name: None)
