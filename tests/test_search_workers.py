@@ -25,7 +25,12 @@ def test_two_workers_share_one_journal_study_and_record_each_trial_once(tmp_path
     trials = run.record.trials
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert 10 <= len(trials) <= 11  # the budget is re-read before each ask: at most one extra per other worker
-    assert all(t.state == "complete" and t.epochs_run == 2 and len(t.val_curve) == 2 for t in trials)
+    # each trial ran to its end: complete after both epochs, or stopped as diverged with its reason (TPE may
+    # pick an LR near the top of the range); none left running, failed or interrupted
+    ends = [(t.number, t.state, t.epochs_run, len(t.val_curve), t.error) for t in trials]
+    assert all(state == "complete" and run == curve == 2 or state == "diverged" and error
+               for _, state, run, curve, error in ends), ends
+    assert sum(state == "complete" for _, state, *_ in ends) >= 8, ends
     specs = [json.dumps(t.spec, sort_keys=True) for t in trials]
     assert len(set(specs)) == len(specs)  # no configuration trained twice
     assert sorted(t.baseline for t in trials if t.baseline) == ["constant#1", "cosine#1", "linear#1", "onecycle#1"]
