@@ -211,6 +211,7 @@ def test_range_test_command_prints_json_and_writes_plots(tmp_path) -> None:
     low, high = printed["interval"]
     assert low < printed["suggestion"] < high and printed["method"] == "sweep"
     assert printed["data_source"]  # says where the data came from
+    assert printed["suggestion"] == min(printed["suggestions"]["loss_min"] / 4, printed["suggestions"]["check"])
     stored = json.loads((tmp_path / "range_test.json").read_text())
     assert stored["suggestion"] == printed["suggestion"] and stored["stopped_at"] <= 60
     assert (tmp_path / "range_test.png").stat().st_size > 10_000

@@ -1,9 +1,11 @@
 """Benchmark: how close the range test's suggestion lands to the best LR of a constant-LR grid.
 
-For each dataset, model and seed: train a grid of constant LRs (SGD momentum 0.9, batch
-128, the population trainer) and take the LR with the best validation accuracy
+For each setting (dataset, model, optimizer, batch size, epochs) and seed: train a grid of
+constant LRs (the population trainer) and take the LR with the best validation accuracy
 (the vertex of a parabola fitted around the best point, so one lucky point does not decide it); run the
-range tests on the same model initialisation and data; report suggestion / grid best.
+range tests on the same model initialisation and data; judge each suggestion against the grid
+(``judge``). The settings the rules were chosen on (``TUNING``) are reported apart from those
+held out (``HELD_OUT``, and a least-squares problem whose stable LR is known).
 Every run's raw curves are saved, so ``reanalyse`` re-reads them under the current rules
 without training again (training is deterministic given the seed).
 """
@@ -23,7 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autolr.rangetest.range_test import lr_range_test, population_range_test, sweep_result
+from autolr.bench.least_squares import least_squares
+from autolr.data.splits import Splits
+from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, CHECK_STEPS, checked_suggestion
+from autolr.rangetest.range_test import lr_range_test, population_check, population_range_test, sweep_result
 from autolr.schedule.spec import ScheduleSpec
 from autolr.training.models import build_model
 from autolr.training.population import train_population
@@ -43,31 +48,71 @@ class _Sweep(TypedDict):
 SWEEP: _Sweep = {"start_lr": 1e-7, "end_lr": 10.0, "num_steps": 100}  # the same sweep for autolr and torch-lr-finder
 
 
+OPTIMIZERS: dict[str, dict[str, Any]] = {  # spec optimizer dicts of the settings' optimizers
+    "sgd": {"name": "sgd", "momentum": 0.9},
+    "adamw": {"name": "adamw", "weight_decay": 0.01},
+    "gd": {"name": "sgd", "momentum": 0.0},  # least squares: plain full-batch gradient descent
+}
+GRID_LRS: dict[str, tuple[float, ...]] = {  # 13 constant LRs 1.78x apart, per optimizer
+    "sgd": tuple(10 ** (k / 4) for k in range(-10, 3)),  # 0.0032 .. 3.2
+    "adamw": tuple(10 ** (k / 4) for k in range(-16, -3)),  # 1e-4 .. 0.056
+}
+
+
+@dataclass(frozen=True)
+class BenchSetting:
+    """One training job the suggestion is judged on: data, model, optimizer, batch size (rows) and epochs.
+
+    ``held_out``: not used to choose or tune any rule (the rules were fixed before these ran).
+    """
+
+    dataset: str
+    model: str
+    optimizer: str = "sgd"
+    batch_size: int = 128
+    epochs: int = 2
+    held_out: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} {self.model} {self.optimizer} b{self.batch_size} {self.epochs}ep"
+
+
+TUNING = tuple(BenchSetting(dataset, model) for model in ("mlp", "cnn") for dataset in ("mnist", "fashion-mnist"))
+HELD_OUT = (
+    BenchSetting("digits", "cnn", epochs=20, held_out=True),  # small images, trained long
+    BenchSetting("digits", "mlp", optimizer="adamw", batch_size=64, epochs=10, held_out=True),
+    BenchSetting("mnist", "mlp", batch_size=512, epochs=20, held_out=True),  # large batches, long
+    BenchSetting("mnist", "cnn", optimizer="adamw", epochs=4, held_out=True),
+)
+
+
 @dataclass(frozen=True)
 class BenchSize:
     """How big each part of the benchmark is."""
 
-    datasets: tuple[str, ...] = ("mnist", "fashion-mnist")
-    models: tuple[str, ...] = ("mlp", "cnn")
+    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT
     seeds: tuple[int, ...] = (0, 1, 2)
-    train_rows: int = 4000  # training rows used
-    val_rows: int = 1000  # validation rows the grid is scored on
-    grid_lrs: tuple[float, ...] = tuple(10 ** (k / 4) for k in range(-9, 1))  # 0.0056 .. 1, 1.78x apart
-    grid_epochs: int = 2
+    train_rows: int = 4000  # training rows used (fewer where the dataset has fewer)
+    val_rows: int = 1000  # rows the grid is scored on: the validation split, then test rows where it is smaller
     population_lrs: int = 8  # population range test: LRs from 1e-3 to 10
     population_steps: int = 60
     population_models: tuple[str, ...] = ("mlp",)  # on CPU the population test of the cnn costs too much
-    batch_size: int = 128
+    check_steps: int = CHECK_STEPS  # the population check's steps (the product's default)
+    least_squares: bool = True  # also the least-squares problem (one case per seed)
 
 
-QUICK = BenchSize(datasets=("mnist",), models=("mlp",), seeds=(0,), train_rows=3000, val_rows=800,
-                  grid_lrs=tuple(10 ** (k / 3) for k in range(-7, 1)), grid_epochs=1, population_lrs=8,
-                  population_steps=40)
+QUICK = BenchSize(settings=(BenchSetting("digits", "mlp", epochs=2),), seeds=(0,), population_lrs=6,
+                  population_steps=20, check_steps=20, least_squares=False)
 
 
 @dataclass
 class BenchCase:
-    """One dataset x model x seed: the grid, the curves, and what each method suggested."""
+    """One setting x seed: the grid, the curves, and what each method suggested.
+
+    For the least-squares problem (dataset ``least-squares``) ``grid_accuracies`` holds the
+    grid's final training losses and ``stable_lr`` the known limit 2/L.
+    """
 
     dataset: str
     model: str
@@ -80,6 +125,17 @@ class BenchCase:
     sweep_stop_reason: str
     suggestions: dict[str, float] = field(default_factory=dict)  # method or rule -> LR
     seconds: dict[str, float] = field(default_factory=dict)  # method -> wall time
+    optimizer: str = "sgd"
+    batch_size: int = 128
+    epochs: int = 2
+    held_out: bool = False
+    check_lrs: list[float] = field(default_factory=list)  # the population check's LRs ...
+    check_losses: list[float] = field(default_factory=list)  # ... and their held-out losses (NaN: diverged)
+    stable_lr: float | None = None
+
+    @property
+    def setting(self) -> BenchSetting:
+        return BenchSetting(self.dataset, self.model, self.optimizer, self.batch_size, self.epochs, self.held_out)
 
 
 def grid_best(lrs: list[float], accuracies: list[float]) -> float:
@@ -100,18 +156,25 @@ def grid_best(lrs: list[float], accuracies: list[float]) -> float:
 
 
 def _subset(splits: Any, size: BenchSize, seed: int) -> Any:
+    """``size.train_rows`` training rows and ``size.val_rows`` rows to score on (validation, then test rows)."""
     generator = torch.Generator().manual_seed(seed)
     train = torch.randperm(len(splits.train_y), generator=generator)[: size.train_rows]
-    val = torch.randperm(len(splits.val_y), generator=generator)[: size.val_rows]
+    scored_x, scored_y = torch.cat([splits.val_x, splits.test_x]), torch.cat([splits.val_y, splits.test_y])
+    val = torch.cat([torch.randperm(len(splits.val_y), generator=generator),
+                     len(splits.val_y) + torch.randperm(len(splits.test_y), generator=generator)])[: size.val_rows]
     return replace(splits, train_x=splits.train_x[train], train_y=splits.train_y[train],
-                   val_x=splits.val_x[val], val_y=splits.val_y[val])
+                   val_x=scored_x[val], val_y=scored_y[val])
 
 
-def _sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+def _torch_optimizer(model: torch.nn.Module, optimizer: str) -> torch.optim.Optimizer:
+    settings = {k: v for k, v in OPTIMIZERS[optimizer].items() if k != "name"}
+    if optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=0.01, **settings)
+    return torch.optim.AdamW(model.parameters(), lr=1e-3, **settings)
 
 
-def _torch_lr_finder(model: torch.nn.Module, splits: Any, size: BenchSize, seed: int) -> float | None:
+def _torch_lr_finder(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                     loss_fn: Any, batch_size: int, seed: int) -> float | None:
     """torch-lr-finder's suggestion (steepest gradient) for the same sweep, or None if not installed."""
     try:
         from torch_lr_finder import LRFinder
@@ -120,9 +183,9 @@ def _torch_lr_finder(model: torch.nn.Module, splits: Any, size: BenchSize, seed:
     from matplotlib.figure import Figure
 
     generator = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(splits.train_x, splits.train_y),
-                                         batch_size=size.batch_size, shuffle=True, generator=generator)
-    finder = LRFinder(model, _sgd(model), torch.nn.CrossEntropyLoss(), device="cpu")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True,
+                                         generator=generator)
+    finder = LRFinder(model, optimizer, loss_fn, device="cpu")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         finder.range_test(loader, start_lr=SWEEP["start_lr"], end_lr=SWEEP["end_lr"], num_iter=SWEEP["num_steps"])
         _, suggestion = finder.plot(ax=Figure().add_subplot(), suggest_lr=True)
@@ -130,141 +193,261 @@ def _torch_lr_finder(model: torch.nn.Module, splits: Any, size: BenchSize, seed:
     return None if suggestion is None else float(suggestion)
 
 
-def run_case(splits: Any, dataset: str, model: str, seed: int, size: BenchSize) -> BenchCase:
-    """Grid, sweep, population test and torch-lr-finder for one dataset x model x seed."""
+def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize) -> BenchCase:
+    """Grid, sweep, population check, population test and torch-lr-finder for one setting x seed."""
     data = _subset(splits, size, seed)
+    grid_lrs = list(GRID_LRS[setting.optimizer])
     started = time.perf_counter()
-    specs = [ScheduleSpec("constant", lr, optimizer={"name": "sgd", "momentum": 0.9}) for lr in size.grid_lrs]
-    members = train_population(specs, model, data, epochs=size.grid_epochs, batch_size=size.batch_size,
+    specs = [ScheduleSpec("constant", lr, optimizer=OPTIMIZERS[setting.optimizer]) for lr in grid_lrs]
+    members = train_population(specs, setting.model, data, epochs=setting.epochs, batch_size=setting.batch_size,
                                seeds=[seed] * len(specs), data_seed=seed)
     accuracies = [complete_score(member) for member in members]
     seconds = {"grid": time.perf_counter() - started}
 
-    network = build_model(model, data.input_shape, data.num_classes, seed)
+    network = build_model(setting.model, data.input_shape, data.num_classes, seed)
     started = time.perf_counter()
-    sweep = lr_range_test(network, _sgd(network), (data.train_x, data.train_y), F.cross_entropy,
-                          batch_size=size.batch_size, seed=seed, **SWEEP)
+    sweep = lr_range_test(network, _torch_optimizer(network, setting.optimizer), (data.train_x, data.train_y),
+                          F.cross_entropy, batch_size=setting.batch_size, seed=seed, **SWEEP)
     seconds["autolr sweep"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    finder = _torch_lr_finder(build_model(model, data.input_shape, data.num_classes, seed), data, size, seed)
+    network = build_model(setting.model, data.input_shape, data.num_classes, seed)
+    finder = _torch_lr_finder(network, _torch_optimizer(network, setting.optimizer), data.train_x, data.train_y,
+                              torch.nn.CrossEntropyLoss(), setting.batch_size, seed)
     seconds["torch-lr-finder"] = time.perf_counter() - started
 
-    case = BenchCase(dataset, model, seed, list(size.grid_lrs), accuracies, grid_best(list(size.grid_lrs), accuracies),
-                     sweep.losses, sweep.lrs, sweep.stop_reason, seconds=seconds)
+    case = BenchCase(setting.dataset, setting.model, seed, grid_lrs, accuracies, grid_best(grid_lrs, accuracies),
+                     sweep.losses, sweep.lrs, sweep.stop_reason, seconds=seconds, optimizer=setting.optimizer,
+                     batch_size=setting.batch_size, epochs=setting.epochs, held_out=setting.held_out)
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
-    if model in size.population_models:
+    add_check(case, setting.model, data, size, sweep.suggestions["loss_min"])
+    if setting.model in size.population_models:
         add_population(case, data, size)
-    _analyse_sweep(case)
+    _analyse(case)
     return case
+
+
+def add_check(case: BenchCase, model: Any, data: Any, size: BenchSize, loss_min: float,
+              loss_fn: Any = F.cross_entropy) -> None:
+    """The population check's raw losses (``rangetest.check``: constant LRs from ``loss_min`` down)."""
+    started = time.perf_counter()
+    check = population_check(model, data, loss_min, batch_size=case.batch_size, optimizer=OPTIMIZERS[case.optimizer],
+                             seed=case.seed, loss_fn=loss_fn, num_steps=size.check_steps)
+    case.seconds["autolr sweep + check"] = case.seconds["autolr sweep"] + time.perf_counter() - started
+    case.check_lrs, case.check_losses = check.lrs, check.losses
 
 
 def add_population(case: BenchCase, data: Any, size: BenchSize) -> None:
     """Run the population range test of ``case`` on its data subset and record its suggestion and time."""
     started = time.perf_counter()
-    population = population_range_test(case.model, data, start_lr=1e-3, end_lr=10.0, num_lrs=size.population_lrs,
-                                       num_steps=size.population_steps, batch_size=size.batch_size,
-                                       held_out=min(2000, size.train_rows // 5), seed=case.seed)
+    population = population_range_test(case.model, data, start_lr=1e-3 if case.optimizer == "sgd" else 1e-5,
+                                       end_lr=10.0 if case.optimizer == "sgd" else 0.1, num_lrs=size.population_lrs,
+                                       num_steps=size.population_steps, batch_size=case.batch_size,
+                                       optimizer=OPTIMIZERS[case.optimizer],
+                                       held_out=min(2000, len(data.train_y) // 5), seed=case.seed)
     case.seconds["autolr population"] = time.perf_counter() - started
     case.suggestions["autolr population"] = population.suggestion
 
 
-def _analyse_sweep(case: BenchCase) -> None:
-    """(Re)compute the sweep's suggestion and every rule's from the saved curve, with the current rules."""
+def run_least_squares(seed: int, size: BenchSize) -> BenchCase:
+    """The least-squares case of ``seed``: full-batch GD, the grid's final losses, sweep, check and torch-lr-finder."""
+    problem = least_squares(seed)
+    rows = len(problem.y)
+    steps = 200
+    grid_lrs = [problem.stable_lr * 2 ** (k / 2) for k in range(-12, 3)]  # 1/64 .. 2x the stable limit
+    started = time.perf_counter()
+    losses = [problem.final_loss(lr, steps, seed) for lr in grid_lrs]
+    seconds = {"grid": time.perf_counter() - started}
+    best = grid_lrs[min(range(len(losses)), key=losses.__getitem__)]
+    model = problem.model(seed)
+    started = time.perf_counter()
+    sweep = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.01), (problem.x, problem.y), F.mse_loss,
+                          batch_size=rows, seed=seed, **SWEEP)
+    seconds["autolr sweep"] = time.perf_counter() - started
+    model = problem.model(seed)
+    started = time.perf_counter()
+    finder = _torch_lr_finder(model, torch.optim.SGD(model.parameters(), lr=0.01), problem.x, problem.y,
+                              torch.nn.MSELoss(), rows, seed)
+    seconds["torch-lr-finder"] = time.perf_counter() - started
+    case = BenchCase("least-squares", "linear", seed, grid_lrs, losses, best, sweep.losses, sweep.lrs,
+                     sweep.stop_reason, seconds=seconds, optimizer="gd", batch_size=rows, epochs=steps,
+                     held_out=True, stable_lr=problem.stable_lr)
+    if finder is not None:
+        case.suggestions["torch-lr-finder"] = finder
+    splits = Splits(name="least-squares", train_x=problem.x, train_y=problem.y, val_x=problem.x[:0],
+                    val_y=problem.y[:0], test_x=problem.x[:0], test_y=problem.y[:0], num_classes=0,
+                    input_shape=(problem.x.shape[1],), source="tensors", root=None, mean=(0.0,), std=(1.0,))
+    add_check(case, lambda: problem.model(seed), splits, size, sweep.suggestions["loss_min"],
+              loss_fn=F.mse_loss)
+    _analyse(case)
+    return case
+
+
+def _analyse(case: BenchCase) -> None:
+    """(Re)compute the sweep's and the check's suggestions and every rule's from the saved curves."""
     result = sweep_result(case.sweep_lrs, case.sweep_losses, case.sweep_stop_reason, {"smooth": 0.05})
     case.suggestions["autolr sweep"] = result.suggestion
     case.suggestions.update({f"rule {rule}": lr for rule, lr in result.suggestions.items()})
+    if case.check_lrs:
+        case.suggestions["autolr sweep + check"] = checked_suggestion(result.suggestion, case.check_lrs,
+                                                                      case.check_losses)
 
 
 def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase] | None = None,
-              on_case: Callable[[list[BenchCase]], None] | None = None) -> list[BenchCase]:
-    """Every case of ``size``, in order; ``on_case`` gets the cases so far after each one.
+              on_case: Callable[[list[BenchCase], BenchCase], None] | None = None) -> list[BenchCase]:
+    """Every case of ``size``, in order; ``on_case(cases so far, the case)`` after each one is run or completed.
 
-    Cases in ``done`` are kept, and only get the population test when ``size`` asks for it
-    and they lack it.
+    Cases in ``done`` are kept, and only get the population check when they lack it.
     """
     from autolr.data import load_splits
 
     cases = list(done or [])
-    finished = {(case.dataset, case.model, case.seed) for case in cases}
-    splits = {dataset: load_splits(dataset, data_dir=data_dir, seed=0) for dataset in size.datasets}
-    for model in size.models:
-        for dataset in size.datasets:
-            for seed in size.seeds:
-                if (dataset, model, seed) in finished:
-                    case = next(c for c in cases if (c.dataset, c.model, c.seed) == (dataset, model, seed))
-                    if model in size.population_models and "autolr population" not in case.suggestions:
-                        add_population(case, _subset(splits[dataset], size, seed), size)
-                        if on_case is not None:
-                            on_case(cases)
-                    continue
-                case = run_case(splits[dataset], dataset, model, seed, size)
-                cases.append(case)
+    finished = {(case.setting.label, case.seed) for case in cases}
+    datasets = dict.fromkeys([setting.dataset for setting in size.settings]
+                             + [case.dataset for case in cases if case.stable_lr is None])
+    splits = {dataset: load_splits(dataset, data_dir=data_dir, seed=0) for dataset in datasets}
+    for case in cases:
+        if not case.check_lrs and case.stable_lr is None:  # stored before the check existed
+            loss_min = sweep_result(case.sweep_lrs, case.sweep_losses, case.sweep_stop_reason,
+                                    {"smooth": 0.05}).suggestions["loss_min"]
+            add_check(case, case.model, _subset(splits[case.dataset], size, case.seed), size, loss_min)
+            _analyse(case)
+            if on_case is not None:
+                on_case(cases, case)
+    for setting in size.settings:
+        for seed in size.seeds:
+            if (setting.label, seed) in finished:
+                continue
+            cases.append(run_case(splits[setting.dataset], setting, seed, size))
+            if on_case is not None:
+                on_case(cases, cases[-1])
+    if size.least_squares:
+        for seed in size.seeds:
+            if ("least-squares", seed) not in {(c.dataset, c.seed) for c in cases}:
+                cases.append(run_least_squares(seed, size))
                 if on_case is not None:
-                    on_case(cases)
+                    on_case(cases, cases[-1])
     return cases
 
 
 def reanalyse(cases: list[BenchCase]) -> list[BenchCase]:
-    """The same cases with the grid's best and the sweep's suggestions recomputed under the current rules."""
+    """The same cases with the grid's best and the suggestions recomputed under the current rules."""
     for case in cases:
-        case.grid_best = grid_best(case.grid_lrs, case.grid_accuracies)
-        _analyse_sweep(case)
+        if case.stable_lr is None:
+            case.grid_best = grid_best(case.grid_lrs, case.grid_accuracies)
+        _analyse(case)
     return cases
 
 
-METHODS = ("autolr sweep", "autolr population", "torch-lr-finder")
+METHODS = ("autolr sweep", "autolr sweep + check", "autolr population", "torch-lr-finder")
+GOOD_POINTS = 0.015  # a suggestion is also good when training at it loses at most this much accuracy ...
+COLLAPSE_POINTS = 0.10  # ... and it sits at a collapse when it loses more than this
+
+
+def accuracy_at(case: BenchCase, lr: float) -> float:
+    """The grid's accuracy at ``lr``: linear in log LR between its neighbours (a diverged point counts 0)."""
+    values = [a if math.isfinite(a) else 0.0 for a in case.grid_accuracies]
+    return float(np.interp(math.log(lr), np.log(case.grid_lrs), values))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How one suggestion did: ``ratio`` to the target LR, ``good`` and ``collapse`` as the benchmark defines them."""
+
+    ratio: float
+    good: bool
+    collapse: bool
+
+
+def judge(case: BenchCase, lr: float) -> Judgement:
+    """Good: within 3x of the grid's best LR, or training at it within 1.5 points of the grid's best accuracy.
+
+    Collapse: training at it more than 10 points below the grid's best. On the least-squares
+    problem the target is the stability limit 2/L: good from a third of it up to (not
+    including) it, collapse at or above it.
+    """
+    if case.stable_lr is not None:
+        ratio = lr / case.stable_lr
+        return Judgement(ratio, 1 / TARGET_FACTOR <= ratio < 1, ratio >= 1)
+    ratio = lr / case.grid_best
+    best = max(a if math.isfinite(a) else 0.0 for a in case.grid_accuracies)
+    accuracy = accuracy_at(case, lr)
+    return Judgement(ratio, max(ratio, 1 / ratio) <= TARGET_FACTOR or accuracy >= best - GOOD_POINTS,
+                     accuracy < best - COLLAPSE_POINTS)
 
 
 def summary(cases: list[BenchCase]) -> dict[str, Any]:
-    """Per method: the ratios suggestion / grid best, the worst factor either way, and how many cases are within 3x."""
+    """Per method and rule, over tuning and held-out cases: good, collapses and the worst factor from the target."""
     names = list(dict.fromkeys(name for c in cases for name in c.suggestions))
     out: dict[str, Any] = {}
     for name in names:
-        ratios = [c.suggestions[name] / c.grid_best for c in cases if name in c.suggestions]
-        worst = max(max(r, 1 / r) for r in ratios)
-        out[name] = {"ratios": ratios, "worst_factor": worst,
-                     "within_target": sum(max(r, 1 / r) <= TARGET_FACTOR for r in ratios), "cases": len(ratios)}
+        for part, held_out in (("tuning", False), ("held_out", True)):
+            judged = [judge(c, c.suggestions[name]) for c in cases if name in c.suggestions and c.held_out == held_out]
+            if judged:
+                out.setdefault(name, {})[part] = {
+                    "cases": len(judged), "good": sum(j.good for j in judged),
+                    "collapses": sum(j.collapse for j in judged),
+                    "worst_factor": max(max(j.ratio, 1 / j.ratio) for j in judged)}
     return out
 
 
+def _cell(case: BenchCase, name: str) -> str:
+    if name not in case.suggestions:
+        return "-"
+    lr = case.suggestions[name]
+    verdict = judge(case, lr)
+    mark = " collapse" if verdict.collapse else "" if verdict.good else " miss"
+    return f"{lr:.3g} ({verdict.ratio:.2f}x){mark}"
+
+
 def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
-    """The benchmark table as Markdown: one row per case, ratios suggestion / grid best."""
+    """The benchmark table as Markdown: one row per case, ratios suggestion / target, and the summary."""
     methods = [m for m in METHODS if any(m in c.suggestions for c in cases)]
     lines = [
         "# LR range test against a constant-LR grid",
         "",
-        f"Grid: {len(size.grid_lrs)} constant LRs from {size.grid_lrs[0]:.3g} to {size.grid_lrs[-1]:.3g}, "
-        f"SGD momentum 0.9, batch {size.batch_size}, {size.grid_epochs} epochs on {size.train_rows} training rows, "
-        f"scored by validation accuracy on {size.val_rows} rows (grid best: vertex of a parabola in log LR "
-        f"through the best point and two neighbours each side). "
-        f"Sweeps: {SWEEP['num_steps']} steps from {SWEEP['start_lr']:g} to {SWEEP['end_lr']:g}. Population test: "
-        f"{size.population_lrs} LRs from 0.001 to 10, {size.population_steps} steps "
-        f"(run for: {', '.join(size.population_models)}). Hardware: {hardware}.",
+        f"Grid: 13 constant LRs 1.78x apart (SGD momentum 0.9: {GRID_LRS['sgd'][0]:.2g} to {GRID_LRS['sgd'][-1]:.2g}; "
+        f"AdamW, weight decay 0.01: {GRID_LRS['adamw'][0]:.2g} to {GRID_LRS['adamw'][-1]:.2g}), trained for the "
+        f"setting's epochs on up to {size.train_rows} training rows and scored by accuracy on up to {size.val_rows} "
+        "other rows (the validation split, then test rows); the grid's best LR is the vertex of a parabola in log LR "
+        "through the best point and two neighbours each side. "
+        f"Sweeps: {SWEEP['num_steps']} steps from {SWEEP['start_lr']:g} to {SWEEP['end_lr']:g} with the setting's "
+        f"optimizer and batch size. Check: {CHECK_LRS} constant LRs from the sweep's loss minimum down to "
+        f"1/{CHECK_SPAN:g} of it, {size.check_steps} steps, held-out training rows; \"sweep + check\" is the lower "
+        f"of the sweep's suggestion and the check's best LR. Population test: {size.population_lrs} LRs, "
+        f"{size.population_steps} steps (run for: {', '.join(size.population_models)}). Hardware: {hardware}.",
         "",
-        "Cells: suggested LR (ratio suggestion / grid best). Target: within 3x for every seed. The sweep's "
-        "divisor (`LOSS_MIN_DIVISOR` = 4 in `autolr/rangetest/range_test.py`) was chosen on seeds 0-2; seeds 3 and 4 "
-        "were run after it was fixed.",
+        "Cells: suggested LR (ratio to the grid's best LR; on least squares, to the stability limit 2/L). Good: "
+        "within 3x, or training at it (read off the grid, linear in log LR) within 1.5 points of the grid's best "
+        "accuracy; on least squares, from 1/3 of 2/L up to it. \"miss\": not good; \"collapse\": more than 10 "
+        "points below the grid's best (on least squares: at or above 2/L). Held-out settings (marked) were not used "
+        "to choose any rule.",
         "",
-        "| dataset | model | seed | grid best | " + " | ".join(methods) + " |",
+        "| setting | held out | seed | target LR | " + " | ".join(methods) + " |",
         "|---|---|---|---|" + "---|" * len(methods),
     ]
     for c in cases:
-        cells = [f"{c.suggestions[m]:.3g} ({c.suggestions[m] / c.grid_best:.2f}x)" if m in c.suggestions else "-"
-                 for m in methods]
-        lines.append(f"| {c.dataset} | {c.model} | {c.seed} | {c.grid_best:.3g} | " + " | ".join(cells) + " |")
-    lines += ["", "| method | worst factor | within 3x | mean seconds |", "|---|---|---|---|"]
+        target = c.stable_lr if c.stable_lr is not None else c.grid_best
+        label = "least squares, GD, 2/L" if c.stable_lr is not None else c.setting.label
+        lines.append(f"| {label} | {'yes' if c.held_out else ''} | {c.seed} | {target:.3g} | "
+                     + " | ".join(_cell(c, m) for m in methods) + " |")
     stats = summary(cases)
+    lines += ["", "| method | good (tuning) | good (held out) | collapses | worst factor | mean seconds |",
+              "|---|---|---|---|---|---|"]
     for m in methods:
         timed = [c.seconds[m] for c in cases if m in c.seconds]
-        seconds = sum(timed) / len(timed)
-        lines.append(f"| {m} | {stats[m]['worst_factor']:.2f} | {stats[m]['within_target']}/{stats[m]['cases']} "
-                     f"| {seconds:.1f} |")
+        parts = stats[m]
+        cells = [f"{parts[p]['good']}/{parts[p]['cases']}" if p in parts else "-" for p in ("tuning", "held_out")]
+        collapses = sum(parts[p]["collapses"] for p in parts)
+        worst = max(parts[p]["worst_factor"] for p in parts)
+        lines.append(f"| {m} | {cells[0]} | {cells[1]} | {collapses} | {worst:.2f} | "
+                     f"{sum(timed) / max(1, len(timed)):.1f} |")
     rules = [name for name in stats if name.startswith("rule ")]
-    lines += ["", "Sweep rules on their own (worst factor, within 3x): "
-              + ", ".join(f"{r[5:]} {stats[r]['worst_factor']:.2f} ({stats[r]['within_target']}/{stats[r]['cases']})"
-                          for r in rules), ""]
+    lines += ["", "Sweep rules on their own (good on tuning, held out; collapses): " + ", ".join(
+        f"{r[5:]} {stats[r].get('tuning', {}).get('good', 0)}/{stats[r].get('tuning', {}).get('cases', 0)}, "
+        f"{stats[r].get('held_out', {}).get('good', 0)}/{stats[r].get('held_out', {}).get('cases', 0)}; "
+        f"{sum(p['collapses'] for p in stats[r].values())}" for r in rules), ""]
     return "\n".join(lines)
 
 
@@ -280,12 +463,15 @@ def write(cases: list[BenchCase], size: BenchSize, out_dir: Path, hardware: str)
 
 
 def _size_dict(size: BenchSize) -> dict[str, Any]:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in size.__dict__.items()}
+    return {key: [setting.__dict__ for setting in value] if key == "settings" else
+            list(value) if isinstance(value, tuple) else value for key, value in size.__dict__.items()}
 
 
 def read(json_path: Path) -> tuple[list[BenchCase], BenchSize, str]:
     """Read back what ``write`` wrote."""
     payload = json.loads(json_path.read_text())
-    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["size"].items()}
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["size"].items()
+                              if k in BenchSize.__dataclass_fields__}
+    fields["settings"] = tuple(BenchSetting(**setting) for setting in payload["size"].get("settings", []))
     size = BenchSize(**fields)
     return [BenchCase(**case) for case in payload["cases"]], size, payload["hardware"]

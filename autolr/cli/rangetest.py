@@ -24,6 +24,8 @@ def range_test(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset's files."),
     out: Path = typer.Option(Path("reports/range-test"), "--out", help="Folder for range_test.png/.html/.json."),
     as_json: bool = typer.Option(False, "--json", help='Print only {"suggestion", "interval", ...} as JSON.'),
+    check: bool = typer.Option(True, "--check/--no-check", help="After a sweep, train 7 constant LRs at and below its "
+                               "loss minimum for 100 steps and lower the suggestion when a lower LR does better."),
 ) -> None:
     """Run the LR range test with SGD (momentum 0.9) and print the suggested LR and search interval."""
     import torch
@@ -35,7 +37,8 @@ def range_test(
     check_model_name(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     splits = load_splits(dataset, data_dir=data_dir, device=device, seed=seed)
-    result = builtin_range_test(model, splits, method=method, num_steps=num_steps, batch_size=batch_size, seed=seed)
+    result = builtin_range_test(model, splits, method=method, num_steps=num_steps, batch_size=batch_size, seed=seed,
+                                check=check)
     out.mkdir(parents=True, exist_ok=True)
     result.plot(out / "range_test.png")
     (out / "range_test.html").write_text(result.plot_html())
@@ -61,6 +64,10 @@ def range_test(
     for rule, lr in result.suggestions.items():
         table.add_row(rule, f"{lr:.4g}")
     console.print(table)
+    checked = result.settings.get("check")
+    if checked is not None:
+        verdict = "lowered the suggestion to its best LR" if checked["lowered"] else "kept the sweep's suggestion"
+        console.print(f"check: {len(checked['lrs'])} constant LRs, {checked['num_steps']} steps each; {verdict}")
     console.print(f"suggestion: [bold]{result.suggestion:.4g}[/bold]   "
                   f"search interval: [{result.interval[0]:.4g}, {result.interval[1]:.4g}]")
     if result.suggestion_spread is not None:
@@ -83,7 +90,8 @@ def bench_rangetest(
                                    "rules instead of training again."),
     resume: bool = typer.Option(False, "--resume", help="Keep the cases already in OUT_DIR/rangetest.json."),
 ) -> None:
-    """Compare range-test suggestions with the best LR of a constant-LR grid (MNIST, Fashion-MNIST; mlp, cnn)."""
+    """Judge range-test suggestions against a constant-LR grid: the settings the rules were tuned on, held-out ones
+    (digits and MNIST, mlp and cnn, SGD and AdamW, batch 64-512, 4-20 epochs) and a least-squares problem."""
     from dataclasses import replace
 
     from autolr.bench import rangetest as bench
@@ -102,9 +110,8 @@ def bench_rangetest(
                 raise UserError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
         hardware = describe_hardware("cpu")
 
-        def progress(cases: list) -> None:
-            case = cases[-1]
-            typer.echo(f"{case.dataset} {case.model} seed {case.seed}: grid best {case.grid_best:.3g}, " + ", ".join(
+        def progress(cases: list, case: bench.BenchCase) -> None:
+            typer.echo(f"{case.setting.label} seed {case.seed}: grid best {case.grid_best:.3g}, " + ", ".join(
                 f"{name} {lr / case.grid_best:.2f}x" for name, lr in case.suggestions.items()))
             bench.write(cases, size, out_dir, hardware)  # partial results survive an interruption
 

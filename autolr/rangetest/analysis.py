@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+INTERVAL_BELOW = 10.0  # the search interval starts this factor below the suggestion
+INTERVAL_ABOVE = 10.0  # ... and ends at most this factor above it
+
 
 def ema(values: Sequence[float], smooth: float) -> list[float]:
     """Exponential moving average with bias correction (``smooth``: weight of the newest value).
@@ -95,3 +98,13 @@ def refined_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
     if a <= 0:
         return lrs[best]
     return math.exp(min(max(-b / (2 * a), x0), x2))
+
+
+def search_interval(suggestion: float, highest_useful_lr: float) -> tuple[float, float]:
+    """The LR interval for the search around ``suggestion``.
+
+    From ``suggestion / INTERVAL_BELOW`` to ``suggestion * INTERVAL_ABOVE``, but not past
+    ``highest_useful_lr`` (where the loss stopped falling) unless that is closer than 3x.
+    """
+    high = min(suggestion * INTERVAL_ABOVE, max(highest_useful_lr, 3 * suggestion))
+    return suggestion / INTERVAL_BELOW, high

@@ -32,7 +32,8 @@ from torch import nn
 
 from autolr.data.splits import Splits
 from autolr.errors import UserError
-from autolr.rangetest.analysis import ema, loss_min_lr, refined_minimum, suggestions
+from autolr.rangetest.analysis import ema, loss_min_lr, refined_minimum, search_interval, suggestions
+from autolr.rangetest.check import CHECK_LRS, CHECK_STEPS, check_bounds, with_check
 from autolr.rangetest.confidence import curve_warnings, suggestion_spread
 from autolr.schedule.schedulers import optimizer_settings_of
 from autolr.schedule.spec import ScheduleSpec
@@ -40,9 +41,8 @@ from autolr.training.module_population import train_module_population
 from autolr.training.population import train_population
 from autolr.training.train import LossFn, set_optimizer_mode
 
+HELD_OUT_ROWS = 2000  # a population test scores on this many training rows (at most a fifth of them)
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
-INTERVAL_BELOW = 10.0  # the search interval starts this factor below the suggestion
-INTERVAL_ABOVE = 10.0  # ... and ends at most this factor above it
 
 
 @dataclass
@@ -120,16 +120,6 @@ class RangeTestResult:
         return html_fragment(self, include_plotlyjs)
 
 
-def search_interval(suggestion: float, highest_useful_lr: float) -> tuple[float, float]:
-    """The LR interval for the search around ``suggestion``.
-
-    From ``suggestion / INTERVAL_BELOW`` to ``suggestion * INTERVAL_ABOVE``, but not past
-    ``highest_useful_lr`` (where the loss stopped falling) unless that is closer than 3x.
-    """
-    high = min(suggestion * INTERVAL_ABOVE, max(highest_useful_lr, 3 * suggestion))
-    return suggestion / INTERVAL_BELOW, high
-
-
 def lr_range_test(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -147,6 +137,7 @@ def lr_range_test(
     amp: bool = False,
     batch_size: int = 128,
     seed: int = 0,
+    check: bool = False,
 ) -> RangeTestResult:
     """Sweep the LR from ``start_lr`` (default 1e-7) to ``end_lr`` over ``num_steps`` (default 100) training steps.
 
@@ -164,8 +155,12 @@ def lr_range_test(
     loss is NaN or infinite; otherwise ``stop_reason`` is ``completed``.
     Every param group gets the same LR during the test. ``amp`` runs the forward pass in
     float16 on CUDA (with a gradient scaler) or bfloat16 on CPU. Model, optimizer and torch
-    RNG are restored afterwards.
+    RNG are restored afterwards. ``check=True`` (sweep, ``data`` an ``(x, y)`` pair of
+    tensors) then runs the population check on copies of ``model`` (``rangetest.check``),
+    which lowers the suggestion when a short constant-LR run at it does worse than one below.
     """
+    if check and not _is_tensor_pair(data):
+        raise UserError(f"check=True needs data as an (x, y) pair of tensors, got {type(data).__name__}")
     if method == "population":
         return _user_population_range_test(model, optimizer, data, loss_fn, start_lr or 1e-4, end_lr,
                                            num_steps or 200, num_lrs, amp, batch_size, seed)
@@ -181,7 +176,27 @@ def lr_range_test(
         losses, stop_reason = _sweep(model, optimizer, batches, loss_fn, lrs, smooth, diverge_factor, amp)
     settings = {"start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
                 "smooth": smooth, "diverge_factor": diverge_factor, "amp": amp, "seed": seed}
-    return sweep_result(lrs[: len(losses)], losses, stop_reason, settings)
+    result = sweep_result(lrs[: len(losses)], losses, stop_reason, settings)
+    if not check:
+        return result
+    copies = population_check(lambda: copy.deepcopy(model), _tensor_splits(*data), result.suggestions["loss_min"],
+                              batch_size=batch_size, optimizer=optimizer_settings_of(optimizer), seed=seed,
+                              device=next(model.parameters()).device, amp=amp, loss_fn=loss_fn)
+    return with_check(result, copies.lrs, copies.losses, CHECK_STEPS)
+
+
+def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min: float, *, batch_size: int,
+                     optimizer: dict[str, Any] | None, seed: int, device: str | torch.device | None = None,
+                     amp: bool | None = None, loss_fn: LossFn = F.cross_entropy,
+                     num_steps: int = CHECK_STEPS) -> RangeTestResult:
+    """The check's runs (``rangetest.check``): ``CHECK_LRS`` constant LRs from ``loss_min / CHECK_SPAN`` to
+    ``loss_min``, ``num_steps`` steps each, as a population range test (held-out training rows; a
+    full-batch ``batch_size`` shrinks to the rows left after holding those out)."""
+    low, high = check_bounds(loss_min)
+    rows = len(splits.train_y)
+    return population_range_test(model, splits, start_lr=low, end_lr=high, num_lrs=CHECK_LRS, num_steps=num_steps,
+                                 batch_size=min(batch_size, rows - min(HELD_OUT_ROWS, rows // 5)),
+                                 optimizer=optimizer, seed=seed, device=device, amp=amp, loss_fn=loss_fn)
 
 
 def sweep_result(lrs: list[float], losses: list[float], stop_reason: str, settings: dict[str, Any]) -> RangeTestResult:
@@ -222,13 +237,11 @@ def _user_population_range_test(
     num_steps: int, num_lrs: int, amp: bool, batch_size: int, seed: int,
 ) -> RangeTestResult:
     """``lr_range_test``'s population method: copies of ``model`` on ``data``, an ``(x, y)`` pair of tensors."""
-    if not (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
+    if not _is_tensor_pair(data):
         raise UserError(f"method='population' needs data as an (x, y) pair of tensors, got {type(data).__name__}")
-    x, y = data
-    splits = Splits(name="range-test", train_x=x, train_y=y, val_x=x[:0], val_y=y[:0], test_x=x[:0], test_y=y[:0],
-                    num_classes=0, input_shape=tuple(x.shape[1:]), source="tensors", root=None, mean=(0.0,), std=(1.0,))
     return population_range_test(
-        lambda: copy.deepcopy(model), splits, start_lr=start_lr, end_lr=end_lr, num_lrs=num_lrs, num_steps=num_steps,
+        lambda: copy.deepcopy(model), _tensor_splits(*data), start_lr=start_lr, end_lr=end_lr, num_lrs=num_lrs,
+        num_steps=num_steps,
         batch_size=batch_size, optimizer=optimizer_settings_of(optimizer), seed=seed,
         device=next(model.parameters()).device, amp=amp, loss_fn=loss_fn,
     )
@@ -244,7 +257,7 @@ def population_range_test(
     num_steps: int = 200,
     batch_size: int = 128,
     optimizer: dict[str, Any] | None = None,
-    held_out: int = 2000,
+    held_out: int = HELD_OUT_ROWS,
     seed: int = 0,
     device: str | torch.device | None = None,
     amp: bool | None = None,
@@ -291,6 +304,16 @@ def population_range_test(
     )
 
 
+def _is_tensor_pair(data: Any) -> bool:
+    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
+
+
+def _tensor_splits(x: torch.Tensor, y: torch.Tensor) -> Splits:
+    """``(x, y)`` as the training split of a ``Splits`` (taken as they are, not normalized)."""
+    return Splits(name="range-test", train_x=x, train_y=y, val_x=x[:0], val_y=y[:0], test_x=x[:0], test_y=y[:0],
+                  num_classes=0, input_shape=tuple(x.shape[1:]), source="tensors", root=None, mean=(0.0,), std=(1.0,))
+
+
 def builtin_range_test(
     model: str,
     splits: Any,
@@ -301,13 +324,15 @@ def builtin_range_test(
     optimizer: dict[str, Any] | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
+    check: bool = True,
 ) -> RangeTestResult:
     """The range test of built-in ``model`` on ``splits``, by ``method``.
 
     ``auto`` picks ``population`` on a GPU (K copies cost about one model's time there) and
     ``sweep`` elsewhere (on CPU the population costs K times the steps). ``num_steps``
     defaults to 100 (sweep) or 200 (population); ``optimizer`` is a spec optimizer dict
-    (default SGD, momentum 0.9).
+    (default SGD, momentum 0.9). ``check``: a sweep is followed by the population check
+    (``rangetest.check``); the population method needs none.
     """
     from autolr.training.models import build_model
 
@@ -319,9 +344,14 @@ def builtin_range_test(
                                      optimizer=optimizer, seed=seed, device=device)
     network = build_model(model, splits.input_shape, splits.num_classes, seed).to(device)
     torch_optimizer = ScheduleSpec("constant", 1.0, optimizer=optimizer).build_optimizer(network.parameters())
-    return lr_range_test(network, torch_optimizer, (splits.train_x.to(device), splits.train_y.to(device)),
-                         torch.nn.functional.cross_entropy, num_steps=num_steps or 100, batch_size=batch_size,
-                         seed=seed)
+    result = lr_range_test(network, torch_optimizer, (splits.train_x.to(device), splits.train_y.to(device)),
+                           torch.nn.functional.cross_entropy, num_steps=num_steps or 100, batch_size=batch_size,
+                           seed=seed)
+    if not check:
+        return result
+    copies = population_check(model, splits, result.suggestions["loss_min"], batch_size=batch_size,
+                              optimizer=optimizer, seed=seed, device=device)
+    return with_check(result, copies.lrs, copies.losses, CHECK_STEPS)
 
 
 def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int) -> tuple[Any, int]:

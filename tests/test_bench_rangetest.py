@@ -1,0 +1,71 @@
+"""`autolr bench rangetest`: the least-squares problem's known limit, how a suggestion is judged, a real quick run."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from autolr.bench.least_squares import least_squares
+from autolr.bench.rangetest import BenchCase, accuracy_at, judge, read, summary
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_least_squares_gd_converges_just_below_two_over_l_and_diverges_just_above(seed: int) -> None:
+    problem = least_squares(seed)
+    below, above = problem.final_loss(0.95 * problem.stable_lr, 400, seed), problem.final_loss(
+        1.05 * problem.stable_lr, 400, seed)
+    start = problem.final_loss(problem.stable_lr, 0, seed)
+    assert below < 0.5 * start and math.isinf(above)
+    # the best constant LR for a fixed budget sits just under the limit (the flat directions need large steps)
+    assert problem.final_loss(0.9 * problem.stable_lr, 200, seed) < problem.final_loss(0.3 * problem.stable_lr, 200,
+                                                                                       seed)
+
+
+def _case(accuracies: list[float], **extra: object) -> BenchCase:
+    lrs = [10 ** (k / 4) for k in range(-8, 1)]  # 0.01 .. 1
+    return BenchCase("digits", "cnn", 0, lrs, accuracies, 0.1, [], [], "completed", **extra)  # type: ignore[arg-type]
+
+
+def test_a_suggestion_is_good_within_3x_or_close_in_accuracy_and_a_collapse_past_a_cliff() -> None:
+    cliff = _case([0.80, 0.90, 0.965, 0.97, 0.975, 0.96, 0.30, 0.10, math.nan])  # best at 0.1, collapse above 0.18
+    assert accuracy_at(cliff, 0.1) == pytest.approx(0.975)
+    assert accuracy_at(cliff, 10 ** -0.625) == pytest.approx(0.63)  # half way between 0.96 and 0.30 in log LR
+    assert accuracy_at(cliff, 1.0) == 0.0  # diverged counts 0
+    near = judge(cliff, 0.25)
+    assert near.ratio == pytest.approx(2.5) and near.good and near.collapse  # within 3x, yet over the cliff
+    low = judge(cliff, 0.0178)  # 5.6x too low and 7.5 points worse: a miss, not a collapse
+    assert not low.good and not low.collapse
+    close = judge(cliff, 0.0316)  # 3.2x too low, 1 point worse: good by accuracy
+    assert close.good and not close.collapse
+
+
+def test_least_squares_suggestions_are_judged_against_the_stability_limit() -> None:
+    case = _case([1.0] * 9, stable_lr=0.2, held_out=True)
+    assert judge(case, 0.1).good and not judge(case, 0.1).collapse
+    assert not judge(case, 0.05).good  # a quarter of 2/L: too timid
+    assert judge(case, 0.2).collapse and judge(case, 0.5).collapse
+    tuning = _case([0.5, 0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.5], suggestions={"autolr sweep": 0.1, "x": 1.0})
+    stats = summary([tuning, _case([1.0] * 9, stable_lr=0.2, held_out=True, suggestions={"autolr sweep": 0.3})])
+    assert stats["autolr sweep"]["tuning"] == {"cases": 1, "good": 1, "collapses": 0, "worst_factor": 1.0}
+    assert stats["autolr sweep"]["held_out"]["collapses"] == 1 and stats["autolr sweep"]["held_out"]["good"] == 0
+    assert "held_out" not in stats["x"] and stats["x"]["tuning"]["collapses"] == 1
+
+
+@pytest.mark.slow
+def test_quick_bench_trains_the_grid_and_judges_every_method(tmp_path) -> None:
+    completed = subprocess.run([sys.executable, "-m", "autolr", "bench", "rangetest", "--quick", "--out-dir",
+                                str(tmp_path)], capture_output=True, text=True, check=True)
+    cases, size, _ = read(tmp_path / "rangetest.json")
+    (case,) = cases
+    assert (case.dataset, case.model, case.held_out) == ("digits", "mlp", False) and len(case.grid_lrs) == 13
+    assert max(case.grid_accuracies) > 0.8  # the grid really trained
+    assert len(case.check_lrs) == 7 and case.check_lrs[-1] == pytest.approx(case.suggestions["rule loss_min"])
+    for method in ("autolr sweep", "autolr sweep + check", "autolr population"):
+        assert 0.001 < case.suggestions[method] < 3.0
+    assert "| digits mlp sgd b128 2ep |" in completed.stdout
+    stored = json.loads((tmp_path / "rangetest.json").read_text())
+    assert stored["summary"]["autolr sweep"]["tuning"]["cases"] == 1 and size.seeds == (0,)

@@ -1,0 +1,74 @@
+"""The population check after a sweep: it lowers a suggestion that sits past where training holds, never raises one."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from autolr.bench.least_squares import least_squares
+from autolr.errors import UserError
+from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, with_check
+from autolr.rangetest.range_test import RangeTestResult, lr_range_test
+
+
+def _sweep(suggestion: float, loss_min: float) -> RangeTestResult:
+    return RangeTestResult(lrs=[0.01, 0.1, 1.0], losses=[1.0, 0.5, 2.0], smoothed_losses=[1.0, 0.5, 2.0],
+                           stopped_at=3, stop_reason="completed",
+                           suggestions={"loss_min": loss_min, "steepest": 0.05}, suggestion=suggestion,
+                           interval=(suggestion / 10, loss_min), suggestion_spread=(0.6 * suggestion, 1.5 * suggestion))
+
+
+def test_the_check_lowers_the_suggestion_to_its_best_lr_and_never_raises_it() -> None:
+    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4, 2x apart
+    cliff = [2.0, 1.5, 1.0, 0.6, 0.5, 0.9, math.nan]  # best at 0.1 (neighbours 0.05, 0.2), diverged at 0.4
+    lowered = with_check(_sweep(0.1, 0.4), lrs, cliff, num_steps=100)
+    best = lowered.suggestions["check"]
+    assert 0.05 < best < 0.1 and lowered.suggestion == best  # the parabola's vertex, left of the 0.1 point
+    assert lowered.interval == (best / 10, 0.4)  # up to the loss minimum (more than 3x above)
+    assert lowered.suggestion_spread is None  # the check's own runs are not resampled
+    assert lowered.settings["check"] == {"lrs": lrs, "losses": cliff[:-1] + [None], "num_steps": 100,
+                                         "lowered": True}
+    assert lowered.suggestions["steepest"] == 0.05  # the other rules untouched
+    rising = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]  # the best run is the highest LR: the vertex may not pass it
+    assert with_check(_sweep(1.0, 0.4), lrs, rising, num_steps=100).suggestion == 0.4
+    edge = [2.0, 1.5, 1.0, 0.6, 0.5, 1.2, math.nan]  # the next LR up more than doubles the loss: half the best run
+    assert with_check(_sweep(0.3, 0.4), lrs, edge, num_steps=100).suggestion == 0.05
+    assert with_check(_sweep(0.3, 0.4), lrs, rising[:5] + [0.3, math.nan], num_steps=100).suggestion == 0.1
+    kept = with_check(_sweep(0.02, 0.4), lrs, cliff, num_steps=100)
+    assert kept.suggestion == 0.02 and kept.settings["check"]["lowered"] is False
+    assert kept.suggestion_spread == pytest.approx((0.012, 0.03))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_on_least_squares_the_check_brings_a_sweep_past_two_over_l_back_below_it(seed: int) -> None:
+    """Plain GD diverges slowly just past 2/L, so a 100-step sweep overshoots; the check's constant-LR runs see it."""
+    problem = least_squares(seed)
+    model = problem.model(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sweep = lr_range_test(model, optimizer, (problem.x, problem.y), nn.functional.mse_loss,
+                          batch_size=len(problem.y), seed=seed)
+    checked = lr_range_test(model, optimizer, (problem.x, problem.y), nn.functional.mse_loss,
+                            batch_size=len(problem.y), seed=seed, check=True)
+    assert sweep.suggestion > problem.stable_lr  # the sweep alone lands past the limit ...
+    # ... the check brings it back under (its best run may sit at the limit, next to a diverged one: half of it)
+    assert problem.stable_lr / 3 < checked.suggestion < problem.stable_lr
+    lrs = checked.settings["check"]["lrs"]
+    assert len(lrs) == CHECK_LRS and lrs[-1] == pytest.approx(sweep.suggestions["loss_min"])
+    assert lrs[0] == pytest.approx(lrs[-1] / CHECK_SPAN)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the copies trained, not it
+    assert optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_the_check_needs_tensors_and_says_so_before_training() -> None:
+    model = nn.Linear(4, 2)
+    loader = DataLoader(TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,))), batch_size=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UserError, match=r"check=True needs data as an \(x, y\) pair of tensors, got DataLoader"):
+        lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, nn.functional.cross_entropy,
+                      check=True)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
