@@ -422,7 +422,7 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         "within 3x, or training at it (read off the grid, linear in log LR) within 1.5 points of the grid's best "
         "accuracy; on least squares, from 1/3 of 2/L up to it. \"miss\": not good; \"collapse\": more than 10 "
         "points below the grid's best (on least squares: at or above 2/L). Held-out settings (marked) were not used "
-        "to choose any rule.",
+        "to choose the sweep's divisor; which of them had run when the check's rule was fixed is in the README.",
         "",
         "| setting | held out | seed | target LR | " + " | ".join(methods) + " |",
         "|---|---|---|---|" + "---|" * len(methods),
