@@ -155,7 +155,7 @@ def run_setting(setting: Setting, splits: Any, size: BoundsSize) -> SettingRun:
     optimizer = OPTIMIZERS[setting.optimizer]
     started = time.perf_counter()
     found = builtin_range_test(setting.model, data, method="sweep", batch_size=size.batch_size,
-                               optimizer=optimizer, seed=size.seeds[0])
+                               optimizer=optimizer, seed=size.seeds[0], check=False)  # as a study runs it
     points = RangePoints(found.suggestion, found.suggestions["loss_min"], found.lrs[-1], found.stop_reason,
                          found.interval, time.perf_counter() - started)
     run = SettingRun(setting, len(data.train_y), points)
