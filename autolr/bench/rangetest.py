@@ -26,9 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from autolr.bench.least_squares import least_squares
-from autolr.data.splits import Splits
 from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, CHECK_STEPS, checked_suggestion
-from autolr.rangetest.range_test import lr_range_test, population_check, population_range_test, sweep_result
+from autolr.rangetest.range_test import (
+    lr_range_test,
+    population_check,
+    population_range_test,
+    sweep_result,
+    tensor_splits,
+)
 from autolr.schedule.spec import ScheduleSpec
 from autolr.training.models import build_model
 from autolr.training.population import train_population
@@ -63,7 +68,8 @@ GRID_LRS: dict[str, tuple[float, ...]] = {  # 13 constant LRs 1.78x apart, per o
 class BenchSetting:
     """One training job the suggestion is judged on: data, model, optimizer, batch size (rows) and epochs.
 
-    ``held_out``: not used to choose or tune any rule (the rules were fixed before these ran).
+    ``held_out``: not used to choose the sweep's divisor (which of them had run when the
+    check's rule was fixed: the README's range-test section).
     """
 
     dataset: str
@@ -167,10 +173,8 @@ def _subset(splits: Any, size: BenchSize, seed: int) -> Any:
 
 
 def _torch_optimizer(model: torch.nn.Module, optimizer: str) -> torch.optim.Optimizer:
-    settings = {k: v for k, v in OPTIMIZERS[optimizer].items() if k != "name"}
-    if optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=0.01, **settings)
-    return torch.optim.AdamW(model.parameters(), lr=1e-3, **settings)
+    """The torch optimizer of ``OPTIMIZERS[optimizer]`` over ``model`` (its LR is set by each sweep)."""
+    return ScheduleSpec("constant", 0.01, optimizer=OPTIMIZERS[optimizer]).build_optimizer(model.parameters())
 
 
 def _torch_lr_finder(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
@@ -244,8 +248,7 @@ def add_population(case: BenchCase, data: Any, size: BenchSize) -> None:
     population = population_range_test(case.model, data, start_lr=1e-3 if case.optimizer == "sgd" else 1e-5,
                                        end_lr=10.0 if case.optimizer == "sgd" else 0.1, num_lrs=size.population_lrs,
                                        num_steps=size.population_steps, batch_size=case.batch_size,
-                                       optimizer=OPTIMIZERS[case.optimizer],
-                                       held_out=min(2000, len(data.train_y) // 5), seed=case.seed)
+                                       optimizer=OPTIMIZERS[case.optimizer], seed=case.seed)
     case.seconds["autolr population"] = time.perf_counter() - started
     case.suggestions["autolr population"] = population.suggestion
 
@@ -262,24 +265,21 @@ def run_least_squares(seed: int, size: BenchSize) -> BenchCase:
     best = grid_lrs[min(range(len(losses)), key=losses.__getitem__)]
     model = problem.model(seed)
     started = time.perf_counter()
-    sweep = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.01), (problem.x, problem.y), F.mse_loss,
+    sweep = lr_range_test(model, _torch_optimizer(model, "gd"), (problem.x, problem.y), F.mse_loss,
                           batch_size=rows, seed=seed, **SWEEP)
     seconds["autolr sweep"] = time.perf_counter() - started
     model = problem.model(seed)
     started = time.perf_counter()
-    finder = _torch_lr_finder(model, torch.optim.SGD(model.parameters(), lr=0.01), problem.x, problem.y,
-                              torch.nn.MSELoss(), rows, seed)
+    finder = _torch_lr_finder(model, _torch_optimizer(model, "gd"), problem.x, problem.y, torch.nn.MSELoss(), rows,
+                              seed)
     seconds["torch-lr-finder"] = time.perf_counter() - started
     case = BenchCase("least-squares", "linear", seed, grid_lrs, losses, best, sweep.losses, sweep.lrs,
                      sweep.stop_reason, seconds=seconds, optimizer="gd", batch_size=rows, epochs=steps,
                      held_out=True, stable_lr=problem.stable_lr)
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
-    splits = Splits(name="least-squares", train_x=problem.x, train_y=problem.y, val_x=problem.x[:0],
-                    val_y=problem.y[:0], test_x=problem.x[:0], test_y=problem.y[:0], num_classes=0,
-                    input_shape=(problem.x.shape[1],), source="tensors", root=None, mean=(0.0,), std=(1.0,))
-    add_check(case, lambda: problem.model(seed), splits, size, sweep.suggestions["loss_min"],
-              loss_fn=F.mse_loss)
+    add_check(case, lambda: problem.model(seed), tensor_splits(problem.x, problem.y), size,
+              sweep.suggestions["loss_min"], loss_fn=F.mse_loss)
     _analyse(case)
     return case
 
@@ -309,9 +309,8 @@ def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase
     splits = {dataset: load_splits(dataset, data_dir=data_dir, seed=0) for dataset in datasets}
     for case in cases:
         if not case.check_lrs and case.stable_lr is None:  # stored before the check existed
-            loss_min = sweep_result(case.sweep_lrs, case.sweep_losses, case.sweep_stop_reason,
-                                    {"smooth": 0.05}).suggestions["loss_min"]
-            add_check(case, case.model, _subset(splits[case.dataset], size, case.seed), size, loss_min)
+            add_check(case, case.model, _subset(splits[case.dataset], size, case.seed), size,
+                      case.suggestions["rule loss_min"])
             _analyse(case)
             if on_case is not None:
                 on_case(cases, case)

@@ -27,14 +27,12 @@ if TYPE_CHECKING:
 CHECK_LRS = 7  # constant LRs in the check
 CHECK_SPAN = 64.0  # from the loss minimum's LR down to this factor below it (2x apart)
 CHECK_STEPS = 100  # training steps of each copy
+EDGE_LOSS_FACTOR = 2.0  # the next LR up losing more than this factor means the best run is at an edge
 
 
 def check_bounds(loss_min: float) -> tuple[float, float]:
     """The (lowest, highest) LR of the check around the sweep's loss-minimum LR ``loss_min``."""
     return loss_min / CHECK_SPAN, loss_min
-
-
-EDGE_LOSS_FACTOR = 2.0  # the next LR up losing more than this factor means the best run is at an edge
 
 
 def check_best(lrs: Sequence[float], losses: Sequence[float]) -> float:

@@ -179,10 +179,9 @@ def lr_range_test(
     result = sweep_result(lrs[: len(losses)], losses, stop_reason, settings)
     if not check:
         return result
-    copies = population_check(lambda: copy.deepcopy(model), _tensor_splits(*data), result.suggestions["loss_min"],
-                              batch_size=batch_size, optimizer=optimizer_settings_of(optimizer), seed=seed,
-                              device=next(model.parameters()).device, amp=amp, loss_fn=loss_fn)
-    return with_check(result, copies.lrs, copies.losses, CHECK_STEPS)
+    return _checked(result, lambda: copy.deepcopy(model), tensor_splits(*data), batch_size=batch_size,
+                    optimizer=optimizer_settings_of(optimizer), seed=seed, device=next(model.parameters()).device,
+                    amp=amp, loss_fn=loss_fn)
 
 
 def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min: float, *, batch_size: int,
@@ -195,8 +194,15 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
     low, high = check_bounds(loss_min)
     rows = len(splits.train_y)
     return population_range_test(model, splits, start_lr=low, end_lr=high, num_lrs=CHECK_LRS, num_steps=num_steps,
-                                 batch_size=min(batch_size, rows - min(HELD_OUT_ROWS, rows // 5)),
+                                 batch_size=min(batch_size, rows - held_out_rows(rows, HELD_OUT_ROWS)),
                                  optimizer=optimizer, seed=seed, device=device, amp=amp, loss_fn=loss_fn)
+
+
+def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], splits: Any,
+             **options: Any) -> RangeTestResult:
+    """``result`` (a sweep) after the population check of ``model`` on ``splits`` (``population_check``'s options)."""
+    copies = population_check(model, splits, result.suggestions["loss_min"], **options)
+    return with_check(result, copies.lrs, copies.losses, CHECK_STEPS)
 
 
 def sweep_result(lrs: list[float], losses: list[float], stop_reason: str, settings: dict[str, Any]) -> RangeTestResult:
@@ -240,7 +246,7 @@ def _user_population_range_test(
     if not _is_tensor_pair(data):
         raise UserError(f"method='population' needs data as an (x, y) pair of tensors, got {type(data).__name__}")
     return population_range_test(
-        lambda: copy.deepcopy(model), _tensor_splits(*data), start_lr=start_lr, end_lr=end_lr, num_lrs=num_lrs,
+        lambda: copy.deepcopy(model), tensor_splits(*data), start_lr=start_lr, end_lr=end_lr, num_lrs=num_lrs,
         num_steps=num_steps,
         batch_size=batch_size, optimizer=optimizer_settings_of(optimizer), seed=seed,
         device=next(model.parameters()).device, amp=amp, loss_fn=loss_fn,
@@ -308,7 +314,7 @@ def _is_tensor_pair(data: Any) -> bool:
     return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
 
 
-def _tensor_splits(x: torch.Tensor, y: torch.Tensor) -> Splits:
+def tensor_splits(x: torch.Tensor, y: torch.Tensor) -> Splits:
     """``(x, y)`` as the training split of a ``Splits`` (taken as they are, not normalized)."""
     return Splits(name="range-test", train_x=x, train_y=y, val_x=x[:0], val_y=y[:0], test_x=x[:0], test_y=y[:0],
                   num_classes=0, input_shape=tuple(x.shape[1:]), source="tensors", root=None, mean=(0.0,), std=(1.0,))
@@ -349,9 +355,7 @@ def builtin_range_test(
                            seed=seed)
     if not check:
         return result
-    copies = population_check(model, splits, result.suggestions["loss_min"], batch_size=batch_size,
-                              optimizer=optimizer, seed=seed, device=device)
-    return with_check(result, copies.lrs, copies.losses, CHECK_STEPS)
+    return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, seed=seed, device=device)
 
 
 def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int) -> tuple[Any, int]:
@@ -364,7 +368,7 @@ def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, 
     that number of epochs.
     """
     count = len(splits.train_y)
-    held_out = min(held_out, count // 5)
+    held_out = held_out_rows(count, held_out)
     if count - held_out < batch_size or held_out < 1:
         raise UserError(f"the training split has {count} rows, too few for batches of {batch_size} and a held-out set")
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).to(splits.train_x.device)
@@ -374,6 +378,11 @@ def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, 
     data = replace(splits, train_x=splits.train_x[train_rows], train_y=splits.train_y[train_rows],
                    val_x=splits.train_x[held_rows], val_y=splits.train_y[held_rows])
     return data, epochs
+
+
+def held_out_rows(count: int, held_out: int) -> int:
+    """How many of ``count`` training rows a population test holds out: ``held_out``, at most a fifth of them."""
+    return min(held_out, count // 5)
 
 
 def _check_lr_range(start_lr: float, end_lr: float) -> None:
