@@ -53,6 +53,17 @@ def test_least_squares_suggestions_are_judged_against_the_stability_limit() -> N
     assert stats["autolr sweep"]["tuning"] == {"cases": 1, "good": 1, "collapses": 0, "worst_factor": 1.0}
     assert stats["autolr sweep"]["held_out"]["collapses"] == 1 and stats["autolr sweep"]["held_out"]["good"] == 0
     assert "held_out" not in stats["x"] and stats["x"]["tuning"]["collapses"] == 1
+    assert "fresh" not in stats["autolr sweep"]
+
+
+def test_fresh_cases_are_counted_among_the_held_out_and_on_their_own() -> None:
+    accuracies = [0.5, 0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.5]  # best at 0.1
+    held_out = _case(accuracies, held_out=True, suggestions={"autolr sweep": 0.1})
+    fresh = [_case(accuracies, held_out=True, fresh=True, suggestions={"autolr sweep": lr}) for lr in (0.05, 0.01)]
+    stats = summary([held_out, *fresh])["autolr sweep"]
+    assert stats["held_out"]["cases"] == 3 and stats["held_out"]["good"] == 2
+    assert stats["fresh"] == {"cases": 2, "good": 1, "collapses": 2, "worst_factor": pytest.approx(10.0)}  # 8, 40 points
+    assert fresh[0].setting.fresh and fresh[0].setting.label == held_out.setting.label
 
 
 @pytest.mark.slow

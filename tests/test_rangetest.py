@@ -11,18 +11,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from autolr.errors import UserError
+from autolr.bench.least_squares import least_squares
 from autolr.rangetest.range_test import RangeTestResult, lr_range_test
 from autolr.rangetest.analysis import ema, valley_index
-
-
-def _least_squares(seed: int, n: int = 512, d: int = 20) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """An ill-conditioned least-squares problem and its stable-LR bound 2/L for full-batch SGD."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=generator) * torch.logspace(0, 1, d)
-    y = x @ torch.randn(d, 1, generator=generator) + 0.1 * torch.randn(n, 1, generator=generator)
-    with_bias = torch.cat([x, torch.ones(n, 1)], dim=1)
-    largest_curvature = torch.linalg.eigvalsh(2 * with_bias.T @ with_bias / n).max().item()
-    return x, y, 2 / largest_curvature
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -32,9 +23,8 @@ def test_least_squares_suggestion_is_below_the_stability_bound(seed: int) -> Non
     Plain GD diverges slowly just past the bound, so the sweep needs more steps than the
     default 100 to see it in time (with 100 steps the suggestion lands at about 1.7x the bound).
     """
-    x, y, stable_bound = _least_squares(seed)
-    torch.manual_seed(seed)
-    model = nn.Linear(x.shape[1], 1)
+    problem = least_squares(seed)
+    x, y, stable_bound, model = problem.x, problem.y, problem.stable_lr, problem.model(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     result = lr_range_test(model, optimizer, (x, y), nn.functional.mse_loss, num_steps=300,
                            batch_size=len(x), seed=seed)
@@ -48,9 +38,8 @@ def test_least_squares_suggestion_is_below_the_stability_bound(seed: int) -> Non
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_heavy_ball_suggestion_is_below_its_stability_bound(seed: int) -> None:
     """SGD with momentum beta (autolr's default optimizer) on a quadratic is stable for lr < 2 (1 + beta) / L."""
-    x, y, plain_bound = _least_squares(seed)
-    torch.manual_seed(seed)
-    model = nn.Linear(x.shape[1], 1)
+    problem = least_squares(seed)
+    x, y, plain_bound, model = problem.x, problem.y, problem.stable_lr, problem.model(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     result = lr_range_test(model, optimizer, (x, y), nn.functional.mse_loss, batch_size=len(x), seed=seed)
     stable_bound = plain_bound * (1 + 0.9)
@@ -117,7 +106,7 @@ def test_model_optimizer_and_rng_are_exactly_restored(optimizer_name: str) -> No
 
 
 def test_same_seed_same_curve_and_linear_mode_spacing() -> None:
-    x, y, _ = _least_squares(0, n=256)
+    x, y = least_squares(0).x, least_squares(0).y
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
@@ -131,7 +120,7 @@ def test_same_seed_same_curve_and_linear_mode_spacing() -> None:
 
 
 def test_result_round_trips_through_json_and_plots(tmp_path) -> None:
-    x, y, _ = _least_squares(1, n=256)
+    x, y = least_squares(1).x, least_squares(1).y
     torch.manual_seed(0)
     model = nn.Linear(x.shape[1], 1)
     result = lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), (x, y), nn.functional.mse_loss,
@@ -211,7 +200,9 @@ def test_range_test_command_prints_json_and_writes_plots(tmp_path) -> None:
     low, high = printed["interval"]
     assert low < printed["suggestion"] < high and printed["method"] == "sweep"
     assert printed["data_source"]  # says where the data came from
-    assert printed["suggestion"] == min(printed["suggestions"]["loss_min"] / 4, printed["suggestions"]["check"])
+    assert printed["suggestion"] == printed["suggestions"]["check"] <= printed["suggestions"]["loss_min"]
+    spread_low, spread_high = printed["suggestion_spread"]  # the LRs the check cannot rank apart
+    assert spread_low <= printed["suggestion"] <= spread_high
     stored = json.loads((tmp_path / "range_test.json").read_text())
     assert stored["suggestion"] == printed["suggestion"] and stored["stopped_at"] <= 60
     assert (tmp_path / "range_test.png").stat().st_size > 10_000

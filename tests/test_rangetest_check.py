@@ -1,4 +1,4 @@
-"""The population check after a sweep: it lowers a suggestion that sits past where training holds, never raises one."""
+"""The population check after a sweep: its best LR, at and below the sweep's loss minimum, is the suggestion."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autolr.bench.least_squares import least_squares
 from autolr.errors import UserError
-from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, with_check
+from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, check_spread, with_check
 from autolr.rangetest.range_test import RangeTestResult, lr_range_test
 
 
@@ -22,25 +22,33 @@ def _sweep(suggestion: float, loss_min: float) -> RangeTestResult:
                            interval=(suggestion / 10, loss_min), suggestion_spread=(0.6 * suggestion, 1.5 * suggestion))
 
 
-def test_the_check_lowers_the_suggestion_to_its_best_lr_and_never_raises_it() -> None:
+def test_the_checks_best_lr_is_the_suggestion_lowered_or_raised_from_the_sweeps() -> None:
     lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4, 2x apart
     cliff = [2.0, 1.5, 1.0, 0.6, 0.5, 0.9, math.nan]  # best at 0.1 (neighbours 0.05, 0.2), diverged at 0.4
-    lowered = with_check(_sweep(0.1, 0.4), lrs, cliff, num_steps=100)
+    lowered = with_check(_sweep(0.3, 0.4), lrs, cliff, num_steps=100)
     best = lowered.suggestions["check"]
     assert 0.05 < best < 0.1 and lowered.suggestion == best  # the parabola's vertex, left of the 0.1 point
     assert lowered.interval == (best / 10, 0.4)  # up to the loss minimum (more than 3x above)
-    assert lowered.suggestion_spread is None  # the check's own runs are not resampled
+    assert lowered.suggestion_spread == (best, 0.1)  # only the best run is within 5% of its loss
     assert lowered.settings["check"] == {"lrs": lrs, "losses": cliff[:-1] + [None], "num_steps": 100,
-                                         "lowered": True}
+                                         "sweep_suggestion": 0.3}
     assert lowered.suggestions["steepest"] == 0.05  # the other rules untouched
+    raised = with_check(_sweep(0.02, 0.4), lrs, cliff, num_steps=100)
+    assert raised.suggestion == best and raised.settings["check"]["sweep_suggestion"] == 0.02
     rising = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]  # the best run is the highest LR: the vertex may not pass it
     assert with_check(_sweep(1.0, 0.4), lrs, rising, num_steps=100).suggestion == 0.4
     edge = [2.0, 1.5, 1.0, 0.6, 0.5, 1.2, math.nan]  # the next LR up more than doubles the loss: half the best run
     assert with_check(_sweep(0.3, 0.4), lrs, edge, num_steps=100).suggestion == 0.05
     assert with_check(_sweep(0.3, 0.4), lrs, rising[:5] + [0.3, math.nan], num_steps=100).suggestion == 0.1
-    kept = with_check(_sweep(0.02, 0.4), lrs, cliff, num_steps=100)
-    assert kept.suggestion == 0.02 and kept.settings["check"]["lowered"] is False
-    assert kept.suggestion_spread == pytest.approx((0.012, 0.03))
+
+
+def test_the_spread_is_the_run_of_lrs_within_five_percent_of_the_best_loss() -> None:
+    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4, 2x apart
+    flat = [0.50, 0.31, 0.300, 0.304, 0.308, 0.33, math.nan]  # 0.025 .. 0.1 within 5% of the best (0.025)
+    assert check_spread(lrs, flat, 0.025) == (0.0125, 0.1)  # 0.0125 (0.31) is within 5% too; 0.2 (0.33) is not
+    gap = [0.35, 0.50, 0.300, 0.40, 0.301, 0.33, math.nan]  # only the contiguous run around the best counts
+    assert check_spread(lrs, gap, 0.025) == (0.025, 0.025)
+    assert check_spread(lrs, gap, 0.02) == (0.02, 0.025)  # widened to take in the check's best LR
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from autolr.bench.least_squares import least_squares
-from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, CHECK_STEPS, checked_suggestion
+from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, CHECK_STEPS, check_best
 from autolr.rangetest.range_test import (
     lr_range_test,
     population_check,
@@ -69,7 +69,8 @@ class BenchSetting:
     """One training job the suggestion is judged on: data, model, optimizer, batch size (rows) and epochs.
 
     ``held_out``: not used to choose the sweep's divisor (which of them had run when the
-    check's rule was fixed: the README's range-test section).
+    check's rule was fixed: the README's range-test section). ``fresh``: held out and run
+    only after the rule was final, so nothing about it was seen when choosing it.
     """
 
     dataset: str
@@ -78,6 +79,7 @@ class BenchSetting:
     batch_size: int = 128
     epochs: int = 2
     held_out: bool = False
+    fresh: bool = False
 
     @property
     def label(self) -> str:
@@ -91,13 +93,19 @@ HELD_OUT = (
     BenchSetting("mnist", "mlp", batch_size=512, epochs=20, held_out=True),  # large batches, long
     BenchSetting("mnist", "cnn", optimizer="adamw", epochs=4, held_out=True),
 )
+FRESH = (  # run after the check became the suggestion (the rule as it stands)
+    BenchSetting("fashion-mnist", "cnn", optimizer="adamw", epochs=3, held_out=True, fresh=True),
+    BenchSetting("digits", "mlp", batch_size=256, epochs=40, held_out=True, fresh=True),  # large batches, long
+    BenchSetting("fashion-mnist", "mlp", batch_size=32, epochs=3, held_out=True, fresh=True),  # small batches
+    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=256, epochs=15, held_out=True, fresh=True),
+)
 
 
 @dataclass(frozen=True)
 class BenchSize:
     """How big each part of the benchmark is."""
 
-    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT
+    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT + FRESH
     seeds: tuple[int, ...] = (0, 1, 2)
     train_rows: int = 4000  # training rows used (fewer where the dataset has fewer)
     val_rows: int = 1000  # rows the grid is scored on: the validation split, then test rows where it is smaller
@@ -135,13 +143,15 @@ class BenchCase:
     batch_size: int = 128
     epochs: int = 2
     held_out: bool = False
+    fresh: bool = False
     check_lrs: list[float] = field(default_factory=list)  # the population check's LRs ...
     check_losses: list[float] = field(default_factory=list)  # ... and their held-out losses (NaN: diverged)
     stable_lr: float | None = None
 
     @property
     def setting(self) -> BenchSetting:
-        return BenchSetting(self.dataset, self.model, self.optimizer, self.batch_size, self.epochs, self.held_out)
+        return BenchSetting(self.dataset, self.model, self.optimizer, self.batch_size, self.epochs, self.held_out,
+                            self.fresh)
 
 
 def grid_best(lrs: list[float], accuracies: list[float]) -> float:
@@ -222,7 +232,8 @@ def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize) -> 
 
     case = BenchCase(setting.dataset, setting.model, seed, grid_lrs, accuracies, grid_best(grid_lrs, accuracies),
                      sweep.losses, sweep.lrs, sweep.stop_reason, seconds=seconds, optimizer=setting.optimizer,
-                     batch_size=setting.batch_size, epochs=setting.epochs, held_out=setting.held_out)
+                     batch_size=setting.batch_size, epochs=setting.epochs, held_out=setting.held_out,
+                     fresh=setting.fresh)
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
     add_check(case, setting.model, data, size, sweep.suggestions["loss_min"])
@@ -290,8 +301,7 @@ def _analyse(case: BenchCase) -> None:
     case.suggestions["autolr sweep"] = result.suggestion
     case.suggestions.update({f"rule {rule}": lr for rule, lr in result.suggestions.items()})
     if case.check_lrs:
-        case.suggestions["autolr sweep + check"] = checked_suggestion(result.suggestion, case.check_lrs,
-                                                                      case.check_losses)
+        case.suggestions["autolr sweep + check"] = check_best(case.check_lrs, case.check_losses)
 
 
 def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase] | None = None,
@@ -377,12 +387,15 @@ def judge(case: BenchCase, lr: float) -> Judgement:
 
 
 def summary(cases: list[BenchCase]) -> dict[str, Any]:
-    """Per method and rule, over tuning and held-out cases: good, collapses and the worst factor from the target."""
+    """Per method and rule, over tuning, held-out and fresh (a part of held-out) cases: good, collapses and the
+    worst factor from the target."""
+    parts: dict[str, Callable[[BenchCase], bool]] = {
+        "tuning": lambda c: not c.held_out, "held_out": lambda c: c.held_out, "fresh": lambda c: c.fresh}
     names = list(dict.fromkeys(name for c in cases for name in c.suggestions))
     out: dict[str, Any] = {}
     for name in names:
-        for part, held_out in (("tuning", False), ("held_out", True)):
-            judged = [judge(c, c.suggestions[name]) for c in cases if name in c.suggestions and c.held_out == held_out]
+        for part, within in parts.items():
+            judged = [judge(c, c.suggestions[name]) for c in cases if name in c.suggestions and within(c)]
             if judged:
                 out.setdefault(name, {})[part] = {
                     "cases": len(judged), "good": sum(j.good for j in judged),
@@ -413,15 +426,16 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         "through the best point and two neighbours each side. "
         f"Sweeps: {SWEEP['num_steps']} steps from {SWEEP['start_lr']:g} to {SWEEP['end_lr']:g} with the setting's "
         f"optimizer and batch size. Check: {CHECK_LRS} constant LRs from the sweep's loss minimum down to "
-        f"1/{CHECK_SPAN:g} of it, {size.check_steps} steps, held-out training rows; \"sweep + check\" is the lower "
-        f"of the sweep's suggestion and the check's best LR. Population test: {size.population_lrs} LRs, "
+        f"1/{CHECK_SPAN:g} of it, {size.check_steps} steps, held-out training rows; \"sweep + check\" is the "
+        f"check's best LR. Population test: {size.population_lrs} LRs, "
         f"{size.population_steps} steps (run for: {', '.join(size.population_models)}). Hardware: {hardware}.",
         "",
         "Cells: suggested LR (ratio to the grid's best LR; on least squares, to the stability limit 2/L). Good: "
         "within 3x, or training at it (read off the grid, linear in log LR) within 1.5 points of the grid's best "
         "accuracy; on least squares, from 1/3 of 2/L up to it. \"miss\": not good; \"collapse\": more than 10 "
         "points below the grid's best (on least squares: at or above 2/L). Held-out settings (marked) were not used "
-        "to choose the sweep's divisor; which of them had run when the check's rule was fixed is in the README.",
+        "to choose the sweep's divisor; which of them had run when the check's rule was fixed is in the README. "
+        "Fresh ones ran only after the rule was final.",
         "",
         "| setting | held out | seed | target LR | " + " | ".join(methods) + " |",
         "|---|---|---|---|" + "---|" * len(methods),
@@ -429,24 +443,26 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
     for c in cases:
         target = c.stable_lr if c.stable_lr is not None else c.grid_best
         label = "least squares, GD, 2/L" if c.stable_lr is not None else c.setting.label
-        lines.append(f"| {label} | {'yes' if c.held_out else ''} | {c.seed} | {target:.3g} | "
+        held_out = "fresh" if c.fresh else "yes" if c.held_out else ""
+        lines.append(f"| {label} | {held_out} | {c.seed} | {target:.3g} | "
                      + " | ".join(_cell(c, m) for m in methods) + " |")
     stats = summary(cases)
-    lines += ["", "| method | good (tuning) | good (held out) | collapses | worst factor | mean seconds |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| method | good (tuning) | good (held out) | of them fresh | collapses | worst factor "
+              "| mean seconds |", "|---|---|---|---|---|---|---|"]
     for m in methods:
         timed = [c.seconds[m] for c in cases if m in c.seconds]
         parts = stats[m]
-        cells = [f"{parts[p]['good']}/{parts[p]['cases']}" if p in parts else "-" for p in ("tuning", "held_out")]
-        collapses = sum(parts[p]["collapses"] for p in parts)
+        cells = [f"{parts[p]['good']}/{parts[p]['cases']}" if p in parts else "-"
+                 for p in ("tuning", "held_out", "fresh")]
+        collapses = sum(parts[p]["collapses"] for p in ("tuning", "held_out") if p in parts)
         worst = max(parts[p]["worst_factor"] for p in parts)
-        lines.append(f"| {m} | {cells[0]} | {cells[1]} | {collapses} | {worst:.2f} | "
+        lines.append(f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {collapses} | {worst:.2f} | "
                      f"{sum(timed) / max(1, len(timed)):.1f} |")
     rules = [name for name in stats if name.startswith("rule ")]
     lines += ["", "Sweep rules on their own (good on tuning, held out; collapses): " + ", ".join(
         f"{r[5:]} {stats[r].get('tuning', {}).get('good', 0)}/{stats[r].get('tuning', {}).get('cases', 0)}, "
         f"{stats[r].get('held_out', {}).get('good', 0)}/{stats[r].get('held_out', {}).get('cases', 0)}; "
-        f"{sum(p['collapses'] for p in stats[r].values())}" for r in rules), ""]
+        f"{sum(stats[r][p]['collapses'] for p in ('tuning', 'held_out') if p in stats[r])}" for r in rules), ""]
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ def range_test(
     out: Path = typer.Option(Path("reports/range-test"), "--out", help="Folder for range_test.png/.html/.json."),
     as_json: bool = typer.Option(False, "--json", help='Print only {"suggestion", "interval", ...} as JSON.'),
     check: bool = typer.Option(True, "--check/--no-check", help="After a sweep, train 7 constant LRs at and below its "
-                               "loss minimum for 100 steps and lower the suggestion when a lower LR does better."),
+                               "loss minimum for 100 steps; the best of them is the suggestion."),
 ) -> None:
     """Run the LR range test with SGD (momentum 0.9) and print the suggested LR and search interval."""
     import torch
@@ -66,12 +66,13 @@ def range_test(
     console.print(table)
     checked = result.settings.get("check")
     if checked is not None:
-        verdict = "lowered the suggestion to its best LR" if checked["lowered"] else "kept the sweep's suggestion"
-        console.print(f"check: {len(checked['lrs'])} constant LRs, {checked['num_steps']} steps each; {verdict}")
+        console.print(f"check: {len(checked['lrs'])} constant LRs, {checked['num_steps']} steps each; its best LR is "
+                      f"the suggestion (the sweep's alone: {checked['sweep_suggestion']:.4g})")
     console.print(f"suggestion: [bold]{result.suggestion:.4g}[/bold]   "
                   f"search interval: [{result.interval[0]:.4g}, {result.interval[1]:.4g}]")
     if result.suggestion_spread is not None:
-        console.print(f"spread of the suggestion over the curve's noise (5-95%): "
+        what = "LRs the check cannot rank apart" if checked is not None else "over the curve's noise (5-95%)"
+        console.print(f"spread of the suggestion, {what}: "
                       f"[{result.suggestion_spread[0]:.4g}, {result.suggestion_spread[1]:.4g}]", markup=False)
     for warning in result.warnings:
         console.print(f"warning: {warning}", style="yellow", markup=False)

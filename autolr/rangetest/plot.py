@@ -40,7 +40,7 @@ def write_png(result: "RangeTestResult", path: Path) -> Path:
               marker="o" if result.method == "population" else None)
     axes.axvspan(*result.interval, color="C2", alpha=0.12, label="search interval")
     if result.suggestion_spread is not None:
-        axes.axvspan(*result.suggestion_spread, color="C3", alpha=0.25, label="suggestion spread (5-95%)")
+        axes.axvspan(*result.suggestion_spread, color="C3", alpha=0.25, label="suggestion spread")
     axes.axvline(result.suggestion, color="C3", linewidth=2, label=f"suggestion {result.suggestion:.3g}")
     for (rule, lr), style in zip(sorted(result.suggestions.items()), (":", "--", "-.", (0, (1, 4)))):
         axes.axvline(lr, color="0.3", linestyle=style, linewidth=1, label=f"{rule} {lr:.3g}")

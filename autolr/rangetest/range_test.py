@@ -55,8 +55,9 @@ class RangeTestResult:
     ``completed | diverged | nonfinite``. ``suggestions`` maps rule -> LR, ``suggestion``
     is the recommended LR and ``interval`` the (low, high) LR range for the search.
     ``suggestion_spread`` is the (low, high) range of the suggestion over the curve's noise
-    (sweep only: a block bootstrap, see ``rangetest.confidence``; None for the population
-    test and for results stored before it existed) and ``warnings`` short sentences on a
+    (sweep only: a block bootstrap, see ``rangetest.confidence``; after the population check,
+    the LRs it cannot rank apart, see ``rangetest.check``; None for the population test and
+    for results stored before it existed) and ``warnings`` short sentences on a
     curve not to trust blindly (no clear descent, never rose).
     """
 
@@ -157,7 +158,7 @@ def lr_range_test(
     float16 on CUDA (with a gradient scaler) or bfloat16 on CPU. Model, optimizer and torch
     RNG are restored afterwards. ``check=True`` (sweep, ``data`` an ``(x, y)`` pair of
     tensors) then runs the population check on copies of ``model`` (``rangetest.check``),
-    which lowers the suggestion when a short constant-LR run at it does worse than one below.
+    whose best short constant-LR run at or below the sweep's loss minimum is the suggestion.
     """
     if check and not _is_tensor_pair(data):
         raise UserError(f"check=True needs data as an (x, y) pair of tensors, got {type(data).__name__}")
