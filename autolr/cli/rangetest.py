@@ -92,7 +92,8 @@ def bench_rangetest(
     resume: bool = typer.Option(False, "--resume", help="Keep the cases already in OUT_DIR/rangetest.json."),
 ) -> None:
     """Judge range-test suggestions against a constant-LR grid: the settings the rules were tuned on, held-out ones
-    (digits and MNIST, mlp and cnn, SGD and AdamW, batch 64-512, 4-20 epochs) and a least-squares problem."""
+    (digits, MNIST and Fashion-MNIST, mlp and cnn, SGD and AdamW, batch 32-512, 3-40 epochs) and a
+    least-squares problem."""
     from dataclasses import replace
 
     from autolr.bench import rangetest as bench
