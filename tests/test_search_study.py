@@ -1,5 +1,5 @@
-"""A built-in study run three times in one process: more trials trains only the new ones; a rerun of a
-finished study trains nothing and redoes no range test."""
+"""A built-in study run four times in one process: more trials trains only the new ones; a rerun of a
+finished study trains nothing, redoes no range test and, with its population left out, keeps the size it ran with."""
 
 from __future__ import annotations
 
@@ -60,3 +60,7 @@ def test_resumed_study_trains_only_what_is_missing(tmp_path, monkeypatch):
     assert range_tests == ["cpu"]  # neither rerun did a range test again
     assert torch.get_num_threads() == threads  # the run's one CPU thread was given back
     assert (tmp_path / "thrice" / "best_schedule.json").is_file()
+
+    monkeypatch.setattr(autolr.study.steps, "choose_population_size", refuse)  # no timing probe on a resume ...
+    fourth = run_study(CONFIG.replace(trials=7, population=None), out=tmp_path)
+    assert fourth.record.meta["population"] == 3  # ... the size the study ran with, stored with it

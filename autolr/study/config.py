@@ -46,8 +46,9 @@ IDENTITY_FIELDS = (
 class StudyConfig:
     """One study. ``epochs`` is per trial; ``trials`` counts every trial the study should hold.
 
-    ``population``: trials trained at once (None: chosen from the device). ``prune_after``:
-    fraction of a trial's epochs before which it is never pruned. ``storage``: an Optuna
+    ``population``: trials trained at once (None: the size the study ran with on this device,
+    else chosen from it). ``prune_after``: fraction of a trial's epochs before which it is
+    never pruned. ``storage``: an Optuna
     storage URL (None: ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how
     many top configurations are retrained after the search, on how many fresh seeds.
     ``retry_interrupted``: run trials again whose process stopped before they finished

@@ -13,6 +13,7 @@ from typing import Any
 STUDY_CONFIG_KEY = "autolr.study.config"  # the study definition (dict), written once
 RANGE_TEST_KEY = "autolr.range_test"  # RangeTestResult.to_dict(), written once
 RESCORE_KEY = "autolr.study.rescore"  # list of RescoreRecord dicts, written after the search
+POPULATION_KEY = "autolr.population"  # {"device", "size"}: trials trained at once, kept for a resume
 SEARCH_META_KEY = "autolr.meta"  # {"wall_time_s", "hardware", "finished", ...}
 TRIAL_SPEC_KEY = "autolr.schedule.spec"  # ScheduleSpec.to_dict() of the trial
 TRIAL_STATUS_KEY = "autolr.status"  # complete | pruned | diverged | failed | interrupted

@@ -80,7 +80,7 @@ def run_study(
         splits = load_study_splits(config, device)
         phase("range test")
         space = study_space(config, study_range_test(config, backend, splits, device))
-        population = study_population_size(config, splits, device)
+        population = study_population_size(config, backend, splits, device)
         backend.set_attr(SEARCH_META_KEY, {**(backend.get_attr(SEARCH_META_KEY) or {}), "finished": False})
         phase("search")
         baselines = tuned_baselines(space, config.baseline_lrs, config.schedule_free)

@@ -22,7 +22,7 @@ from autolr.rangetest.range_test import RangeTestResult, builtin_range_test
 from autolr.space.search_space import SearchSpace
 from autolr.study.backend import StudyStore
 from autolr.study.config import StudyConfig
-from autolr.study.records import RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY
+from autolr.study.records import POPULATION_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY
 from autolr.training.device import describe_hardware
 from autolr.training.population import choose_population_size
 
@@ -88,11 +88,19 @@ def study_space(config: StudyConfig, range_test: RangeTestResult) -> SearchSpace
     )
 
 
-def study_population_size(config: StudyConfig, splits: Splits, device: str) -> int:
-    """Trials trained at once: the study's ``population``, or chosen from the device."""
+def study_population_size(config: StudyConfig, engine: StudyStore, splits: Splits, device: str) -> int:
+    """Trials trained at once: the study's ``population``; left out, the size the study ran with
+    before on this device (so a resumed search asks for trials as it did), else one chosen from
+    the device by a timing probe. The size is stored with the study."""
+    stored = engine.get_attr(POPULATION_KEY)
     if config.population is not None:
-        return config.population
-    return choose_population_size(config.model, splits, device=device, batch_size=config.batch_size)
+        size = config.population
+    elif stored is not None and stored["device"] == device:
+        return int(stored["size"])
+    else:
+        size = choose_population_size(config.model, splits, device=device, batch_size=config.batch_size)
+    engine.set_attr(POPULATION_KEY, {"device": device, "size": size})
+    return size
 
 
 def rescore_study(config: StudyConfig, engine: StudyStore, splits: Splits, device: str, population: int) -> None:
