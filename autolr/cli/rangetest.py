@@ -71,8 +71,8 @@ def range_test(
     console.print(f"suggestion: [bold]{result.suggestion:.4g}[/bold]   "
                   f"search interval: [{result.interval[0]:.4g}, {result.interval[1]:.4g}]")
     if result.suggestion_spread is not None:
-        what = "LRs the check cannot rank apart" if checked is not None else "over the curve's noise (5-95%)"
-        console.print(f"spread of the suggestion, {what}: "
+        what = "(the LRs the check cannot rank apart)" if checked is not None else "over the curve's noise (5-95%)"
+        console.print(f"spread of the suggestion {what}: "
                       f"[{result.suggestion_spread[0]:.4g}, {result.suggestion_spread[1]:.4g}]", markup=False)
     for warning in result.warnings:
         console.print(f"warning: {warning}", style="yellow", markup=False)
