@@ -1,4 +1,9 @@
-"""Shared test fixtures: a real PostgreSQL server on loopback, started for the session.
+"""Shared test fixtures: Ctrl-C as a terminal delivers it, and a real PostgreSQL server on loopback.
+
+A shell's background job (``cmd &`` in a script) starts with SIGINT ignored, and Python then
+leaves it ignored, so the Ctrl-C tests would see nothing; ``ctrl_c_raises`` restores Python's
+own handler for the session (subprocesses started from it get the default again).
+
 
 ``postgres_url`` gives each test its own fresh database on one server that the session starts
 from Debian's ``postgresql`` binaries (``initdb`` + ``pg_ctl`` in a temporary data folder, on
@@ -13,6 +18,7 @@ import glob
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -25,6 +31,12 @@ import pytest
 POSTGRES_USER = "autolr"
 POSTGRES_PASSWORD = "pg-Secret-7319"  # distinctive, so a leak is easy to grep for
 _database_numbers = itertools.count()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_raises() -> None:
+    """SIGINT raises KeyboardInterrupt here and reaches subprocesses, however the suite was started."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)
