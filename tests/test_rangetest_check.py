@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import pytest
 import torch
@@ -11,7 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autolr.bench.least_squares import least_squares
 from autolr.errors import UserError
-from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, check_spread, with_check
+from autolr.rangetest.check import ALL_DIVERGED, CHECK_LRS, CHECK_SPAN, check_spread, with_check
+from autolr.rangetest.plot import TITLE_WIDTH, _title
 from autolr.rangetest.range_test import RangeTestResult, lr_range_test
 
 
@@ -40,6 +43,31 @@ def test_the_checks_best_lr_is_the_suggestion_lowered_or_raised_from_the_sweeps(
     edge = [2.0, 1.5, 1.0, 0.6, 0.5, 1.2, math.nan]  # the next LR up more than doubles the loss: half the best run
     assert with_check(_sweep(0.3, 0.4), lrs, edge, num_steps=100).suggestion == 0.05
     assert with_check(_sweep(0.3, 0.4), lrs, rising[:5] + [0.3, math.nan], num_steps=100).suggestion == 0.1
+
+
+def test_when_every_check_run_diverged_the_suggestion_is_half_its_lowest_lr_with_a_warning() -> None:
+    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4
+    result = with_check(_sweep(0.3, 0.4), lrs, [math.nan] * CHECK_LRS, num_steps=100)
+    assert result.suggestion == result.suggestions["check"] == 0.003125
+    assert result.suggestion_spread == (0.003125, 0.003125)
+    assert result.interval == (0.0003125, 0.03125)  # search_interval: at most 10x the suggestion
+    assert result.warnings == [ALL_DIVERGED]
+    assert result.settings["check"]["losses"] == [None] * CHECK_LRS
+
+
+def test_the_plots_draw_the_checks_losses_on_their_own_axis_and_wrap_a_long_warning(tmp_path) -> None:
+    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]
+    checked = with_check(_sweep(0.3, 0.4), lrs, [2.0, 1.5, 1.0, 0.6, 0.5, 0.9, math.nan], num_steps=100)
+    checked.warnings.append("a warning long enough to need a second line " * 4)
+    figure = json.loads(re.search(r"Plotly.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", checked.plot_html(),
+                                  re.S).group(1))
+    check = next(trace for trace in figure if trace["name"] == "check: held-out loss after 100 steps")
+    assert check["yaxis"] == "y2" and check["x"] == lrs[:-1] and check["y"] == [2.0, 1.5, 1.0, 0.6, 0.5, 0.9]
+    png = checked.plot(tmp_path / "range.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "check:" not in _sweep(0.3, 0.4).plot_html()
+    title = _title(checked).splitlines()
+    assert len(title) == 3 and max(map(len, title)) <= TITLE_WIDTH  # the title, and the 185-character warning in 2
 
 
 def test_the_spread_is_the_run_of_lrs_within_five_percent_of_the_best_loss() -> None:

@@ -11,7 +11,8 @@ best LR it trained, and when the next LR up diverged or more than doubled the lo
 halved: the best run then sits at the edge of a cliff, and a short run cannot tell how
 close (on least squares, GD at 1.005x its stable limit 2/L still looks fine after 100
 steps and has blown up by 1000). The spread is the range of LRs the check cannot rank: the
-runs within ``CHECK_TIE`` of the best loss, next to the best run.
+runs within ``CHECK_TIE`` of the best loss, next to the best run. When every run diverged,
+the suggestion is half the lowest LR, by the same edge rule, with a warning.
 ``autolr bench rangetest`` measures the rule (``reports/reference/bench-rangetest.md``).
 """
 
@@ -31,6 +32,8 @@ CHECK_SPAN = 64.0  # from the loss minimum's LR down to this factor below it (2x
 CHECK_STEPS = 100  # training steps of each copy
 EDGE_LOSS_FACTOR = 2.0  # the next LR up losing more than this factor means the best run is at an edge
 CHECK_TIE = 0.05  # runs whose held-out loss is within this fraction of the best are not ranked apart
+ALL_DIVERGED = ("every run of the check diverged, down to 1/64 of the sweep's loss minimum: the suggestion is "
+                "half its lowest LR, a guess; check the model, the data and the loss")
 
 
 def check_bounds(loss_min: float) -> tuple[float, float]:
@@ -71,12 +74,18 @@ def with_check(result: "RangeTestResult", lrs: Sequence[float], losses: Sequence
                num_steps: int) -> "RangeTestResult":
     """``result`` (a sweep) with the check's losses at ``lrs`` applied: suggestion, interval and spread.
 
-    The suggestion is the check's best LR (rule ``check``), the spread ``check_spread``. The
-    check's curve and the sweep's own suggestion are kept in ``settings["check"]``.
+    The suggestion is the check's best LR (rule ``check``), the spread ``check_spread``; when
+    every run diverged, half the lowest LR and a warning. The check's curve and the sweep's own
+    suggestion are kept in ``settings["check"]``.
     """
-    best = check_best(lrs, losses)
+    if all(not math.isfinite(loss) for loss in losses):
+        best = lrs[0] / 2
+        spread, warnings = (best, best), [*result.warnings, ALL_DIVERGED]
+    else:
+        best = check_best(lrs, losses)
+        spread, warnings = check_spread(lrs, losses, best), result.warnings
     stored = {"lrs": list(lrs), "losses": [loss if math.isfinite(loss) else None for loss in losses],
               "num_steps": num_steps, "sweep_suggestion": result.suggestion}
     return replace(result, suggestion=best, suggestions={**result.suggestions, "check": best},
                    interval=search_interval(best, result.suggestions["loss_min"]),
-                   suggestion_spread=check_spread(lrs, losses, best), settings={**result.settings, "check": stored})
+                   suggestion_spread=spread, warnings=warnings, settings={**result.settings, "check": stored})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,19 +11,34 @@ if TYPE_CHECKING:
     from autolr.rangetest.range_test import RangeTestResult
 
 
+TITLE_WIDTH = 100  # characters per title line, so that a long warning is wrapped, not cut off
+
+
 def _title(result: "RangeTestResult", line_break: str = "\n") -> str:
-    """The suggestion, interval and spread on one line, then one line per warning."""
+    """The suggestion, interval and spread, then each warning, wrapped at ``TITLE_WIDTH`` characters."""
     low, high = result.interval
     title = f"LR range test ({result.method}): suggestion {result.suggestion:.3g}, interval [{low:.3g}, {high:.3g}]"
     if result.suggestion_spread is not None:
         title += f", spread [{result.suggestion_spread[0]:.3g}, {result.suggestion_spread[1]:.3g}]"
-    return line_break.join([title, *(f"warning: {warning}" for warning in result.warnings)])
+    lines = [title, *(f"warning: {warning}" for warning in result.warnings)]
+    return line_break.join(wrapped for line in lines for wrapped in textwrap.wrap(line, TITLE_WIDTH))
 
 
 def _loss_label(result: "RangeTestResult") -> str:
     if result.method == "population":
         return f"held-out loss after {result.stopped_at} steps at that LR"
     return "training loss"
+
+
+def _check_points(result: "RangeTestResult") -> tuple[list[float], list[float], str]:
+    """The population check's (LRs, held-out losses) of the runs that did not diverge, and their label;
+    empty without a check."""
+    check = result.settings.get("check")
+    if not check:
+        return [], [], ""
+    kept = [(lr, loss) for lr, loss in zip(check["lrs"], check["losses"]) if loss is not None and math.isfinite(loss)]
+    label = f"check: held-out loss after {check['num_steps']} steps"
+    return [lr for lr, _ in kept], [loss for _, loss in kept], label
 
 
 def write_png(result: "RangeTestResult", path: Path) -> Path:
@@ -52,7 +68,14 @@ def write_png(result: "RangeTestResult", path: Path) -> Path:
     axes.set_xlabel("learning rate")
     axes.set_ylabel(_loss_label(result))
     axes.set_title(_title(result), fontsize=9)
-    axes.legend(fontsize=7)
+    handles, labels = axes.get_legend_handles_labels()
+    check_lrs, check_losses, check_label = _check_points(result)
+    if check_lrs:
+        right = axes.twinx()
+        handles += right.plot(check_lrs, check_losses, color="C1", marker="s", linewidth=1, label=check_label)
+        labels.append(check_label)
+        right.set_ylabel("check's held-out loss", color="C1")
+    axes.legend(handles, labels, fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -80,5 +103,10 @@ def html_fragment(result: "RangeTestResult", include_plotlyjs: bool | str = Fals
         figure.add_vline(x=lr, line_dash="dot", line_color="#555555")
     figure.update_xaxes(type="log", title="learning rate")
     figure.update_yaxes(title=_loss_label(result))
+    check_lrs, check_losses, check_label = _check_points(result)
+    if check_lrs:
+        figure.add_scatter(x=check_lrs, y=check_losses, name=check_label, mode="lines+markers", yaxis="y2",
+                           line={"color": "#ff7f0e"}, marker={"symbol": "square"})
+        figure.update_layout(yaxis2={"title": "check's held-out loss", "overlaying": "y", "side": "right"})
     figure.update_layout(title=_title(result, "<br>"), template="plotly_white", height=420)
     return figure.to_html(full_html=False, include_plotlyjs=include_plotlyjs)
