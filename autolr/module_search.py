@@ -18,7 +18,7 @@ from autolr.search import SearchResult, baselines_of, check_positive
 from autolr.space.search_space import SearchSpace
 from autolr.study.population_trials import members_evaluator
 from autolr.training.module_population import as_splits, train_module_population
-from autolr.training.train import LossFn, check_run, resolve_device
+from autolr.training.train import LossFn, check_run, training_device
 from autolr.trials import run_trials
 
 
@@ -56,7 +56,7 @@ def search_module(
     check_positive("population", population)
     check_run(epochs, batch_size, metric)
     splits = as_splits(data)
-    device = str(resolve_device(device, splits))
+    device = str(training_device(device, splits))
     baseline_specs = baselines_of(space, baselines_lr) if baselines else []
     engine = open_search(space, n_trials, baseline_specs, storage, {
         "name": study_name, "direction": "maximize" if metric == "accuracy" else "minimize", "epochs": epochs,

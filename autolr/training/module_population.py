@@ -39,7 +39,7 @@ from autolr.schedule.spec import ScheduleSpec
 from autolr.training.models import StackedModel
 from autolr.training.population import check_members, train_stacked
 from autolr.training.population_groups import member_callback
-from autolr.training.train import LossFn, Splits, TrialResult, member_losses, resolve_device, train_trial
+from autolr.training.train import LossFn, Splits, TrialResult, member_losses, train_trial, training_device
 
 PROBE_ROWS = 8  # rows of the probe batch
 PROBE_TOLERANCE = 1e-4  # largest difference between a member's vmapped and own outputs (relative to their scale)
@@ -145,7 +145,7 @@ def train_module_population(
     """
     check_members(specs, seeds)
     splits = as_splits(data)
-    device = resolve_device(device, splits)
+    device = training_device(device, splits)
     members = [build_member(model_factory, seed).to(device) for seed in seeds]
     population = ModulePopulation(members).to(device)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):

@@ -47,11 +47,11 @@ from autolr.training.train import (
     divergence_reason,
     evaluate,
     member_losses,
-    resolve_device,
     score_of,
     shuffled_epochs,
     steps_per_epoch,
     train_trial,
+    training_device,
 )
 
 
@@ -133,7 +133,7 @@ def train_stacked(
     check_run(epochs, batch_size, metric)
     check_targets(metric, splits)
     started = time.perf_counter()
-    device = resolve_device(device, splits)
+    device = training_device(device, splits)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
     val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
     epoch_steps = steps_per_epoch(train_x.shape[0], batch_size)
@@ -420,7 +420,7 @@ def choose_population_size(
     that fit in ``GPU_MEMORY_FRACTION`` of the free memory at the peak memory per member
     the probe measured.
     """
-    device = resolve_device(device, splits)
+    device = training_device(device, splits)
     kind = "cuda" if device.type == "cuda" else "cpu"
     limit = largest or (GPU_LARGEST_POPULATION if kind == "cuda" else CPU_LARGEST_POPULATION)
     size = min(SMALLEST_POPULATION[kind], limit)

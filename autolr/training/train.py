@@ -134,7 +134,7 @@ def check_targets(metric: str, splits: Splits) -> None:
         raise UserError("metric 'accuracy' needs class-index targets; pass metric='loss' for float targets")
 
 
-def resolve_device(device: str | torch.device | None, splits: Splits) -> torch.device:
+def training_device(device: str | torch.device | None, splits: Splits) -> torch.device:
     """The given device, or the device the training data is on."""
     return torch.device(device) if device is not None else splits.train_x.device
 
@@ -260,7 +260,7 @@ def train_trial(
     check_run(epochs, batch_size, metric)
     check_targets(metric, splits)
     started = time.perf_counter()
-    device = resolve_device(device, splits)
+    device = training_device(device, splits)
     if isinstance(model, str):
         model = build_model(model, splits.input_shape, splits.num_classes, seed)
     model = model.to(device)
