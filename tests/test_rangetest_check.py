@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autolr.bench.least_squares import least_squares
 from autolr.errors import UserError
-from autolr.rangetest.check import ALL_DIVERGED, CHECK_LRS, CHECK_SPAN, check_spread, with_check
+from autolr.rangetest.check import ALL_DIVERGED, CHECK_LRS, CHECK_SPAN, check_best, check_spread, with_check
 from autolr.rangetest.plot import TITLE_WIDTH, _title
 from autolr.rangetest.range_test import RangeTestResult, lr_range_test
 
@@ -53,6 +53,7 @@ def test_when_every_check_run_diverged_the_suggestion_is_half_its_lowest_lr_with
     assert result.interval == (0.0003125, 0.03125)  # search_interval: at most 10x the suggestion
     assert result.warnings == [ALL_DIVERGED]
     assert result.settings["check"]["losses"] == [None] * CHECK_LRS
+    assert check_best(lrs, [math.nan] * CHECK_LRS) == 0.003125  # the rule itself, as the bench calls it
 
 
 def test_the_plots_draw_the_checks_losses_on_their_own_axis_and_wrap_a_long_warning(tmp_path) -> None:

@@ -41,15 +41,18 @@ def check_bounds(loss_min: float) -> tuple[float, float]:
     return loss_min / CHECK_SPAN, loss_min
 
 
-def _best_run(losses: Sequence[float]) -> int:
-    """The index of the lowest finite loss (NaN: diverged)."""
-    return min((i for i, loss in enumerate(losses) if math.isfinite(loss)), key=lambda i: losses[i])
+def _best_run(losses: Sequence[float]) -> int | None:
+    """The index of the lowest finite loss (NaN: diverged); None when every run diverged."""
+    return min((i for i, loss in enumerate(losses) if math.isfinite(loss)), key=lambda i: losses[i], default=None)
 
 
 def check_best(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """The check's best LR (``lrs`` ascending): the lowest held-out loss (NaN: diverged), refined in log LR,
-    not above the best LR run, and half of that when the next LR up diverged or lost more than 2x."""
+    not above the best LR run, and half of that when the next LR up diverged or lost more than 2x; half the
+    lowest LR when every run diverged."""
     best_run = _best_run(losses)
+    if best_run is None:
+        return lrs[0] / 2
     best = min(refined_minimum(lrs, losses), lrs[best_run])
     above = losses[best_run + 1] if best_run + 1 < len(losses) else None
     if above is not None and not above <= EDGE_LOSS_FACTOR * losses[best_run]:  # NaN counts as diverged
@@ -59,8 +62,11 @@ def check_best(lrs: Sequence[float], losses: Sequence[float]) -> float:
 
 def check_spread(lrs: Sequence[float], losses: Sequence[float], best: float) -> tuple[float, float]:
     """The LRs the check cannot rank apart from its best run (``lrs`` ascending): the contiguous runs around
-    the best one whose loss is within ``CHECK_TIE`` of it, widened to take in ``best`` (the check's best LR)."""
+    the best one whose loss is within ``CHECK_TIE`` of it, widened to take in ``best`` (the check's best LR);
+    ``best`` alone when every run diverged."""
     best_run = _best_run(losses)
+    if best_run is None:
+        return best, best
     tied = [math.isfinite(loss) and loss <= (1 + CHECK_TIE) * losses[best_run] for loss in losses]
     low = high = best_run
     while low > 0 and tied[low - 1]:
@@ -78,14 +84,12 @@ def with_check(result: "RangeTestResult", lrs: Sequence[float], losses: Sequence
     every run diverged, half the lowest LR and a warning. The check's curve and the sweep's own
     suggestion are kept in ``settings["check"]``.
     """
-    if all(not math.isfinite(loss) for loss in losses):
-        best = lrs[0] / 2
-        spread, warnings = (best, best), [*result.warnings, ALL_DIVERGED]
-    else:
-        best = check_best(lrs, losses)
-        spread, warnings = check_spread(lrs, losses, best), result.warnings
+    best = check_best(lrs, losses)
+    diverged = not any(math.isfinite(loss) for loss in losses)
+    warnings = [*result.warnings, ALL_DIVERGED] if diverged else result.warnings
     stored = {"lrs": list(lrs), "losses": [loss if math.isfinite(loss) else None for loss in losses],
               "num_steps": num_steps, "sweep_suggestion": result.suggestion}
     return replace(result, suggestion=best, suggestions={**result.suggestions, "check": best},
                    interval=search_interval(best, result.suggestions["loss_min"]),
-                   suggestion_spread=spread, warnings=warnings, settings={**result.settings, "check": stored})
+                   suggestion_spread=check_spread(lrs, losses, best), warnings=warnings,
+                   settings={**result.settings, "check": stored})

@@ -31,12 +31,12 @@ def _loss_label(result: "RangeTestResult") -> str:
 
 
 def _check_points(result: "RangeTestResult") -> tuple[list[float], list[float], str]:
-    """The population check's (LRs, held-out losses) of the runs that did not diverge, and their label;
-    empty without a check."""
+    """The population check's (LRs, held-out losses) of the runs that did not diverge (stored as None), and
+    their label; empty without a check."""
     check = result.settings.get("check")
     if not check:
         return [], [], ""
-    kept = [(lr, loss) for lr, loss in zip(check["lrs"], check["losses"]) if loss is not None and math.isfinite(loss)]
+    kept = [(lr, loss) for lr, loss in zip(check["lrs"], check["losses"]) if loss is not None]
     label = f"check: held-out loss after {check['num_steps']} steps"
     return [lr for lr, _ in kept], [loss for _, loss in kept], label
 
