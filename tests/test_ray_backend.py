@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -142,20 +143,29 @@ def test_trials_lost_with_a_removed_node_are_retried_and_recorded_once(cluster, 
     cluster.wait_for_nodes()
     experiment = tmp_path / "ray"
 
-    removed = []
+    removed, finished = threading.Event(), threading.Event()
 
-    def remove_while_trials_run(progress) -> None:
-        if progress.counts.get("running", 0) >= 1 and not removed:  # on the doomed node, the only free GPU
-            removed.append(True)
-            cluster.remove_node(doomed, allow_graceful=False)
-            for holder in holders:  # the GPUs of the remaining nodes come free for the retries
-                ray.kill(holder)
+    def remove_at_the_first_report() -> None:
+        """Take the doomed node (the only free GPU) down once a trial on it has reported its first of 3 epochs,
+        so its trials are mid-run (waiting for the first to complete let the others finish first, now and then)."""
+        while not finished.wait(0.05):
+            if any(path.stat().st_size for path in experiment.glob("trial_*/result.json")):
+                cluster.remove_node(doomed, allow_graceful=False)
+                for holder in holders:  # the GPUs of the remaining nodes come free for the retries
+                    ray.kill(holder)
+                removed.set()
+                return
 
-    # A cluster's options, as `--address` gives them: no actor reuse (a retry must not land on a dead node's actor).
-    search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3,
-                                                      reuse_actors=False),
-           on_progress=remove_while_trials_run)
+    remover = threading.Thread(target=remove_at_the_first_report)
+    remover.start()
+    try:  # a cluster's options, as `--address` gives them: no actor reuse (a retry must not land on a dead node)
+        search(SLOW_STUDY, splits, experiment, RayOptions(gpus_per_trial=0.25, cpus_per_trial=1, max_failures=3,
+                                                          reuse_actors=False))
+    finally:
+        finished.set()
+        remover.join()
 
+    assert removed.is_set()
     states = tune_trial_states(experiment)
     assert len(states) == 6 and all(status == "TERMINATED" for status, _ in states.values())
     retried = [folder for folder, (_, failures) in states.items() if failures >= 1]
