@@ -306,24 +306,14 @@ def _analyse(case: BenchCase) -> None:
 
 def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase] | None = None,
               on_case: Callable[[list[BenchCase], BenchCase], None] | None = None) -> list[BenchCase]:
-    """Every case of ``size``, in order; ``on_case(cases so far, the case)`` after each one is run or completed.
-
-    Cases in ``done`` are kept, and only get the population check when they lack it.
-    """
+    """Every case of ``size``, in order, keeping those in ``done``; ``on_case(cases so far, the case)`` after each
+    one is run."""
     from autolr.data import load_splits
 
     cases = list(done or [])
     finished = {(case.setting.label, case.seed) for case in cases}
-    datasets = dict.fromkeys([setting.dataset for setting in size.settings]
-                             + [case.dataset for case in cases if case.stable_lr is None])
+    datasets = dict.fromkeys(setting.dataset for setting in size.settings)
     splits = {dataset: load_splits(dataset, data_dir=data_dir, seed=0) for dataset in datasets}
-    for case in cases:
-        if not case.check_lrs and case.stable_lr is None:  # stored before the check existed
-            add_check(case, case.model, _subset(splits[case.dataset], size, case.seed), size,
-                      case.suggestions["rule loss_min"])
-            _analyse(case)
-            if on_case is not None:
-                on_case(cases, case)
     for setting in size.settings:
         for seed in size.seeds:
             if (setting.label, seed) in finished:
