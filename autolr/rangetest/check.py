@@ -85,8 +85,7 @@ def with_check(result: "RangeTestResult", lrs: Sequence[float], losses: Sequence
     suggestion are kept in ``settings["check"]``.
     """
     best = check_best(lrs, losses)
-    diverged = not any(math.isfinite(loss) for loss in losses)
-    warnings = [*result.warnings, ALL_DIVERGED] if diverged else result.warnings
+    warnings = [*result.warnings, ALL_DIVERGED] if _best_run(losses) is None else result.warnings
     stored = {"lrs": list(lrs), "losses": [loss if math.isfinite(loss) else None for loss in losses],
               "num_steps": num_steps, "sweep_suggestion": result.suggestion}
     return replace(result, suggestion=best, suggestions={**result.suggestions, "check": best},
