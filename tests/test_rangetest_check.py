@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from autolr.bench.least_squares import least_squares
 from autolr.errors import UserError
 from autolr.rangetest.check import ALL_DIVERGED, CHECK_LRS, CHECK_SPAN, check_best, check_spread, with_check
+from autolr.rangetest.confidence import NEVER_ROSE, NO_DESCENT
 from autolr.rangetest.plot import TITLE_WIDTH, _title
 from autolr.rangetest.range_test import RangeTestResult, lr_range_test
 
@@ -54,6 +55,21 @@ def test_when_every_check_run_diverged_the_suggestion_is_half_its_lowest_lr_with
     assert result.warnings == [ALL_DIVERGED]
     assert result.settings["check"]["losses"] == [None] * CHECK_LRS
     assert check_best(lrs, [math.nan] * CHECK_LRS) == 0.003125  # the rule itself, as the bench calls it
+
+
+def test_a_check_that_learned_drops_the_sweeps_no_descent_warning_and_one_that_did_not_keeps_it() -> None:
+    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]
+    flat = _sweep(0.3, 0.4)
+    flat.smoothed_losses = [2.3] * 10 + [2.25] * 10  # read from step 2 (after 10%): 2.3, at best 2% lower
+    flat.warnings = [NO_DESCENT, NEVER_ROSE]
+    learned = with_check(flat, lrs, [2.2, 1.5, 0.9, 0.4, 0.3, 0.35, math.nan], num_steps=100)
+    assert learned.warnings == [NEVER_ROSE]
+    barely = [2.2, 2.1, 2.08, 2.06, 2.08, 2.2, math.nan]  # the best, 2.06, is 10.4% below 2.3: a clear descent
+    assert with_check(flat, lrs, barely, num_steps=100).warnings == [NEVER_ROSE]
+    stalled = [2.2, 2.1, 2.09, 2.08, 2.09, 2.2, math.nan]  # 2.08 is 9.6% below: still no clear descent
+    assert with_check(flat, lrs, stalled, num_steps=100).warnings == [NO_DESCENT, NEVER_ROSE]
+    assert with_check(flat, lrs, [math.nan] * CHECK_LRS, num_steps=100).warnings == [NO_DESCENT, NEVER_ROSE,
+                                                                                       ALL_DIVERGED]
 
 
 def test_the_plots_draw_the_checks_losses_on_their_own_axis_and_wrap_a_long_warning(tmp_path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from autolr.rangetest.analysis import refined_minimum, search_interval
+from autolr.rangetest.confidence import NO_DESCENT, descended, start_loss
 
 if TYPE_CHECKING:
     from autolr.rangetest.range_test import RangeTestResult
@@ -81,11 +82,16 @@ def with_check(result: "RangeTestResult", lrs: Sequence[float], losses: Sequence
     """``result`` (a sweep) with the check's losses at ``lrs`` applied: suggestion, interval and spread.
 
     The suggestion is the check's best LR (rule ``check``), the spread ``check_spread``; when
-    every run diverged, half the lowest LR and a warning. The check's curve and the sweep's own
-    suggestion are kept in ``settings["check"]``.
+    every run diverged, half the lowest LR and a warning. The sweep's "never clearly descended"
+    warning is dropped when the check's best held-out loss is a clear descent from the sweep's
+    start (a model that learns slowly while the LR climbs, as a small CNN in 100 steps). The
+    check's curve and the sweep's own suggestion are kept in ``settings["check"]``.
     """
     best = check_best(lrs, losses)
-    warnings = [*result.warnings, ALL_DIVERGED] if _best_run(losses) is None else result.warnings
+    best_run = _best_run(losses)
+    warnings = [*result.warnings, ALL_DIVERGED] if best_run is None else result.warnings
+    if best_run is not None and descended(start_loss(result.smoothed_losses), losses[best_run]):
+        warnings = [warning for warning in warnings if warning != NO_DESCENT]  # the check's runs learned
     stored = {"lrs": list(lrs), "losses": [loss if math.isfinite(loss) else None for loss in losses],
               "num_steps": num_steps, "sweep_suggestion": result.suggestion}
     return replace(result, suggestion=best, suggestions={**result.suggestions, "check": best},

@@ -28,6 +28,7 @@ NEIGHBOURHOOD = 10  # steps a block may move from where it was drawn
 RESAMPLES = 200
 SPREAD_PERCENTILES = (0.05, 0.95)
 DESCENT_FRACTION = 0.1  # a clear descent: the smoothed minimum at least this fraction below the start
+SKIP_START = 0.1  # the warnings read a curve after this fraction of its steps, as the rules do
 ROSE_FRACTION = 0.1  # the loss rose: its end at least this fraction of the descent above the minimum
 
 NO_DESCENT = "the loss never clearly descended: the suggestion is a guess, so widen the LR range or check the model"
@@ -76,7 +77,18 @@ def suggestion_spread(
     return low, high
 
 
-def curve_warnings(curve: Sequence[float], stop_reason: str, skip_start: float = 0.1) -> list[str]:
+def descended(start: float, lowest: float) -> bool:
+    """A clear descent from the loss ``start`` to ``lowest``: at least ``DESCENT_FRACTION`` of the start's size."""
+    return start - lowest >= DESCENT_FRACTION * abs(start)
+
+
+def start_loss(curve: Sequence[float], skip_start: float = SKIP_START) -> float:
+    """Where a smoothed ``curve`` starts as the rules read it: its first finite value after the first
+    ``skip_start`` fraction."""
+    return next(value for value in curve[int(len(curve) * skip_start):] if math.isfinite(value))
+
+
+def curve_warnings(curve: Sequence[float], stop_reason: str, skip_start: float = SKIP_START) -> list[str]:
     """Short sentences on a smoothed curve a user should not trust blindly (empty when it looks sound).
 
     ``curve`` is read after its first ``skip_start`` fraction (as the rules read it); a
@@ -86,10 +98,9 @@ def curve_warnings(curve: Sequence[float], stop_reason: str, skip_start: float =
     ``ROSE_FRACTION`` of the descent above the minimum.
     """
     read = list(curve[int(len(curve) * skip_start):])
-    finite = [value for value in read if math.isfinite(value)]
-    start, lowest = finite[0], min(finite)
+    start, lowest = start_loss(curve, skip_start), min(value for value in read if math.isfinite(value))
     warnings = []
-    if start - lowest < DESCENT_FRACTION * abs(start):
+    if not descended(start, lowest):
         warnings.append(NO_DESCENT)
     if stop_reason == "completed" and math.isfinite(read[-1]) and read[-1] - lowest < ROSE_FRACTION * (start - lowest):
         warnings.append(NEVER_ROSE)
