@@ -1,14 +1,15 @@
 """`autolr bench lr-bounds`: the grid's best LR and good band, bounds from calibration settings, the table."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from autolr.bench import lr_bounds as bench
-from autolr.cli import app
 from autolr.bench.lr_bounds_analysis import Bounds, derive_bounds, grid_best
+from autolr.cli import app, main
 
 REFERENCE = Path(__file__).parent.parent / "reports" / "reference" / "lr-bounds.json"
 
@@ -61,17 +62,19 @@ def _run(role: str, best_index: int, loss_min: float = 0.1) -> bench.SettingRun:
                             {family: bench.FamilyGrid(family, lrs, scores, 1.0) for family in bench.FAMILY_PARAMS})
 
 
-def test_bounds_come_from_calibration_settings_only_and_are_checked_on_held_out_ones():
+def test_bounds_come_from_calibration_settings_only_and_are_checked_on_held_out_and_fresh_ones():
     runs = [_run(bench.CALIBRATION, 1), _run(bench.CALIBRATION, 3, loss_min=0.02),
-            _run(bench.HELD_OUT, 2), _run(bench.HELD_OUT, 4)]
+            _run(bench.HELD_OUT, 2), _run(bench.HELD_OUT, 4), _run(bench.FRESH, 0), _run(bench.FRESH, 1),
+            _run(bench.FRESH, 3)]
     found = bench.family_bounds(runs, margin=2.0)
     assert set(found) == set(bench.FAMILY_PARAMS)
     cosine = found["cosine"]
     assert cosine.calibration_ratios == pytest.approx([0.5, 2.0])
     assert (cosine.bounds.lo, cosine.bounds.hi) == (0.25, 4.0)
     assert (cosine.held_out_inside, cosine.held_out_total) == (2, 2)  # ratios 1.0 and 4.0 (on the bound)
+    assert (cosine.fresh_inside, cosine.fresh_total) == (3, 3)  # ratios 0.25 (on the bound), 0.5 and 2.0
     narrow = bench.family_bounds(runs, margin=1.0)["cosine"]
-    assert (narrow.bounds.lo, narrow.bounds.hi, narrow.held_out_inside) == (0.5, 2.0, 1)
+    assert (narrow.bounds.lo, narrow.bounds.hi, narrow.held_out_inside, narrow.fresh_inside) == (0.5, 2.0, 1, 2)
 
 
 def test_the_table_flags_a_best_lr_at_the_grid_edge():
@@ -80,7 +83,7 @@ def test_the_table_flags_a_best_lr_at_the_grid_edge():
     text = bench.markdown(runs, size, "test CPU", 60.0)
     first_row = next(line for line in text.splitlines() if line.startswith("| digits mlp 10ep sgd | calibration"))
     assert first_row.count(" edge") == len(bench.FAMILY_PARAMS) and "(4.00x) edge" in first_row
-    assert "| cosine | 4.00 (1 at the grid edge) | 2 | 8 | 0/1 | 1/2 |" in text  # 4.0 / 2 and 4.0 * 2
+    assert "| cosine | 4.00 (1 at the grid edge) | 2 | 8 | 0/1 | 0/0 | 1/2 |" in text  # 4.0 / 2 and 4.0 * 2
 
 
 def _table_rows(text: str, header_start: str) -> tuple[list[str], list[list[str]]]:
@@ -96,7 +99,7 @@ def _table_rows(text: str, header_start: str) -> tuple[list[str], list[list[str]
 
 
 @pytest.mark.slow
-def test_quick_run_on_digits_writes_a_well_formed_table_and_json(tmp_path):
+def test_quick_run_on_digits_writes_a_well_formed_table_and_json(tmp_path, monkeypatch, capsys):
     result = CliRunner().invoke(app, ["bench", "lr-bounds", "--quick", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     payload = json.loads((tmp_path / "lr-bounds.json").read_text())
@@ -124,6 +127,22 @@ def test_quick_run_on_digits_writes_a_well_formed_table_and_json(tmp_path):
     assert [row[0] for row in rows] == list(bench.FAMILY_PARAMS)
     runs, read_size = bench.read(tmp_path / "lr-bounds.json")  # the JSON holds everything the table shows
     assert bench.markdown(runs, read_size, payload["hardware"], payload["wall_seconds"]) == text
+
+    # Resumed with only the first setting stored, it keeps that one as it was and runs the second again.
+    first_only = {**payload, "settings": payload["settings"][:1]}
+    (tmp_path / "lr-bounds.json").write_text(json.dumps(first_only))
+    result = CliRunner().invoke(app, ["bench", "lr-bounds", "--quick", "--out-dir", str(tmp_path), "--resume"])
+    assert result.exit_code == 0, result.output
+    resumed = json.loads((tmp_path / "lr-bounds.json").read_text())
+    assert resumed["settings"][0] == payload["settings"][0]  # its timings too: not trained again
+    assert [s["setting"] for s in resumed["settings"]] == [s["setting"] for s in payload["settings"]]
+    assert resumed["wall_seconds"] > payload["wall_seconds"]  # the stored run's time plus the new one's
+    before = (tmp_path / "lr-bounds.json").read_text()
+    monkeypatch.setattr(sys, "argv", ["autolr", "bench", "lr-bounds", "--out-dir", str(tmp_path), "--resume"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()  # the full size's grid against the quick run's: one sentence, exit 2, the stored run unchanged
+    assert exit_info.value.code == 2 and "another grid" in capsys.readouterr().err
+    assert (tmp_path / "lr-bounds.json").read_text() == before
 
 
 def test_the_bounds_constant_is_what_the_committed_reference_run_derives():

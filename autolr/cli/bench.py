@@ -96,27 +96,41 @@ def bench_lr_bounds(
     out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir",
                                  help="Folder for lr-bounds.md and lr-bounds.json."),
     threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Keep the settings OUT_DIR/lr-bounds.json holds; run only the missing ones."),
 ) -> None:
     """Where each family's best peak LR lies relative to the range test; per-family bounds from calibration settings."""
+    import json
     import time
+    from dataclasses import replace
 
     import torch
 
     from autolr.bench import lr_bounds as bench
+    from autolr.errors import UserError
 
     torch.set_num_threads(threads)
     size = bench.QUICK if quick else bench.BoundsSize()
     hardware = bench.hardware()
+    stored = out_dir / "lr-bounds.json"
+    done: list[bench.SettingRun] = []
+    earlier_seconds = 0.0
+    if resume and stored.exists():
+        done, stored_size = bench.read(stored)
+        if replace(stored_size, settings=size.settings) != size:
+            raise UserError(f"{stored} was run with another grid, seeds or batch size; resume it with the same "
+                            "options, or write to another --out-dir")
+        earlier_seconds = json.loads(stored.read_text())["wall_seconds"]
     started = time.perf_counter()
 
     def progress(runs: list) -> None:
         run = runs[-1]
         typer.echo(f"{run.setting.name}: loss_min {run.range_test.loss_min:.3g}, best / loss_min "
                    + ", ".join(f"{family} {run.ratio(family):.2f}x" for family in run.families))
-        bench.write(runs, size, out_dir, hardware, time.perf_counter() - started)  # partial results survive a stop
+        bench.write(runs, size, out_dir, hardware, earlier_seconds + time.perf_counter() - started)  # survives a stop
 
-    runs = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, on_setting=progress)
-    json_path, md_path = bench.write(runs, size, out_dir, hardware, time.perf_counter() - started)
+    runs = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, done=done, on_setting=progress)
+    json_path, md_path = bench.write(runs, size, out_dir, hardware, earlier_seconds + time.perf_counter() - started)
     typer.echo(md_path.read_text())
     typer.echo(f"wrote {md_path}, {json_path}")
 
