@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from autolr.bench.least_squares import least_squares
-from autolr.bench.rangetest import BenchCase, accuracy_at, judge, read, summary
+from autolr.bench.rangetest import FRESH_ROLE, HELD_OUT_ROLE, BenchCase, accuracy_at, judge, read, summary
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -44,12 +44,12 @@ def test_a_suggestion_is_good_within_3x_or_close_in_accuracy_and_a_collapse_past
 
 
 def test_least_squares_suggestions_are_judged_against_the_stability_limit() -> None:
-    case = _case([1.0] * 9, stable_lr=0.2, held_out=True)
+    case = _case([1.0] * 9, stable_lr=0.2, role=HELD_OUT_ROLE)
     assert judge(case, 0.1).good and not judge(case, 0.1).collapse
     assert not judge(case, 0.05).good  # a quarter of 2/L: too timid
     assert judge(case, 0.2).collapse and judge(case, 0.5).collapse
     tuning = _case([0.5, 0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.5], suggestions={"autolr sweep": 0.1, "x": 1.0})
-    stats = summary([tuning, _case([1.0] * 9, stable_lr=0.2, held_out=True, suggestions={"autolr sweep": 0.3})])
+    stats = summary([tuning, _case([1.0] * 9, stable_lr=0.2, role=HELD_OUT_ROLE, suggestions={"autolr sweep": 0.3})])
     assert stats["autolr sweep"]["tuning"] == {"cases": 1, "good": 1, "collapses": 0, "worst_factor": 1.0}
     assert stats["autolr sweep"]["held_out"]["collapses"] == 1 and stats["autolr sweep"]["held_out"]["good"] == 0
     assert "held_out" not in stats["x"] and stats["x"]["tuning"]["collapses"] == 1
@@ -58,12 +58,14 @@ def test_least_squares_suggestions_are_judged_against_the_stability_limit() -> N
 
 def test_fresh_cases_are_counted_among_the_held_out_and_on_their_own() -> None:
     accuracies = [0.5, 0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.5]  # best at 0.1
-    held_out = _case(accuracies, held_out=True, suggestions={"autolr sweep": 0.1})
-    fresh = [_case(accuracies, held_out=True, fresh=True, suggestions={"autolr sweep": lr}) for lr in (0.05, 0.01)]
+    held_out = _case(accuracies, role=HELD_OUT_ROLE, suggestions={"autolr sweep": 0.1})
+    fresh = [_case(accuracies, role=FRESH_ROLE, suggestions={"autolr sweep": lr}) for lr in (0.05, 0.01)]
     stats = summary([held_out, *fresh])["autolr sweep"]
     assert stats["held_out"]["cases"] == 3 and stats["held_out"]["good"] == 2
-    assert stats["fresh"] == {"cases": 2, "good": 1, "collapses": 2, "worst_factor": pytest.approx(10.0)}  # 8, 40 points
-    assert fresh[0].setting.fresh and fresh[0].setting.label == held_out.setting.label
+    # 12 and 40 points below the best: both collapses, the first still good (2x from the best LR)
+    assert stats["fresh"] == {"cases": 2, "good": 1, "collapses": 2, "worst_factor": pytest.approx(10.0)}
+    assert fresh[0].setting.fresh and fresh[0].setting.held_out and fresh[0].setting.label == held_out.setting.label
+    assert held_out.held_out and not held_out.fresh and not _case(accuracies).held_out
 
 
 @pytest.mark.slow

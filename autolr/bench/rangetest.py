@@ -64,40 +64,52 @@ GRID_LRS: dict[str, tuple[float, ...]] = {  # 13 constant LRs 1.78x apart, per o
 }
 
 
+# What a setting was for. "held-out": not used to choose the sweep's divisor (which of them had run when the
+# check's rule was fixed: the README's range-test section). "fresh": held out and run only after the rule was
+# final, so nothing about it was seen when choosing it.
+TUNING_ROLE, HELD_OUT_ROLE, FRESH_ROLE = "tuning", "held-out", "fresh"
+ROLES = (TUNING_ROLE, HELD_OUT_ROLE, FRESH_ROLE)
+
+
 @dataclass(frozen=True)
 class BenchSetting:
-    """One training job the suggestion is judged on: data, model, optimizer, batch size (rows) and epochs.
-
-    ``held_out``: not used to choose the sweep's divisor (which of them had run when the
-    check's rule was fixed: the README's range-test section). ``fresh``: held out and run
-    only after the rule was final, so nothing about it was seen when choosing it.
-    """
+    """One training job the suggestion is judged on: data, model, optimizer, batch size (rows) and epochs, and its
+    ``role`` (``ROLES``)."""
 
     dataset: str
     model: str
     optimizer: str = "sgd"
     batch_size: int = 128
     epochs: int = 2
-    held_out: bool = False
-    fresh: bool = False
+    role: str = TUNING_ROLE
 
     @property
     def label(self) -> str:
         return f"{self.dataset} {self.model} {self.optimizer} b{self.batch_size} {self.epochs}ep"
 
+    @property
+    def held_out(self) -> bool:
+        """Not used to choose the sweep's divisor (fresh ones included)."""
+        return self.role != TUNING_ROLE
+
+    @property
+    def fresh(self) -> bool:
+        """Run only after the rule was final."""
+        return self.role == FRESH_ROLE
+
 
 TUNING = tuple(BenchSetting(dataset, model) for model in ("mlp", "cnn") for dataset in ("mnist", "fashion-mnist"))
 HELD_OUT = (
-    BenchSetting("digits", "cnn", epochs=20, held_out=True),  # small images, trained long
-    BenchSetting("digits", "mlp", optimizer="adamw", batch_size=64, epochs=10, held_out=True),
-    BenchSetting("mnist", "mlp", batch_size=512, epochs=20, held_out=True),  # large batches, long
-    BenchSetting("mnist", "cnn", optimizer="adamw", epochs=4, held_out=True),
+    BenchSetting("digits", "cnn", epochs=20, role=HELD_OUT_ROLE),  # small images, trained long
+    BenchSetting("digits", "mlp", optimizer="adamw", batch_size=64, epochs=10, role=HELD_OUT_ROLE),
+    BenchSetting("mnist", "mlp", batch_size=512, epochs=20, role=HELD_OUT_ROLE),  # large batches, long
+    BenchSetting("mnist", "cnn", optimizer="adamw", epochs=4, role=HELD_OUT_ROLE),
 )
 FRESH = (  # run after the check became the suggestion (the rule as it stands)
-    BenchSetting("fashion-mnist", "cnn", optimizer="adamw", epochs=3, held_out=True, fresh=True),
-    BenchSetting("digits", "mlp", batch_size=256, epochs=40, held_out=True, fresh=True),  # large batches, long
-    BenchSetting("fashion-mnist", "mlp", batch_size=32, epochs=3, held_out=True, fresh=True),  # small batches
-    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=256, epochs=15, held_out=True, fresh=True),
+    BenchSetting("fashion-mnist", "cnn", optimizer="adamw", epochs=3, role=FRESH_ROLE),
+    BenchSetting("digits", "mlp", batch_size=256, epochs=40, role=FRESH_ROLE),  # large batches, long
+    BenchSetting("fashion-mnist", "mlp", batch_size=32, epochs=3, role=FRESH_ROLE),  # small batches
+    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=256, epochs=15, role=FRESH_ROLE),
 )
 
 
@@ -142,16 +154,22 @@ class BenchCase:
     optimizer: str = "sgd"
     batch_size: int = 128
     epochs: int = 2
-    held_out: bool = False
-    fresh: bool = False
+    role: str = TUNING_ROLE  # ROLES
     check_lrs: list[float] = field(default_factory=list)  # the population check's LRs ...
     check_losses: list[float] = field(default_factory=list)  # ... and their held-out losses (NaN: diverged)
     stable_lr: float | None = None
 
     @property
     def setting(self) -> BenchSetting:
-        return BenchSetting(self.dataset, self.model, self.optimizer, self.batch_size, self.epochs, self.held_out,
-                            self.fresh)
+        return BenchSetting(self.dataset, self.model, self.optimizer, self.batch_size, self.epochs, self.role)
+
+    @property
+    def held_out(self) -> bool:
+        return self.setting.held_out
+
+    @property
+    def fresh(self) -> bool:
+        return self.setting.fresh
 
 
 def grid_best(lrs: list[float], accuracies: list[float]) -> float:
@@ -232,8 +250,7 @@ def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize) -> 
 
     case = BenchCase(setting.dataset, setting.model, seed, grid_lrs, accuracies, grid_best(grid_lrs, accuracies),
                      sweep.losses, sweep.lrs, sweep.stop_reason, seconds=seconds, optimizer=setting.optimizer,
-                     batch_size=setting.batch_size, epochs=setting.epochs, held_out=setting.held_out,
-                     fresh=setting.fresh)
+                     batch_size=setting.batch_size, epochs=setting.epochs, role=setting.role)
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
     add_check(case, setting.model, data, size, sweep.suggestions["loss_min"])
@@ -286,7 +303,7 @@ def run_least_squares(seed: int, size: BenchSize) -> BenchCase:
     seconds["torch-lr-finder"] = time.perf_counter() - started
     case = BenchCase("least-squares", "linear", seed, grid_lrs, losses, best, sweep.losses, sweep.lrs,
                      sweep.stop_reason, seconds=seconds, optimizer="gd", batch_size=rows, epochs=steps,
-                     held_out=True, stable_lr=problem.stable_lr)
+                     role=HELD_OUT_ROLE, stable_lr=problem.stable_lr)
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
     add_check(case, lambda: problem.model(seed), tensor_splits(problem.x, problem.y), size,
