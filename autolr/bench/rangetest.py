@@ -68,13 +68,12 @@ GRID_LRS: dict[str, tuple[float, ...]] = {  # 13 constant LRs 1.78x apart, per o
 # check's rule was fixed: the README's range-test section). "fresh": held out and run only after the rule was
 # final, so nothing about it was seen when choosing it.
 TUNING_ROLE, HELD_OUT_ROLE, FRESH_ROLE = "tuning", "held-out", "fresh"
-ROLES = (TUNING_ROLE, HELD_OUT_ROLE, FRESH_ROLE)
 
 
 @dataclass(frozen=True)
 class BenchSetting:
     """One training job the suggestion is judged on: data, model, optimizer, batch size (rows) and epochs, and its
-    ``role`` (``ROLES``)."""
+    ``role`` (one of the ``*_ROLE`` names)."""
 
     dataset: str
     model: str
@@ -154,7 +153,7 @@ class BenchCase:
     optimizer: str = "sgd"
     batch_size: int = 128
     epochs: int = 2
-    role: str = TUNING_ROLE  # ROLES
+    role: str = TUNING_ROLE  # one of the *_ROLE names
     check_lrs: list[float] = field(default_factory=list)  # the population check's LRs ...
     check_losses: list[float] = field(default_factory=list)  # ... and their held-out losses (NaN: diverged)
     stable_lr: float | None = None
