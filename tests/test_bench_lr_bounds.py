@@ -125,8 +125,9 @@ def test_quick_run_on_digits_writes_a_well_formed_table_and_json(tmp_path, monke
     assert all(len(row) == len(header) == 6 + len(bench.FAMILY_PARAMS) for row in rows)
     header, rows = _table_rows(text, "| family | calibration")
     assert [row[0] for row in rows] == list(bench.FAMILY_PARAMS)
-    runs, read_size = bench.read(tmp_path / "lr-bounds.json")  # the JSON holds everything the table shows
-    assert bench.markdown(runs, read_size, payload["hardware"], payload["wall_seconds"]) == text
+    runs, read_size, wall_seconds = bench.read(tmp_path / "lr-bounds.json")  # all the table shows
+    assert wall_seconds == payload["wall_seconds"]
+    assert bench.markdown(runs, read_size, payload["hardware"], wall_seconds) == text
 
     # Resumed with only the first setting stored, it keeps that one as it was and runs the second again.
     first_only = {**payload, "settings": payload["settings"][:1]}
@@ -146,7 +147,7 @@ def test_quick_run_on_digits_writes_a_well_formed_table_and_json(tmp_path, monke
 
 
 def test_the_bounds_constant_is_what_the_committed_reference_run_derives():
-    runs, size = bench.read(REFERENCE)
+    runs, size, _ = bench.read(REFERENCE)
     assert [run.setting for run in runs] == list(bench.SETTINGS)  # the full run, every setting
     found = bench.family_bounds(runs, size.grid_step)
     assert bench.DERIVED_BOUNDS == {family: (f.bounds.lo, f.bounds.hi) for family, f in found.items()}

@@ -333,8 +333,8 @@ def write(runs: list[SettingRun], size: BoundsSize, out_dir: Path, hardware: str
     return json_path, md_path
 
 
-def read(json_path: Path) -> tuple[list[SettingRun], BoundsSize]:
-    """The runs and size that ``write`` saved (derived fields are recomputed, not read)."""
+def read(json_path: Path) -> tuple[list[SettingRun], BoundsSize, float]:
+    """The runs, size and wall time (s) that ``write`` saved (derived fields are recomputed, not read)."""
     payload = json.loads(json_path.read_text())
     size_fields = dict(payload["size"])
     size = BoundsSize(**{**size_fields, "settings": tuple(Setting(**s) for s in size_fields["settings"]),
@@ -345,4 +345,4 @@ def read(json_path: Path) -> tuple[list[SettingRun], BoundsSize]:
         families = {name: FamilyGrid(grid["family"], grid["lrs"], grid["scores"], grid["seconds"])
                     for name, grid in record["families"].items()}
         runs.append(SettingRun(Setting(**record["setting"]), record["training_rows"], points, families))
-    return runs, size
+    return runs, size, payload["wall_seconds"]

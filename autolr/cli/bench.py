@@ -100,7 +100,6 @@ def bench_lr_bounds(
                                 help="Keep the settings OUT_DIR/lr-bounds.json holds; run only the missing ones."),
 ) -> None:
     """Where each family's best peak LR lies relative to the range test; per-family bounds from calibration settings."""
-    import json
     import time
     from dataclasses import replace
 
@@ -116,11 +115,10 @@ def bench_lr_bounds(
     done: list[bench.SettingRun] = []
     earlier_seconds = 0.0
     if resume and stored.exists():
-        done, stored_size = bench.read(stored)
+        done, stored_size, earlier_seconds = bench.read(stored)
         if replace(stored_size, settings=size.settings) != size:
             raise UserError(f"{stored} was run with another grid, seeds or batch size; resume it with the same "
                             "options, or write to another --out-dir")
-        earlier_seconds = json.loads(stored.read_text())["wall_seconds"]
     started = time.perf_counter()
 
     def progress(runs: list) -> None:
