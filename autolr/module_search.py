@@ -1,8 +1,9 @@
 """A schedule search over the user's own model and data, its trials trained K at once as a module population.
 
 ``autolr.search`` runs a user's objective, which cannot be vmapped; here autolr owns the
-training loop (``train_module_population``), so the asked trials train together through
-the same ask/evaluate/tell loop and engine as a built-in study.
+training loop (``train_module_population``), so the asked trials, the baselines' rungs and
+the re-scoring's fresh seeds train together as populations, through the same study
+pipeline (tuned baselines, re-scoring, verdict, Occam's export) as a built-in study.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from autolr.backends.optuna.search import open_search
-from autolr.search import SearchResult, baselines_of, check_positive
+from autolr.jobs.module import ModuleJob
+from autolr.pipeline.run import RunFacts
+from autolr.search import SearchResult, run_api_study
 from autolr.space.search_space import SearchSpace
-from autolr.study.population_trials import members_evaluator
-from autolr.training.module_population import as_splits, train_module_population
+from autolr.study.definition import Direction, SearchDefinition
+from autolr.training.module_population import as_splits
 from autolr.training.train import LossFn, check_run, training_device
-from autolr.trials import run_trials
 
 
 def search_module(
@@ -39,32 +40,35 @@ def search_module(
     pruner: str = "hyperband",
     prune_after: float = 0.25,
     seed: int = 0,
-    baselines: bool = True,
-    baselines_lr: float | None = None,
+    baseline_lrs: int = 5,
+    schedule_free: bool = True,
+    rescore_top: int = 3,
+    rescore_seeds: int = 5,
+    target_epochs: int | None = None,
     device: str | None = None,
+    dataset: str | None = None,
+    model: str | None = None,
 ) -> SearchResult:
     """Search ``space`` for the schedule of ``model_factory()``'s model on ``data``, ``population`` trials at a time.
 
-    Every trial trains a model from ``model_factory`` (torch RNG seeded with ``seed``) for
-    ``epochs`` epochs of ``batch_size`` rows (``data`` and ``loss_fn`` as in
+    Every run trains a model from ``model_factory`` (torch RNG seeded with the run's seed)
+    for ``epochs`` epochs of ``batch_size`` rows (``data`` and ``loss_fn`` as in
     ``train_module_population``) and scores it on the validation split after each epoch:
     accuracy (maximized) or, with ``metric="loss"``, the mean ``loss_fn`` (minimized). The
-    pruner stops members of a population as it would single trials. The other arguments
-    are those of ``autolr.search`` (Optuna engine); ``device`` defaults to the data's.
+    pruner stops members of a population as it would single trials. Baselines, re-scoring
+    on fresh seeds (at ``target_epochs``), the verdict and the other arguments are those of
+    ``autolr.search`` (Optuna engine); ``device`` defaults to the data's. The test score
+    beside validation is the data's test split's.
     """
-    check_positive("n_trials", n_trials)
-    check_positive("population", population)
     check_run(epochs, batch_size, metric)
+    definition = SearchDefinition(
+        name=study_name, direction=Direction.of_metric(metric), trials=n_trials, epochs=epochs, metric=metric,
+        metric_name=f"val_{metric}", sampler=sampler, pruner=pruner, prune_after=prune_after, seed=seed,
+        baseline_lrs=baseline_lrs, schedule_free=schedule_free, rescore_top=rescore_top, rescore_seeds=rescore_seeds,
+        target_epochs=target_epochs, population=population)
     splits = as_splits(data)
     device = str(training_device(device, splits))
-    baseline_specs = baselines_of(space, baselines_lr) if baselines else []
-    engine = open_search(space, n_trials, baseline_specs, storage, {
-        "name": study_name, "direction": "maximize" if metric == "accuracy" else "minimize", "epochs": epochs,
-        "sampler": sampler, "pruner": pruner, "prune_after": prune_after, "seed": seed, "metric_name": "val_score"})
-
-    def train(specs: list[Any], on_epoch: Callable[[int, int, float], bool]) -> list[Any]:
-        return train_module_population(model_factory, specs, splits, epochs, batch_size, seeds=[seed] * len(specs),
-                                       loss_fn=loss_fn, data_seed=seed, metric=metric, on_epoch=on_epoch, device=device)
-
-    run_trials(engine, members_evaluator(train, device), n_trials, batch_size=population)
-    return SearchResult(engine.read_record(), engine.storage_url)
+    job = ModuleJob(model_factory, splits, batch_size, loss_fn, metric, device)
+    facts = RunFacts(device, data_source=getattr(splits, "source", "your data"),
+                     dataset=dataset or str(getattr(splits, "name", "your data")), model=model or "your model")
+    return run_api_study(definition, space, job, storage, "optuna", population, facts)

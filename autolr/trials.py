@@ -1,8 +1,8 @@
-"""Trials and the ask/evaluate/tell loop: what an engine, an objective and a population exchange.
+"""Trials, jobs and the ask/evaluate/tell loop: what an engine, the pipeline and a job exchange.
 
-Engine-neutral: the same loop runs a user's objective (one trial at a time, ``autolr.search``),
-a user's module population (``module_search``) and a built-in study's populations
-(``study.population_trials``). An engine (``autolr.backends``) stores the study, samples trials
+Engine-neutral: the same loop runs every study's trials, evaluated by its :class:`Job`
+(``autolr.jobs``: a user's objective one trial at a time, a user's module or a built-in
+study as populations). An engine (``autolr.backends``) stores the study, samples trials
 and decides pruning behind :class:`Engine`; this module never imports Optuna, and neither
 does a user's objective: ``trial.report(value, epoch)`` raises :class:`TrialPruned`,
 autolr's own prune signal.
@@ -10,20 +10,20 @@ autolr's own prune signal.
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
 
-from autolr.errors import one_line
 from autolr.interrupts import ctrl_c_held
 from autolr.schedule.spec import ScheduleSpec
+from autolr.study.records import TrialState
 
 if TYPE_CHECKING:
+    from autolr.study.definition import SearchDefinition
     from autolr.study.records import StudyRecord
 
-OUTCOME_STATES = ("complete", "pruned", "diverged", "failed", "interrupted")
+OUTCOME_STATES = tuple(state for state in TrialState if state is not TrialState.RUNNING)
 
 
 class TrialPruned(Exception):
@@ -36,7 +36,7 @@ class TrialOutcome:
     score (complete trials), ``epochs_run`` a count, ``duration_s`` wall-clock seconds,
     ``error`` a one-line reason for diverged, failed or interrupted trials."""
 
-    status: str
+    status: TrialState
     value: float | None = None
     epochs_run: int = 0
     duration_s: float = 0.0
@@ -50,6 +50,8 @@ class Trial(Protocol):
     spec: ScheduleSpec  # the schedule to train with
     params: dict[str, Any]  # the sampled parameters the spec was built from
     baseline: str | None  # the baseline's name, or None for a sampled trial
+    seed: int  # the seed the run must use for its initial weights and its data order
+    epochs: int | None  # how long the run trains (None: the search was not told)
 
     def observe(self, value: float, epoch: int) -> bool:
         """Store the validation score after ``epoch`` (from 0); True when the pruner says stop."""
@@ -139,16 +141,41 @@ class Progress:
 
 
 Evaluate = Callable[[Sequence[Trial]], list[TrialOutcome]]
+Scores = tuple[list[list[float]], list[list[float]]]  # (val, test), each scores[spec][seed]
+
+
+class Job(Protocol):
+    """What trains a study's schedules (``autolr.jobs``): the search's trials and the verdict's fresh runs.
+
+    A built-in study's population, a user's module trained as populations and a user's
+    objective are each a Job; the study pipeline and the engines see nothing else of them.
+    ``device``: where it trains (``cpu``, ``cuda``, ...), for its threads and the report.
+    """
+
+    device: str
+
+    def evaluator(self, definition: "SearchDefinition") -> Evaluate:
+        """Train the asked search trials with the study's seed for ``definition.epochs`` epochs."""
+
+    def final_scores(self, specs: Sequence[ScheduleSpec], seeds: Sequence[int], epochs: int | None,
+                     population: int, score_test: bool = False) -> Scores:
+        """Every spec's final validation score (and, with ``score_test``, test score; else empty
+        lists) from each seed, NaN where the run failed; seed ``s`` gives every spec the same
+        initial weights and batch order, so specs compare paired by seed."""
+
+    def optimizer_baselines(self) -> str | None:
+        """None when runs train with the optimizer a spec names (schedule-free and Prodigy
+        baselines work); else one sentence saying why those baselines are left out."""
 
 
 def run_trials(
     engine: Engine[TrialT],
     evaluate: Evaluate,
     n_trials: int,
-    batch_size: int = 1,
+    population: int = 1,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Progress:
-    """Ask up to ``batch_size`` trials, evaluate them together, tell; until the study holds ``n_trials``.
+    """Ask up to ``population`` trials, evaluate them together, tell; until the study holds ``n_trials``.
 
     Trials are asked one at a time and the budget is re-read before each ask, so several
     processes sharing the study stop together. Should the asking or the evaluation be
@@ -174,7 +201,7 @@ def run_trials(
         trials: list[TrialT] = []
         try:
             with ctrl_c_held():  # an asked trial is in `trials` (so interrupted below) before Ctrl-C acts
-                while len(trials) < batch_size and engine.remaining(n_trials) > 0:
+                while len(trials) < population and engine.remaining(n_trials) > 0:
                     trial = engine.ask()
                     if trial is None:
                         break
@@ -194,56 +221,3 @@ def run_trials(
             finished_this_run += len(trials)
             if on_progress:
                 on_progress(snapshot())
-
-
-def objective_evaluator(objective: Callable[[ScheduleSpec, Trial], float], direction: str) -> Evaluate:
-    """Run a user's ``objective(spec, trial) -> float`` on each trial in turn.
-
-    :class:`TrialPruned` makes the trial pruned; any other exception fails that trial alone
-    (its one-line reason is stored) and the search goes on; a NaN or infinite result is
-    recorded as diverged.
-    """
-
-    def evaluate(trials: Sequence[Trial]) -> list[TrialOutcome]:
-        outcomes = []
-        for trial in trials:
-            reports = _ReportCounter(trial)
-            started = time.perf_counter()
-            try:
-                value = objective(trial.spec, reports)
-                outcome = _finished(value, direction)
-            except TrialPruned:
-                outcome = TrialOutcome("pruned")
-            except Exception as error:  # the user's code failed: record it, keep searching
-                outcome = TrialOutcome("failed", error=one_line(error))
-            outcome.epochs_run = max(outcome.epochs_run, reports.epochs)
-            outcome.duration_s = time.perf_counter() - started
-            outcomes.append(outcome)
-        return outcomes
-
-    return evaluate
-
-
-def _finished(value: Any, direction: str) -> TrialOutcome:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return TrialOutcome("failed", error=f"the objective returned {type(value).__name__}, not a number")
-    if not math.isfinite(value):
-        return TrialOutcome("diverged", error=f"the objective returned {value}")
-    return TrialOutcome("complete", value=value)
-
-
-class _ReportCounter:
-    """The trial handed to a user's objective: counts the epochs it reports."""
-
-    def __init__(self, trial: Trial) -> None:
-        self._trial = trial
-        self.epochs = 0
-
-    def report(self, value: float, epoch: int) -> None:
-        self.epochs = max(self.epochs, epoch + 1)
-        self._trial.report(value, epoch)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._trial, name)

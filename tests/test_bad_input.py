@@ -63,7 +63,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     space = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "cosine"))
     database = root / "premade" / "study.db"
     autolr.search(objective, space=space, n_trials=4, storage=sqlite_url(database),
-                  study_name="premade", epochs=1, sampler="random", pruner="none")
+                  study_name="premade", epochs=1, sampler="random", pruner="none", baseline_lrs=0, rescore_seeds=0)
     gc.collect()  # the search's connections close, so the checkpoint below is the last write
     with sqlite3.connect(database) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -213,7 +213,7 @@ def test_a_rejected_study_stores_nothing_and_the_corrected_rerun_runs(
     arguments = ["search", "--study", str(tmp_path / "study.toml"), "--storage", sqlite_url(storage),
                  "--out", str(tmp_path / "out"), "--quiet"]
     small = {"epochs": 1, "trials": 2, "families": ["constant"], "baseline_lrs": 0, "population": 2,
-             "rescore": {"top": 1, "seeds": 1}}
+             "rescore": {"top": 1, "seeds": 2}}
     monkeypatch.setattr(sys, "argv", ["autolr", *arguments])
     write_study(tmp_path / "study.toml", **small, optimizer={"name": "sgd", "momentum": 1.5})
     with pytest.raises(SystemExit) as exit_info:

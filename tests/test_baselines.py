@@ -12,11 +12,12 @@ import pytest
 from autolr.space.baselines import baseline_kind, baseline_kinds, lr_ladder, tuned_baselines
 from autolr.errors import StudyError
 from autolr.rangetest.range_test import RangeTestResult
+from autolr.study.definition import Direction
 from autolr.study.records import StudyRecord, TrialRecord
-from autolr.study.rescore import LR_CHECK_FACTORS, LR_CHECK_SEEDS, rescore_candidates
+from autolr.pipeline.rescore import LR_CHECK_FACTORS, LR_CHECK_SEEDS, rescore_candidates
 from autolr.space.search_space import FAMILY_LR_FACTORS, SearchSpace
 from autolr.study.config import StudyConfig
-from autolr.study.run import run_study
+from autolr.pipeline.run import run_study
 
 SGD = {"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
 
@@ -83,9 +84,9 @@ def test_candidates_are_the_top_searched_then_each_kind_best_rung():
         trial(3, 0.93), trial(4, 0.96), trial(5, 0.94), trial(6, 0.99, state="pruned"),
         trial(7, 0.50, "linear#1", "linear", state="diverged"),
     ])
-    chosen = rescore_candidates(record, top=2, maximize=True)
+    chosen = rescore_candidates(record, top=2, direction=Direction.MAXIMIZE)
     assert [t.number for t in chosen] == [4, 5, 2, 1]
-    assert [t.number for t in rescore_candidates(record, top=2, maximize=False)] == [3, 5, 0, 2]
+    assert [t.number for t in rescore_candidates(record, top=2, direction=Direction.MINIMIZE)] == [3, 5, 0, 2]
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -138,5 +139,5 @@ def test_a_kind_whose_rungs_were_all_pruned_is_still_re_scored():
               TrialRecord(1, "pruned", {"family": "cosine", "lr": 0.2}, [0.9], None, 1, 1.0, baseline="cosine#2"),
               TrialRecord(2, "pruned", {"family": "cosine", "lr": 0.3}, [0.4, 0.7], None, 2, 1.0, baseline="cosine#3"),
               trial(3, 0.93), trial(4, 0.91, "constant#1", "constant")]
-    chosen = rescore_candidates(StudyRecord("s", {}, pruned), top=1, maximize=True)
+    chosen = rescore_candidates(StudyRecord("s", {}, pruned), top=1, direction=Direction.MAXIMIZE)
     assert [t.number for t in chosen] == [3, 4, 0]  # complete rungs first; then the deepest, best last score

@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from autolr.backends import open_engine
+from autolr.study.definition import SearchDefinition
 from autolr.backends.optuna.engine import RETRY_OF_KEY, OptunaTrial
 from autolr.backends.optuna.storage import open_storage, sqlite_url
 from autolr.interrupts import ctrl_c_held, stop_on_first_ctrl_c, termination_as_ctrl_c
@@ -72,7 +73,8 @@ def test_a_worker_stops_on_the_first_ctrl_c_and_ignores_the_next():
 def test_a_ctrl_c_during_a_report_lands_after_the_score_is_stored(tmp_path, caplog):
     storage = open_storage(sqlite_url(tmp_path / "study.db"))
     study = optuna.create_study(storage=storage, study_name="held", direction="maximize")
-    trial = OptunaTrial(study.ask(), ScheduleSpec(family="constant", lr=0.1), baseline=None)
+    trial = OptunaTrial(study.ask(), ScheduleSpec(family="constant", lr=0.1), baseline=None,
+                        definition=SearchDefinition(name="held", direction="maximize", trials=1))
     from sqlalchemy import event
 
     pressed = []
@@ -93,9 +95,10 @@ def test_a_ctrl_c_during_a_report_lands_after_the_score_is_stored(tmp_path, capl
 
 def test_a_ctrl_c_stores_a_member_the_pruner_had_stopped_as_pruned_and_interrupts_the_rest(tmp_path):
     epochs = 4
-    engine = open_engine("optuna", storage=sqlite_url(tmp_path / "study.db"), study_name="held",
-                         space=SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant",)), sampler="random",
-                         pruner="median", epochs=epochs, seed=0, n_trials=5)
+    engine = open_engine(sqlite_url(tmp_path / "study.db"),
+                         SearchDefinition(name="held", direction="maximize", trials=5, sampler="random",
+                                          pruner="median", epochs=epochs, seed=0),
+                         SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant",)))
 
     def strong_trials(trials):
         for trial in trials:
@@ -118,7 +121,7 @@ def test_a_ctrl_c_stores_a_member_the_pruner_had_stopped_as_pruned_and_interrupt
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_trials(engine, stopped_by_ctrl_c, n_trials=5, batch_size=2)
+        run_trials(engine, stopped_by_ctrl_c, n_trials=5, population=2)
     weak, strong = in_flight
     stored = {trial.number: trial for trial in engine.read_record().trials}
     assert stored[weak.number].state == "pruned" and [stored[weak.number].epochs_run] == pruned_after

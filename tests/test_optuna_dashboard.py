@@ -9,6 +9,7 @@ import pytest
 
 import autolr
 from autolr.backends.optuna.storage import sqlite_url
+from autolr.study.definition import SearchDefinition
 from quadratic_objective import quadratic_objective
 
 EPOCHS = 3
@@ -19,8 +20,9 @@ def stored(tmp_path_factory) -> tuple[str, autolr.SearchResult]:
     """A small search stored in SQLite, its score named ``val_neg_loss``."""
     url = sqlite_url(tmp_path_factory.mktemp("dashboard") / "study.db")
     space = autolr.SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant", "cosine", "step"))
-    result = autolr.search(quadratic_objective(EPOCHS), space=space, n_trials=4, epochs=EPOCHS, storage=url,
-                           study_name="quadratic", seed=0, metric_name="val_neg_loss")
+    result = autolr.search(quadratic_objective(EPOCHS), space=space, n_trials=6, epochs=EPOCHS, storage=url,
+                           study_name="quadratic", seed=0, metric_name="val_neg_loss", baseline_lrs=1,
+                           rescore_seeds=0)
     return url, result
 
 
@@ -35,13 +37,15 @@ def test_the_metric_is_named_in_the_storage(stored):
 def test_family_and_lr_are_plain_trial_attributes_equal_to_the_spec(stored):
     url, result = stored
     trials = optuna.load_study(study_name="quadratic", storage=url).get_trials()
-    assert len(trials) == 4
+    assert len(trials) == 6
     for trial in trials:
         spec = trial.user_attrs["autolr.schedule.spec"]
-        assert trial.user_attrs["autolr.family"] == spec["family"] == trial.params["family"]
+        assert trial.user_attrs["autolr.family"] == spec["family"] == trial.params.get("family", spec["family"])
         assert trial.user_attrs["autolr.lr"] == spec["lr"]
         assert isinstance(trial.user_attrs["autolr.lr"], float)
-    assert {t.user_attrs["autolr.family"] for t in trials} == {"constant", "cosine", "step"}  # the baselines
+    # the baseline ladders' rungs (fixed specs: no sampled parameters), then two sampled trials
+    assert [t.user_attrs["autolr.family"] for t in trials[:4]] == ["constant", "cosine", "onecycle", "linear"]
+    assert all(not t.params for t in trials[:4]) and all(t.params["family"] for t in trials[4:])
 
 
 def test_a_study_run_names_its_metric_after_the_study_metric(tmp_path):
@@ -49,7 +53,7 @@ def test_a_study_run_names_its_metric_after_the_study_metric(tmp_path):
     from autolr.backends.optuna.engine import OptunaEngine
 
     url = sqlite_url(tmp_path / "study.db")
-    engine = OptunaEngine(url, "named", space=None, direction="minimize", metric_name="val_loss")
+    engine = OptunaEngine(url, SearchDefinition(name="named", direction="minimize", trials=1, metric_name="val_loss"))
     assert optuna.load_study(study_name="named", storage=url).metric_names is None  # opening writes no name
     engine.claim({"metric": "loss"}, identity_keys=("metric",))
     assert optuna.load_study(study_name="named", storage=url).metric_names == ["val_loss"]

@@ -22,10 +22,12 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from autolr.backends.ray.backend import RayOptions, population_trainable, run_ray_search  # noqa: E402
+from autolr.backends.ray.backend import RayOptions, job_trainable, run_ray_search  # noqa: E402
 from autolr.backends.ray.record import MEMBER_STATES_KEY, read_ray_record  # noqa: E402
 from autolr.backends.ray.trainable import FINAL_RESULT_FILE, NODE_KEY  # noqa: E402
 from autolr.data import load_splits  # noqa: E402
+from autolr.jobs.builtin import BuiltinJob  # noqa: E402
+from autolr.study.config import StudyConfig  # noqa: E402
 from autolr.interrupts import termination_as_ctrl_c  # noqa: E402
 from autolr.space.search_space import SearchSpace  # noqa: E402
 
@@ -36,11 +38,10 @@ SUGGESTED_LR = 0.1
 NODE_CPUS = 6
 
 
-def study(trials: int, epochs: int = 2, batch_size: int = 64, pruner: str = "hyperband") -> dict:
-    """A small study on scikit-learn's digits (the dict ``StudyConfig.to_dict()`` gives)."""
-    return {"name": "ray-test", "dataset": "digits", "model": "mlp", "epochs": epochs, "batch_size": batch_size,
-            "metric": "accuracy", "seed": 0, "trials": trials, "pruner": pruner, "prune_after": 0.25,
-            "device": "cpu"}
+def study(trials: int, epochs: int = 2, batch_size: int = 64, pruner: str = "hyperband") -> StudyConfig:
+    """A small study on scikit-learn's digits (its baselines are the space's, at the suggested LR)."""
+    return StudyConfig(name="ray-test", dataset="digits", model="mlp", epochs=epochs, batch_size=batch_size,
+                       seed=0, trials=trials, pruner=pruner, prune_after=0.25, device="cpu", baseline_lrs=0)
 
 
 # Trials that last seconds (batches of 16 examples, never pruned), so they are still running when
@@ -66,10 +67,11 @@ def splits():
     return load_splits("digits")
 
 
-def search(definition: dict, splits, experiment: Path, options: RayOptions, **keywords) -> Path:
-    """Run the study ``definition`` on the cluster with the baselines at the suggested LR."""
-    return run_ray_search(definition, SPACE, SPACE.baselines(SUGGESTED_LR), population_trainable(definition, splits),
-                          experiment, options, **keywords)
+def search(config: StudyConfig, splits, experiment: Path, options: RayOptions, **keywords) -> Path:
+    """Run the study ``config`` on the cluster with the baselines at the suggested LR."""
+    definition = config.definition()
+    return run_ray_search(definition, SPACE, SPACE.baselines(SUGGESTED_LR),
+                          job_trainable(BuiltinJob(config, "cpu", splits), definition), experiment, options, **keywords)
 
 
 def result_rows(experiment: Path) -> dict[str, list[dict]]:
@@ -214,7 +216,7 @@ def test_an_interrupted_search_resumes_and_keeps_every_finished_trial(cluster, s
 def test_smoke_study_gives_the_same_files_and_baseline_scores_with_ray_as_with_optuna(cluster, tmp_path):
     from autolr.schedule.spec import load_spec
     from autolr.study.config import load_study
-    from autolr.study.run import run_study
+    from autolr.pipeline.run import run_study
 
     root = Path(__file__).parent.parent
     completed = subprocess.run(
@@ -264,15 +266,19 @@ def test_the_search_api_runs_a_users_objective_as_ray_trials(cluster, tmp_path):
         return -abs(final_lr - target)
 
     space = SearchSpace(lr_low=0.01, lr_high=1.0, families=("constant", "cosine", "step"))
-    result = autolr.search(objective, space=space, n_trials=6, epochs=3, pruner="none", backend="ray",
-                           storage=str(tmp_path), baselines_lr=0.1)
+    result = autolr.search(objective, space=space, n_trials=8, epochs=3, pruner="none", backend="ray",
+                           storage=str(tmp_path), baseline_lrs=1, rescore_top=2, rescore_seeds=2)
     assert Path(result.storage_url) == tmp_path / "autolr" / "ray"
     trials = result.record.trials
-    assert [trial.number for trial in trials] == list(range(6))
-    assert {trial.baseline for trial in trials if trial.baseline} == {"constant", "step", "cosine"}
-    constant = next(trial for trial in trials if trial.baseline == "constant")
-    assert constant.state == "complete" and constant.value == pytest.approx(-0.1)  # 0.1 held to the end
-    assert constant.val_curve == pytest.approx([-0.1, -0.1, -0.1])
-    complete = [trial.value for trial in trials if trial.state == "complete"]
-    assert len(complete) == 6  # pruner "none": Tune's FIFO scheduler stops nothing
-    assert result.best_value == pytest.approx(max(complete))
+    assert [trial.number for trial in trials] == list(range(8))
+    # one rung per standard kind (the objective builds no optimizer: no schedule-free rung)
+    assert {trial.baseline for trial in trials if trial.baseline} == {"constant#1", "cosine#1", "onecycle#1",
+                                                                      "linear#1"}
+    constant = next(trial for trial in trials if trial.baseline == "constant#1")
+    lr = constant.spec["lr"]
+    assert constant.state == "complete" and constant.value == pytest.approx(-abs(lr - target))  # held to the end
+    assert constant.val_curve == pytest.approx([-abs(lr - target)] * 3)
+    assert sum(trial.state == "complete" for trial in trials) == 8  # pruner "none": Tune's FIFO stops nothing
+    # the same pipeline as on Optuna: re-scored on fresh seeds (2 searched + 4 baseline kinds), a verdict
+    assert len(result.record.rescored) == 6 and result.verdict.outcome in ("gain", "no gain")
+    assert result.best_spec.lr == result.record.rescored[result.verdict.exported].spec["lr"]

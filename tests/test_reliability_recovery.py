@@ -18,6 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autolr.backends import open_engine
+from autolr.study.definition import SearchDefinition
 from autolr.backends.optuna.engine import HEARTBEAT_KEY, MAX_PROCESS_DEATHS, OWNER_KEY, RETRY_OF_KEY, STALE_AFTER_S
 from autolr.backends.optuna.storage import journal_url, sqlite_url
 from autolr.errors import StudyError
@@ -30,8 +31,8 @@ SPACE = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "cosine"))
 
 
 def engine(url: str, retry: bool = True):
-    return open_engine("optuna", storage=url, study_name=STUDY, space=SPACE, sampler="random", pruner="none",
-                       epochs=3, n_trials=8, retry_interrupted=retry)
+    return open_engine(url, SearchDefinition(name=STUDY, direction="maximize", trials=8, sampler="random",
+                                             pruner="none", epochs=3, retry_interrupted=retry), SPACE)
 
 
 def ask_and_die(url: str, trials: int) -> None:

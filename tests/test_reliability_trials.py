@@ -22,7 +22,8 @@ from autolr.study.records import StudyRecord
 from autolr.trials import run_trials
 from autolr.space.search_space import SearchSpace
 from autolr.study.config import StudyConfig
-from autolr.study.population_trials import population_evaluator
+from autolr.jobs.builtin import BuiltinJob
+from autolr.study.definition import SearchDefinition
 from quadratic_objective import quadratic_objective
 
 EPOCHS = 2
@@ -43,7 +44,7 @@ def test_objective_that_raises_fails_its_trial_only(tmp_path: Path) -> None:
 
     space = SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant", "cosine"))
     result = autolr.search(objective, space=space, n_trials=9, storage=sqlite_url(tmp_path / "s.db"),
-                           pruner="none", sampler="random", epochs=EPOCHS)
+                           pruner="none", sampler="random", epochs=EPOCHS, baseline_lrs=0, rescore_seeds=0)
     failed = by_state(result.record, "failed")
     assert sorted(t.number for t in failed) == [1, 4, 7]
     assert all(t.error == f"ValueError: user code broke on trial {t.number}" for t in failed)
@@ -59,7 +60,7 @@ def test_objective_returning_nan_or_inf_is_diverged(tmp_path: Path) -> None:
 
     space = SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant",))
     result = autolr.search(objective, space=space, n_trials=4, storage=sqlite_url(tmp_path / "s.db"),
-                           pruner="none", sampler="random", epochs=EPOCHS, baselines=False)
+                           pruner="none", sampler="random", epochs=EPOCHS, baseline_lrs=0, rescore_seeds=0)
     diverged = {t.number: t.error for t in by_state(result.record, "diverged")}
     assert diverged == {0: "the objective returned nan", 1: "the objective returned inf"}
     assert len(by_state(result.record, "complete")) == 2
@@ -70,9 +71,10 @@ def run_population_study(space: SearchSpace, n_trials: int, population: int, spl
     """A real in-memory Optuna study trained population by population (random sampler, seed 0)."""
     config = StudyConfig(name="faults", dataset="digits", model=model, epochs=EPOCHS, batch_size=batch_size,
                          optimizer={"name": "sgd"})
-    engine = open_engine("optuna", storage=None, study_name="faults", space=space, sampler="random",
-                         pruner="none", epochs=EPOCHS, seed=0, n_trials=n_trials)
-    run_trials(engine, population_evaluator(config, splits, "cpu"), n_trials, batch_size=population)
+    definition = SearchDefinition(name="faults", direction="maximize", trials=n_trials, sampler="random",
+                                  pruner="none", epochs=EPOCHS, seed=0)
+    engine = open_engine(None, definition, space)
+    run_trials(engine, BuiltinJob(config, "cpu", splits).evaluator(definition), n_trials, population=population)
     return engine.read_record()
 
 

@@ -26,7 +26,8 @@ def run_search(storage_url: str, trials: int, epochs: int) -> None:
     """A real search on a quadratic bowl (score = -loss)."""
     objective = quadratic_objective(epochs)
     space = SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant", "cosine", "step"))
-    search(objective, space=space, n_trials=trials, storage=storage_url, study_name="demo", epochs=epochs, seed=0)
+    search(objective, space=space, n_trials=trials, storage=storage_url, study_name="demo", epochs=epochs, seed=0,
+           baseline_lrs=1, rescore_seeds=2)
 
 
 def report(*args: str):
@@ -132,12 +133,12 @@ def test_unreachable_database_never_shows_its_password():
 
 
 def test_report_of_a_postgresql_study_never_writes_its_password(postgres_url, postgres_server, tmp_path, monkeypatch):
-    run_search(postgres_url, trials=4, epochs=2)
+    run_search(postgres_url, trials=6, epochs=2)
     monkeypatch.chdir(tmp_path)
     result = report(postgres_url)  # no --out: a database server's study goes to reports/<study>
     assert result.exit_code == 0, result.output
     folder = tmp_path / "reports" / "demo"
-    assert len(pd.read_csv(folder / "trials.csv")) == 4
+    assert len(pd.read_csv(folder / "trials.csv")) == 6
     written = [path for path in folder.rglob("*") if path.is_file() and path.name != "plotly.min.js"]
     assert {path.name for path in written} >= {"index.html", "trials.csv", "best_schedule.json", "charts.json"}
     for path in written:
@@ -147,10 +148,10 @@ def test_report_of_a_postgresql_study_never_writes_its_password(postgres_url, po
 
 def test_report_of_a_journal_file_study_by_its_path(tmp_path):
     log = tmp_path / "study.log"
-    run_search(journal_url(log), trials=4, epochs=2)
+    run_search(journal_url(log), trials=6, epochs=2)
     result = report(str(log))
     assert result.exit_code == 0, result.output
-    assert len(pd.read_csv(tmp_path / "trials.csv")) == 4
+    assert len(pd.read_csv(tmp_path / "trials.csv")) == 6
     assert load_spec(tmp_path / "best_schedule.json").provenance["study"] == "demo"
 
 

@@ -11,6 +11,8 @@ import optuna
 import pytest
 
 from autolr.backends.optuna.engine import DUPLICATE, read_study_record
+from autolr.schedule.spec import load_spec as autolr_load
+from autolr.study.verdict import mean as mean_of
 from autolr.errors import StudyError
 from autolr.study.records import TRIAL_STATUS_KEY
 from autolr.search import TrialPruned, search
@@ -36,31 +38,42 @@ def sqlite(tmp_path: Path) -> str:
 def test_readme_example_runs(tmp_path, monkeypatch):
     """The example in autolr.search's module docstring (and the README) runs as written."""
     module = importlib.import_module("autolr.search")  # the attribute autolr.search is the function
-    source = re.search(r"Example \(runs as it is; the README shows it\)::\n\n(.*)", module.__doc__, re.S).group(1)
+    source = re.search(r"Example \(runs as it is\)::\n\n(.*)", module.__doc__, re.S).group(1)
     code = "\n".join(line[4:] for line in source.splitlines())
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README example", "exec"), namespace)
     result = namespace["result"]
     assert (tmp_path / "reports/quadratic/best_schedule.json").is_file()
-    assert result.best_value == max(t.value for t in result.record.trials if t.state == "complete")
+    assert result.verdict.outcome in ("gain", "no gain") and result.verdict.sentence
+    assert autolr_load(tmp_path / "reports/quadratic/best_schedule.json") == result.best_spec
+    assert result.best_value == pytest.approx(mean_of(result.record.rescored[result.verdict.exported].val_scores))
 
 
 @pytest.mark.slow
-def test_user_objective_is_pruned_ranked_and_has_baselines(tmp_path):
+def test_user_objective_is_pruned_ranked_and_gets_tuned_baseline_ladders(tmp_path):
     result = search(simulated_training, space=SPACE, n_trials=16, storage=sqlite(tmp_path), epochs=EPOCHS,
-                    pruner="median", seed=1, baselines_lr=0.03)
+                    pruner="median", seed=1, baseline_lrs=2, rescore_seeds=2)
     frame = result.to_dataframe()
     assert len(frame) == 16
-    assert set(frame.loc[frame["baseline"].notna(), "baseline"]) == {"constant", "step", "cosine"}
-    assert list(frame["number"][:3]) == [0, 1, 2]  # baselines run first
-    assert frame.loc[frame["baseline"] == "constant", "lr"].item() == pytest.approx(0.03)
+    # the objective builds no optimizer: the schedule-free baseline is left out, and the report says why
+    rungs = frame.loc[frame["baseline"].notna(), "baseline"]
+    assert sorted(rungs) == sorted(f"{kind}#{rung}" for kind in ("constant", "cosine", "onecycle", "linear")
+                                   for rung in (1, 2))
+    assert list(frame["number"][:8]) == list(range(8))  # the ladders run first
+    assert result.record.meta["notes"] == [
+        "The schedule-free and Prodigy baselines were left out: the objective builds its own optimizer "
+        "(build it with schedule.build_optimizer(params) to include them)."]
+    low, high = SPACE.lr_interval("constant")
+    assert frame.loc[frame["baseline"] == "constant#1", "lr"].item() == pytest.approx(low)
+    assert frame.loc[frame["baseline"] == "constant#2", "lr"].item() == pytest.approx(high)
     pruned = frame[frame["state"] == "pruned"]
     assert len(pruned) >= 1 and (pruned["epochs_run"] < EPOCHS).all()
-    complete = frame[frame["state"] == "complete"]
-    assert result.best_value == complete["value"].max()
-    best = complete.loc[complete["value"].idxmax()]
-    assert result.best_spec.family == best["family"] and result.best_spec.lr == pytest.approx(best["lr"])
+    # re-scored: the top 3 searched and each kind's best rung, 2 fresh seeds each; the verdict names the export
+    assert len(result.record.rescored) == 3 + 4
+    assert all(r.seeds == [1001, 1002] for r in result.record.rescored)
+    exported = result.record.rescored[result.verdict.exported]
+    assert result.best_spec.family == exported.spec["family"] and result.best_spec.lr == exported.spec["lr"]
     # a pruned trial really was worse than the median of its family at the epoch it stopped
     record = read_study_record(sqlite(tmp_path))
     by_number = {t.number: t for t in record.trials}
@@ -80,7 +93,7 @@ def test_failing_objective_fails_one_trial_and_search_goes_on(tmp_path):
             return float("nan")
         return simulated_training(schedule, trial)
 
-    result = search(objective, space=SPACE, n_trials=6, pruner="none", seed=0)
+    result = search(objective, space=SPACE, n_trials=6, pruner="none", seed=0, baseline_lrs=0, rescore_seeds=0)
     states = {t.number: (t.state, t.error) for t in result.record.trials}
     assert states[2] == ("failed", "RuntimeError: CUDA out of memory")
     assert states[3][0] == "diverged"
@@ -91,14 +104,14 @@ def test_failing_objective_fails_one_trial_and_search_goes_on(tmp_path):
 def test_rerun_resumes_keeps_finished_trials_and_never_repeats(tmp_path):
     storage = sqlite(tmp_path)
     first = search(simulated_training, space=SPACE, n_trials=8, storage=storage, epochs=EPOCHS,
-                   sampler="random", seed=3)
+                   sampler="random", seed=3, baseline_lrs=1, rescore_seeds=0)
     before = {t.number: (t.state, t.value, t.val_curve, t.spec) for t in first.record.trials}
     second = search(simulated_training, space=SPACE, n_trials=16, storage=storage, epochs=EPOCHS,
-                    sampler="random", seed=3)
+                    sampler="random", seed=3, baseline_lrs=1, rescore_seeds=0)
     after = {t.number: (t.state, t.value, t.val_curve, t.spec) for t in second.record.trials}
     assert len(after) == 16
     assert {number: after[number] for number in before} == before
-    assert sum(t.baseline is not None for t in second.record.trials) == 3  # queued once
+    assert sum(t.baseline is not None for t in second.record.trials) == 4  # queued once
     keys = [json.dumps(t.spec, sort_keys=True) for t in second.record.trials]
     assert len(set(keys)) == len(keys)
     # the resumed sampler was re-seeded: it never even proposed a configuration it had tried
@@ -107,14 +120,15 @@ def test_rerun_resumes_keeps_finished_trials_and_never_repeats(tmp_path):
     # rerunning the finished study trains nothing
     calls = []
     third = search(lambda spec, trial: calls.append(1) or 0.0, space=SPACE, n_trials=16, storage=storage,
-                   epochs=EPOCHS, sampler="random", seed=3)
+                   epochs=EPOCHS, sampler="random", seed=3, baseline_lrs=1, rescore_seeds=0)
     assert calls == [] and len(third.record.trials) == 16
 
 
 @pytest.mark.slow
 def test_sampled_duplicate_is_skipped_not_trained(tmp_path):
     storage = sqlite(tmp_path)
-    search(simulated_training, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0)
+    search(simulated_training, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0, baseline_lrs=0,
+           rescore_seeds=0)
     study = optuna.load_study(study_name="autolr", storage=storage)
     repeated = study.trials[4].params
     study.enqueue_trial(repeated)  # the next "sampled" configuration repeats trial 4
@@ -124,7 +138,8 @@ def test_sampled_duplicate_is_skipped_not_trained(tmp_path):
         trained.append(dict(trial.params))
         return simulated_training(schedule, trial)
 
-    result = search(objective, space=SPACE, n_trials=7, storage=storage, epochs=EPOCHS, seed=0)
+    result = search(objective, space=SPACE, n_trials=7, storage=storage, epochs=EPOCHS, seed=0, baseline_lrs=0,
+                    rescore_seeds=0)
     assert repeated not in trained and len(trained) == 2
     assert len(result.record.trials) == 7
     study = optuna.load_study(study_name="autolr", storage=storage)
@@ -133,11 +148,13 @@ def test_sampled_duplicate_is_skipped_not_trained(tmp_path):
 
 def test_conflicting_rerun_is_refused_and_leaves_the_study_untouched(tmp_path):
     storage = sqlite(tmp_path)
-    search(simulated_training, space=SPACE, n_trials=4, storage=storage, epochs=EPOCHS, seed=0)
+    search(simulated_training, space=SPACE, n_trials=4, storage=storage, epochs=EPOCHS, seed=0, baseline_lrs=0,
+           rescore_seeds=2)
     before = read_study_record(storage)
     other = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "cosine"), warmup=False)
     with pytest.raises(StudyError, match="was created with space"):
-        search(simulated_training, space=other, n_trials=8, storage=storage, epochs=EPOCHS, seed=0)
+        search(simulated_training, space=other, n_trials=8, storage=storage, epochs=EPOCHS, seed=0, baseline_lrs=0,
+               rescore_seeds=2)
     assert read_study_record(storage) == before
 
 
@@ -149,8 +166,10 @@ def test_trial_pruned_is_autolrs_own_signal_not_optunas():
 
 
 def test_study_on_a_real_postgresql_server_resumes_and_hides_the_password(postgres_url):
-    first = search(simulated_training, space=SPACE, n_trials=4, storage=postgres_url, epochs=EPOCHS, seed=0)
-    second = search(simulated_training, space=SPACE, n_trials=6, storage=postgres_url, epochs=EPOCHS, seed=0)
+    first = search(simulated_training, space=SPACE, n_trials=4, storage=postgres_url, epochs=EPOCHS, seed=0,
+                   baseline_lrs=0, rescore_seeds=0)
+    second = search(simulated_training, space=SPACE, n_trials=6, storage=postgres_url, epochs=EPOCHS, seed=0,
+                    baseline_lrs=0, rescore_seeds=0)
     assert second.record.trials[:4] == first.record.trials
     assert len(second.record.trials) == 6
     password = postgres_url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
@@ -168,11 +187,12 @@ def test_interrupted_trial_is_kept_apart_and_run_again_on_resume(tmp_path):
         return simulated_training(schedule, trial)
 
     with pytest.raises(KeyboardInterrupt):
-        search(stopped_by_ctrl_c, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0, baselines=False)
+        search(stopped_by_ctrl_c, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0, baseline_lrs=0,
+               rescore_seeds=0)
     stopped = read_study_record(storage)
     assert [(t.number, t.state) for t in stopped.trials] == [(0, "complete"), (1, "complete"), (2, "interrupted")]
     resumed = search(simulated_training, space=SPACE, n_trials=5, storage=storage, epochs=EPOCHS, seed=0,
-                     baselines=False)
+                     baseline_lrs=0, rescore_seeds=0)
     trials = {t.number: t for t in resumed.record.trials}
     assert trials[2].state == "interrupted" and trials[3].spec == trials[2].spec  # the retry comes first
     assert sum(t.state == "complete" for t in trials.values()) == 5
@@ -181,7 +201,7 @@ def test_interrupted_trial_is_kept_apart_and_run_again_on_resume(tmp_path):
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "gp", "qmc"])
 def test_every_sampler_searches_the_conditional_space(sampler):
     result = search(simulated_training, space=SPACE, n_trials=7, epochs=EPOCHS, sampler=sampler, pruner="none",
-                    seed=0, baselines=False)
+                    seed=0, baseline_lrs=0, rescore_seeds=0)
     specs = [json.dumps(t.spec, sort_keys=True) for t in result.record.trials]
     assert len(specs) == 7 == len(set(specs))
     assert all(t.state == "complete" for t in result.record.trials)

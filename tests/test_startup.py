@@ -79,5 +79,5 @@ def test_search_prints_its_first_line_before_the_report_stack_loads(tmp_path: Pa
         process.wait()
     assert line.strip() == "data..."
     modules = imported_modules("".join(before_first_line))
-    assert "autolr.study.run" in modules
+    assert "autolr.pipeline.run" in modules
     assert loaded(modules, REPORT_STACK) == []

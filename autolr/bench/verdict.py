@@ -32,8 +32,8 @@ def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, out_dir
     """Every setting's rows (one per verdict length) plus the hardware they ran on, written to
     ``out_dir`` after each row; a row ``out_dir`` already holds is kept, so a stopped run
     resumes (its studies resume too: nothing finished is trained again)."""
+    from autolr.pipeline.run import run_study
     from autolr.study.config import default_study
-    from autolr.study.run import run_study
 
     done = _stored_rows(out_dir / "verdict.json")
     rows: list[dict[str, Any]] = []
@@ -135,11 +135,11 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
     (one seed) from ``GRID_LRS`` at the verdict's length, then trained from the verdict's seeds
     (same weights and batch order) and compared with the export on test, paired by seed."""
     from autolr.data import load_splits
+    from autolr.jobs.builtin import BuiltinJob
+    from autolr.pipeline.steps import resolve_device
     from autolr.schedule.spec import ScheduleSpec
     from autolr.space.baselines import lr_ladder
     from autolr.study.records import maximizes
-    from autolr.study.rescore import final_scores
-    from autolr.study.steps import resolve_device
     from autolr.training.population import train_population
 
     device = resolve_device(config.device)
@@ -154,7 +154,8 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
             for r in results]
     best = max(range(len(specs)), key=lambda i: (keys[i], -i))
     exported = record.rescored[_study_verdict(record).exported]
-    _, (test,) = final_scores([specs[best]], exported.seeds, config, splits, device, 1, epochs, score_test=True)
+    _, (test,) = BuiltinJob(config, device, splits).final_scores([specs[best]], exported.seeds, epochs, 1,
+                                                                 score_test=True)
     failed_at = failure_score([test, exported.test_scores], maximize)
     gain = paired_gain(counted(exported.test_scores, failed_at), counted(test, failed_at), maximize)
     return {"lr": specs[best].lr, "test": mean(counted(test, failed_at)), "exported_minus_grid": vars(gain)}
@@ -164,8 +165,8 @@ def plain_loop_seconds(record: StudyRecord, config: Any) -> float:
     """Seconds a plain loop (``train_trial``: tensors on the device, one run at a time) takes to
     train the study's tuned-baseline grid at the search's epochs."""
     from autolr.data import load_splits
+    from autolr.pipeline.steps import resolve_device
     from autolr.schedule.spec import ScheduleSpec
-    from autolr.study.steps import resolve_device
     from autolr.training.train import train_trial
 
     device = resolve_device(config.device)

@@ -74,7 +74,7 @@ def search(
     )
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     display = None if quiet or as_json else _Display(console, config.trials)
-    from autolr.study.run import run_study
+    from autolr.pipeline.run import run_study
 
     terminated: list[int] = []
     try:

@@ -118,7 +118,8 @@ def study_facts(record: StudyRecord, spec: ScheduleSpec | None) -> dict[str, Any
     """The page's header facts: name, partial-search notice, summary pairs, counts per state."""
     config, meta = record.config, record.meta
     summary = [
-        ("Dataset", config.get("dataset", "–")), ("Model", config.get("model", "–")),
+        ("Dataset", meta.get("dataset") or config.get("dataset", "–")),
+        ("Model", meta.get("model") or config.get("model", "–")),
         ("Optimizer", describe_optimizer(spec.optimizer if spec else config.get("optimizer"))),
         ("Budget", _budget(config)), ("Hardware", meta.get("hardware", "–")),
         ("Wall time", format_duration(meta.get("wall_time_s"))),
@@ -132,7 +133,7 @@ def study_facts(record: StudyRecord, spec: ScheduleSpec | None) -> dict[str, Any
         partial = (f"the search is still running ({running} trials in progress)." if running else
                    "the search has not finished: it is starting or re-scoring, or it was stopped "
                    "(rerun its command to resume it).")
-    return {"name": record.name, "partial": partial, "counts": state_counts(record),
+    return {"name": record.name, "partial": partial, "counts": state_counts(record), "notes": meta.get("notes") or [],
             "summary": [(label, str(value)) for label, value in summary]}
 
 

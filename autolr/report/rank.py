@@ -151,9 +151,20 @@ def rank(record: StudyRecord) -> Ranking:
                 f"validation {metric}. Exported: the best searched configuration only when its paired "
                 f"{CONFIDENCE:.0%} interval over the best baseline lies above zero, else that baseline.")
     else:
-        rule = f"Best = {better} final validation {metric} of a complete trial (no re-scoring on fresh seeds yet)."
-    verdict = decide(record.rescored, maximizes(record), metric) if rescored else None
-    return Ranking(table=table, rule=rule, rescored=rescored, verdict=verdict)
+        why = ("re-scoring is off (rescore_seeds = 0): the pick comes from single runs"
+               if record.config.get("rescore_seeds") == 0 else "no re-scoring on fresh seeds yet")
+        rule = f"Best = {better} final validation {metric} of a complete trial ({why})."
+    return Ranking(table=table, rule=rule, rescored=rescored, verdict=stored_verdict(record))
+
+
+def stored_verdict(record: StudyRecord) -> Verdict | None:
+    """The verdict the study decided once after its re-scoring (``pipeline.run.decide_verdict``);
+    for a study stored before verdicts were kept, the same decision over its stored re-scoring."""
+    if record.verdict is not None:
+        return Verdict.from_dict(record.verdict)
+    if not record.rescored or record.meta.get("finished") is not True:
+        return None
+    return decide(record.rescored, maximizes(record), metric_name(record))
 
 
 def _rescored_row(

@@ -16,9 +16,10 @@ group's ``momentum`` (or Adam's ``betas[0]``), as torch's CyclicLR and OneCycleL
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import sys
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import torch
 from torch.optim import Optimizer
@@ -159,6 +160,21 @@ def torch_equivalent(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int)
     return getattr(torch.optim.lr_scheduler, class_name)(optimizer, **arguments)
 
 
+_OPTIMIZERS_BUILT: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("autolr_optimizers_built",
+                                                                                     default=None)
+
+
+@contextlib.contextmanager
+def recording_optimizers() -> Iterator[list[str]]:
+    """Inside the block, the names of the optimizers ``build_optimizer`` makes (this thread's)."""
+    built: list[str] = []
+    token = _OPTIMIZERS_BUILT.set(built)
+    try:
+        yield built
+    finally:
+        _OPTIMIZERS_BUILT.reset(token)
+
+
 def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:
     """A torch optimizer over ``parameters`` with ``spec.optimizer``'s settings and ``spec.lr``.
 
@@ -169,6 +185,9 @@ def build_optimizer(spec: ScheduleSpec, parameters: Iterable[Any]) -> Optimizer:
     """
     settings = spec.optimizer_settings()
     name = settings.pop("name")
+    built = _OPTIMIZERS_BUILT.get()
+    if built is not None:
+        built.append(name)
     if "betas" in settings:
         settings["betas"] = tuple(settings["betas"])
     module, class_name = OPTIMIZER_CLASSES[name]

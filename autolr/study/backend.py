@@ -1,23 +1,20 @@
-"""The engine's side of a built-in study (``autolr.study.run``): where it is stored and how its trials run.
+"""The engine's side of a study (``autolr.pipeline.run``): where it is stored and how its trials run.
 
 One study pipeline runs on every engine; what differs is behind :class:`StudyBackend`,
 which ``backends/optuna/study.py`` (Optuna ask/tell, K trials per population, extra local
 worker processes) and ``backends/ray/backend.py`` (Ray Tune trials on a local Ray or a
-cluster) implement.
+cluster) implement. An engine gets a ready ``trials.Job`` to train its trials with.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 if TYPE_CHECKING:
-    from autolr.data.splits import Splits
     from autolr.space.baselines import Baseline
     from autolr.space.search_space import SearchSpace
-    from autolr.study.config import StudyConfig
     from autolr.study.records import StudyRecord
-    from autolr.trials import Progress
+    from autolr.trials import Job, Progress
 
 
 class StudyStore(Protocol):
@@ -54,25 +51,16 @@ class StoredStudy:
         return self.store.read_record()
 
 
-@dataclass(frozen=True)
-class StudyTrials:
-    """What an engine needs to run a built-in study's trials."""
-
-    config: "StudyConfig"
-    space: "SearchSpace"
-    baselines: list["Baseline"]  # the tuned baselines, queued before any sampled trial
-    splits: "Splits"
-    device: str
-    population: int  # trials this process trains at once
-
-
 class StudyBackend(StudyStore, Protocol):
-    """An engine running a built-in study."""
+    """An engine running a study."""
 
     location: str  # where the study lives: a storage URL (may hold a password) or a folder
 
-    def run_trials(self, trials: StudyTrials, on_progress: Callable[["Progress"], None] | None) -> "Progress":
-        """Run (or continue) the study's trials until it holds ``trials.config.trials`` of them."""
+    def run_trials(self, space: "SearchSpace", baselines: Sequence["Baseline"], job: "Job", population: int,
+                   on_progress: Callable[["Progress"], None] | None) -> "Progress":
+        """Run (or continue) the study's trials until it holds the definition's ``trials``: the
+        ``baselines`` first (queued once), then samples of ``space``, ``population`` at a time
+        (the engine's own unit where it has one), each trained by ``job``."""
 
     def meta(self) -> dict[str, Any]:
         """What the report's run metadata should say about this engine's run."""

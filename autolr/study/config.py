@@ -23,14 +23,12 @@ from typing import Any
 from autolr.errors import SpecError, StudyError
 from autolr.schedule.optimizers import OPTIMIZER_PARAMETERS, check_optimizer
 from autolr.schedule.spec import FAMILIES
+from autolr.study.definition import Direction, SearchDefinition, check_choice
 
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
-PRUNERS = ("hyperband", "median", "successive-halving", "none")
 BACKENDS = ("optuna", "ray")
 METRICS = ("accuracy", "loss")  # accuracy is maximized, loss minimized
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 RESCORE_KEYS = ("top", "seeds")
-MAX_BASELINE_LRS = 12  # LR points per tuned baseline kind, at most
 DECOUPLED_WEIGHT_DECAY = ("adamw",)  # weight_decay decoupled from the gradient; sgd's and adam's is an L2 term
 
 # Fields that decide what a trial's number means; a rerun that changes one of them is a
@@ -91,6 +89,7 @@ class StudyConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
         object.__setattr__(self, "optimizer", dict(self.optimizer))
+        self.definition()  # the search's own settings (sampler, pruner, seed, baselines, re-scoring), checked there
         _validate(self)
 
     @property
@@ -99,9 +98,19 @@ class StudyConfig:
         return self.target_epochs or self.epochs
 
     @property
-    def direction(self) -> str:
-        """``maximize`` for accuracy, ``minimize`` for loss."""
-        return "maximize" if self.metric == "accuracy" else "minimize"
+    def direction(self) -> Direction:
+        """Accuracy is maximized, loss minimized."""
+        return Direction.of_metric(self.metric)
+
+    def definition(self) -> SearchDefinition:
+        """The study's search definition, the one both engines and the pipeline read."""
+        return SearchDefinition(
+            name=self.name, direction=self.direction, trials=self.trials, epochs=self.epochs, metric=self.metric,
+            metric_name=f"val_{self.metric}", sampler=self.sampler, pruner=self.pruner, prune_after=self.prune_after,
+            seed=self.seed, retry_interrupted=self.retry_interrupted, baseline_lrs=self.baseline_lrs,
+            schedule_free=self.schedule_free, rescore_top=self.rescore_top, rescore_seeds=self.rescore_seeds,
+            target_epochs=self.target_epochs, population=self.population,
+        )
 
     def replace(self, **changes: Any) -> "StudyConfig":
         """A copy with ``changes`` applied (None values are ignored), validated again."""
@@ -120,7 +129,7 @@ class StudyConfig:
         """
         if name is None or name == self.optimizer["name"]:
             return self
-        _check_choice("optimizer", name, OPTIMIZER_NAMES)
+        check_choice("optimizer", name, OPTIMIZER_NAMES)
         known = {parameter.name for parameter in OPTIMIZER_PARAMETERS[name]}
         same_decay = (self.optimizer["name"] in DECOUPLED_WEIGHT_DECAY) == (name in DECOUPLED_WEIGHT_DECAY)
         kept = {key: value for key, value in self.optimizer.items()
@@ -131,7 +140,7 @@ class StudyConfig:
         """The study as plain JSON-safe data (stored with the study), plus its ``direction``."""
         data = dataclasses.asdict(self)
         data["families"] = list(self.families)
-        data["direction"] = self.direction
+        data["direction"] = self.direction.value
         return data
 
     def identity(self) -> dict[str, Any]:
@@ -146,38 +155,27 @@ _FIELD_NAMES = tuple(item.name for item in dataclasses.fields(StudyConfig))
 def _validate(config: StudyConfig) -> None:
     if not isinstance(config.name, str) or not config.name.strip() or any(c in config.name for c in "/\\\0"):
         raise StudyError(f"name must be a non-empty study name without slashes, got {config.name!r}")
-    for key in ("epochs", "trials", "batch_size", "rescore_seeds"):
+    for key in ("epochs", "trials", "batch_size", "rescore_seeds"):  # a built-in study always re-scores
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise StudyError(f"{key} must be a positive integer, got {value!r}")
-    if isinstance(config.rescore_top, bool) or not isinstance(config.rescore_top, int) or config.rescore_top < 0:
-        raise StudyError(f"rescore top must be a non-negative integer, got {config.rescore_top!r}")
     if config.target_epochs is not None and (
         isinstance(config.target_epochs, bool) or not isinstance(config.target_epochs, int) or config.target_epochs <= 0
     ):
         raise StudyError(f"target_epochs must be a positive integer, got {config.target_epochs!r}")
-    lrs = config.baseline_lrs
-    if isinstance(lrs, bool) or not isinstance(lrs, int) or not 0 <= lrs <= MAX_BASELINE_LRS:
-        raise StudyError(f"baseline_lrs must be an integer from 0 to {MAX_BASELINE_LRS}, got {lrs!r}")
-    for key in ("warmup", "search_optimizer", "schedule_free", "retry_interrupted"):
+    for key in ("warmup", "search_optimizer", "retry_interrupted"):
         if not isinstance(getattr(config, key), bool):
             raise StudyError(f"{key} must be true or false, got {getattr(config, key)!r}")
     if config.population is not None and (
         isinstance(config.population, bool) or not isinstance(config.population, int) or config.population <= 0
     ):
         raise StudyError(f"population must be a positive integer, got {config.population!r}")
-    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
-        raise StudyError(f"seed must be a non-negative integer, got {config.seed!r}")
-    if not isinstance(config.prune_after, (int, float)) or not 0 <= config.prune_after < 1:
-        raise StudyError(f"prune_after must be a fraction in [0, 1), got {config.prune_after!r}")
-    _check_choice("sampler", config.sampler, SAMPLERS)
-    _check_choice("pruner", config.pruner, PRUNERS)
-    _check_choice("backend", config.backend, BACKENDS)
-    _check_choice("metric", config.metric, METRICS)
+    check_choice("backend", config.backend, BACKENDS)
+    check_choice("metric", config.metric, METRICS)
     if not config.families:
         raise StudyError("families must name at least one schedule family")
     for family in config.families:
-        _check_choice("family", family, FAMILIES)
+        check_choice("family", family, FAMILIES)
     if len(set(config.families)) != len(config.families):
         raise StudyError(f"families must not repeat a family, got {list(config.families)}")
     if not isinstance(config.device, str) or not config.device:
@@ -202,14 +200,11 @@ def _check_budget(config: StudyConfig) -> None:
             f"{baseline_trials} or lower baseline_lrs")
 
 
-def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise StudyError(f"unknown {key} {value!r}; choose one of {', '.join(choices)}")
 
 
 def _validate_optimizer(optimizer: dict[str, Any]) -> None:
     """A study's optimizer: one of OPTIMIZER_NAMES, its settings checked by the spec's own rules."""
-    _check_choice("optimizer", optimizer.get("name"), OPTIMIZER_NAMES)
+    check_choice("optimizer", optimizer.get("name"), OPTIMIZER_NAMES)
     try:
         check_optimizer(optimizer)
     except SpecError as error:
@@ -221,8 +216,8 @@ def _validate_names(dataset: Any, model: Any) -> None:
     from autolr.data import DATASET_NAMES
     from autolr.training.models import MODEL_NAMES
 
-    _check_choice("dataset", dataset, tuple(DATASET_NAMES))
-    _check_choice("model", model, tuple(MODEL_NAMES))
+    check_choice("dataset", dataset, tuple(DATASET_NAMES))
+    check_choice("model", model, tuple(MODEL_NAMES))
 
 
 def study_from_dict(data: dict[str, Any], source: str = "the study") -> StudyConfig:

@@ -6,8 +6,11 @@ the report, ``trials.csv`` and ``best_schedule.json`` are built from it alone.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+from autolr.study.definition import Direction
 
 # Keys of the Optuna study/trial user attributes the search writes.
 STUDY_CONFIG_KEY = "autolr.study.config"  # the study definition (dict), written once
@@ -24,7 +27,27 @@ TRIAL_ERROR_KEY = "autolr.error"  # one-line reason for failed / diverged trials
 TRIAL_FAMILY_KEY = "autolr.family"  # the spec's family and LR again as plain values, so Optuna's
 TRIAL_LR_KEY = "autolr.lr"  # own tools (optuna-dashboard) show, sort and filter trials by them
 
-TRIAL_STATES = ("complete", "pruned", "diverged", "failed", "interrupted", "running")
+OPTIMIZER_BASELINES_KEY = "autolr.optimizer_baselines"  # {"left_out": reason or None}: the job's answer, kept
+VERDICT_KEY = "autolr.verdict"  # the verdict's Verdict.to_dict(), decided once after the re-scoring
+
+
+class TrialState(enum.StrEnum):
+    """How a trial stands: finished in one of five ways, or still running.
+
+    ``diverged``: its loss became NaN/inf or grew past the divergence factor; ``failed``: it
+    raised (its one-line reason is stored); ``interrupted``: its process stopped before it
+    finished (it is retried). A str enum: stored and compared as its plain value.
+    """
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    RUNNING = "running"
+
+
+TRIAL_STATES = tuple(state.value for state in TrialState)
 
 
 @dataclass
@@ -73,8 +96,14 @@ class StudyRecord:
     range_test: dict[str, Any] | None = None
     rescored: list[RescoreRecord] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] | None = None  # the stored verdict (``Verdict.to_dict()``), None before it is decided
+
+
+def direction_of(record: StudyRecord) -> Direction:
+    """The study's ``direction`` (default maximize)."""
+    return Direction.parse(str(record.config.get("direction", Direction.MAXIMIZE.value)).lower())
 
 
 def maximizes(record: StudyRecord) -> bool:
     """Whether a higher validation score is better (the study's ``direction``, default maximize)."""
-    return str(record.config.get("direction", "maximize")).lower() != "minimize"
+    return direction_of(record).maximize

@@ -14,9 +14,10 @@ seed: the same initial weights and batch order for every configuration of one se
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from scipy import stats
 
@@ -65,6 +66,16 @@ class Verdict:
     val_gain: PairedGain | None
     test_gain: PairedGain | None
     sentence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict as plain JSON-safe data, as the study stores it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Verdict":
+        """The verdict a study stored (``to_dict``)."""
+        gains = {key: None if data.get(key) is None else PairedGain(**data[key]) for key in ("val_gain", "test_gain")}
+        return cls(**{**data, **gains})
 
 
 def failure_score(scores: Sequence[Sequence[float]], maximize: bool) -> float:
@@ -130,16 +141,19 @@ def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "sco
         return Verdict(outcome, exported, searched, baseline, None, None, sentence)
     ours, theirs = rescored[searched], rescored[baseline]
     val_gain = paired_gain(counted(ours.val_scores, val_failed), counted(theirs.val_scores, val_failed), maximize)
-    test_gain = paired_gain(counted(ours.test_scores, test_failed), counted(theirs.test_scores, test_failed), maximize)
+    has_test = any(math.isfinite(value) for r in rescored for value in r.test_scores)  # an objective may have none
+    test_gain = (paired_gain(counted(ours.test_scores, test_failed), counted(theirs.test_scores, test_failed), maximize)
+                 if has_test else None)
+    test_text = f"; test {test_gain.text()}" if test_gain is not None else ""
     failures = _failures_text(ours, theirs)
     if val_gain.clear:
         sentence = (f"{_capital(describe(ours))} beat the best LR-tuned baseline, {describe(theirs)}, on validation "
-                    f"{metric} ({val_gain.text()}, paired over {val_gain.seeds} fresh seeds; test "
-                    f"{test_gain.text()}){failures}; exported {ours.spec.get('family')}.")
+                    f"{metric} ({val_gain.text()}, paired over {val_gain.seeds} fresh seeds{test_text}){failures}; "
+                    f"exported {ours.spec.get('family')}.")
         return Verdict("gain", searched, searched, baseline, val_gain, test_gain, sentence)
     sentence = (f"No searched schedule beat {describe(theirs)} (best searched: {describe(ours)}, "
-                f"{val_gain.text()} on validation {metric}, paired over {val_gain.seeds} fresh seeds; test "
-                f"{test_gain.text()}){failures}; exported {KIND_LABELS.get(theirs.baseline or '', theirs.baseline)}.")
+                f"{val_gain.text()} on validation {metric}, paired over {val_gain.seeds} fresh seeds{test_text})"
+                f"{failures}; exported {KIND_LABELS.get(theirs.baseline or '', theirs.baseline)}.")
     return Verdict("no gain", baseline, searched, baseline, val_gain, test_gain, sentence)
 
 

@@ -38,7 +38,7 @@ from autolr.errors import UserError, one_line
 from autolr.schedule.spec import ScheduleSpec
 from autolr.training.models import StackedModel
 from autolr.training.population import check_members, train_stacked
-from autolr.training.population_groups import member_callback
+from autolr.training.population_groups import member_callback, train_in_groups
 from autolr.training.train import LossFn, Splits, TrialResult, member_losses, train_trial, training_device
 
 PROBE_ROWS = 8  # rows of the probe batch
@@ -129,6 +129,7 @@ def train_module_population(
     on_epoch: Callable[[int, int, float], bool] | None = None,
     device: str | torch.device | None = None,
     amp: bool | None = None,
+    score_test: bool = False,
 ) -> list[TrialResult]:
     """Train K members of the user's model at once, member k under ``specs[k]``; one TrialResult per member.
 
@@ -138,7 +139,8 @@ def train_module_population(
     do). ``loss_fn(outputs, targets)`` is a batch's mean loss. Every member sees the
     batches drawn from ``data_seed``, and randomness in ``forward`` (dropout) comes from
     the torch RNG seeded with ``data_seed`` (the global RNG is left as it was).
-    ``on_epoch``, ``metric``, ``device`` and ``amp`` as in ``autolr.train_population``.
+    ``on_epoch``, ``metric``, ``device``, ``amp`` and ``score_test`` as in ``autolr.train_population``,
+    and as there, members whose optimizer the stacked update does not implement train alone.
     Member k's curve equals ``train_trial(specs[k], build_member(model_factory, seeds[k]),
     splits, ..., data_seed=data_seed)`` (see the module docstring for dropout); models
     that vmap cannot run train member by member with a ``PopulationFallbackWarning``.
@@ -146,6 +148,18 @@ def train_module_population(
     check_members(specs, seeds)
     splits = as_splits(data)
     device = training_device(device, splits)
+    grouped = train_in_groups(
+        specs, on_epoch,
+        lambda rows, callback: train_module_population(
+            model_factory, [specs[m] for m in rows], splits, epochs, batch_size, [seeds[m] for m in rows], loss_fn,
+            data_seed, metric, callback, device, amp, score_test),
+        lambda member, callback: train_trial(
+            specs[member], build_member(model_factory, seeds[member]), splits, epochs, batch_size, seed=seeds[member],
+            metric=metric, on_epoch=callback, device=device, amp=amp, data_seed=data_seed, loss_fn=loss_fn,
+            score_test=score_test),
+    )
+    if grouped is not None:
+        return grouped
     members = [build_member(model_factory, seed).to(device) for seed in seeds]
     population = ModulePopulation(members).to(device)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
@@ -154,13 +168,13 @@ def train_module_population(
         torch.manual_seed(data_seed)
         if failure is None:
             return train_stacked(population, specs, splits, epochs, batch_size, data_seed, metric, on_epoch,
-                                 device, amp, loss_fn)
+                                 device, amp, loss_fn, score_test=score_test)
         warnings.warn(f"{type(members[0]).__name__} trains member by member, not as a vmapped population: {failure}",
                       PopulationFallbackWarning, stacklevel=2)
         return [
             train_trial(spec, member, splits, epochs, batch_size, seed=seed, metric=metric, device=device, amp=amp,
-                        data_seed=data_seed, loss_fn=loss_fn,
-                        on_epoch=member_callback(on_epoch, k))
+                        data_seed=data_seed, loss_fn=loss_fn, on_epoch=member_callback(on_epoch, k),
+                        score_test=score_test)
             for k, (spec, member, seed) in enumerate(zip(specs, members, seeds))
         ]
 

@@ -31,10 +31,8 @@ from autolr.schedule.spec import ScheduleSpec
 from autolr.training.models import StackedModel, build_population
 from autolr.training.population_groups import (
     STACKED_OPTIMIZERS,
-    group_callback,
-    member_callback,
-    member_groups,
     stacked_kind,
+    train_in_groups,
 )
 from autolr.training.train import (
     LossFn,
@@ -85,21 +83,16 @@ def train_population(
     the others are the packages' own optimizers (see ``autolr.training.population_groups``).
     """
     check_members(specs, seeds)
-    groups = member_groups(specs)
-    if len(groups) > 1 or not groups[0].stacked:
-        by_member: dict[int, TrialResult] = {}
-        for group in groups:
-            if group.stacked:  # one group alone: the stacked trainer below
-                trained = train_population([specs[m] for m in group.members], model, splits, epochs, batch_size,
-                                           [seeds[m] for m in group.members], data_seed, metric,
-                                           group_callback(on_epoch, group.members), device, amp, score_test)
-            else:
-                (member,) = group.members
-                trained = [train_trial(specs[member], model, splits, epochs, batch_size, seeds[member], metric,
-                                       member_callback(on_epoch, member), device, amp, data_seed,
-                                       score_test=score_test)]
-            by_member.update(zip(group.members, trained, strict=True))
-        return [by_member[member] for member in range(len(specs))]
+    grouped = train_in_groups(
+        specs, on_epoch,
+        lambda members, callback: train_population(
+            [specs[m] for m in members], model, splits, epochs, batch_size, [seeds[m] for m in members], data_seed,
+            metric, callback, device, amp, score_test),
+        lambda member, callback: train_trial(specs[member], model, splits, epochs, batch_size, seeds[member], metric,
+                                             callback, device, amp, data_seed, score_test=score_test),
+    )
+    if grouped is not None:
+        return grouped
     population = build_population(model, splits.input_shape, splits.num_classes, seeds)
     return train_stacked(population, specs, splits, epochs, batch_size, data_seed, metric, on_epoch, device, amp,
                          score_test=score_test)

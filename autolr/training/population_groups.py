@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from autolr.schedule.spec import ScheduleSpec
+
+R = TypeVar("R")  # a trainer's result per member
 
 STACKED_OPTIMIZERS = ("sgd", "adam", "adamw")  # the optimizers the stacked trainer implements
 
@@ -64,3 +67,26 @@ def member_callback(
     if on_epoch is None:
         return None
     return lambda epoch, score: on_epoch(member, epoch, score)
+
+
+def train_in_groups(
+    specs: Sequence[ScheduleSpec],
+    on_epoch: Callable[[int, int, float], bool] | None,
+    stacked: Callable[[list[int], Callable[[int, int, float], bool] | None], list[R]],
+    alone: Callable[[int, Callable[[int, float], bool] | None], R],
+) -> list[R] | None:
+    """Train a population split into its groups: ``stacked(members, on_epoch)`` for each stacked
+    group, ``alone(member, on_epoch)`` for each member trained alone; results in member order.
+    None when the population is one stacked group (the caller trains it as it is)."""
+    groups = member_groups(specs)
+    if len(groups) == 1 and groups[0].stacked:
+        return None
+    by_member: dict[int, R] = {}
+    for group in groups:
+        if group.stacked:
+            trained = stacked(list(group.members), group_callback(on_epoch, group.members))
+        else:
+            (member,) = group.members
+            trained = [alone(member, member_callback(on_epoch, member))]
+        by_member.update(zip(group.members, trained, strict=True))
+    return [by_member[member] for member in range(len(specs))]

@@ -32,7 +32,7 @@ import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Iterator, Literal, Sequence, cast
+from typing import Any, Iterator, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -44,6 +44,7 @@ from autolr.interrupts import ctrl_c_held
 from autolr.redact import redact, redact_text
 from autolr.schedule.spec import ScheduleSpec
 from autolr.space.search_space import SearchSpace
+from autolr.study.definition import Direction, SearchDefinition
 from autolr.study.records import (
     RANGE_TEST_KEY,
     RESCORE_KEY,
@@ -57,10 +58,12 @@ from autolr.study.records import (
     TRIAL_LR_KEY,
     TRIAL_SPEC_KEY,
     TRIAL_STATUS_KEY,
+    VERDICT_KEY,
     RescoreRecord,
     StudyRecord,
     TrialRecord,
 )
+from autolr.study.records import TrialState as RunState  # autolr's trial states; TrialState is Optuna's
 from autolr.trials import Progress, TrialOutcome, TrialPruned
 
 OWNER_KEY = "autolr.owner"  # {"host", "pid"} of the process training the trial
@@ -75,6 +78,8 @@ MAX_PROCESS_DEATHS = 3  # deaths of the process training one schedule before it 
 PROCESS_STOPPED = "its process stopped before the trial finished"
 MAX_DUPLICATE_DRAWS = 20  # sampler draws per ask before the space counts as exhausted
 IN_MEMORY = "in-memory"
+OPTUNA_DIRECTIONS = {Direction.MAXIMIZE: optuna.study.StudyDirection.MAXIMIZE,
+                     Direction.MINIMIZE: optuna.study.StudyDirection.MINIMIZE}
 
 
 def make_sampler(name: str, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
@@ -102,12 +107,15 @@ def make_sampler(name: str, seed: int, n_trials: int) -> optuna.samplers.BaseSam
 class OptunaTrial:
     """One asked trial: its spec and parameters, and reporting that consults the pruner."""
 
-    def __init__(self, trial: optuna.Trial, spec: ScheduleSpec, baseline: str | None) -> None:
+    def __init__(self, trial: optuna.Trial, spec: ScheduleSpec, baseline: str | None, definition: SearchDefinition,
+                 ) -> None:
         self.optuna_trial = trial
         self.number = trial.number
         self.spec = spec
         self.params = dict(trial.params)
         self.baseline = baseline
+        self.seed = definition.seed  # every search trial trains from the study's seed
+        self.epochs = definition.epochs
         self.pruned: TrialOutcome | None = None  # set once the pruner stops it: its outcome is known
         self._asked_at = time.monotonic()
 
@@ -117,7 +125,8 @@ class OptunaTrial:
             self.optuna_trial.report(float(value), epoch)
             stop = self.optuna_trial.should_prune()
         if stop:
-            self.pruned = TrialOutcome("pruned", epochs_run=epoch + 1, duration_s=time.monotonic() - self._asked_at)
+            self.pruned = TrialOutcome(RunState.PRUNED, epochs_run=epoch + 1,
+                                       duration_s=time.monotonic() - self._asked_at)
         return stop
 
     def report(self, value: float, epoch: int) -> None:
@@ -134,50 +143,36 @@ class OptunaTrial:
 class OptunaEngine:
     """A study in an Optuna storage, run by ask/tell (see the module docstring).
 
-    ``storage``: an Optuna storage URL (None: in memory). ``epochs``: each trial's budget
-    (for fair pruning). ``worker``: this process's index among processes sharing the study.
-    ``metric_name``: what the objective value is, e.g. ``val_accuracy``; ``claim`` stores it
-    as Optuna's metric name, so optuna-dashboard and ``trials_dataframe`` show it by name.
+    ``storage``: an Optuna storage URL (None: in memory). ``definition``: the search (its
+    direction, sampler, pruner, epochs for fair pruning, seed, trials, metric name: ``claim``
+    stores the metric name, so optuna-dashboard and ``trials_dataframe`` show the score by
+    name). ``space``: what ``ask`` samples (None: an engine that only reads and stores).
+    ``worker``: this process's index among processes sharing the study.
     """
 
-    def __init__(
-        self,
-        storage: str | None,
-        study_name: str,
-        space: SearchSpace | None,
-        direction: str = "maximize",
-        sampler: str = "tpe",
-        pruner: str = "hyperband",
-        epochs: int | None = None,
-        prune_after: float = 0.25,
-        seed: int = 0,
-        n_trials: int = 1,
-        worker: int = 0,
-        retry_interrupted: bool = True,
-        metric_name: str = "value",
-    ) -> None:
+    def __init__(self, storage: str | None, definition: SearchDefinition, space: SearchSpace | None = None,
+                 worker: int = 0) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.storage_url = storage or IN_MEMORY
-        self.study_name = study_name
+        self.study_name = definition.name
+        self.definition = definition
         self.space = space
-        self.direction = direction
-        self.retry_interrupted = retry_interrupted
-        self.metric_name = metric_name
+        self.direction = definition.direction
+        self.retry_interrupted = definition.retry_interrupted
+        self.metric_name = definition.metric_name
         backing = open_storage(storage) if storage else optuna.storages.InMemoryStorage()
         self.study = optuna.create_study(
-            # direction is "minimize" or "maximize" (search() and StudyConfig.direction); Optuna's Literal
-            # is narrower than the str it checks at runtime
-            storage=backing, study_name=study_name, direction=cast(Literal["minimize", "maximize"], direction),
-            load_if_exists=True,
-            pruner=make_pruner(pruner, epochs, prune_after),
+            storage=backing, study_name=definition.name, direction=OPTUNA_DIRECTIONS[definition.direction],
+            load_if_exists=True, pruner=make_pruner(definition.pruner, definition.epochs, definition.prune_after),
         )
-        if self.study.direction.name.lower() != direction:
+        if self.study.direction != OPTUNA_DIRECTIONS[definition.direction]:
             raise StudyError(
-                f"study {study_name!r} in {redact_text(self.storage_url)} was created to "
-                f"{self.study.direction.name.lower()}, not to {direction}"
+                f"study {definition.name!r} in {redact_text(self.storage_url)} was created to "
+                f"{self.study.direction.name.lower()}, not to {definition.direction.value}"
             )
         stored = len(self.study.get_trials(deepcopy=False))
-        self.study.sampler = make_sampler(sampler, seed=seed + 7919 * worker + stored, n_trials=n_trials)
+        self.study.sampler = make_sampler(definition.sampler, seed=definition.seed + 7919 * worker + stored,
+                                          n_trials=definition.trials)
 
     # -- study-level attributes ------------------------------------------------------------
     def get_attr(self, key: str) -> Any:
@@ -244,7 +239,7 @@ class OptunaEngine:
             trial.set_user_attr(TRIAL_LR_KEY, spec.lr)
             trial.set_user_attr(OWNER_KEY, {"host": socket.gethostname(), "pid": os.getpid()})
             trial.set_user_attr(HEARTBEAT_KEY, time.time())
-            return OptunaTrial(trial, spec, trial.user_attrs.get(TRIAL_BASELINE_KEY))
+            return OptunaTrial(trial, spec, trial.user_attrs.get(TRIAL_BASELINE_KEY), self.definition)
         return None
 
     def _queued_twice(self, trial: optuna.Trial) -> bool:
@@ -359,7 +354,7 @@ class OptunaEngine:
         counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
         best: FrozenTrial | None = None
         best_value: float | None = None  # best's value (a complete trial has one)
-        sign = 1.0 if self.direction == "maximize" else -1.0
+        sign = self.direction.sign
         for trial in self.study.get_trials(deepcopy=False):
             state = _record_state(trial)
             if state is None:
@@ -377,11 +372,6 @@ class OptunaEngine:
     def read_record(self) -> StudyRecord:
         """The study as an engine-neutral record."""
         return study_record(self.study)
-
-
-def open_engine(**options: Any) -> OptunaEngine:
-    """An engine for ``autolr.backends.open_engine``."""
-    return OptunaEngine(**options)
 
 
 def read_study_record(storage_url: str, study_name: str | None = None) -> StudyRecord:
@@ -410,6 +400,7 @@ def study_record(study: optuna.Study) -> StudyRecord:
         range_test=attrs.get(RANGE_TEST_KEY),
         rescored=[RescoreRecord(**item) for item in attrs.get(RESCORE_KEY) or []],
         meta=attrs.get(SEARCH_META_KEY) or {},
+        verdict=attrs.get(VERDICT_KEY),
     )
 
 

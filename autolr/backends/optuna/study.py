@@ -1,10 +1,11 @@
-"""A built-in study on the Optuna engine: ask/tell over the study's storage, K trials per population.
+"""A study on the Optuna engine: ask/tell over the study's storage, K trials per population.
 
 Trials are asked from the study's Optuna storage and trained ``population`` at a time in
-this process (``study.population_trials``); ``workers - 1`` extra local processes (spawned: they
-share nothing but the storage) run the same loop on the same study. Pruning is per trial:
-each member of a population reports every epoch and leaves it as soon as Optuna's pruner
-(``optuna.pruning``: compared within its own family) stops its trial.
+this process by the study's job (``trials.Job``); ``workers - 1`` extra local processes
+(spawned: they share nothing but the storage and the pickled job) run the same loop on the
+same study. Pruning is per trial: each member of a population reports every epoch and
+leaves it as soon as Optuna's pruner (``optuna.pruning``: compared within its own family)
+stops its trial.
 """
 
 from __future__ import annotations
@@ -13,43 +14,52 @@ import multiprocessing
 import os
 import signal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from autolr.backends.optuna.engine import OptunaEngine
+from autolr.backends.optuna.engine import IN_MEMORY, OptunaEngine
 from autolr.backends.optuna.storage import run_folder_storage_url
 from autolr.errors import StudyError
 from autolr.interrupts import stop_on_first_ctrl_c, termination_as_ctrl_c
-from autolr.rangetest.range_test import RangeTestResult
-from autolr.study.backend import StoredStudy, StudyTrials
-from autolr.study.config import StudyConfig
-from autolr.study.population_trials import population_evaluator
-from autolr.study.records import RANGE_TEST_KEY
-from autolr.study.steps import load_study_splits, resolve_device, study_space, threads_per_process, torch_threads
-from autolr.trials import Progress, run_trials
+from autolr.space.baselines import Baseline
+from autolr.space.search_space import SearchSpace
+from autolr.study.backend import StoredStudy
+from autolr.study.definition import SearchDefinition
+from autolr.training.device import threads_per_process, torch_threads
+from autolr.trials import Job, Progress, run_trials
 
 
 class OptunaStudy(StoredStudy):
-    """The Optuna engine's side of a built-in study (``autolr.study.backend.StudyBackend``)."""
+    """The Optuna engine's side of a study (``autolr.study.backend.StudyBackend``).
 
-    def __init__(self, config: StudyConfig, run_dir: Path, workers: int = 1) -> None:
-        self.config = config
+    ``storage``: an Optuna storage URL; None stores the study in ``run_dir`` (``study.db``,
+    or a journal file with workers) or, without a ``run_dir``, in memory.
+    """
+
+    def __init__(self, definition: SearchDefinition, storage: str | None, run_dir: Path | None,
+                 workers: int = 1) -> None:
+        self.definition = definition
         self.workers = workers
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.location = config.storage or run_folder_storage_url(run_dir, workers)
-        self.engine = self.store = open_study_engine(config, self.location, worker=0)
+        if storage is None and run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            storage = run_folder_storage_url(run_dir, workers)
+        if storage is None and workers > 1:
+            raise StudyError("workers share a study through its storage: give a storage URL to run more than one")
+        self.location = storage or IN_MEMORY
+        self.engine = self.store = OptunaEngine(storage, definition)
 
     def meta(self) -> dict[str, Any]:
-        return {}
+        return {"backend": "optuna"}
 
-    def run_trials(self, trials: StudyTrials, on_progress: Callable[[Progress], None] | None) -> Progress:
+    def run_trials(self, space: SearchSpace, baselines: Sequence[Baseline], job: Job, population: int,
+                   on_progress: Callable[[Progress], None] | None) -> Progress:
         """Queue the baselines, then ask, train and tell populations here and in the extra workers."""
-        self.engine.space = trials.space
-        self.engine.queue_baselines(trials.baselines)
+        self.engine.space = space
+        self.engine.queue_baselines(baselines)
         self.engine.recover_interrupted()
-        children = _start_workers(self.config, self.location, self.workers, trials.population)
+        children = _start_workers(self.definition, self.location, space, job, self.workers, population)
         try:
-            progress = run_trials(self.engine, population_evaluator(self.config, trials.splits, trials.device),
-                                  self.config.trials, batch_size=trials.population, on_progress=on_progress)
+            progress = run_trials(self.engine, job.evaluator(self.definition), self.definition.trials,
+                                  population=population, on_progress=on_progress)
         except KeyboardInterrupt:  # a Ctrl-C or SIGTERM sent to this process alone stops the workers too
             for child in children:
                 if child.is_alive():
@@ -64,24 +74,16 @@ class OptunaStudy(StoredStudy):
         return progress
 
 
-def open_study_engine(config: StudyConfig, storage: str, worker: int) -> OptunaEngine:
-    """The ask/tell engine over the study ``config`` in ``storage``, for the process ``worker``."""
-    return OptunaEngine(
-        storage=storage, study_name=config.name, space=None, direction=config.direction,
-        sampler=config.sampler, pruner=config.pruner, epochs=config.epochs, prune_after=config.prune_after,
-        seed=config.seed, n_trials=config.trials, worker=worker, retry_interrupted=config.retry_interrupted,
-        metric_name=f"val_{config.metric}",
-    )
-
-
-def _start_workers(config: StudyConfig, storage: str, workers: int, population: int) -> list[Any]:
+def _start_workers(definition: SearchDefinition, storage: str, space: SearchSpace, job: Job, workers: int,
+                   population: int) -> list[Any]:
     """Start ``workers - 1`` extra processes (spawned: no state shared but the storage) and
-    wait until each has loaded its data, so all start asking trials together."""
+    wait until each is ready to train, so all start asking trials together."""
     context = multiprocessing.get_context("spawn")
     children = []
     for worker in range(1, workers):
         ready = context.Event()
-        child = context.Process(target=_worker_main, args=(config, storage, worker, workers, population, ready),
+        child = context.Process(target=_worker_main,
+                                args=(definition, storage, space, job, worker, workers, population, ready),
                                 name=f"autolr-worker-{worker}")
         child.start()
         children.append((child, ready))
@@ -91,18 +93,17 @@ def _start_workers(config: StudyConfig, storage: str, workers: int, population: 
     return [child for child, _ in children]
 
 
-def _worker_main(config: StudyConfig, storage: str, worker: int, workers: int, population: int, ready: Any) -> None:
-    """One extra worker: the same trial loop on the shared study; Ctrl-C or SIGTERM stops it cleanly."""
+def _worker_main(definition: SearchDefinition, storage: str, space: SearchSpace, job: Job, worker: int,
+                 workers: int, population: int, ready: Any) -> None:
+    """One extra worker: the same trial loop on the shared study, with the job it was handed;
+    Ctrl-C or SIGTERM stops it cleanly."""
     stop_on_first_ctrl_c()
-    device = resolve_device(config.device)
-    engine = open_study_engine(config, storage, worker=worker)
-    engine.space = study_space(config, RangeTestResult.from_dict(engine.get_attr(RANGE_TEST_KEY)))
-    with torch_threads(device, threads_per_process(workers)):
-        splits = load_study_splits(config, device)
-        evaluate = population_evaluator(config, splits, device)
+    engine = OptunaEngine(storage, definition, space, worker=worker)
+    with torch_threads(job.device, threads_per_process(workers)):
+        evaluate = job.evaluator(definition)  # loads what the job trains on
         ready.set()
         try:
             with termination_as_ctrl_c():
-                run_trials(engine, evaluate, config.trials, batch_size=population)
+                run_trials(engine, evaluate, definition.trials, population=population)
         except KeyboardInterrupt:
             pass  # the trials in flight are already marked interrupted

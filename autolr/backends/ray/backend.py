@@ -9,9 +9,9 @@ trials lost with a node; ``Tuner.restore`` continues an interrupted run. A Tune 
 trains a population of the study's ``population`` schedules at once (default 1; see
 ``ray.searcher``).
 
-``RayStudy`` is the engine of ``autolr search --backend ray``: the study pipeline
-(``autolr.study.run``: range test, space, baselines, re-scoring, report) is the Optuna
-backend's; only the trials run under Tune. Pruning stops whole Tune trials: ASHA compares a
+``RayStudy`` is the Ray engine of the one study pipeline (``autolr.pipeline.run``: range
+test, space, baselines, re-scoring, verdict, report), for ``autolr search --backend ray`` and
+``autolr.search(..., backend="ray")``; only the trials run under Tune. Pruning stops whole Tune trials: ASHA compares a
 population by its best member's score, so a population trains on while any member is
 promising (on Optuna each trial is pruned on its own). Everything lands in
 ``<out>/<name>/ray/``: Tune's experiment folder plus ``autolr_study.json`` (see
@@ -27,28 +27,28 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from autolr.backends.ray.record import (
     BASELINE_KEY,
     EXPERIMENT_NAME,
     RAY_KEY,
     SPEC_KEY,
+    UNKNOWN_EPOCHS,
     RayStudyFolder,
     unfinished_trials,
 )
 from autolr.errors import StudyError, UserError
+from autolr.jobs.builtin import BuiltinJob
 from autolr.space.search_space import Baseline, SearchSpace
 from autolr.study.backend import StoredStudy
+from autolr.study.definition import SearchDefinition
 
 if TYPE_CHECKING:
-    from autolr.study.backend import StudyTrials
-    from autolr.study.config import StudyConfig
-    from autolr.trials import Progress
+    from autolr.trials import Job, Progress
 
 INSTALL_HINT = 'the Ray backend needs Ray Tune: pip install "autolr[ray]"'
 DEFAULT_MAX_FAILURES = 3  # retries of a trial whose worker or node died
-UNKNOWN_EPOCHS = 1000  # ASHA's longest rung when the API is not told the epochs per trial
 
 
 @dataclass(frozen=True)
@@ -110,16 +110,17 @@ def trial_dirname(trial: Any) -> str:
 
 
 class RayStudy(StoredStudy):
-    """The Ray Tune engine's side of a built-in study (``autolr.study.backend.StudyBackend``).
+    """The Ray Tune engine's side of a study (``autolr.study.backend.StudyBackend``).
 
     The range test and re-scoring run in this process; the trials run on the Ray cluster at
-    ``address`` (None: a local Ray), each Tune trial a population of the study's
-    ``population`` (default 1) schedules. Rerunning continues the Tune experiment, keeping
-    its finished trials.
+    ``address`` (None: a local Ray), each Tune trial a population of the definition's
+    ``population`` (default 1) schedules. Everything lands in ``<run_dir>/ray`` (``storage``,
+    when given, is that run folder). Rerunning continues the Tune experiment, keeping its
+    finished trials.
     """
 
-    def __init__(self, config: "StudyConfig", run_dir: Path, workers: int = 1, address: str | None = None,
-                 gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
+    def __init__(self, definition: SearchDefinition, storage: str | None, run_dir: Path | None, workers: int = 1,
+                 address: str | None = None, gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
                  max_failures: int = DEFAULT_MAX_FAILURES) -> None:
         require_ray()
         if workers != 1:
@@ -128,72 +129,44 @@ class RayStudy(StoredStudy):
         # dead node (it ends in ERROR instead of running again); a local Ray loses no nodes.
         self.options = RayOptions(address=address, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
                                   max_failures=max_failures, reuse_actors=address is None)
-        self.config = config
-        self.folder = self.store = RayStudyFolder(experiment_dir(run_dir))
+        self.definition = definition
+        self.folder = self.store = RayStudyFolder(experiment_dir(run_dir or Path(storage or "reports") /
+                                                                 definition.name))
         self.location = str(self.folder.path)
 
     def meta(self) -> dict[str, Any]:
-        return {"backend": "ray", "population": population_size(self.config.to_dict())}
+        return {"backend": "ray", "population": population_size(self.definition)}
 
-    def run_trials(self, trials: "StudyTrials", on_progress: Callable[["Progress"], None] | None) -> "Progress":
-        """Run (or continue) the Tune experiment (``trials.population`` is the re-scoring's, not Tune's)."""
+    def run_trials(self, space: SearchSpace, baselines: "Sequence[Baseline]", job: "Job", population: int,
+                   on_progress: Callable[["Progress"], None] | None) -> "Progress":
+        """Run (or continue) the Tune experiment (``population`` is the re-scoring's, not Tune's)."""
         from autolr.backends.ray.progress import progress_of
 
         started = time.monotonic()
-        study = self.config.to_dict()
-        run_ray_search(study, trials.space, trials.baselines, population_trainable(study, trials.splits),
+        run_ray_search(self.definition, space, list(baselines), job_trainable(job, self.definition),
                        self.folder.path, self.options, on_progress)
-        return progress_of(self.read_record().trials, self.config.trials, maximizes(study),
+        return progress_of(self.read_record().trials, self.definition.trials, self.definition.direction.maximize,
                            time.monotonic() - started)
 
 
-def population_trainable(study: dict[str, Any], splits: Any) -> Callable[..., None]:
-    """Tune's trainable for a built-in study: each trial trains its population of schedules.
-
-    ``study`` is ``StudyConfig.to_dict()`` (``model``, ``epochs``, ``batch_size``,
-    ``metric``, ``seed``, ``device``). The splits go through Ray's object store, so worker
-    nodes need no copy of the dataset.
-    """
+def job_trainable(job: "Job", definition: SearchDefinition) -> Callable[..., None]:
+    """Tune's trainable for ``job``: a built-in study's population trainer on the device Ray
+    assigns, with the splits through Ray's object store (worker nodes need no copy of the
+    dataset); any other job through its own evaluator (``trainable.run_job``)."""
     from ray import tune
 
-    from autolr.backends.ray.trainable import TrialSettings, train_members
+    from autolr.backends.ray.trainable import TrialSettings, run_job, train_members
 
-    settings = TrialSettings(model=study["model"], epochs=study["epochs"], batch_size=study["batch_size"],
-                             metric=study["metric"], seed=study["seed"], device=study.get("device", "auto"))
-    return tune.with_parameters(train_members, settings=settings, splits=_to_cpu(splits))
-
-
-def search_objective(
-    objective: Callable[..., float],
-    space: SearchSpace,
-    n_trials: int,
-    baselines: list[Baseline],
-    storage: str | None,
-    definition: dict[str, Any],
-    options: RayOptions | None = None,
-) -> tuple[Any, str]:
-    """``autolr.search(objective, backend="ray")``: each trial runs ``objective`` in a Ray trial.
-
-    ``definition``: the search's ``name``, ``direction``, ``epochs`` (None: unknown),
-    ``sampler``, ``pruner``, ``prune_after`` and ``seed``. ``storage``: a folder (None:
-    ``reports``); the experiment goes into ``<storage>/<name>/ray`` and rerunning the same
-    call continues it. Returns the ``StudyRecord`` and the experiment folder.
-    """
-    require_ray()
-    from ray import tune
-
-    from autolr.backends.ray.trainable import run_objective
-
-    study = {**definition, "space": space.to_dict(), "trials": n_trials}
-    folder = RayStudyFolder(experiment_dir(Path(storage or "reports") / study["name"]))
-    folder.claim(study, ("direction", "space", "epochs"))
-    trainable = tune.with_parameters(run_objective, objective=objective, maximize=maximizes(study))
-    run_ray_search(study, space, baselines, trainable, folder.path, options or RayOptions())
-    return folder.read_record(), str(folder.path)
+    if isinstance(job, BuiltinJob):
+        config = job.config
+        settings = TrialSettings(model=config.model, epochs=config.epochs, batch_size=config.batch_size,
+                                 metric=config.metric, seed=config.seed, device=config.device)
+        return tune.with_parameters(train_members, settings=settings, splits=_to_cpu(job.splits))
+    return tune.with_parameters(run_job, job=job, definition=definition)
 
 
 def run_ray_search(
-    study: dict[str, Any],
+    definition: SearchDefinition,
     space: SearchSpace,
     baselines: list[Baseline],
     trainable: Callable[..., None],
@@ -203,13 +176,11 @@ def run_ray_search(
 ) -> Path:
     """Run (or continue) the study's trials with Ray Tune in the folder ``experiment``.
 
-    ``study`` is ``StudyConfig.to_dict()`` (or the API's study definition): its
-    ``trials`` (schedules in all, baselines included), ``epochs`` (None: unknown),
-    ``direction``, ``seed``, ``sampler``, ``pruner``, ``prune_after`` and ``population``
-    are used. ``trainable`` runs one Tune trial (``population_trainable``,
-    ``objective_trainable``). An experiment already in the folder is restored and
-    continued, keeping its finished trials. A run stopped before its end (Ctrl-C) raises
-    KeyboardInterrupt once Tune has saved it.
+    ``definition``'s ``trials`` (schedules in all, baselines included), ``epochs`` (None:
+    unknown), ``direction``, ``seed``, ``sampler``, ``pruner``, ``prune_after`` and
+    ``population`` are used. ``trainable`` runs one Tune trial (``job_trainable``). An
+    experiment already in the folder is restored and continued, keeping its finished trials.
+    A run stopped before its end (Ctrl-C) raises KeyboardInterrupt once Tune has saved it.
     """
     require_ray()
     from ray import tune
@@ -222,16 +193,15 @@ def run_ray_search(
     try:
         trainable = tune.with_resources(trainable, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
         remote_driver = (options.address or "").startswith("ray://")  # Tune runs on the cluster: no local display
-        callbacks = [ProgressCallback(study["trials"], maximizes(study), on_progress)] if (
+        callbacks = [ProgressCallback(definition.trials, definition.direction.maximize, on_progress)] if (
             on_progress and not remote_driver) else []
         if tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
         else:
-            size = population_size(study)
-            folder.claim(study, ())
+            size = population_size(definition)
             folder.set_attr(RAY_KEY, {**asdict(options), "population": size,
-                                      "populations": math.ceil(study["trials"] / size)})
-            tuner = _new_tuner(trainable, study, space, baselines, path, options, callbacks)
+                                      "populations": math.ceil(definition.trials / size)})
+            tuner = _new_tuner(trainable, definition, space, baselines, path, options, callbacks)
         tuner.fit()
         if unfinished_trials(path):
             raise KeyboardInterrupt(f"the Ray Tune run in {path} stopped before its end; rerun to continue it")
@@ -241,12 +211,6 @@ def run_ray_search(
 
             ray.shutdown()
     return path
-
-
-def maximizes(study: dict[str, Any]) -> bool:
-    """Whether the study maximizes its score (its ``direction``, else its ``metric``: accuracy)."""
-    metric_direction = "maximize" if study.get("metric", "accuracy") == "accuracy" else "minimize"
-    return study.get("direction", metric_direction) == "maximize"
 
 
 def _to_cpu(splits: Any) -> Any:
@@ -273,9 +237,9 @@ def cluster_slots(options: RayOptions) -> int:
     return max(1, min(slots))
 
 
-def population_size(study: dict[str, Any]) -> int:
+def population_size(definition: SearchDefinition) -> int:
     """Schedules per Tune trial: the study's population, else 1 (one schedule per trial)."""
-    return study.get("population") or 1
+    return definition.population or 1
 
 
 def trial_scheduler(pruner: str, epochs: int | None, prune_after: float) -> Any:
@@ -297,7 +261,7 @@ def trial_scheduler(pruner: str, epochs: int | None, prune_after: float) -> Any:
                          reduction_factor=3)
 
 
-def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baselines: list[Baseline],
+def _new_tuner(trainable: Any, definition: SearchDefinition, space: SearchSpace, baselines: list[Baseline],
                path: Path, options: RayOptions, callbacks: list[Any]) -> Any:
     import optuna
     from ray import tune
@@ -307,8 +271,8 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
     from autolr.backends.ray.searcher import PopulationSearcher, SpaceSampler
     from autolr.backends.ray.trainable import SCORE_KEY
 
-    mode = "max" if maximizes(study) else "min"
-    size = population_size(study)
+    mode = "max" if definition.direction.maximize else "min"
+    size = population_size(definition)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # OptunaSearch's in-memory study is an implementation detail
     in_space = {baseline.name: baseline.params for baseline in baselines if baseline.params is not None}
     fixed = [{SPEC_KEY: baseline.spec.to_dict(), BASELINE_KEY: baseline.name}
@@ -316,14 +280,14 @@ def _new_tuner(trainable: Any, study: dict[str, Any], space: SearchSpace, baseli
     inner = OptunaSearch(
         space=SpaceSampler(space, in_space),
         metric=SCORE_KEY, mode=mode, points_to_evaluate=list(in_space.values()) or None,
-        sampler=make_sampler(study.get("sampler", "tpe"), study["seed"], study["trials"]),
+        sampler=make_sampler(definition.sampler, definition.seed, definition.trials),
     )
-    scheduler = trial_scheduler(study.get("pruner", "hyperband"), study.get("epochs"), study.get("prune_after", 0.25))
+    scheduler = trial_scheduler(definition.pruner, definition.epochs, definition.prune_after)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=PopulationSearcher(inner, size, SCORE_KEY, mode, fixed), scheduler=scheduler,
-            metric=SCORE_KEY, mode=mode, num_samples=math.ceil(study["trials"] / size),
+            metric=SCORE_KEY, mode=mode, num_samples=math.ceil(definition.trials / size),
             trial_dirname_creator=trial_dirname, reuse_actors=options.reuse_actors,
             max_concurrent_trials=cluster_slots(options),
         ),

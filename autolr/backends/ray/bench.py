@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from autolr.backends.optuna.bench_search import SearchOutcome
-from autolr.backends.ray.backend import RayOptions, connect, population_trainable, require_ray, run_ray_search
+from autolr.backends.ray.backend import RayOptions, connect, job_trainable, require_ray, run_ray_search
 from autolr.backends.ray.record import read_ray_record
+from autolr.jobs.builtin import BuiltinJob
 from autolr.space.search_space import SearchSpace
+from autolr.study.config import StudyConfig
 
 
 def ray_searches(config: Any, splits: Any, lr_range: tuple[float, float],
@@ -35,12 +37,15 @@ def ray_searches(config: Any, splits: Any, lr_range: tuple[float, float],
     rows: list[tuple[int, SearchOutcome, float]] = []
     try:
         for size in (1, population):
-            study = {"name": "bench", "model": "mlp", "epochs": config.epochs, "batch_size": config.batch_size,
-                     "metric": "accuracy", "seed": config.seed, "trials": max(config.trials, size),
-                     "population": size, "pruner": "median", "prune_after": 0.25, "device": config.device}
+            study = StudyConfig(name="bench", dataset="mnist", model="mlp", epochs=config.epochs,
+                                batch_size=config.batch_size, seed=config.seed, trials=max(config.trials, size),
+                                population=size, pruner="median", prune_after=0.25, device=config.device,
+                                baseline_lrs=0)
+            definition = study.definition()
+            job = BuiltinJob(study, config.device, splits)
             with tempfile.TemporaryDirectory(prefix="autolr-ray-bench-") as folder:
                 started = time.perf_counter()
-                run_ray_search(study, space, [], population_trainable(study, splits), Path(folder) / "ray",
+                run_ray_search(definition, space, [], job_trainable(job, definition), Path(folder) / "ray",
                                RayOptions(cpus_per_trial=1))
                 seconds = time.perf_counter() - started
                 trials = read_ray_record(Path(folder) / "ray").trials

@@ -20,6 +20,7 @@ from autolr.study.records import (
     RESCORE_KEY,
     SEARCH_META_KEY,
     STUDY_CONFIG_KEY,
+    VERDICT_KEY,
     RescoreRecord,
     StudyRecord,
     TrialRecord,
@@ -31,6 +32,7 @@ RAY_KEY = "autolr.ray"  # the Ray options, the population size and the number of
 # A Tune trial's config (written by ray/searcher.py) and a member config inside it.
 MEMBERS_KEY = "members"  # list of member configs
 POPULATION_KEY = "population"  # the population's number, counted from 0
+UNKNOWN_EPOCHS = 1000  # a trial's epochs (ASHA's longest rung) when the Python API is not told them
 SPEC_KEY = "spec"  # member: ScheduleSpec.to_dict()
 BASELINE_KEY = "baseline"  # member: baseline name, or None
 # A Tune trial's results (written by ray/trainable.py): per epoch, then a final one.
@@ -108,6 +110,7 @@ def read_ray_record(result_dir: str | Path) -> StudyRecord:
         name=config["name"], config=config, trials=trials, range_test=attrs.get(RANGE_TEST_KEY),
         rescored=[RescoreRecord(**record) for record in attrs.get(RESCORE_KEY) or []],
         meta={"backend": "ray", "ray": attrs.get(RAY_KEY, {}), **(attrs.get(SEARCH_META_KEY) or {})},
+        verdict=attrs.get(VERDICT_KEY),
     )
 
 

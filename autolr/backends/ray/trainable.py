@@ -1,7 +1,9 @@
-"""The functions Ray Tune trials run: a study's population of schedules, or a user's objective.
+"""The functions Ray Tune trials run: a built-in study's population of schedules, or any study's job.
 
-One Tune trial trains ``len(config["members"])`` schedules at once with the population
-trainer on the device Ray assigned (a GPU slice or CPUs). After each epoch it reports
+One Tune trial trains ``len(config["members"])`` schedules at once: a built-in study with the
+population trainer on the device Ray assigned (a GPU slice or CPUs, :func:`train_members`),
+any other job (a user's objective, one schedule per trial) through its own evaluator
+(:func:`run_job`). After each epoch it reports
 every member's validation score, the population's score (its best live member: what
 ASHA compares), and where and when it ran (Ray node id, assigned resources, start time),
 so placement can be checked from Ray's own records.
@@ -13,7 +15,6 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,13 @@ from autolr.backends.ray.record import (
     MEMBERS_KEY,
     POPULATION_KEY,
     SPEC_KEY,
+    UNKNOWN_EPOCHS,
 )
 from autolr.schedule.spec import ScheduleSpec
+from autolr.study.definition import Direction, SearchDefinition
+from autolr.study.records import TrialState
 from autolr.training.population import train_population
+from autolr.trials import Job
 
 SCORE_KEY = "score"  # the population's score per epoch: its best live member's
 NODE_KEY = "node_id"  # Ray node the trial ran on
@@ -62,15 +67,8 @@ class TrialSettings:
     device: str = "auto"
 
     @property
-    def worst_score(self) -> float:
-        """The score a population with no live member reports (accuracy 0, loss infinite)."""
-        return 0.0 if self.metric == "accuracy" else float("inf")
-
-    def best(self, scores: list[float]) -> float:
-        """The best of ``scores`` for this metric (the worst score when empty)."""
-        if not scores:
-            return self.worst_score
-        return max(scores) if self.metric == "accuracy" else min(scores)
+    def direction(self) -> Direction:
+        return Direction.of_metric(self.metric)
 
 
 def trial_device(requested: str) -> torch.device:
@@ -88,8 +86,9 @@ class _EpochReporter:
     the next epoch begins. The last epoch is reported with the final states instead.
     """
 
-    def __init__(self, size: int, settings: TrialSettings, placement: dict[str, Any]) -> None:
-        self.settings = settings
+    def __init__(self, size: int, epochs: int | None, direction: Direction, placement: dict[str, Any]) -> None:
+        self.epochs = epochs or UNKNOWN_EPOCHS
+        self.direction = direction
         self.placement = placement
         self.alive = list(range(size))
         self.size = size
@@ -102,7 +101,7 @@ class _EpochReporter:
             self._flush()
             self.epoch = epoch
         self.scores[member] = score
-        if member == self.alive[-1] and epoch + 1 < self.settings.epochs:
+        if member == self.alive[-1] and epoch + 1 < self.epochs:
             self._flush()
             self.epoch = epoch + 1
         return False
@@ -117,8 +116,15 @@ class _EpochReporter:
     def result(self, scores: list[float | None]) -> dict[str, Any]:
         """A Tune result: the members' scores (None: stopped), their best, and the placement."""
         live = [score for score in scores if score is not None]
-        return {SCORE_KEY: self.settings.best(live), MEMBER_SCORES_KEY: scores, REPORTED_KEY: time.time(),
+        return {SCORE_KEY: best_score(live, self.direction), MEMBER_SCORES_KEY: scores, REPORTED_KEY: time.time(),
                 **self.placement}
+
+
+def best_score(scores: list[float], direction: Direction) -> float:
+    """The best of ``scores``; with none, the worst score there is (what Tune sees of an all-stopped trial)."""
+    if not scores:
+        return -math.inf * direction.sign
+    return max(scores, key=lambda score: direction.sign * score)
 
 
 def report_final(result: dict[str, Any]) -> None:
@@ -160,7 +166,7 @@ def train_members(config: dict[str, Any], settings: TrialSettings, splits: Any) 
     }
     members = config[MEMBERS_KEY]
     specs = [ScheduleSpec.from_dict(member[SPEC_KEY]) for member in members]
-    reporter = _EpochReporter(len(specs), settings, placement)
+    reporter = _EpochReporter(len(specs), settings.epochs, settings.direction, placement)
     results = train_population(
         specs, settings.model, splits, settings.epochs, settings.batch_size,
         seeds=[settings.seed] * len(specs), data_seed=settings.seed, metric=settings.metric,
@@ -178,57 +184,61 @@ def train_members(config: dict[str, Any], settings: TrialSettings, splits: Any) 
     })
 
 
-class ObjectiveTrial:
-    """The trial a user's objective gets inside a Ray trial: ``report`` goes to Tune.
+class TuneMember:
+    """One schedule of a Tune trial, as the job's evaluator sees a trial: its scores go to Tune.
 
-    Ray Tune's scheduler stops a weak trial itself (the objective just stops being run),
-    so ``report`` never raises and ``observe`` always says go on.
+    Ray Tune's scheduler stops a weak trial itself (the job just stops being run), so
+    ``observe`` always says go on and ``report`` never raises.
     """
 
-    def __init__(self, number: int, member: dict[str, Any], maximize: bool, placement: dict[str, Any]) -> None:
+    def __init__(self, number: int, member: dict[str, Any], reporter: _EpochReporter, index: int,
+                 definition: SearchDefinition) -> None:
         self.number = number
+        self.seed = definition.seed  # every search trial trains from the study's seed
+        self.epochs = definition.epochs
         self.spec = ScheduleSpec.from_dict(member[SPEC_KEY])
         self.params = {key: value for key, value in member.items() if key not in (SPEC_KEY, BASELINE_KEY)}
         self.baseline = member.get(BASELINE_KEY)
         self.scores: list[float] = []
-        self.maximize = maximize
-        self.placement = placement
+        self._reporter = reporter
+        self._index = index
 
     def observe(self, value: float, epoch: int) -> bool:
-        """Report the score after ``epoch`` to Tune; False: the objective goes on."""
-        self.report(value, epoch)
+        """Hand the score after ``epoch`` to Tune (with the other members'); False: go on."""
+        self.scores.append(float(value))
+        self._reporter.on_epoch(self._index, epoch, float(value))
         return False
 
     def report(self, value: float, epoch: int) -> None:
-        """Report the validation score after ``epoch`` (from 0) to Tune."""
-        self.scores.append(float(value))
-        tune.report({SCORE_KEY: float(value), MEMBER_SCORES_KEY: [float(value)], REPORTED_KEY: time.time(),
-                     **self.placement})
+        self.observe(value, epoch)
 
     def set_user_attr(self, key: str, value: Any) -> None:
-        """Accepted for the API's Trial protocol; the Ray backend keeps no user attributes."""
+        """Accepted for the Trial protocol; the Ray backend keeps no user attributes."""
 
 
-def run_objective(config: dict[str, Any], objective: Callable[[ScheduleSpec, Any], float], maximize: bool) -> None:
-    """Tune's trainable for ``autolr.search(objective, backend="ray")``: one schedule per trial.
+def run_job(config: dict[str, Any], job: Job, definition: SearchDefinition) -> None:
+    """Tune's trainable for a study's job (``trials.Job``): the trial's members through the job's evaluator.
 
-    Runs the engine-neutral evaluator (an error fails this trial alone, a NaN result is
-    diverged) and reports the outcome as the final result.
+    An error fails the member alone, a NaN result is diverged; a trial restored after its
+    final report reports that result again and trains nothing.
     """
-    from autolr.trials import objective_evaluator
-
     if (final := saved_final_result()) is not None:
         tune.report(final)
         return
     placement = {NODE_KEY: ray.get_runtime_context().get_node_id(), STARTED_KEY: time.time(),
                  RESOURCES_KEY: dict(ray.get_runtime_context().get_assigned_resources())}
-    trial = ObjectiveTrial(config[POPULATION_KEY], config[MEMBERS_KEY][0], maximize, placement)
-    [outcome] = objective_evaluator(objective, "maximize" if maximize else "minimize")([trial])
-    complete = outcome.status == "complete"
-    worst = -math.inf if maximize else math.inf
+    members = config[MEMBERS_KEY]
+    reporter = _EpochReporter(len(members), definition.epochs, definition.direction, placement)
+    trials = [TuneMember(config[POPULATION_KEY] * len(members) + index, member, reporter, index, definition)
+              for index, member in enumerate(members)]
+    outcomes = job.evaluator(definition)(trials)
+    final = reporter.result([outcome.value if outcome.status == TrialState.COMPLETE else None
+                             for outcome in outcomes])
     report_final({
-        SCORE_KEY: outcome.value if complete else worst, MEMBER_SCORES_KEY: [outcome.value if complete else None],
-        REPORTED_KEY: time.time(), **placement,
-        MEMBER_STATES_KEY: [outcome.status], EPOCHS_KEY: [outcome.epochs_run], DURATIONS_KEY: [outcome.duration_s],
-        ERRORS_KEY: [outcome.error], CURVES_KEY: [trial.scores],
+        **final,
+        MEMBER_STATES_KEY: [str(outcome.status) for outcome in outcomes],
+        EPOCHS_KEY: [outcome.epochs_run for outcome in outcomes],
+        DURATIONS_KEY: [outcome.duration_s for outcome in outcomes],
+        ERRORS_KEY: [outcome.error for outcome in outcomes],
+        CURVES_KEY: [trial.scores for trial in trials],
     })

@@ -1,0 +1,164 @@
+"""Running a study end to end: the one pipeline for built-in studies and the Python API alike.
+
+:func:`run_pipeline` takes a claimed study (``study.backend.StudyBackend``: Optuna or Ray
+Tune), a ``trials.Job`` that trains its schedules and the search space, and runs tuned
+baselines -> search -> re-scoring -> verdict -> metadata. :func:`run_study` is the built-in
+study around it (device, data, range test, space, population size, report). Every step is
+resumable: the range test, the baselines and the re-scoring (seed by seed) are stored with
+the study and not redone, and finished trials are never trained again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from autolr.backends import open_study
+from autolr.errors import StudyError
+from autolr.jobs.builtin import BuiltinJob
+from autolr.pipeline.steps import (
+    rescore_study,
+    resolve_device,
+    study_meta,
+    study_population_size,
+    study_range_test,
+    study_space,
+)
+from autolr.space.baselines import tuned_baselines
+from autolr.space.search_space import SearchSpace
+from autolr.study.backend import StudyBackend
+from autolr.study.config import StudyConfig
+from autolr.study.definition import SearchDefinition
+from autolr.study.records import OPTIMIZER_BASELINES_KEY, SEARCH_META_KEY, VERDICT_KEY, StudyRecord
+from autolr.training.device import threads_per_process, torch_threads
+from autolr.trials import Job, Progress
+
+if TYPE_CHECKING:
+    from autolr.report.write import ReportPaths
+
+Phase = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What a finished study run leaves behind: where, what was found, and the counts."""
+
+    name: str
+    run_dir: Path
+    storage_url: str  # the engine's storage URL (may hold a password: redact before showing) or folder
+    record: StudyRecord
+    report_paths: "ReportPaths"
+    progress: Progress
+    wall_time_s: float
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the report says about a run besides its trials: the device it trained on, its worker
+    processes, where the data came from, and the dataset and model in words."""
+
+    device: str
+    workers: int = 1
+    data_source: str = "your objective"
+    dataset: str = "your objective"
+    model: str = "your objective"
+
+
+def run_pipeline(
+    definition: SearchDefinition,
+    backend: StudyBackend,
+    job: Job,
+    space: SearchSpace,
+    population: int,
+    facts: RunFacts,
+    started: float,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_phase: Phase | None = None,
+) -> tuple[StudyRecord, Progress]:
+    """The tuned baselines' ladders and the search, then re-scoring, the verdict and the run's metadata.
+
+    ``started``: ``time.monotonic()`` when this run began (its wall time is added to the study's).
+    Returns the finished study's record and the search's progress.
+    """
+    phase = on_phase or (lambda name: None)
+    left_out = optimizer_baselines_left_out(definition, backend, job)
+    notes = [] if left_out is None else [left_out[:1].upper() + left_out[1:] + "."]
+    baselines = tuned_baselines(space, definition.baseline_lrs, definition.schedule_free and left_out is None)
+    backend.set_attr(SEARCH_META_KEY, {**(backend.get_attr(SEARCH_META_KEY) or {}), "finished": False})
+    phase("search")
+    progress = backend.run_trials(space, baselines, job, population, on_progress)
+    if definition.rescores:
+        phase("re-scoring")
+        rescore_study(definition, backend, job, population)
+    decide_verdict(definition, backend)
+    meta = study_meta(facts.device, population, facts.workers, started, backend, facts.data_source)
+    backend.set_attr(SEARCH_META_KEY, {**meta, "dataset": facts.dataset, "model": facts.model, "notes": notes,
+                                       **backend.meta()})
+    return backend.read_record(), progress
+
+
+def optimizer_baselines_left_out(definition: SearchDefinition, backend: StudyBackend, job: Job) -> str | None:
+    """Why the schedule-free and Prodigy baselines are left out (None: they run, or were not asked for);
+    the job's answer is stored with the study, so a resume does not ask again."""
+    if not (definition.schedule_free and definition.baseline_lrs > 0):
+        return None
+    stored = backend.get_attr(OPTIMIZER_BASELINES_KEY)
+    if stored is None:
+        stored = {"left_out": job.optimizer_baselines()}
+        backend.set_attr(OPTIMIZER_BASELINES_KEY, stored)
+    return stored["left_out"]
+
+
+def decide_verdict(definition: SearchDefinition, backend: StudyBackend) -> None:
+    """Decide the verdict over the stored re-scoring, once, and store it (nothing without re-scoring)."""
+    from autolr.study.verdict import decide  # scipy.stats: loaded only once the search is done
+
+    record = backend.read_record()
+    verdict = decide(record.rescored, definition.direction.maximize, definition.metric) if definition.rescores else None
+    backend.set_attr(VERDICT_KEY, None if verdict is None else verdict.to_dict())
+
+
+def run_study(
+    config: StudyConfig,
+    out: str | Path = "reports",
+    workers: int = 1,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_phase: Phase | None = None,
+    backend_options: dict[str, Any] | None = None,
+) -> StudyRun:
+    """Run (or resume) the built-in study ``config`` and write its report into ``<out>/<name>/``.
+
+    ``workers``: local processes training trials at once, sharing the study (Optuna).
+    ``on_phase`` is called with each phase as it starts: data, range test, search,
+    re-scoring, report; ``on_progress`` after each population of trials.
+    ``backend_options``: the engine's own (Ray: ``address``, ``gpus_per_trial``,
+    ``cpus_per_trial``, ``max_failures``). Rerunning the same call resumes: nothing
+    finished is trained again. Ctrl-C marks the trials in flight interrupted (queued to
+    run again) and raises KeyboardInterrupt.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
+        raise StudyError(f"workers must be a positive integer, got {workers!r}")
+    started = time.monotonic()
+    device = resolve_device(config.device)  # every check before the study is stored
+    phase = on_phase or (lambda name: None)
+    run_dir = Path(out) / config.name
+    definition = config.definition()
+    backend = open_study(config.backend, definition, config.storage, run_dir, workers, **(backend_options or {}))
+    backend.claim(config.to_dict(), identity_keys=list(config.identity()))  # refuse a conflicting rerun first
+    with torch_threads(device, threads_per_process(workers)):
+        phase("data")
+        job = BuiltinJob(config, device)
+        splits = job.splits
+        phase("range test")
+        space = study_space(config, study_range_test(config, backend, splits, device))
+        population = study_population_size(config, backend, splits, device)
+        facts = RunFacts(device, workers, splits.source, config.dataset, config.model)
+        record, progress = run_pipeline(definition, backend, job, space, population, facts, started, on_progress,
+                                        on_phase)
+    phase("report")
+    from autolr.report.write import write_report
+
+    paths = write_report(record, run_dir)
+    return StudyRun(config.name, run_dir, backend.location, record, paths, progress, time.monotonic() - started)
