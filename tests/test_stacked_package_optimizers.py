@@ -1,5 +1,7 @@
 """Schedule-free SGD/AdamW and Prodigy on stacked tensors: each member steps as the package's own optimizer."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -112,3 +114,23 @@ def test_population_members_match_train_trial_when_members_leave(digits):
         torch.testing.assert_close(result.val_losses, single.val_losses[:result.epochs_run], rtol=0, atol=1e-4)
         torch.testing.assert_close(result.val_scores, single.val_scores[:result.epochs_run], rtol=0, atol=1e-4)
     assert len({tuple(result.val_losses) for result in results}) == len(specs)
+
+
+def test_a_users_module_population_stacks_package_optimizers_too(digits):
+    """The torch.func population reuses the stacked update: schedule-free and Prodigy members match train_trial."""
+    from torch import nn
+
+    from autolr.training.module_population import PopulationFallbackWarning, build_member, train_module_population
+
+    def make_model():
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    for name, members in MEMBERS.items():  # a module population trains one optimizer kind
+        specs, seeds = [members[0], members[2]], [3, 4]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PopulationFallbackWarning)  # vmapped, not member by member
+            results = train_module_population(make_model, specs, digits, 2, BATCH, seeds, data_seed=DATA_SEED)
+        for spec, seed, result in zip(specs, seeds, results, strict=True):
+            single = train_trial(spec, build_member(make_model, seed), digits, 2, BATCH, seed, data_seed=DATA_SEED)
+            assert result.status == single.status == "complete" and single.final_score > 0.5, name
+            torch.testing.assert_close(result.val_losses, single.val_losses, rtol=0, atol=1e-4)
