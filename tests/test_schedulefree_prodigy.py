@@ -149,7 +149,7 @@ def test_a_mixed_population_matches_single_trials_in_input_order(digits):
 
     def record(member, epoch, score):
         calls.append((member, epoch, score))
-        return member in (2, 4)  # prune one member trained alone and one stacked with member 0
+        return member in (2, 4)  # prune the one Prodigy member and one stacked with member 0
 
     results = train_population(specs, "mlp", digits, EPOCHS, BATCH, seeds, data_seed=DATA_SEED, on_epoch=record)
     singles = [train_trial(spec, "mlp", digits, EPOCHS, BATCH, seed, data_seed=DATA_SEED)

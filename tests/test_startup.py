@@ -17,7 +17,7 @@ import tomli_w
 
 # The search and report stacks: engines, storage, statistics, tables, charts, torch's compiler.
 HEAVY = ("optuna", "ray", "sqlalchemy", "plotly", "pandas", "scipy.stats", "matplotlib", "torch._dynamo",
-         "autolr.backends", "autolr.report", "autolr.study.run", "autolr.rangetest", "autolr.training")
+         "autolr.backends", "autolr.report", "autolr.pipeline.run", "autolr.rangetest", "autolr.training")
 REPORT_STACK = ("plotly", "pandas", "scipy.stats", "matplotlib", "torch._dynamo", "autolr.report.write",
                 "autolr.study.verdict")
 

@@ -134,7 +134,6 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
     """An independent check of the export: cosine to zero with its peak LR picked on validation
     (one seed) from ``GRID_LRS`` at the verdict's length, then trained from the verdict's seeds
     (same weights and batch order) and compared with the export on test, paired by seed."""
-    from autolr.data import load_splits
     from autolr.jobs.builtin import BuiltinJob
     from autolr.pipeline.steps import resolve_device
     from autolr.schedule.spec import ScheduleSpec
@@ -143,7 +142,8 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
     from autolr.training.population import train_population
 
     device = resolve_device(config.device)
-    splits = load_splits(config.dataset, data_dir=config.data_dir, device=device, seed=config.seed)
+    job = BuiltinJob(config, device)
+    splits = job.splits
     epochs, maximize = config.verdict_epochs, maximizes(record)
     specs = [ScheduleSpec("cosine", lr, params={"min_factor": 0.0}, optimizer=config.optimizer)
              for lr in lr_ladder(*GRID_LRS)]
@@ -154,8 +154,7 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
             for r in results]
     best = max(range(len(specs)), key=lambda i: (keys[i], -i))
     exported = record.rescored[_study_verdict(record).exported]
-    _, (test,) = BuiltinJob(config, device, splits).final_scores([specs[best]], exported.seeds, epochs, 1,
-                                                                 score_test=True)
+    _, (test,) = job.final_scores([specs[best]], exported.seeds, epochs, 1, score_test=True)
     failed_at = failure_score([test, exported.test_scores], maximize)
     gain = paired_gain(counted(exported.test_scores, failed_at), counted(test, failed_at), maximize)
     return {"lr": specs[best].lr, "test": mean(counted(test, failed_at)), "exported_minus_grid": vars(gain)}
@@ -164,13 +163,13 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
 def plain_loop_seconds(record: StudyRecord, config: Any) -> float:
     """Seconds a plain loop (``train_trial``: tensors on the device, one run at a time) takes to
     train the study's tuned-baseline grid at the search's epochs."""
-    from autolr.data import load_splits
+    from autolr.jobs.builtin import BuiltinJob
     from autolr.pipeline.steps import resolve_device
     from autolr.schedule.spec import ScheduleSpec
     from autolr.training.train import train_trial
 
     device = resolve_device(config.device)
-    splits = load_splits(config.dataset, data_dir=config.data_dir, device=device, seed=config.seed)
+    splits = BuiltinJob(config, device).splits
     specs = [ScheduleSpec.from_dict(trial.spec) for trial in record.trials if trial.baseline and trial.spec]
     started = time.perf_counter()
     for spec in specs:

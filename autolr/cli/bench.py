@@ -133,6 +133,29 @@ def bench_lr_bounds(
     typer.echo(f"wrote {md_path}, {json_path}")
 
 
+@app.command("cost")
+def bench_cost(
+    quick: bool = typer.Option(False, "--quick", help="The shipped smoke study (digits, seconds), not mnist and "
+                                                      "fashion-mnist."),
+    study: list[str] | None = typer.Option(None, "--study", help="A shipped study to measure; repeatable "
+                                                                 "(default: mnist and fashion-mnist)."),
+    target_epochs: int | None = typer.Option(None, "--target-epochs", min=1,
+                                             help="The second length measured (default: 3x each study's epochs)."),
+    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for cost.json and cost.md."),
+) -> None:
+    """A fresh study against the plain 12-LR cosine grid at the same length: both wall times and their ratio."""
+    from autolr.bench import cost
+
+    names = study or ([cost.QUICK_STUDY] if quick else list(cost.STUDIES))
+    configs = cost.study_lengths(names, target_epochs)  # every study checked before one runs
+    report = cost.run_cost(configs, on_row=lambda row: typer.echo(
+        f"{row.study} at {row.verdict_epochs} epochs: study {row.study_s:.1f} s, plain grid {row.grid_s:.1f} s, "
+        f"{row.ratio:.1f}x"))
+    json_path, md_path = cost.write_cost(report, out_dir)
+    typer.echo(md_path.read_text())
+    typer.echo(f"wrote {md_path}, {json_path}")
+
+
 @app.command("load")
 def bench_load(
     storage: list[str] = typer.Option(["journal"], "--storage", help="journal, sqlite or a database URL; repeatable."),

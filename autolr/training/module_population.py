@@ -153,10 +153,6 @@ def train_module_population(
         lambda rows, callback: train_module_population(
             model_factory, [specs[m] for m in rows], splits, epochs, batch_size, [seeds[m] for m in rows], loss_fn,
             data_seed, metric, callback, device, amp, score_test),
-        lambda member, callback: train_trial(
-            specs[member], build_member(model_factory, seeds[member]), splits, epochs, batch_size, seed=seeds[member],
-            metric=metric, on_epoch=callback, device=device, amp=amp, data_seed=data_seed, loss_fn=loss_fn,
-            score_test=score_test),
     )
     if grouped is not None:
         return grouped

@@ -6,13 +6,14 @@ Each member's LR for every step is precomputed from ``spec.lr_at`` as one
 ``total_steps x K`` table on the device, and its momentum (SGD) or beta1 (Adam) from
 ``spec.momentum_at`` where the family cycles it; plateau members instead follow the
 ``ReduceLROnPlateau`` scheduler ``spec.build`` makes, stepped on their own validation
-loss once per epoch, as ``train_trial`` does. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW)
-is written on the stacked tensors, one set of per-member hyper-parameters per member.
+loss once per epoch, as ``train_trial`` does. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW;
+schedule-free SGD and AdamW, ``autolr.training.stacked_schedule_free``; Prodigy,
+``autolr.training.stacked_prodigy``) is written on the stacked tensors, one set of
+per-member hyper-parameters per member.
 Members that stop (pruned, diverged) are dropped from the stacked tensors at the end of
 the epoch and cost nothing after. ``train_stacked`` is this loop for any ``StackedModel``:
 the built-in models here, a user's own module in ``autolr.training.module_population``. Members of
-other optimizer kinds form their own stacked population; optimizers the stacked update does
-not implement train one by one (``autolr.training.population_groups``).
+other optimizer kinds form their own stacked population (``autolr.training.population_groups``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ import torch.nn.functional as F
 from autolr.errors import UserError
 from autolr.schedule.spec import ScheduleSpec
 from autolr.training.models import StackedModel, build_population
-from autolr.training.population_groups import (
-    STACKED_OPTIMIZERS,
-    stacked_kind,
-    train_in_groups,
-)
+from autolr.training.population_groups import stacked_kind, train_in_groups
+from autolr.training.stacked_prodigy import StackedProdigy
+from autolr.training.stacked_schedule_free import StackedScheduleFreeAdamW, StackedScheduleFreeSGD
+from autolr.training.stacked_update import PackageUpdate
 from autolr.training.train import (
     LossFn,
     OptimizerSettings,
@@ -48,9 +48,15 @@ from autolr.training.train import (
     score_of,
     shuffled_epochs,
     steps_per_epoch,
-    train_trial,
     training_device,
 )
+
+# The package optimizers written on stacked tensors, by spec name (torch's three are StackedOptimizer's own).
+PACKAGE_UPDATES: dict[str, Callable[[Sequence[OptimizerSettings], torch.device], PackageUpdate]] = {
+    "schedulefree_sgd": StackedScheduleFreeSGD,
+    "schedulefree_adamw": StackedScheduleFreeAdamW,
+    "prodigy": StackedProdigy,
+}
 
 
 def train_population(
@@ -76,11 +82,10 @@ def train_population(
     as in ``train_trial``: the splits' device by default, bf16 autocast on CUDA.
     ``score_test``: each member that completes is also scored on the test split (``test_score``).
 
-    Members with SGD, Adam or AdamW train at once, one stacked population per optimizer
-    kind (name, and for SGD the Nesterov setting). Members with any other optimizer
-    (schedule-free, Prodigy) train one by one through ``train_trial`` with the same seed,
-    data seed, metric and device: the stacked update is written for those three only, and
-    the others are the packages' own optimizers (see ``autolr.training.population_groups``).
+    Members train at once, one stacked population per optimizer kind (name, and for SGD
+    the Nesterov setting; see ``autolr.training.population_groups``), one after another;
+    schedule-free and Prodigy members too, their packages' updates written on stacked
+    tensors.
     """
     check_members(specs, seeds)
     grouped = train_in_groups(
@@ -88,8 +93,6 @@ def train_population(
         lambda members, callback: train_population(
             [specs[m] for m in members], model, splits, epochs, batch_size, [seeds[m] for m in members], data_seed,
             metric, callback, device, amp, score_test),
-        lambda member, callback: train_trial(specs[member], model, splits, epochs, batch_size, seeds[member], metric,
-                                             callback, device, amp, data_seed, score_test=score_test),
     )
     if grouped is not None:
         return grouped
@@ -140,6 +143,7 @@ def train_stacked(
     for epoch, (epoch_x, epoch_y) in enumerate(shuffled_epochs(train_x, train_y, epochs, data_seed)):
         loss_sum = torch.zeros(len(active), device=device)
         population.train()
+        optimizer.train(population.params)
         for start in range(0, epoch_x.shape[0], batch_size):
             batch = epoch_x[start:start + batch_size], epoch_y[start:start + batch_size]
             losses = _train_step(population, optimizer, batch, step, autocast(device, amp), loss_fn)
@@ -148,6 +152,7 @@ def train_stacked(
                 first_loss = losses.detach()
             step += 1
         population.eval()
+        optimizer.eval(population.params)  # schedule-free members are scored at their evaluation weights
         with autocast(device, amp):
             val_losses, val_accuracies = evaluate(population, val_x, val_y, members=len(active), loss_fn=loss_fn)
         assert first_loss is not None, "an epoch ran no batch"  # splits hold at least one training row
@@ -252,19 +257,18 @@ class StackedOptimizer:
 
     Per-member hyper-parameters (LR per step, momentum or beta1 per step, weight decay,
     beta2, eps) are tensors with one entry per member; ``keep`` drops stopped members.
+    The schedule-free and Prodigy updates are their ``PackageUpdate`` (``PACKAGE_UPDATES``);
+    ``train()`` and ``eval()`` switch a schedule-free population's weights (a no-op for the others).
     """
 
     def __init__(self, specs: Sequence[ScheduleSpec], total_steps: int, epochs: int, device: torch.device) -> None:
-        kinds = {stacked_kind(spec) for spec in specs}
-        stacked = {kind for kind in kinds if kind is not None}
-        if stacked != kinds:
-            raise UserError(f"a stacked population trains only {', '.join(STACKED_OPTIMIZERS)}; "
-                            f"train_population trains the other optimizers one by one")
+        stacked = {stacked_kind(spec) for spec in specs}
         if len(stacked) > 1:
             raise UserError(f"one stacked population trains one optimizer kind, got {sorted(stacked)}")
         (self.name, self.nesterov), = stacked
         settings = [OptimizerSettings.from_spec(spec) for spec in specs]
-        first_moment = torch.tensor([s.momentum if s.name == "sgd" else s.betas[0] for s in settings])
+        self.package = PACKAGE_UPDATES[self.name](settings, device) if self.name in PACKAGE_UPDATES else None
+        first_moment = torch.tensor([s.first_moment for s in settings])
         lr_table, momentum_table = _schedule_tables(specs, first_moment, total_steps)
         self.plateau: list[_PlateauMember] = []
         for row, spec in enumerate(specs):
@@ -290,6 +294,9 @@ class StackedOptimizer:
         used as scratch space, as the next backward writes it afresh.
         """
         params = list(stacked_params)
+        if self.package is not None:
+            self.package.step(params, self.lr_table[step], self.momentum_table[step], step + 1)
+            return
         if self.state is None:
             slots = 1 if self.name == "sgd" else 2
             self.state = [[torch.zeros_like(p) for _ in range(slots)] for p in params]
@@ -337,6 +344,16 @@ class StackedOptimizer:
         denom = exp_avg_sq.sqrt().add_(self.eps.view(shape) * correction2_sqrt)
         param.addcmul_(torch.div(exp_avg, denom, out=denom), -lr * correction2_sqrt / (1 - beta1 ** count))
 
+    def train(self, stacked_params: Iterable[torch.Tensor]) -> None:
+        """Before training steps: a schedule-free population's parameters take their training weights."""
+        if self.package is not None:
+            self.package.train(list(stacked_params))
+
+    def eval(self, stacked_params: Iterable[torch.Tensor]) -> None:
+        """Before evaluating: a schedule-free population's parameters take their evaluation weights."""
+        if self.package is not None:
+            self.package.eval(list(stacked_params))
+
     def end_epoch(self, running_rows: list[int], val_losses: list[float], step: int) -> None:
         """Step plateau members still running on their validation loss; their new LR applies from ``step``."""
         for member in self.plateau:
@@ -353,6 +370,8 @@ class StackedOptimizer:
         self.decays = bool(self.weight_decay.any())
         if self.state is not None:
             self.state = [[slot.index_select(0, rows) for slot in slots] for slots in self.state]
+        if self.package is not None:
+            self.package.keep(rows)
         new_row = {old: new for new, old in enumerate(rows.tolist())}
         self.plateau = [member for member in self.plateau if member.row in new_row]
         for member in self.plateau:

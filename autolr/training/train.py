@@ -75,12 +75,17 @@ class TrialResult:
     test_score: float | None = None
 
 
+MOMENTUM_OPTIMIZERS = ("sgd", "schedulefree_sgd")  # first moment: ``momentum`` (the others: ``betas[0]``)
+
+
 @dataclass(frozen=True)
 class OptimizerSettings:
-    """Every setting of a spec's SGD, Adam or AdamW (the stacked trainer's optimizers), defaults filled in.
+    """Every setting of a spec's optimizer (any a spec may name; the stacked trainer's), defaults filled in.
 
     A spec without ``optimizer`` means SGD with momentum 0.9. Fields a kind lacks keep
-    these neutral values (SGD has no betas; Adam has no momentum or Nesterov).
+    these neutral values (SGD has no betas; Adam has no momentum or Nesterov; only Prodigy
+    has ``d_coef``, ``safeguard_warmup`` and ``use_bias_correction``, and its ``eps`` is the
+    package's 1e-8).
     """
 
     name: str
@@ -89,6 +94,14 @@ class OptimizerSettings:
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    d_coef: float = 1.0
+    safeguard_warmup: bool = False
+    use_bias_correction: bool = False
+
+    @property
+    def first_moment(self) -> float:
+        """The momentum of an SGD kind, else beta1: what a cycled momentum schedule sets."""
+        return self.momentum if self.name in MOMENTUM_OPTIMIZERS else self.betas[0]
 
     @classmethod
     def from_spec(cls, spec: ScheduleSpec) -> "OptimizerSettings":
