@@ -45,13 +45,13 @@ from autolr.training.train import (
     check_run,
     check_targets,
     divergence_reason,
+    epoch_steps,
     evaluate,
     member_losses,
     score_of,
-    shuffled_epochs,
-    steps_per_epoch,
     train_trial,
     training_device,
+    training_epochs,
 )
 
 
@@ -136,15 +136,16 @@ def train_stacked(
     device = training_device(device, splits)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
     val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
-    epoch_steps = steps_per_epoch(train_x.shape[0], batch_size)
-    total_steps = epochs * epoch_steps
+    steps = epoch_steps(splits, batch_size)
+    total_steps = epochs * steps
     population = population.to(device)
     optimizer = StackedOptimizer(specs, total_steps, epochs, device)
     results = [TrialResult(status="complete") for _ in specs]
     active = list(range(len(specs)))  # original member index of each stacked row
     first_loss: torch.Tensor | None = None
     step = 0
-    for epoch, (epoch_x, epoch_y) in enumerate(shuffled_epochs(train_x, train_y, epochs, data_seed)):
+    for epoch, (epoch_x, epoch_y) in enumerate(training_epochs(splits, train_x, train_y, epochs, batch_size,
+                                                               data_seed)):
         loss_sum = torch.zeros(len(active), device=device)
         population.train()
         for start in range(0, epoch_x.shape[0], batch_size):
@@ -160,7 +161,7 @@ def train_stacked(
         assert first_loss is not None, "an epoch ran no batch"  # splits hold at least one training row
         stopped = _end_epoch(
             epoch, epochs, active, results, metric, on_epoch,
-            epoch_losses=(loss_sum / epoch_steps).tolist(), first_losses=first_loss.tolist(),
+            epoch_losses=(loss_sum / steps).tolist(), first_losses=first_loss.tolist(),
             val_losses=val_losses.tolist(), val_accuracies=val_accuracies.tolist(),
         )
         optimizer.end_epoch([row for row in range(len(active)) if row not in stopped], val_losses.tolist(), step)
