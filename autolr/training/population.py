@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from autolr.errors import UserError
 from autolr.schedule.spec import ScheduleSpec
-from autolr.training.models import StackedModel, build_population
+from autolr.training.models import ModelChoice, build_population
 from autolr.training.population_groups import (
     STACKED_OPTIMIZERS,
     group_callback,
@@ -36,6 +36,7 @@ from autolr.training.population_groups import (
     member_groups,
     stacked_kind,
 )
+from autolr.training.stacked import StackedModel
 from autolr.training.train import (
     LossFn,
     OptimizerSettings,
@@ -57,7 +58,7 @@ from autolr.training.train import (
 
 def train_population(
     specs: Sequence[ScheduleSpec],
-    model: str,
+    model: ModelChoice,
     splits: Splits,
     epochs: int,
     batch_size: int,
@@ -406,7 +407,7 @@ PROBE_STEPS = 6  # timed training steps per probed size (after one untimed warm-
 
 
 def choose_population_size(
-    model: str,
+    model: ModelChoice,
     splits: Splits,
     device: str | torch.device | None = None,
     batch_size: int = 128,
@@ -438,7 +439,7 @@ def choose_population_size(
     return max(1, min(chosen, limit))
 
 
-def _probe(model: str, splits: Splits, device: torch.device, batch_size: int, size: int) -> tuple[float, float]:
+def _probe(model: ModelChoice, splits: Splits, device: torch.device, batch_size: int, size: int) -> tuple[float, float]:
     """Member-steps per second of a population of ``size`` and its peak memory per member (bytes, CUDA only)."""
     specs = [ScheduleSpec("constant", 0.01)] * size
     population = build_population(model, splits.input_shape, splits.num_classes, range(size)).to(device)

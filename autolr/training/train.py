@@ -20,7 +20,7 @@ from torch import nn
 
 from autolr.errors import UserError
 from autolr.schedule.spec import ScheduleSpec
-from autolr.training.models import build_model
+from autolr.training.models import ModelChoice, build_model
 
 METRICS = ("accuracy", "loss")  # validation score: accuracy (fraction, higher is better) or mean loss
 # A run has diverged when a training epoch's mean loss is not finite or exceeds this many
@@ -276,7 +276,7 @@ def set_optimizer_mode(optimizer: torch.optim.Optimizer, training: bool) -> None
 
 def train_trial(
     spec: ScheduleSpec,
-    model: str | nn.Module,
+    model: ModelChoice | nn.Module,
     splits: Splits,
     epochs: int,
     batch_size: int,
@@ -309,7 +309,7 @@ def train_trial(
     check_targets(metric, splits)
     started = time.perf_counter()
     device = training_device(device, splits)
-    if isinstance(model, str):
+    if not isinstance(model, nn.Module):
         model = build_model(model, splits.input_shape, splits.num_classes, seed)
     model = model.to(device)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
