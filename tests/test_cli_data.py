@@ -91,7 +91,7 @@ def test_data_dir_without_files_is_one_line_and_exit_2(autolr, cache: Provisione
 
 def test_unknown_dataset_is_one_line_and_exit_2(autolr, cache: ProvisionedCache) -> None:
     result = autolr("data", "fetch", "imagenet")
-    assert_one_line_error(result, "unknown dataset 'imagenet'; the built-in datasets are: mnist, fashion-mnist, digits, cifar10.")
+    assert_one_line_error(result, "unknown dataset 'imagenet'; the built-in datasets are: mnist, fashion-mnist, digits, cifar10, fortunes.")
 
 
 def test_missing_dataset_lists_what_was_tried(autolr, cache: ProvisionedCache) -> None:

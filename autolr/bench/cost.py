@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from autolr.jobs.builtin import BuiltinJob
 from autolr.errors import UserError
+from autolr.jobs.builtin import BuiltinJob
 from autolr.pipeline.run import run_study
 from autolr.pipeline.steps import resolve_device, study_space
 from autolr.rangetest.range_test import RangeTestResult

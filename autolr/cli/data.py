@@ -16,7 +16,7 @@ DATA_DIR_HELP = ("Folder in torchvision's layout (e.g. DIR/MNIST/raw/train-image
 
 @app.command()
 def fetch(
-    name: str = typer.Argument(..., help="Dataset: mnist, fashion-mnist, digits or cifar10."),
+    name: str = typer.Argument(..., help="Dataset: mnist, fashion-mnist, digits, cifar10 or fortunes (text)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
 ) -> None:
     """Find or fetch a dataset's files (nothing is loaded) and print where they came from."""

@@ -102,10 +102,46 @@ FILE_DATASETS: dict[str, FileDataset] = {
     ),
 }
 
+@dataclass(frozen=True)
+class TextDataset:
+    """A text dataset: every plain file of a folder, read as bytes in name order and concatenated.
+
+    `folder` is the folder's name inside a `data_dir` or the cache; `debian_folder` where
+    the Debian package `debian_package` installs the files. Index files (`.dat`), links
+    (`.u8`) and subfolders are not text and are skipped.
+    """
+
+    name: str
+    folder: str
+    debian_folder: Path
+    debian_package: str
+
+    def find_files(self, folder: Path) -> dict[str, Path] | None:
+        """The text files in `folder` by name, or None when it holds none."""
+        if not folder.is_dir():
+            return None
+        files = {path.name: path for path in sorted(folder.iterdir())
+                 if path.is_file() and not path.is_symlink() and path.suffix not in TEXT_INDEX_SUFFIXES}
+        return files or None
+
+
+TEXT_INDEX_SUFFIXES = (".dat", ".u8")
+
+TEXT_DATASETS: dict[str, TextDataset] = {
+    # Debian's fortunes package (the English fortunes; the offensive set is in fortunes-off, not read)
+    "fortunes": TextDataset("fortunes", "fortunes", Path("/usr/share/games/fortunes"), "fortunes"),
+}
+
+
+def read_text(files: dict[str, Path]) -> bytes:
+    """The files' bytes concatenated in name order, each file's `%` separator lines kept as they are."""
+    return b"".join(files[name].read_bytes() for name in sorted(files))
+
+
 DIGITS = "digits"
 """scikit-learn's bundled 8 x 8 digits (1,797 images): no files to provision."""
 
-DATASET_NAMES = ("mnist", "fashion-mnist", "digits", "cifar10")
+DATASET_NAMES = ("mnist", "fashion-mnist", "digits", "cifar10", "fortunes")
 
 
 def canonical_name(name: str) -> str:

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import torch
 
-from autolr.data.catalog import DATASET_NAMES, DIGITS, FILE_DATASETS, canonical_name, read_digits
-from autolr.data.provision import provision
+from autolr.data.catalog import (
+    DATASET_NAMES,
+    DIGITS,
+    FILE_DATASETS,
+    TEXT_DATASETS,
+    canonical_name,
+    read_digits,
+    read_text,
+)
+from autolr.data.provision import provision, provision_text
 from autolr.data.splits import (
     TEST_FRACTION,
     VAL_FRACTION,
@@ -18,6 +26,7 @@ from autolr.data.splits import (
     split_sizes,
     splits_from_tensors,
 )
+from autolr.data.text import CONTEXT, EPOCH_STEPS, TextSplits, block_sizes, text_splits
 from autolr.errors import DataError
 
 DIGITS_SOURCE = "scikit-learn load_digits (bundled)"
@@ -40,6 +49,8 @@ def load_splits(
     Splits to every trial: the files are read from disk on every call.
     """
     name = canonical_name(name)
+    if name in TEXT_DATASETS:
+        raise DataError(f"dataset {name!r} is text: load it with load_text_splits, which cuts it into byte windows.")
     if name == DIGITS:
         images, labels = read_digits()
         return splits_from_tensors(
@@ -53,6 +64,26 @@ def load_splits(
         name, train_x, train_y, test_x, test_y, num_classes=dataset.num_classes, source=found.source,
         root=found.root, val_fraction=val_fraction, seed=seed, device=device,
     )
+
+
+def load_text_splits(
+    name: str,
+    context: int = CONTEXT,
+    epoch_steps: int = EPOCH_STEPS,
+    data_dir: Path | str | None = None,
+    device: str | torch.device = "cpu",
+) -> TextSplits:
+    """Load built-in text dataset `name` (`fortunes`) as byte-token splits on `device`.
+
+    `context`: window length in bytes; `epoch_steps`: optimizer steps between two
+    evaluations (see `autolr.data.text`). The blocks do not depend on any seed.
+    """
+    name = canonical_name(name)
+    if name not in TEXT_DATASETS:
+        raise DataError(f"dataset {name!r} is not text; the text datasets are: {', '.join(TEXT_DATASETS)}.")
+    found = provision_text(TEXT_DATASETS[name], data_dir)
+    return text_splits(read_text(found.files), context=context, epoch_steps=epoch_steps, name=name,
+                       source=found.source, root=found.root, device=device)
 
 
 @dataclass(frozen=True)
@@ -79,11 +110,15 @@ class DatasetInfo:
 
 
 def fetch_dataset(name: str, data_dir: Path | str | None = None, network: bool = True) -> DatasetInfo:
-    """Provision built-in dataset `name` (without loading it) and describe it.
+    """Provision built-in dataset `name` (without loading it) and describe it (text: split sizes in bytes).
 
     `network=False` looks only locally (data_dir, Debian, cache) and fetches nothing.
     """
     name = canonical_name(name)
+    if name in TEXT_DATASETS:
+        found = provision_text(TEXT_DATASETS[name], data_dir)
+        train, val, test = block_sizes(sum(path.stat().st_size for path in found.files.values()))
+        return DatasetInfo(name, found.root, found.source, train, val, test)
     if name == DIGITS:
         test = held_out_count(DIGITS_COUNT, TEST_FRACTION)
         return DatasetInfo(name, None, DIGITS_SOURCE, **split_sizes(DIGITS_COUNT - test, test))

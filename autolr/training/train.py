@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -20,13 +20,13 @@ from torch import nn
 
 from autolr.errors import UserError
 from autolr.schedule.spec import ScheduleSpec
-from autolr.training.models import build_model
+from autolr.training.models import ModelChoice, build_model
 
 METRICS = ("accuracy", "loss")  # validation score: accuracy (fraction, higher is better) or mean loss
 # A run has diverged when a training epoch's mean loss is not finite or exceeds this many
 # times the loss of its first batch (for 10 classes that start near ln 10 = 2.3: above 11.5).
 DIVERGENCE_FACTOR = 5.0
-EVAL_ROWS = 1 << 16  # validation rows x members per evaluation chunk (bounds memory)
+EVAL_ROWS = 1 << 16  # validation targets x members per evaluation chunk (bounds memory)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs, targets) -> mean loss of the batch
 
 
@@ -52,6 +52,18 @@ class Splits(Protocol):
     def num_classes(self) -> int: ...
     @property
     def input_shape(self) -> tuple[int, ...]: ...
+
+
+@runtime_checkable
+class SampledSplits(Protocol):
+    """Splits whose training rows are drawn, not visited in turn (``autolr.data.TextSplits``).
+
+    An epoch is ``epoch_steps`` batches of rows drawn with replacement (a language
+    model's windows), so a run's length is counted in optimizer steps.
+    """
+
+    @property
+    def epoch_steps(self) -> int: ...
 
 
 @dataclass
@@ -117,6 +129,37 @@ def steps_per_epoch(num_train: int, batch_size: int) -> int:
     return math.ceil(num_train / batch_size)
 
 
+def epoch_steps(splits: Splits, batch_size: int) -> int:
+    """Optimizer steps per epoch: ``splits.epoch_steps`` for sampled splits, else one pass over the training rows."""
+    if isinstance(splits, SampledSplits):
+        return splits.epoch_steps
+    return steps_per_epoch(splits.train_x.shape[0], batch_size)
+
+
+def training_epochs(
+    splits: Splits, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, data_seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each epoch's training rows of ``x, y`` (``splits``' rows on the training device), in order.
+
+    Sampled splits: ``epoch_steps * batch_size`` rows drawn with replacement; others: a
+    seeded permutation of every row (``shuffled_epochs``). Both draw from a CPU generator
+    seeded with ``data_seed``.
+    """
+    if isinstance(splits, SampledSplits):
+        return sampled_epochs(x, y, epochs, splits.epoch_steps * batch_size, data_seed)
+    return shuffled_epochs(x, y, epochs, data_seed)
+
+
+def sampled_epochs(
+    x: torch.Tensor, y: torch.Tensor, epochs: int, rows: int, data_seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``rows`` rows of ``x, y`` drawn with replacement per epoch, from a CPU generator seeded with ``data_seed``."""
+    generator = torch.Generator().manual_seed(data_seed)
+    for _ in range(epochs):
+        index = torch.randint(x.shape[0], (rows,), generator=generator).to(x.device)
+        yield x.index_select(0, index), y.index_select(0, index)
+
+
 def shuffled_epochs(
     x: torch.Tensor, y: torch.Tensor, epochs: int, data_seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -162,13 +205,17 @@ def autocast(device: torch.device, amp: bool | None) -> contextlib.AbstractConte
 def member_losses(outputs: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn = F.cross_entropy) -> torch.Tensor:
     """The mean loss of each member: ``outputs`` is ``members x batch x ...``, the targets are shared.
 
-    Cross-entropy runs as one flat call over every member's rows; any other ``loss_fn``
-    (a batch's mean loss, as ``F.mse_loss``) is vmapped over the members.
+    Cross-entropy runs as one flat call over every member's rows (classes in dimension 1 of
+    a row's outputs, as torch's: ``batch x classes`` or ``batch x classes x positions`` with
+    targets ``batch x positions``); any other ``loss_fn`` (a batch's mean loss, as
+    ``F.mse_loss``) is vmapped over the members.
     """
     outputs = outputs.float()
     if loss_fn is F.cross_entropy:
-        losses = F.cross_entropy(outputs.flatten(0, 1), targets.repeat(outputs.shape[0]), reduction="none")
-        return losses.view(outputs.shape[0], -1).mean(1)
+        members = outputs.shape[0]
+        every_target = targets.expand(members, *targets.shape).flatten(0, 1)
+        losses = F.cross_entropy(outputs.flatten(0, 1), every_target, reduction="none")
+        return losses.view(members, -1).mean(1)
     return torch.func.vmap(loss_fn, in_dims=(0, None))(outputs, targets)
 
 
@@ -180,15 +227,16 @@ def evaluate(
     """Mean loss (``loss_fn``) and accuracy (fraction) on ``x, y``, one value per member.
 
     ``outputs_of`` maps a chunk of inputs to one model's outputs (``chunk x classes``;
-    ``members`` None) or to ``members x chunk x classes``. Accuracy compares the argmax
-    with ``y`` (NaN when ``y`` holds no class indices). Returns two float64 tensors of
-    length ``members`` (1 for one model) on the data's device.
+    ``members`` None) or to ``members x chunk x classes`` (a sequence model's rows:
+    ``classes x positions``, targets ``positions``). Accuracy compares the argmax with
+    ``y`` (NaN when ``y`` holds no class indices; a sequence's: the fraction of positions).
+    Returns two float64 tensors of length ``members`` (1 for one model) on the data's device.
     """
     stacked = members is not None
     members = members or 1
     loss_sum = torch.zeros(members, dtype=torch.float64, device=x.device)
     correct = torch.zeros(members, dtype=torch.float64, device=x.device)
-    chunk = max(1, EVAL_ROWS // members)
+    chunk = max(1, EVAL_ROWS // (members * y[0].numel()))
     classes = not y.is_floating_point()
     for start in range(0, x.shape[0], chunk):
         outputs = outputs_of(x[start:start + chunk])
@@ -196,8 +244,8 @@ def evaluate(
         labels = y[start:start + chunk]
         loss_sum += member_losses(outputs, labels, loss_fn).double() * labels.shape[0]
         if classes:
-            correct += (outputs.argmax(-1) == labels).sum(1, dtype=torch.float64)
-    accuracy = correct / x.shape[0] if classes else torch.full_like(correct, math.nan)
+            correct += (outputs.argmax(2) == labels).flatten(1).sum(1, dtype=torch.float64)
+    accuracy = correct / y.numel() if classes else torch.full_like(correct, math.nan)
     return loss_sum / x.shape[0], accuracy
 
 
@@ -241,7 +289,7 @@ def set_optimizer_mode(optimizer: torch.optim.Optimizer, training: bool) -> None
 
 def train_trial(
     spec: ScheduleSpec,
-    model: str | nn.Module,
+    model: ModelChoice | nn.Module,
     splits: Splits,
     epochs: int,
     batch_size: int,
@@ -274,18 +322,18 @@ def train_trial(
     check_targets(metric, splits)
     started = time.perf_counter()
     device = training_device(device, splits)
-    if isinstance(model, str):
+    if not isinstance(model, nn.Module):
         model = build_model(model, splits.input_shape, splits.num_classes, seed)
     model = model.to(device)
     train_x, train_y = splits.train_x.to(device), splits.train_y.to(device)
     val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
-    total_steps = epochs * steps_per_epoch(train_x.shape[0], batch_size)
+    total_steps = epochs * epoch_steps(splits, batch_size)
     optimizer = spec.build_optimizer(model.parameters())
     per_epoch_scheduler = spec.family == "plateau"
     scheduler = spec.build(optimizer, epochs if per_epoch_scheduler else total_steps)
     result = TrialResult(status="complete")
     first_loss: torch.Tensor | None = None
-    epoch_data = shuffled_epochs(train_x, train_y, epochs, seed if data_seed is None else data_seed)
+    epoch_data = training_epochs(splits, train_x, train_y, epochs, batch_size, seed if data_seed is None else data_seed)
     for epoch, (epoch_x, epoch_y) in enumerate(epoch_data):
         model.train()
         set_optimizer_mode(optimizer, training=True)
@@ -306,7 +354,7 @@ def train_trial(
         with autocast(device, amp):
             val_loss, val_accuracy = (float(v) for v in evaluate(model, val_x, val_y, loss_fn=loss_fn))
         result.epochs_run = epoch + 1
-        epoch_loss = float(loss_sum) / steps_per_epoch(train_x.shape[0], batch_size)
+        epoch_loss = float(loss_sum) / epoch_steps(splits, batch_size)
         assert first_loss is not None, "an epoch ran no batch"  # unreachable: an empty split divides by 0 above
         reason = divergence_reason(epoch_loss, float(first_loss), val_loss)
         if reason is not None:
