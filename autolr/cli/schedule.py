@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from autolr.families import FAMILIES
+
 app = typer.Typer(no_args_is_help=True, help="Show a schedule spec or export it to another format.")
 
 BLOCKS = " ▁▂▃▄▅▆▇█"  # eighths of a character cell, for the terminal plot
@@ -55,8 +57,8 @@ def show(
     for row in rows[1:]:
         console.print(" " * len(f"{max(lrs):.3g}") + " │" + row, markup=False)
     console.print(" " * len(f"{max(lrs):.3g}") + " └" + "─" * len(rows[0]) + f" step {steps - 1}", markup=False)
-    if spec.family == "plateau":
-        console.print("plateau: drops by factor when the metric stops improving; shown as if it never does")
+    if (note := FAMILIES[spec.family].curve_note) is not None:
+        console.print(f"{spec.family}: {note}", markup=False)
     if png is not None:
         _write_png(spec, lrs, png)
         console.print(f"wrote {png}", markup=False)

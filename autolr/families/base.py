@@ -13,6 +13,7 @@ torch's formulas operation for operation, so ``spec.build`` and torch's class ag
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,19 @@ MomentumFormula = Callable[[Params, int, int], float | None]  # (params, step, t
 FirstLr = Callable[[float, Params], float]  # (lr, params) -> the LR at the family's first step
 PythonBody = Callable[[float, Params], list[str]]  # (lr, params) -> source lines of lr_at's body
 TorchTwin = Callable[[float, Params, int], tuple[str, dict[str, Any]]]  # -> (torch class name, its arguments)
+
+
+class Stepping(enum.Enum):
+    """How a family's torch scheduler is stepped.
+
+    ``PER_BATCH``: ``scheduler.step()`` once per optimizer step, the LR from the closed form
+    over ``total_steps`` = the run's batches. ``PER_EPOCH_ON_METRIC``: ``scheduler.step(metric)``
+    once per epoch with the epoch's validation metric (torch's ``ReduceLROnPlateau``): its
+    closed form is only the LR of a run whose metric keeps improving.
+    """
+
+    PER_BATCH = "per batch"
+    PER_EPOCH_ON_METRIC = "per epoch on a metric"
 
 
 def steps_for(fraction: float, total_steps: int) -> int:
@@ -63,7 +77,8 @@ class Family:
     the run) during which the schedule rises on purpose, so the pruner waits it out.
     ``search_baseline``: the values of its searched parameters queued as the Python API's
     one-LR baseline, or None. ``tuned_baseline``: the params of its tuned-LR baseline kind
-    (``autolr.space.baselines``), or None.
+    (``autolr.space.baselines``), or None. ``stepping``: how its scheduler is stepped, and
+    ``curve_note``: what a plotted closed-form curve leaves out (``autolr schedule show``).
     """
 
     name: str
@@ -78,3 +93,5 @@ class Family:
     ramp_param: str | None = None
     search_baseline: Params | None = None
     tuned_baseline: Params | None = None
+    stepping: Stepping = Stepping.PER_BATCH
+    curve_note: str | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autolr.families.base import Family, Params
+from autolr.families.base import Family, Params, Stepping
 from autolr.families.constant import lr_at as constant_lr_at
 from autolr.families.family_space import FamilySpace, Param
 from autolr.families.parameter import Parameter, choice, fraction, min_factor
@@ -45,4 +45,6 @@ FAMILY = Family(
     )),
     lr_factors=(0.038, 1.9),  # borrowed from constant: constant until the plateau
     torch_twin=torch_twin,
+    stepping=Stepping.PER_EPOCH_ON_METRIC,
+    curve_note="drops by factor when the metric stops improving; shown as if it never does",
 )

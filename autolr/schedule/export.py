@@ -87,12 +87,12 @@ def to_python(spec: ScheduleSpec) -> str:
 def to_lightning(spec: ScheduleSpec) -> str:
     """Source of a LightningModule ``configure_optimizers`` for this spec.
 
-    Stepped per batch over ``trainer.estimated_stepping_batches``; plateau per epoch over
-    ``trainer.max_epochs``, watching the logged ``val_loss``.
+    Stepped per batch over ``trainer.estimated_stepping_batches``; a schedule stepped on a
+    metric per epoch over ``trainer.max_epochs``, watching the logged ``val_loss``.
     """
-    if spec.family == "plateau":  # stepped with the epoch's validation metric
+    if spec.on_metric:  # stepped with the epoch's validation metric
         total_steps, interval = "self.trainer.max_epochs", '"epoch",  # stepped once per epoch'
-        monitor = '\n            "monitor": "val_loss",  # the logged metric the plateau schedule watches'
+        monitor = '\n            "monitor": "val_loss",  # the logged metric the schedule watches'
     else:
         total_steps, monitor = "self.trainer.estimated_stepping_batches", ""
         interval = '"step",  # stepped once per batch'

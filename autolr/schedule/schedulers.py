@@ -79,7 +79,7 @@ def _set_momentum(optimizer: Optimizer, momentum: float) -> None:
 
 
 class SpecScheduler(_SpecState, LRScheduler):
-    """The LRScheduler of any non-plateau ScheduleSpec: LR (and momentum) from the closed form."""
+    """The LRScheduler of a ScheduleSpec stepped per batch: LR (and momentum) from the closed form."""
 
     def __init__(self, optimizer: Optimizer, spec: ScheduleSpec, total_steps: int, last_epoch: int = -1) -> None:
         spec.lr_at(0, total_steps)  # validates total_steps before the optimizer is touched
@@ -99,7 +99,7 @@ class SpecScheduler(_SpecState, LRScheduler):
         return group_lrs(self.spec, self.base_lrs, self.last_epoch, self.total_steps)
 
 
-class SpecPlateau(_SpecState, ReduceLROnPlateau):
+class SpecMetricScheduler(_SpecState, ReduceLROnPlateau):
     """ReduceLROnPlateau driven by ``step(metric)``, after the spec's warmup (metrics ignored during it)."""
 
     def __init__(self, optimizer: Optimizer, spec: ScheduleSpec, total_steps: int) -> None:
@@ -132,12 +132,13 @@ class SpecPlateau(_SpecState, ReduceLROnPlateau):
 def build(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int) -> LRScheduler:
     """The spec's torch LRScheduler over a run of ``total_steps`` scheduler steps.
 
-    Step it once per step after ``optimizer.step()`` (plateau: ``step(metric)``). Each
+    Step it once per step after ``optimizer.step()`` (``spec.on_metric``: ``step(metric)`` once per
+    epoch). Each
     parameter group follows the spec's curve scaled to its own initial LR (the module
     docstring): a group created with ``lr=spec.lr`` gets exactly ``spec.lr_at(step)``.
     """
-    if spec.family == "plateau":
-        return SpecPlateau(optimizer, spec, total_steps)
+    if spec.on_metric:
+        return SpecMetricScheduler(optimizer, spec, total_steps)
     return SpecScheduler(optimizer, spec, total_steps)
 
 
@@ -220,15 +221,16 @@ def lightning_config(spec: ScheduleSpec, optimizer: Optimizer, total_steps: int,
 
     ``interval``: "step" when ``total_steps`` counts batches (pass
     ``self.trainer.estimated_stepping_batches``), "epoch" when it counts epochs
-    (``self.trainer.max_epochs``). None: "epoch" for plateau, whose ``step(metric)`` needs
-    the metric of a whole epoch, else "step". ``monitor``: the logged metric a plateau
-    schedule is stepped with (Lightning calls ``scheduler.step(metric)``; unused otherwise).
+    (``self.trainer.max_epochs``). None: "epoch" for a spec stepped on a metric, whose
+    ``step(metric)`` needs the metric of a whole epoch, else "step". ``monitor``: the logged
+    metric such a schedule is stepped with (Lightning calls ``scheduler.step(metric)``;
+    unused otherwise).
     """
-    interval = interval or ("epoch" if spec.family == "plateau" else "step")
+    interval = interval or ("epoch" if spec.on_metric else "step")
     if interval not in ("step", "epoch"):
         raise UserError(f"interval must be step or epoch, got {interval!r}")
     scheduler_config: dict[str, Any] = {"scheduler": build(spec, optimizer, total_steps), "interval": interval,
                                         "frequency": 1}
-    if spec.family == "plateau":
+    if spec.on_metric:
         scheduler_config["monitor"] = monitor
     return {"optimizer": optimizer, "lr_scheduler": scheduler_config}

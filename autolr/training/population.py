@@ -4,12 +4,12 @@ Every member sees the same batches in the same order (drawn from ``data_seed``),
 member trains exactly as ``train_trial`` would with the same seed, spec and data seed.
 Each member's LR for every step is precomputed from ``spec.lr_at`` as one
 ``total_steps x K`` table on the device, and its momentum (SGD) or beta1 (Adam) from
-``spec.momentum_at`` where the family cycles it; plateau members instead follow the
-``ReduceLROnPlateau`` scheduler ``spec.build`` makes, stepped on their own validation
-loss once per epoch, as ``train_trial`` does. The optimizer update (SGD with momentum/Nesterov, Adam, AdamW;
-schedule-free SGD and AdamW, ``autolr.training.stacked_schedule_free``; Prodigy,
-``autolr.training.stacked_prodigy``) is written on the stacked tensors, one set of
-per-member hyper-parameters per member.
+``spec.momentum_at`` where the family cycles it; members whose schedule is stepped on a
+metric (``spec.on_metric``) instead follow the scheduler ``spec.build`` makes, stepped on
+their own validation loss once per epoch, as ``train_trial`` does. The optimizer update
+(SGD with momentum/Nesterov, Adam, AdamW; schedule-free SGD and AdamW,
+``autolr.training.stacked_schedule_free``; Prodigy, ``autolr.training.stacked_prodigy``) is
+written on the stacked tensors, one set of per-member hyper-parameters per member.
 Members that stop (pruned, diverged) are dropped from the stacked tensors at the end of
 the epoch and cost nothing after. ``train_stacked`` is this loop for any ``StackedModel``:
 the built-in models here, a user's own module in ``autolr.training.module_population``. Members of
@@ -240,8 +240,9 @@ def _end_epoch(
     return stopped
 
 
-class _PlateauMember:
-    """A plateau member's LR: the scheduler ``spec.build`` makes (one step per epoch) on a one-parameter optimizer."""
+class _MetricMember:
+    """The LR of a member stepped on its metric once per epoch (``spec.on_metric``): the scheduler
+    ``spec.build`` makes, on a one-parameter optimizer."""
 
     def __init__(self, row: int, spec: ScheduleSpec, epochs: int) -> None:
         self.row = row
@@ -272,11 +273,11 @@ class StackedOptimizer:
         self.package = PACKAGE_UPDATES[self.name](settings, device) if self.name in PACKAGE_UPDATES else None
         first_moment = torch.tensor([s.first_moment for s in settings])
         lr_table, momentum_table = _schedule_tables(specs, first_moment, total_steps)
-        self.plateau: list[_PlateauMember] = []
+        self.on_metric: list[_MetricMember] = []
         for row, spec in enumerate(specs):
-            if spec.family == "plateau":
-                member = _PlateauMember(row, spec, epochs)
-                self.plateau.append(member)
+            if spec.on_metric:
+                member = _MetricMember(row, spec, epochs)
+                self.on_metric.append(member)
                 lr_table[:, row] = member.lr
         as_tensor = lambda values: torch.tensor(values, dtype=torch.float32, device=device)  # noqa: E731
         self.lr_table = lr_table.to(device)  # total_steps x K
@@ -357,8 +358,9 @@ class StackedOptimizer:
             self.package.eval(list(stacked_params))
 
     def end_epoch(self, running_rows: list[int], val_losses: list[float], step: int) -> None:
-        """Step plateau members still running on their validation loss; their new LR applies from ``step``."""
-        for member in self.plateau:
+        """Step the members stepped on a metric that still run, on their validation loss; their new LR
+        applies from ``step``."""
+        for member in self.on_metric:
             if member.row in running_rows:
                 member.scheduler.step(val_losses[member.row])
                 self.lr_table[step:, member.row] = member.lr
@@ -375,8 +377,8 @@ class StackedOptimizer:
         if self.package is not None:
             self.package.keep(rows)
         new_row = {old: new for new, old in enumerate(rows.tolist())}
-        self.plateau = [member for member in self.plateau if member.row in new_row]
-        for member in self.plateau:
+        self.on_metric = [member for member in self.on_metric if member.row in new_row]
+        for member in self.on_metric:
             member.row = new_row[member.row]
 
 

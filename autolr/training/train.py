@@ -308,8 +308,9 @@ def train_trial(
     (used as given). The data stays on ``device`` (default: the splits' device); each
     epoch visits the training set in an order drawn from ``data_seed`` (default ``seed``).
     The scheduler built by ``spec.build`` is stepped after every batch (``total_steps =
-    epochs * steps_per_epoch``), except the plateau family, which is stepped once per
-    epoch on the validation loss (``total_steps = epochs``; its patience counts epochs).
+    epochs * steps_per_epoch``), except a schedule stepped on a metric (``spec.on_metric``),
+    stepped once per epoch on the validation loss (``total_steps = epochs``; its patience
+    counts epochs).
     ``on_epoch(epoch, score)`` is called after each epoch (epochs count from 0) and returns True to
     stop the trial (status "pruned").
     ``amp``: bf16 autocast, on CUDA only; None means on where available. ``loss_fn(outputs,
@@ -329,7 +330,7 @@ def train_trial(
     val_x, val_y = splits.val_x.to(device), splits.val_y.to(device)
     total_steps = epochs * epoch_steps(splits, batch_size)
     optimizer = spec.build_optimizer(model.parameters())
-    per_epoch_scheduler = spec.family == "plateau"
+    per_epoch_scheduler = spec.on_metric
     scheduler = spec.build(optimizer, epochs if per_epoch_scheduler else total_steps)
     result = TrialResult(status="complete")
     first_loss: torch.Tensor | None = None
