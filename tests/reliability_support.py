@@ -21,7 +21,7 @@ from autolr.study.records import StudyRecord
 TINY_STUDY = {
     "name": "tiny", "dataset": "digits", "model": "mlp", "epochs": 6, "trials": 20,
     "families": ["constant", "cosine", "exponential"], "warmup": False, "batch_size": 64,
-    "population": 4, "seed": 0, "device": "cpu", "rescore": {"top": 1, "seeds": 1}, "baseline_lrs": 1,
+    "population": 4, "seed": 0, "device": "cpu", "rescore": {"top": 1, "seeds": 2}, "baseline_lrs": 1,
     "schedule_free": False,
 }
 FINISHED_STATES = ("complete", "pruned", "diverged", "failed")

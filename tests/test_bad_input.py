@@ -32,6 +32,7 @@ SPECS = {
     "malformed.yaml": "autolr_spec: 1\nfamily: [cosine\n",
     "malformed.toml": "autolr_spec = 1\nfamily = = 'cosine'\n",
     "negative-lr.json": json.dumps({"autolr_spec": 1, "family": "cosine", "lr": -0.1}),
+    "huge-lr.json": json.dumps({"autolr_spec": 1, "family": "cosine", "lr": 1e308}),
     "unordered-milestones.yaml": "autolr_spec: 1\nfamily: multistep\nlr: 0.1\nparams: {milestones: [0.75, 0.5]}\n",
     "pct-start-one.toml": 'autolr_spec = 1\nfamily = "onecycle"\nlr = 0.1\n[params]\npct_start = 1.0\n',
     "pct-start-zero.json": json.dumps({"autolr_spec": 1, "family": "onecycle", "lr": 0.1, "params": {"pct_start": 0}}),
@@ -109,7 +110,7 @@ ROWS = [
     ("unknown model flag", lambda r: search_args(r, "--model", "resnet9000"), ["model", "resnet9000"]),
     ("unknown optimizer", lambda r: search_args(r, "--optimizer", "rmsprop"), ["optimizer", "rmsprop"]),
     ("batch size zero", lambda r: search_args(r, "--batch-size", "0"), ["batch_size", "0"]),
-    ("rescore seeds zero", lambda r: search_args(r, "--rescore-seeds", "0"), ["rescore_seeds", "0"]),
+    ("rescore seeds one", lambda r: search_args(r, "--rescore-seeds", "1"), ["rescore_seeds", "at least 2", "got 1"]),
     ("rescore top negative", lambda r: search_args(r, "--rescore-top", "-2"), ["rescore top", "-2"]),
     ("epochs zero", lambda r: search_args(r, "--epochs", "0"), ["epochs", "0"]),
     ("epochs negative", lambda r: search_args(r, "--epochs", "-3"), ["epochs", "-3"]),
@@ -138,7 +139,8 @@ ROWS = [
      ["milestones", "increasing"]),
     ("pct_start of 1", lambda r: ["schedule", "show", str(r / "pct-start-one.toml")], ["pct_start", "(0, 1)"]),
     ("pct_start of 0", lambda r: ["schedule", "show", str(r / "pct-start-zero.json")], ["pct_start", "(0, 1)"]),
-    ("cycle_mult below 1", lambda r: ["schedule", "show", str(r / "cycle-mult.json")], ["cycle_mult", ">= 1"]),
+    ("cycle_mult below 1", lambda r: ["schedule", "show", str(r / "cycle-mult.json")], ["cycle_mult", "[1, 1000]"]),
+    ("huge LR", lambda r: ["schedule", "show", str(r / "huge-lr.json")], ["lr", "(0, 1000]", "1e+308"]),
     ("unknown spec key", lambda r: ["schedule", "show", str(r / "unknown-key.json")], ["momentum"]),
     ("unknown family parameter", lambda r: ["schedule", "show", str(r / "unknown-param.yaml")], ["T_max"]),
     ("unknown family in a spec", lambda r: ["schedule", "show", str(r / "unknown-family.json")], ["warp_drive"]),
@@ -213,7 +215,7 @@ def test_a_rejected_study_stores_nothing_and_the_corrected_rerun_runs(
     arguments = ["search", "--study", str(tmp_path / "study.toml"), "--storage", sqlite_url(storage),
                  "--out", str(tmp_path / "out"), "--quiet"]
     small = {"epochs": 1, "trials": 2, "families": ["constant"], "baseline_lrs": 0, "population": 2,
-             "rescore": {"top": 1, "seeds": 1}}
+             "rescore": {"top": 1, "seeds": 2}}
     monkeypatch.setattr(sys, "argv", ["autolr", *arguments])
     write_study(tmp_path / "study.toml", **small, optimizer={"name": "sgd", "momentum": 1.5})
     with pytest.raises(SystemExit) as exit_info:

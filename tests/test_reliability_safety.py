@@ -92,7 +92,7 @@ def test_postgresql_password_is_never_written(tmp_path: Path, postgres_url: str)
     from conftest import POSTGRES_PASSWORD
 
     study = write_study(tmp_path / "tiny.toml", trials=5, epochs=2, families=["constant", "cosine"],
-                        rescore={"top": 1, "seeds": 1})
+                        rescore={"top": 1, "seeds": 2})
     search = run_cli("search", "--study", str(study), "--storage", postgres_url, "--out", str(tmp_path / "runs"),
                      "--json")
     assert search.returncode == 0, search.stderr[-3000:]

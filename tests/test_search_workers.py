@@ -17,7 +17,7 @@ from autolr.study.run import run_study
 def test_two_workers_share_one_journal_study_and_record_each_trial_once(tmp_path):
     config = StudyConfig(name="workers", dataset="digits", epochs=2, trials=10, population=2, device="cpu",
                          families=("constant", "cosine", "step", "onecycle", "exponential"), pruner="none",
-                         rescore_top=1, rescore_seeds=1, baseline_lrs=1, schedule_free=False)
+                         rescore_top=1, rescore_seeds=2, baseline_lrs=1, schedule_free=False)
     run = run_study(config, out=tmp_path, workers=2)
     run_dir = tmp_path / "workers"
     assert (run_dir / "study.log").is_file() and not (run_dir / "study.db").exists()  # journal, not SQLite

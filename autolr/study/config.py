@@ -30,6 +30,7 @@ BACKENDS = ("optuna", "ray")
 METRICS = ("accuracy", "loss")  # accuracy is maximized, loss minimized
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 RESCORE_KEYS = ("top", "seeds")
+MIN_RESCORE_SEEDS = 2  # the fewest fresh seeds a paired interval can be computed from
 MAX_BASELINE_LRS = 12  # LR points per tuned baseline kind, at most
 DECOUPLED_WEIGHT_DECAY = ("adamw",)  # weight_decay decoupled from the gradient; sgd's and adam's is an L2 term
 
@@ -50,7 +51,8 @@ class StudyConfig:
     else chosen from it). ``prune_after``: fraction of a trial's epochs before which it is
     never pruned. ``storage``: an Optuna
     storage URL (None: ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how
-    many top configurations are retrained after the search, on how many fresh seeds.
+    many top configurations are retrained after the search, on how many fresh seeds (at
+    least ``MIN_RESCORE_SEEDS``, as the verdict's paired interval needs two; 0: no re-scoring).
     ``retry_interrupted``: run trials again whose process stopped before they finished
     (SIGKILL, Ctrl-C, a lost machine); they stay recorded as ``interrupted`` either way.
     ``baseline_lrs``: LR points each tuned baseline (constant, cosine, one-cycle, linear
@@ -146,10 +148,14 @@ _FIELD_NAMES = tuple(item.name for item in dataclasses.fields(StudyConfig))
 def _validate(config: StudyConfig) -> None:
     if not isinstance(config.name, str) or not config.name.strip() or any(c in config.name for c in "/\\\0"):
         raise StudyError(f"name must be a non-empty study name without slashes, got {config.name!r}")
-    for key in ("epochs", "trials", "batch_size", "rescore_seeds"):
+    for key in ("epochs", "trials", "batch_size"):
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise StudyError(f"{key} must be a positive integer, got {value!r}")
+    seeds = config.rescore_seeds
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not (seeds == 0 or seeds >= MIN_RESCORE_SEEDS):
+        raise StudyError(f"rescore_seeds must be 0 (no re-scoring) or at least {MIN_RESCORE_SEEDS}, as the verdict's "
+                         f"paired interval needs {MIN_RESCORE_SEEDS} seeds, got {seeds!r}")
     if isinstance(config.rescore_top, bool) or not isinstance(config.rescore_top, int) or config.rescore_top < 0:
         raise StudyError(f"rescore top must be a non-negative integer, got {config.rescore_top!r}")
     if config.target_epochs is not None and (

@@ -64,7 +64,7 @@ def rescore_seeds(config: StudyConfig) -> list[int]:
 def rescore(record: StudyRecord, config: StudyConfig, splits: Any, device: str, population: int) -> list[RescoreRecord]:
     """Retrain the candidates on fresh seeds at ``config.verdict_epochs``; validation and test score per seed."""
     maximize = config.direction == "maximize"
-    candidates = rescore_candidates(record, config.rescore_top, maximize)
+    candidates = rescore_candidates(record, config.rescore_top, maximize) if config.rescore_seeds else []
     if not candidates:
         return []
     specs = [ScheduleSpec.from_dict(trial.spec) for trial in candidates]
