@@ -144,6 +144,9 @@ ROWS = [
     ("unknown spec key", lambda r: ["schedule", "show", str(r / "unknown-key.json")], ["momentum"]),
     ("unknown family parameter", lambda r: ["schedule", "show", str(r / "unknown-param.yaml")], ["T_max"]),
     ("unknown family in a spec", lambda r: ["schedule", "show", str(r / "unknown-family.json")], ["warp_drive"]),
+    ("bench runs folder that cannot be created", lambda r: [
+        "bench", "verdict", "--quick", "--runs-dir", "/proc/1/nonexistent", "--out-dir", str(r / "out")],
+     ["runs folder", "/proc/1/nonexistent", "cannot be created"]),
     ("report of a missing study", lambda r: ["report", str(r / "no-such-study")], ["no-such-study"]),
     ("report of a storage without that study", lambda r: [
         "report", sqlite_url(r / "premade" / "study.db"), "--study", "other", "--out", str(r / "out")], ["other"]),
