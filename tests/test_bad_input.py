@@ -147,6 +147,11 @@ ROWS = [
     ("bench runs folder that cannot be created", lambda r: [
         "bench", "verdict", "--quick", "--runs-dir", "/proc/1/nonexistent", "--out-dir", str(r / "out")],
      ["runs folder", "/proc/1/nonexistent", "cannot be created"]),
+    ("epochs not an integer", lambda r: search_args(r, "--epochs", "abc"), ["--epochs", "valid integer", "--help"]),
+    ("unknown option", lambda r: search_args(r, "--epoch", "3"), ["No such option: --epoch", "--epochs"]),
+    ("missing spec argument", lambda r: ["schedule", "show"], ["Missing argument", "spec_file"]),
+    ("show steps zero", lambda r: ["schedule", "show", str(r / "negative-lr.json"), "--steps", "0"],
+     ["--steps", "greater than or equal to 1"]),
     ("report of a missing study", lambda r: ["report", str(r / "no-such-study")], ["no-such-study"]),
     ("report of a storage without that study", lambda r: [
         "report", sqlite_url(r / "premade" / "study.db"), "--study", "other", "--out", str(r / "out")], ["other"]),
@@ -203,7 +208,8 @@ def test_the_table_covers_the_issue() -> None:
         "malformed spec YAML", "malformed spec TOML", "malformed study TOML", "negative LR",
         "unordered milestones", "pct_start of 1", "cycle_mult below 1", "unknown spec key",
         "unsupported storage URL", "unreachable database", "data dir without the files", "epochs zero",
-        "trials zero", "momentum of 1.5",
+        "trials zero", "momentum of 1.5", "huge LR", "rescore seeds one", "bench runs folder that cannot be created",
+        "epochs not an integer", "show steps zero",
     }
     assert required <= named
 
