@@ -131,6 +131,7 @@ def search(
     target_epochs: int | None = None,
     dataset: str | None = None,
     model: str | None = None,
+    score_step: float = 0.0,
 ) -> SearchResult:
     """Search ``space`` for the schedule that maximizes (or minimizes) ``objective``, and say honestly
     whether it beats LR-tuned standard schedules.
@@ -155,9 +156,11 @@ def search(
     a single run's) at ``target_epochs`` (None: ``epochs``), and ``result.verdict`` says
     whether the best searched schedule beat the best baseline with a paired 95% interval
     above zero. ``metric_name``: the score's name (``val_accuracy``) in Optuna's own tools
-    and, without its ``val_`` prefix, in the verdict. ``dataset``/``model``: what the
-    report's summary calls them (default: "your objective"). Errors in the objective fail
-    that trial only; the search goes on.
+    and, without its ``val_`` prefix, in the verdict. ``score_step``: the smallest step the
+    score can take (``1 / validation rows`` for an accuracy; 0: continuous), the floor of the
+    verdict's paired spread, so seeds that all differ by exactly one image claim nothing.
+    ``dataset``/``model``: what the report's summary calls them (default: "your
+    objective"). Errors in the objective fail that trial only; the search goes on.
     """
     definition = SearchDefinition(
         name=study_name, direction=Direction.parse(direction), trials=n_trials, epochs=epochs,
@@ -168,7 +171,9 @@ def search(
     from autolr.jobs.objective import ObjectiveJob  # torch and the pipeline load on first use: import autolr stays fast
     from autolr.pipeline.run import RunFacts
 
-    job = ObjectiveJob(objective, device=_torch_device())
+    if isinstance(score_step, bool) or not isinstance(score_step, (int, float)) or not 0 <= score_step < 1:
+        raise StudyError(f"score_step must be a number in [0, 1), got {score_step!r}")
+    job = ObjectiveJob(objective, device=_torch_device(), score_step=float(score_step))
     facts = RunFacts(job.device, dataset=dataset or "your objective", model=model or "your objective",
                      data_source=dataset or "your objective")
     return run_api_study(definition, space, job, storage, backend, 1, facts)

@@ -163,6 +163,10 @@ class Job(Protocol):
         lists) from each seed, NaN where the run failed; seed ``s`` gives every spec the same
         initial weights and batch order, so specs compare paired by seed."""
 
+    def resolution(self) -> tuple[float, float]:
+        """The smallest step a (validation, test) score can take, in score units (0: continuous);
+        the verdict floors the spread of paired differences at it."""
+
     def optimizer_baselines(self) -> str | None:
         """None when runs train with the optimizer a spec names (schedule-free and Prodigy
         baselines work); else one sentence saying why those baselines are left out."""

@@ -32,6 +32,7 @@ SPECS = {
     "malformed.yaml": "autolr_spec: 1\nfamily: [cosine\n",
     "malformed.toml": "autolr_spec = 1\nfamily = = 'cosine'\n",
     "negative-lr.json": json.dumps({"autolr_spec": 1, "family": "cosine", "lr": -0.1}),
+    "huge-lr.json": json.dumps({"autolr_spec": 1, "family": "cosine", "lr": 1e308}),
     "unordered-milestones.yaml": "autolr_spec: 1\nfamily: multistep\nlr: 0.1\nparams: {milestones: [0.75, 0.5]}\n",
     "pct-start-one.toml": 'autolr_spec = 1\nfamily = "onecycle"\nlr = 0.1\n[params]\npct_start = 1.0\n',
     "pct-start-zero.json": json.dumps({"autolr_spec": 1, "family": "onecycle", "lr": 0.1, "params": {"pct_start": 0}}),
@@ -109,7 +110,7 @@ ROWS = [
     ("unknown model flag", lambda r: search_args(r, "--model", "resnet9000"), ["model", "resnet9000"]),
     ("unknown optimizer", lambda r: search_args(r, "--optimizer", "rmsprop"), ["optimizer", "rmsprop"]),
     ("batch size zero", lambda r: search_args(r, "--batch-size", "0"), ["batch_size", "0"]),
-    ("rescore seeds zero", lambda r: search_args(r, "--rescore-seeds", "0"), ["rescore_seeds", "0"]),
+    ("rescore seeds one", lambda r: search_args(r, "--rescore-seeds", "1"), ["rescore_seeds", "at least 2", "got 1"]),
     ("rescore top negative", lambda r: search_args(r, "--rescore-top", "-2"), ["rescore top", "-2"]),
     ("epochs zero", lambda r: search_args(r, "--epochs", "0"), ["epochs", "0"]),
     ("epochs negative", lambda r: search_args(r, "--epochs", "-3"), ["epochs", "-3"]),
@@ -138,10 +139,19 @@ ROWS = [
      ["milestones", "increasing"]),
     ("pct_start of 1", lambda r: ["schedule", "show", str(r / "pct-start-one.toml")], ["pct_start", "(0, 1)"]),
     ("pct_start of 0", lambda r: ["schedule", "show", str(r / "pct-start-zero.json")], ["pct_start", "(0, 1)"]),
-    ("cycle_mult below 1", lambda r: ["schedule", "show", str(r / "cycle-mult.json")], ["cycle_mult", ">= 1"]),
+    ("cycle_mult below 1", lambda r: ["schedule", "show", str(r / "cycle-mult.json")], ["cycle_mult", "[1, 1000]"]),
+    ("huge LR", lambda r: ["schedule", "show", str(r / "huge-lr.json")], ["lr", "(0, 1000]", "1e+308"]),
     ("unknown spec key", lambda r: ["schedule", "show", str(r / "unknown-key.json")], ["momentum"]),
     ("unknown family parameter", lambda r: ["schedule", "show", str(r / "unknown-param.yaml")], ["T_max"]),
     ("unknown family in a spec", lambda r: ["schedule", "show", str(r / "unknown-family.json")], ["warp_drive"]),
+    ("bench runs folder that cannot be created", lambda r: [
+        "bench", "verdict", "--quick", "--runs-dir", "/proc/1/nonexistent", "--out-dir", str(r / "out")],
+     ["runs folder", "/proc/1/nonexistent", "cannot be created"]),
+    ("epochs not an integer", lambda r: search_args(r, "--epochs", "abc"), ["--epochs", "valid integer", "--help"]),
+    ("unknown option", lambda r: search_args(r, "--epoch", "3"), ["No such option: --epoch", "--epochs"]),
+    ("missing spec argument", lambda r: ["schedule", "show"], ["Missing argument", "spec_file"]),
+    ("show steps zero", lambda r: ["schedule", "show", str(r / "negative-lr.json"), "--steps", "0"],
+     ["--steps", "greater than or equal to 1"]),
     ("report of a missing study", lambda r: ["report", str(r / "no-such-study")], ["no-such-study"]),
     ("report of a storage without that study", lambda r: [
         "report", sqlite_url(r / "premade" / "study.db"), "--study", "other", "--out", str(r / "out")], ["other"]),
@@ -198,7 +208,8 @@ def test_the_table_covers_the_issue() -> None:
         "malformed spec YAML", "malformed spec TOML", "malformed study TOML", "negative LR",
         "unordered milestones", "pct_start of 1", "cycle_mult below 1", "unknown spec key",
         "unsupported storage URL", "unreachable database", "data dir without the files", "epochs zero",
-        "trials zero", "momentum of 1.5",
+        "trials zero", "momentum of 1.5", "huge LR", "rescore seeds one", "bench runs folder that cannot be created",
+        "epochs not an integer", "show steps zero",
     }
     assert required <= named
 

@@ -12,6 +12,7 @@ import pytest
 from autolr.space.baselines import baseline_kind, baseline_kinds, lr_ladder, tuned_baselines
 from autolr.errors import StudyError
 from autolr.rangetest.range_test import RangeTestResult
+from autolr.schedule.spec import MAX_LR
 from autolr.study.definition import Direction
 from autolr.study.records import StudyRecord, TrialRecord
 from autolr.pipeline.rescore import LR_CHECK_FACTORS, LR_CHECK_SEEDS, rescore_candidates
@@ -47,6 +48,12 @@ def test_each_family_searches_its_own_interval_around_the_loss_minimum():
         low, high = space.lr_interval(spec.family)
         assert low <= spec.lr <= high
     assert SearchSpace.from_dict(json.loads(json.dumps(space.to_dict()))) == space
+
+
+def test_family_intervals_stop_at_the_highest_lr_a_spec_may_hold():
+    space = SearchSpace.from_range_test(range_test(900.0), families=("constant", "cosine"), optimizer=SGD)
+    assert space.lr_interval("cosine") == pytest.approx((FAMILY_LR_FACTORS["cosine"][0] * 900.0, MAX_LR))
+    assert space.lr_high == MAX_LR and FAMILY_LR_FACTORS["cosine"][1] * 900.0 > MAX_LR
 
 
 def test_kinds_follow_the_optimizer_and_the_schedule_free_switch():

@@ -39,13 +39,13 @@ def autolr_in_process(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """A tiny smoke study (5 trials), then the same command with 7 trials, re-scoring the top 1 on 1 seed: a resume."""
+    """A tiny smoke study (5 trials), then the same command with 7 trials, re-scoring the top 1 on 3 seeds: a resume."""
     cwd = tmp_path_factory.mktemp("cli")
     first = autolr(*TINY, "--trials", "5", "--json", cwd=cwd)
     assert first.returncode == 0, first.stderr
     storage = sqlite_url(cwd / "reports" / "smoke" / "study.db")
     before = read_study_record(storage)
-    second = autolr(*TINY, "--trials", "7", "--rescore-top", "1", "--rescore-seeds", "2", "--quiet", cwd=cwd)
+    second = autolr(*TINY, "--trials", "7", "--rescore-top", "1", "--rescore-seeds", "3", "--quiet", cwd=cwd)
     assert second.returncode == 0, second.stderr
     return cwd, json.loads(first.stdout), before, read_study_record(storage), second.stdout
 
@@ -83,10 +83,10 @@ def test_rerun_resumes_keeping_every_finished_trial_and_the_range_test(smoke_run
     assert sum(t.baseline is not None for t in after.trials) == 4  # not queued again
     assert "best_schedule.json" in stdout and "build(optimizer, epochs)" in stdout
     assert "Verdict:       " in stdout
-    assert "best searched:" not in stdout or "one seed: no interval" in stdout  # 1 seed: no gain can be claimed
+    assert "best searched:" not in stdout or "95% CI" in stdout  # 3 fresh seeds: a paired interval
     assert "Data:          digits from scikit-learn load_digits" in stdout
-    # --rescore-top 1 --rescore-seeds 1 (not the study file's 2 and 2): the baselines and the best other trial, 1 seed each
-    assert all(len(r.val_scores) == len(r.test_scores) == 1 for r in after.rescored)
+    # --rescore-top 1 --rescore-seeds 3 (not the study file's 2 and 2): the baselines and the best other trial, 3 seeds each
+    assert all(len(r.val_scores) == len(r.test_scores) == 3 for r in after.rescored)
     assert len([r for r in after.rescored if r.baseline is None]) <= 1 and len(after.rescored) >= 4
 
 
@@ -150,7 +150,7 @@ def test_conflicting_rerun_exits_2_and_leaves_the_study_untouched(smoke_run):
     (["--model", "resnet"], "unknown model 'resnet'"),
     (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
     (["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
-    (["--rescore-seeds", "0"], "rescore_seeds must be a positive integer, got 0"),
+    (["--rescore-seeds", "1"], "paired interval needs 2 seeds, got 1"),
     (["--rescore-top", "-1"], "rescore top must be a non-negative integer, got -1"),
     (["--storage", "redis://localhost/0"], "unsupported storage URL"),
     (["--storage", "postgresql://autolr:hunter2@127.0.0.1:9/autolr"], "cannot open storage"),
@@ -174,7 +174,7 @@ def test_not_an_integer_exits_2_without_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
-    study = tmp_path / "smoke.toml"  # the smoke study with the re-scoring cut to the baselines
+    study = tmp_path / "smoke.toml"  # the smoke study with the re-scoring cut to the baselines on two seeds
     study.write_text(Path(SMOKE).read_text().replace("top = 2", "top = 0"))
     # 16 trials in populations of 2: once two finished, about 7 populations are still to come, so
     # the Ctrl-C lands mid-search even on a loaded machine.

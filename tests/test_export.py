@@ -117,6 +117,35 @@ def test_lightning_export_returns_the_configure_optimizers_dict(family):
         scheduler.step(float(step)) if family == "plateau" else scheduler.step()  # mode max: improving
 
 
+def test_lightning_plateau_export_reduces_the_lr_as_torch_does_when_the_metric_stalls():
+    """The exported plateau schedule stepped with a validation accuracy that improves, stalls, improves once
+    and stalls again gives, epoch by epoch, the LRs of torch's own ReduceLROnPlateau on the same metrics."""
+    params = {"factor": 0.5, "patience": 3, "mode": "max", "cooldown": 1, "min_factor": 0.1}
+    spec = ScheduleSpec("plateau", 0.05, params, optimizer={"name": "sgd", "momentum": 0.9})
+    namespace: dict = {}
+    exec(compile(export(spec, "lightning"), "<lightning>", "exec"), namespace)
+    model = torch.nn.Linear(3, 1)
+    module = types.SimpleNamespace(parameters=model.parameters, trainer=types.SimpleNamespace(
+        estimated_stepping_batches=40, max_epochs=40))
+    config = namespace["configure_optimizers"](module)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    twin_optimizer = torch.optim.SGD(torch.nn.Linear(3, 1).parameters(), lr=0.05, momentum=0.9)
+    twin = torch.optim.lr_scheduler.ReduceLROnPlateau(twin_optimizer, mode="max", factor=0.5, patience=3,
+                                                      threshold=1e-4, threshold_mode="rel", cooldown=1, min_lr=0.005)
+    metrics = [0.5, 0.6, 0.7, 0.8] + [0.8] * 12 + [0.85] + [0.85] * 15
+    exported, torch_lrs = [], []
+    for metric in metrics:
+        optimizer.step()
+        twin_optimizer.step()
+        scheduler.step(metric)
+        twin.step(metric)
+        exported.append(optimizer.param_groups[0]["lr"])
+        torch_lrs.append(twin_optimizer.param_groups[0]["lr"])
+    assert exported == pytest.approx(torch_lrs, rel=1e-12)
+    assert exported[3] == 0.05 and exported[7] == pytest.approx(0.025)  # 4 stalled epochs (patience 3): halved
+    assert exported[-1] == pytest.approx(0.005) and len(set(exported)) >= 4  # halved again and again, to the floor
+
+
 def test_unknown_export_format():
     with pytest.raises(UserError, match="export format must be one of json, yaml, toml, python, lightning"):
         export(ScheduleSpec("cosine", 0.1), "csv")

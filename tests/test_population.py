@@ -7,7 +7,7 @@ import torch
 
 from autolr.data import load_splits
 from autolr.errors import UserError
-from autolr.training.population import StackedOptimizer, choose_population_size, train_population
+from autolr.training.population import StackedOptimizer, choose_population_size, timing_probe, train_population
 from autolr.schedule.spec import ScheduleSpec
 from autolr.training.train import train_trial
 
@@ -130,10 +130,44 @@ def test_a_stacked_optimizer_takes_one_kind_and_seeds_must_match_specs(digits):
         train_population([sgd, sgd], "mlp", digits, 1, BATCH, [0])
 
 
-def test_population_size_on_a_cpu_is_small_and_bounded(digits):
-    size = choose_population_size("mlp", digits, device="cpu", batch_size=BATCH)
-    assert size in (4, 8, 16)
-    assert choose_population_size("mlp", digits, device="cpu", largest=2) == 2
+@pytest.mark.parametrize(("seconds_per_member", "probed", "chosen"), [
+    (0.1, [4, 8, 16], 16),  # member-steps/s 2.86, 4.44 (+56%), 6.15 (+38%): still gaining at the CPU's cap
+    (1.0, [4, 8, 16], 8),  # 0.80, 0.89 (+11%), 0.94 (+6%): 16 gains less than 10%, so 8
+    (2.0, [4, 8], 4),  # 0.44, 0.47 (+6%): 8 gains less than 10%, so 4, and 16 is never probed
+])
+def test_population_size_is_the_last_doubling_that_gained_ten_percent(digits, seconds_per_member, probed, chosen):
+    """A step of K members takes 1 + seconds_per_member * K seconds (injected): K doubles from 4 while
+    member-steps per second grow by more than 10%."""
+    asked = []
+
+    def step_time(size: int) -> tuple[float, float]:
+        asked.append(size)
+        return size / (1.0 + seconds_per_member * size), 0.0
+
+    assert choose_population_size("mlp", digits, device="cpu", probe=step_time) == chosen
+    assert asked == probed
+    assert choose_population_size("mlp", digits, device="cpu", largest=2, probe=step_time) == 2
+
+
+def test_population_size_on_a_cpu_follows_the_measured_step_times(digits):
+    """The real probe: the size chosen is the doubling rule applied to the rates it measured."""
+    measured: dict[int, float] = {}
+    timed = timing_probe("mlp", digits, torch.device("cpu"), BATCH)
+
+    def recording(size: int) -> tuple[float, float]:
+        measured[size] = timed(size)[0]
+        return measured[size], 0.0
+
+    size = choose_population_size("mlp", digits, device="cpu", batch_size=BATCH, probe=recording)
+    sizes = sorted(measured)
+    assert sizes[0] == 4 and all(later == 2 * earlier for earlier, later in zip(sizes, sizes[1:]))
+    expected, best = 4, measured[4]
+    for later in sizes[1:]:
+        if measured[later] <= 1.1 * best:
+            assert later == sizes[-1]  # the probing stops at the first size that did not gain
+            break
+        expected, best = later, measured[later]
+    assert size == expected
 
 
 def test_test_scores_of_a_mixed_population_match_single_trials(digits):

@@ -148,6 +148,7 @@ def test_smoothing_is_bias_corrected() -> None:
 @pytest.mark.parametrize("kwargs, match", [
     ({"start_lr": 1.0, "end_lr": 1.0}, "end_lr must be greater"),
     ({"start_lr": 0.1, "end_lr": 0.01}, "end_lr must be greater"),
+    ({"start_lr": 0.1, "end_lr": 1e308}, r"end_lr must be at most 1000 \(an LR above it is a typo"),
     ({"num_steps": 5}, "num_steps must be at least 10"),
     ({"mode": "cubic"}, "mode must be"),
     ({"data": (torch.zeros(0, 3), torch.zeros(0))}, "non-empty"),

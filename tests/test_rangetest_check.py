@@ -33,7 +33,8 @@ def test_the_checks_best_lr_is_the_suggestion_lowered_or_raised_from_the_sweeps(
     best = lowered.suggestions["check"]
     assert 0.05 < best < 0.1 and lowered.suggestion == best  # the parabola's vertex, left of the 0.1 point
     assert lowered.interval == (best / 10, 0.4)  # up to the loss minimum (more than 3x above)
-    assert lowered.suggestion_spread == (best, 0.1)  # only the best run is within 5% of its loss
+    # only the best run is within 5% of its loss: (best, 0.1), less than the grid's 2x, widened to one step
+    assert lowered.suggestion_spread == pytest.approx(one_step(best, 0.1))
     assert lowered.settings["check"] == {"lrs": lrs, "losses": cliff[:-1] + [None], "num_steps": 100,
                                          "sweep_suggestion": 0.3}
     assert lowered.suggestions["steepest"] == 0.05  # the other rules untouched
@@ -50,7 +51,7 @@ def test_when_every_check_run_diverged_the_suggestion_is_half_its_lowest_lr_with
     lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4
     result = with_check(_sweep(0.3, 0.4), lrs, [math.nan] * CHECK_LRS, num_steps=100)
     assert result.suggestion == result.suggestions["check"] == 0.003125
-    assert result.suggestion_spread == (0.003125, 0.003125)
+    assert result.suggestion_spread == pytest.approx(one_step(0.003125, 0.003125))  # not zero width
     assert result.interval == (0.0003125, 0.03125)  # search_interval: at most 10x the suggestion
     assert result.warnings == [ALL_DIVERGED]
     assert result.settings["check"]["losses"] == [None] * CHECK_LRS
@@ -87,13 +88,20 @@ def test_the_plots_draw_the_checks_losses_on_their_own_axis_and_wrap_a_long_warn
     assert len(title) == 3 and max(map(len, title)) <= TITLE_WIDTH  # the title, and the 185-character warning in 2
 
 
+def one_step(low: float, high: float) -> tuple[float, float]:
+    """``(low, high)`` widened about its geometric middle to one step (2x) of the check's grid."""
+    middle = math.sqrt(low * high)
+    return middle / math.sqrt(2), middle * math.sqrt(2)
+
+
 def test_the_spread_is_the_run_of_lrs_within_five_percent_of_the_best_loss() -> None:
     lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4, 2x apart
     flat = [0.50, 0.31, 0.300, 0.304, 0.308, 0.33, math.nan]  # 0.025 .. 0.1 within 5% of the best (0.025)
     assert check_spread(lrs, flat, 0.025) == (0.0125, 0.1)  # 0.0125 (0.31) is within 5% too; 0.2 (0.33) is not
     gap = [0.35, 0.50, 0.300, 0.40, 0.301, 0.33, math.nan]  # only the contiguous run around the best counts
-    assert check_spread(lrs, gap, 0.025) == (0.025, 0.025)
-    assert check_spread(lrs, gap, 0.02) == (0.02, 0.025)  # widened to take in the check's best LR
+    assert check_spread(lrs, gap, 0.025) == pytest.approx(one_step(0.025, 0.025))  # one run alone: not zero width
+    assert check_spread(lrs, gap, 0.02) == pytest.approx(one_step(0.02, 0.025))  # takes in the check's best LR
+    assert check_spread(lrs, flat, 0.025)[1] / check_spread(lrs, flat, 0.025)[0] == 8  # wider than a step: as is
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

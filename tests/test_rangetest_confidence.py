@@ -34,11 +34,14 @@ def _spread_ratio(result: RangeTestResult) -> float:
     return high / low
 
 
-def test_a_clean_curve_gives_a_narrow_spread_around_the_suggestion() -> None:
+def test_a_clean_curve_gives_a_spread_of_one_grid_step_around_the_suggestion() -> None:
+    """Without noise every resample picks the same LR: the spread is one step of the sweep's grid (the
+    finest the grid can place a suggestion), never a zero-width interval."""
     result = sweep_result(*_sweep(noise=0.0), "completed", {"smooth": 0.05})
     low, high = result.suggestion_spread
-    assert low <= result.suggestion <= high
-    assert _spread_ratio(result) <= GRID_STEP * 1.001  # at most one step of the sweep's grid
+    assert low < result.suggestion < high
+    assert _spread_ratio(result) == pytest.approx(GRID_STEP)  # 1.15: was (0.0502, 0.0502) before the floor
+    assert math.sqrt(low * high) == pytest.approx(result.suggestion)
     assert result.warnings == []
     again = sweep_result(*_sweep(noise=0.0), "completed", {"smooth": 0.05})
     assert again.suggestion_spread == result.suggestion_spread  # seeded

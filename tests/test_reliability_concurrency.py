@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from autolr.backends.optuna.storage import journal_url, sqlite_url
-from autolr.bench.load import LOAD_STUDY_NAME, LoadResult, run_load
+from autolr.bench.load import LOAD_STUDY_NAME, Hold, LoadResult, run_load
 from reliability_support import FINISHED_STATES, read_record
 
 pytestmark = pytest.mark.slow
@@ -47,25 +47,32 @@ def test_workers_on_postgresql_and_a_report_built_meanwhile(tmp_path: Path, post
     from conftest import POSTGRES_PASSWORD
 
     outcome: dict = {}
-    # 4 x 24 trials of 20 reports each: the workers write for several seconds after the first trial ends
+    # each worker holds before its third trial until the report is built: the report finds the study
+    # part-way (at most WORKERS x 3 of its 4 x 24 trials stored), however fast or slow this machine is
+    hold = Hold(after=2, gate=tmp_path / "report-built")
     load = threading.Thread(target=lambda: outcome.update(
-        result=run_load(postgres_url, WORKERS, 4 * TRIALS, epochs=20)))
+        result=run_load(postgres_url, WORKERS, 4 * TRIALS, epochs=20, hold=hold)))
     load.start()
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and load.is_alive():
+        held = None  # the study once every worker holds: 2 trials finished each, the third running (frozen)
+        while load.is_alive():
             record = read_record(postgres_url, LOAD_STUDY_NAME)
-            if record is not None and any(t.state in FINISHED_STATES for t in record.trials):
+            if record is not None and sum(t.state in FINISHED_STATES for t in record.trials) >= WORKERS * 2 \
+                    and sum(t.state == "running" for t in record.trials) >= WORKERS:
+                held = record
                 break
             time.sleep(0.2)
         report = CliRunner().invoke(app, ["report", postgres_url, "--out", str(tmp_path / "report")])
     finally:
+        hold.gate.touch()
         load.join()
     check_exactly_once(outcome["result"], 4 * TRIALS)
     assert report.exit_code == 0, report.output
     assert "partial" in report.stdout
+    assert held is not None and len(held.trials) == WORKERS * 3  # 8 finished, 4 held running, of 96
+    assert sum(t.state in FINISHED_STATES for t in held.trials) == WORKERS * 2
     rows = (tmp_path / "report" / "trials.csv").read_text().strip().splitlines()[1:]
-    assert 1 <= len(rows) < outcome["result"].recorded  # what was stored when the report read the study
+    assert len(rows) == WORKERS * 3  # what was stored when the report read the study
     written = [report.output, outcome["result"].storage]
     written += [path.read_text(errors="replace") for path in (tmp_path / "report").rglob("*") if path.is_file()]
     assert not any(POSTGRES_PASSWORD in text for text in written)

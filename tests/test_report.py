@@ -75,6 +75,24 @@ def test_gain_over_baseline_paired_interval_on_shared_seeds():
     assert gains["test"].gain == pytest.approx(statistics.mean(test_differences))
 
 
+def test_spreads_of_quantized_scores_are_floored_at_one_validation_row():
+    """Every seed one image apart on 145 validation rows (spread 0): the ± columns and the gains' intervals
+    show one row's step (1/145), not a certainty the scores cannot show."""
+    record = small_record()
+    step = 1 / 145
+    ours, baseline = [131 / 145] * 3, [130 / 145] * 3
+    record.rescored = [dataclasses.replace(record.rescored[1], val_scores=ours, val_resolution=step),
+                       dataclasses.replace(record.rescored[3], val_scores=baseline, val_resolution=step)]
+    ranking = rank(record)
+    rescored = ranking.table[ranking.table["rescored"]]
+    assert list(rescored["val_std"]) == pytest.approx([step, step])
+    assert list(rescored["test_std"]) == pytest.approx([0.002, 0.005])  # a test spread above 0: unchanged
+    validation = next(gain for gain in baseline_gains(record, ranking) if gain.split == "validation")
+    half = T_975_DF2 * step / math.sqrt(3)
+    assert (validation.gain, validation.low, validation.high) == pytest.approx((step, step - half, step + half))
+    assert ranking.verdict.outcome == "no gain"
+
+
 def test_gain_without_rescoring_is_a_single_run_difference():
     record = small_record(rescored=False)
     (gain,) = baseline_gains(record, rank(record))

@@ -146,6 +146,8 @@ def test_specs_and_space_round_trip_through_json() -> None:
 @pytest.mark.parametrize("kwargs, match", [
     ({"lr_low": 0.1, "lr_high": 0.01}, "LR interval"),
     ({"lr_low": 0.0, "lr_high": 0.01}, "LR interval"),
+    ({"lr_low": 0.1, "lr_high": 2e3}, "high <= 1000"),
+    ({"lr_low": 0.1, "lr_high": 1.0, "family_lr": {"cosine": (0.1, 1e308)}}, "high <= 1000"),
     ({"lr_low": 1e-3, "lr_high": 0.01, "families": ("cosine", "bogus")}, "families"),
     ({"lr_low": 1e-3, "lr_high": 0.01, "optimizer": {"name": "lbfgs"}}, "optimizer.name"),
 ])

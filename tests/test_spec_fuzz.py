@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 
 from autolr.errors import SpecError, UserError
 from autolr.schedule.optimizers import OPTIMIZER_PARAMETERS
-from autolr.schedule.spec import FAMILY_PARAMETERS, TOP_LEVEL_KEYS, WARMUP_PARAMETERS, Parameter, ScheduleSpec, load_spec
+from autolr.schedule.export import to_python
+from autolr.schedule.spec import (
+    FAMILY_PARAMETERS, MAX_LR, TOP_LEVEL_KEYS, WARMUP_PARAMETERS, Parameter, ScheduleSpec, load_spec,
+)
 
 EXTENSIONS = (".json", ".yaml", ".yml", ".toml")
 FORMAT_OF = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
@@ -33,7 +36,8 @@ json_values = st.recursive(
     max_leaves=12,
 )
 # numbers around the edges of every interval the spec uses (0, 0.5, 1) and beyond them
-edge_numbers = st.sampled_from([0, 0.0, 0.5, 1, 1.0, -1.0, 2, 1e-300, 1 - 1e-16, 1e300, -0.0]) | st.floats(-2, 3)
+edge_numbers = (st.sampled_from([0, 0.0, 0.5, 1, 1.0, -1.0, 2, 5e-324, 1e-300, 1 - 1e-16, 1e3, 1e300, 1.7e308, -0.0])
+                | st.floats(-2, 3))
 
 
 def parameter_values(parameter: Parameter) -> st.SearchStrategy:
@@ -92,11 +96,15 @@ def spec_like(draw: st.DrawFn) -> dict:
 
 
 def check_accepted(spec: ScheduleSpec) -> None:
-    """What any accepted spec must satisfy: LRs finite and in [0, lr]; lossless round trips."""
+    """What any accepted spec must satisfy: LR at most MAX_LR, LRs (and momenta) finite and in [0, lr];
+    lossless round trips."""
+    assert 0 < spec.lr <= MAX_LR and math.isfinite(spec.first_lr())
     for total_steps in (1, 2, 7, 100):
         for step in sorted({0, 1, total_steps // 2, total_steps - 1, total_steps}):
             lr = spec.lr_at(step, total_steps)
             assert math.isfinite(lr) and 0.0 <= lr <= spec.lr * (1 + 1e-9), (step, total_steps, lr)
+            momentum = spec.momentum_at(step, total_steps)
+            assert momentum is None or math.isfinite(momentum), (step, total_steps, momentum)
     assert ScheduleSpec.from_dict(spec.to_dict()) == spec
     for file_format in ("json", "yaml", "toml"):
         assert ScheduleSpec.from_text(spec.to_text(file_format), file_format) == spec, file_format
@@ -138,11 +146,58 @@ def test_from_dict_raises_only_spec_errors(data: object) -> None:
         ({"autolr_spec": 1, "family": "step", "lr": -0.1}, "lr"),
         ({"autolr_spec": 1, "family": "step", "lr": 0.1, "colour": "red"}, "colour"),
         ({"autolr_spec": 1, "family": "cosine", "lr": 0.1, "params": {"T_max": 3}}, "T_max"),
+        ({"autolr_spec": 1, "family": "cosine", "lr": 1e308}, r"lr must be in \(0, 1000\], got 1e\+308"),
+        ({"autolr_spec": 1, "family": "constant", "lr": 1000.0001}, "lr must be in"),
+        ({"autolr_spec": 1, "family": "cosine_restarts", "lr": 0.1, "params": {"cycle_mult": 10**400}},
+         r"cycle_mult must be an integer in \[1, 1000\]"),
     ],
 )
 def test_invalid_values_are_named(data: dict, named: str) -> None:
     with pytest.raises(SpecError, match=named):
         ScheduleSpec.from_dict(data)
+
+
+def extremes(parameter: Parameter) -> list:
+    """The ends of a numeric parameter's valid interval (just inside an open end) and, without an upper
+    end, huge values; a list parameter's extreme lists."""
+    low = 0.0 if parameter.low is None else parameter.low
+    lowest = math.nextafter(low, math.inf) if parameter.low_open else low
+    if parameter.kind == "int":
+        return [int(low), 2**63 - 1, 10**400] if parameter.high is None else [int(low), int(parameter.high)]
+    high = parameter.high
+    highest = [1e300, 1.7e308] if high is None else [math.nextafter(high, -math.inf) if parameter.high_open else high]
+    if parameter.kind == "float":
+        return [lowest, *highest]
+    if parameter.kind == "pair":
+        return [[lowest, top] for top in highest] + [[top, lowest] for top in highest]
+    if parameter.kind == "fractions":
+        return [[lowest], [*highest], [lowest, *highest]]
+    return []
+
+
+FAMILY_EXTREMES = [pytest.param(family, parameter.name, value, id=f"{family}.{parameter.name}#{index}")
+                   for family, parameters in FAMILY_PARAMETERS.items() for parameter in parameters
+                   for index, value in enumerate(extremes(parameter))]
+
+
+@pytest.mark.parametrize(("family", "name", "value"), FAMILY_EXTREMES)
+@pytest.mark.parametrize("lr", [MAX_LR, 5e-324])
+def test_every_family_parameter_at_its_extremes_stays_finite_or_is_refused(
+    family: str, name: str, value: object, lr: float
+) -> None:
+    """At the highest allowed LR and the smallest float, each family parameter at each end of its range
+    (huge where it has none): refused with its name, or every LR, momentum and exported LR finite."""
+    try:
+        spec = ScheduleSpec(family, lr, {name: value}, warmup={"fraction": 0.5, "start_factor": 0.0})
+    except SpecError as error:
+        assert name in str(error)
+        return
+    check_accepted(spec)
+    namespace: dict = {}
+    exec(to_python(spec), namespace)  # the exported Python computes the same finite LRs
+    for total_steps in (3, 1000):
+        for step in (0, 1, total_steps // 2, total_steps - 1):
+            assert namespace["lr_at"](step, total_steps) == pytest.approx(spec.lr_at(step, total_steps), rel=1e-9, abs=0)
 
 
 @FUZZ

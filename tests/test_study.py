@@ -56,6 +56,9 @@ def test_mnist_defaults_are_a_real_budget():
     ({"optimizer": {"name": "lion"}}, "optimizer"),
     ({"optimizer": {"name": "sgd", "momentun": 0.9}}, "momentun"),
     ({"rescore": {"top": 3, "runs": 2}}, "rescore"),
+    ({"rescore": {"seeds": 1}}, "rescore_seeds must be 0 (no re-scoring) or at least 2"),
+    ({"rescore": {"seeds": -1}}, "rescore_seeds"),
+    ({"rescore": {"seeds": True}}, "rescore_seeds"),
 ])
 def test_invalid_study_is_one_sentence_naming_the_field(change, field):
     with pytest.raises(StudyError) as raised:
@@ -121,3 +124,17 @@ def test_study_round_trips_through_its_toml_layout(tmp_path):
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     assert load_study(path) == config
     assert tomllib.loads(path.read_text())["families"] == list(config.families)
+
+
+def test_zero_rescore_seeds_means_no_rescoring():
+    """``rescore_seeds = 0`` is accepted and re-scores nothing (the Python API turns re-scoring off so);
+    with 2 seeds the same record has candidates to re-score."""
+    from autolr.study.records import StudyRecord, TrialRecord
+    from autolr.study.rescore import rescore, rescore_candidates
+
+    trial = TrialRecord(0, "complete", {"autolr_spec": 1, "family": "constant", "lr": 0.1}, [0.5], 0.5, 1)
+    record = StudyRecord("s", {}, [trial])
+    off = StudyConfig(**VALID, rescore_seeds=0)
+    assert off.rescore_seeds == 0 and study_from_dict({**VALID, "rescore": {"seeds": 0}}).rescore_seeds == 0
+    assert rescore(record, off, splits=None, device="cpu", population=2) == []  # trains nothing: no splits needed
+    assert rescore_candidates(record, StudyConfig(**VALID, rescore_seeds=2).rescore_top, maximize=True) == [trial]

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from autolr.study.records import RescoreRecord
-from autolr.study.verdict import decide, failure_score, paired_gain
+from autolr.study.verdict import decide, failure_score, paired_gain, score_resolution
 
 SEEDS = [1000, 1001, 1002, 1003, 1004]
 
@@ -98,3 +98,49 @@ def test_one_side_missing():
     only_baselines = decide([baseline("schedule_free", COSINE)], maximize=True)
     assert only_baselines.outcome == "no searched" and "schedule-free" in only_baselines.sentence
     assert decide([], maximize=True) is None
+
+
+ROWS = 145  # validation rows of the smoke study's digits split: accuracy moves in steps of 1 / 145 (0.0069)
+STEP = score_resolution("accuracy", ROWS)
+
+
+def quantized(correct):
+    """Accuracies of runs that got ``correct`` of ROWS validation images right."""
+    return [count / ROWS for count in correct]
+
+
+def test_the_resolution_is_one_row_for_accuracy_and_none_for_a_loss():
+    assert STEP == pytest.approx(1 / 145) and f"{STEP:.4f}" == "0.0069"
+    assert score_resolution("loss", ROWS) == 0.0
+
+
+def test_one_image_better_on_both_seeds_is_not_a_gain():
+    """The smoke study's case: +1 image on each of 2 seeds, a paired spread of 0. Without the floor the t
+    interval had zero width and claimed +0.0069 (CI +0.0069 to +0.0069); floored at one image it spans zero."""
+    ours, theirs = quantized([131, 128]), quantized([130, 127])
+    floored = paired_gain(ours, theirs, maximize=True, resolution=STEP)
+    half = stats.t.ppf(0.975, 1) * STEP / math.sqrt(2)  # 12.71 * 0.0069 / 1.41 = 0.0620
+    assert (floored.mean, floored.low, floored.high) == pytest.approx((STEP, STEP - half, STEP + half))
+    assert floored.low == pytest.approx(-0.0551, abs=1e-4) and not floored.clear and floored.floor == STEP
+    assert floored.text() == "+0.0069, 95% CI -0.0551 to +0.0689, spread floored at the score's step 0.0069"
+    unknown = paired_gain(ours, theirs, maximize=True)  # no resolution known: a zero spread gives no interval
+    assert unknown.low is None and not unknown.clear
+    assert unknown.text() == "+0.0069, the same on all 2 seeds: no interval"
+    smoke = decide([RescoreRecord(7, {"family": "wsd", "lr": 0.04}, [1000, 1001], ours, ours, val_resolution=STEP),
+                    RescoreRecord(3, {"family": "cosine", "lr": 0.09}, [1000, 1001], theirs, theirs, baseline="cosine",
+                                  val_resolution=STEP)], maximize=True, metric="accuracy")
+    assert smoke.outcome == "no gain" and smoke.exported == 1 and "-0.0551 to +0.0689" in smoke.sentence
+
+
+def test_a_spread_below_one_image_is_floored_but_a_real_gain_still_shows():
+    close = paired_gain(quantized([131, 131, 131, 131, 132]), quantized([130] * 5), maximize=True)
+    assert close.clear  # +1, +1, +1, +1, +2 images: the raw t interval claims a gain...
+    floored = paired_gain(quantized([131, 131, 131, 131, 132]), quantized([130] * 5), maximize=True, resolution=STEP)
+    assert floored.low == pytest.approx(1.2 * STEP - stats.t.ppf(0.975, 4) * STEP / math.sqrt(5))
+    assert floored.low < 0 and not floored.clear  # ...that a spread of one image, the score's step, does not
+    real = paired_gain(quantized([133, 134, 133, 135, 134]), quantized([130] * 5), maximize=True, resolution=STEP)
+    assert statistics.stdev([3, 4, 3, 5, 4]) < 1 and real.floor == STEP
+    assert real.low == pytest.approx(3.8 * STEP - stats.t.ppf(0.975, 4) * STEP / math.sqrt(5)) and real.clear
+    wide = paired_gain(quantized([133, 137, 131, 135, 134]), quantized([130] * 5), maximize=True, resolution=STEP)
+    assert wide.floor is None and (wide.mean, wide.low, wide.high) == pytest.approx(
+        t_interval([a / ROWS for a in (3, 7, 1, 5, 4)]))  # a spread above the step is the plain t interval

@@ -13,6 +13,10 @@ got. Afterwards:
   number evaluated twice, or a baseline (queued once per study) trained more than once;
 - left running: trials still marked running when every worker has ended.
 
+With a ``Hold``, each worker pauses before its trial ``after`` until the ``gate`` file
+exists: a reader (a report built meanwhile) then finds the study part-way, whatever the
+speed of the machine.
+
 Run it as ``autolr bench load --storage journal --storage postgresql://user:password@host/db``.
 """
 
@@ -52,12 +56,31 @@ class LoadResult:
         return self.recorded / self.wall_time_s if self.wall_time_s > 0 else 0.0
 
 
-def descent_objective(epochs: int, log_path: Path | None = None):
+@dataclass(frozen=True)
+class Hold:
+    """Each worker evaluates ``after`` trials, then waits (inside its next trial, which stays
+    running) until the file ``gate`` exists."""
+
+    after: int
+    gate: Path
+
+    def wait(self, evaluated: int) -> None:
+        """Block until ``gate`` exists once ``evaluated`` trials are done, polling every 50 ms."""
+        while evaluated >= self.after and not self.gate.exists():
+            time.sleep(0.05)
+
+
+def descent_objective(epochs: int, log_path: Path | None = None, hold: Hold | None = None):
     """A short real objective: ``epochs`` steps of gradient descent on ``(w - 3)**2`` with the
     schedule's LR at each step (``spec.lr_at``); returns minus the final loss. Each trial's
-    number and value are appended to ``log_path`` when given."""
+    number and value are appended to ``log_path`` when given; ``hold`` pauses it part-way."""
+    evaluated = 0
 
     def objective(schedule: Any, trial: Any) -> float:
+        nonlocal evaluated
+        if hold is not None:
+            hold.wait(evaluated)
+        evaluated += 1
         weight = 0.0
         for step in range(epochs):
             weight -= schedule.lr_at(step, epochs) * 2.0 * (weight - 3.0)
@@ -72,8 +95,9 @@ def descent_objective(epochs: int, log_path: Path | None = None):
 
 
 def run_load(storage_url: str, workers: int = 4, trials: int = 400, epochs: int = 5,
-             log_dir: str | Path | None = None) -> LoadResult:
-    """Run ``workers`` processes on one fresh study of ``trials`` trials in ``storage_url``."""
+             log_dir: str | Path | None = None, hold: Hold | None = None) -> LoadResult:
+    """Run ``workers`` processes on one fresh study of ``trials`` trials in ``storage_url``
+    (each paused part-way by ``hold``, when given, until its gate file exists)."""
     from autolr.backends.optuna.storage import open_storage
 
     open_storage(storage_url)  # an unusable storage fails here, before any process starts
@@ -83,7 +107,7 @@ def run_load(storage_url: str, workers: int = 4, trials: int = 400, epochs: int 
         context = multiprocessing.get_context("spawn")
         barrier = context.Barrier(workers)
         processes = [
-            context.Process(target=_worker, args=(storage_url, trials, epochs, index, logs[index], barrier),
+            context.Process(target=_worker, args=(storage_url, trials, epochs, index, logs[index], barrier, hold),
                             name=f"autolr-load-{index}")
             for index in range(workers)
         ]
@@ -100,13 +124,14 @@ def run_load(storage_url: str, workers: int = 4, trials: int = 400, epochs: int 
     return _count(storage_url, workers, trials, evaluations, wall_time_s)
 
 
-def _worker(storage_url: str, trials: int, epochs: int, index: int, log_path: Path, barrier: Any) -> None:
+def _worker(storage_url: str, trials: int, epochs: int, index: int, log_path: Path, barrier: Any,
+            hold: Hold | None) -> None:
     from autolr.search import search
     from autolr.space.search_space import SearchSpace
 
     space = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "step", "cosine", "onecycle"))
     barrier.wait()
-    search(descent_objective(epochs, log_path), space=space, n_trials=trials, storage=storage_url,
+    search(descent_objective(epochs, log_path, hold), space=space, n_trials=trials, storage=storage_url,
            study_name=LOAD_STUDY_NAME, sampler="random", pruner="none", epochs=epochs, seed=index)
 
 

@@ -6,18 +6,24 @@ at 3x that length (``target_epochs``: only the re-scoring reruns), and the wall 
 plain tensor-resident loop (``train_trial``, one run at a time) training the same
 tuned-baseline grid at the search's length. Every number is a test-split mean over the
 verdict's fresh seeds, with paired 95% intervals; "no gain" rows are results too.
+
+Each row carries the hardware and torch version it was measured on: a resumed run keeps
+the rows it finds (and their labels) and labels only the rows it measures, so rows from
+several machines can share the table but are never relabelled.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from autolr.errors import UserError
 from autolr.study.records import RescoreRecord, StudyRecord
 from autolr.study.verdict import Verdict, counted, describe, failure_score, mean, paired_gain
 
@@ -29,12 +35,15 @@ GRID_LRS = (0.005, 1.0, 12)  # the independent cosine grid: 12 peak LRs log-spac
 
 def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, out_dir: Path, quick: bool = False,
                   on_row: Any = None) -> dict[str, Any]:
-    """Every setting's rows (one per verdict length) plus the hardware they ran on, written to
+    """Every setting's rows (one per verdict length, each with the hardware it ran on), written to
     ``out_dir`` after each row; a row ``out_dir`` already holds is kept, so a stopped run
-    resumes (its studies resume too: nothing finished is trained again)."""
+    resumes (its studies resume too: nothing finished is trained again). UserError, before
+    anything is written, when ``runs_dir`` or ``out_dir`` cannot be created or written."""
     from autolr.pipeline.run import run_study
     from autolr.study.config import default_study
 
+    for folder, what in ((runs_dir, "runs folder"), (out_dir, "output folder")):
+        writable_folder(folder, what)
     done = _stored_rows(out_dir / "verdict.json")
     rows: list[dict[str, Any]] = []
     for index, (dataset, model) in enumerate(settings):
@@ -55,7 +64,7 @@ def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, out_dir
             run = run_study(target, out=runs_dir)
             record = run.record
             study_wall = float(run.record.meta.get("wall_time_s", run.wall_time_s))  # summed over resumed runs
-            row = verdict_row(run.record, setting, study_wall)
+            row = {**verdict_row(run.record, setting, study_wall), **measured_on()}
             row["grid_cosine"] = grid_cosine(run.record, target)
             setting_rows.append(row)
             if on_row:
@@ -65,24 +74,46 @@ def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, out_dir
             if record is None:  # both rows were kept: the stored study, nothing trained again
                 record = run_study(config, out=runs_dir).record
             seconds = plain_loop_seconds(record, config)
-            for row in setting_rows:
-                row["plain_loop_grid_s"] = seconds
+            for row in setting_rows:  # only rows measured here: a kept row keeps its machine's time
+                if row["plain_loop_grid_s"] is None:
+                    row["plain_loop_grid_s"] = seconds
         rows += setting_rows
         write_reference(_report(rows + later), out_dir)
     return _report(rows)
 
 
 def _report(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"hardware": hardware(), "torch": torch.__version__, "rows": rows}
+    return {"rows": rows}
+
+
+def measured_on() -> dict[str, str]:
+    """The ``hardware`` and ``torch`` version of this machine, as a row records them."""
+    return {"hardware": hardware(), "torch": torch.__version__}
+
+
+def writable_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` (its parent must exist) unless it is one; UserError when it cannot be created
+    or written."""
+    if not folder.is_dir():
+        try:
+            folder.mkdir()
+        except OSError as error:
+            raise UserError(f"the {what} {folder} is not a folder and cannot be created: "
+                            f"{error.strerror or error}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"the {what} {folder} cannot be written by this user")
 
 
 def _stored_rows(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """The rows of an earlier run's ``verdict.json``, by setting (none when there is no file)."""
+    """The rows of an earlier run's ``verdict.json``, by setting (none when there is no file). A row
+    without its own ``hardware``/``torch`` (a file from before rows carried them) takes the file's."""
     if not path.exists():
         return {}
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    label = {key: stored[key] for key in ("hardware", "torch") if key in stored}
     by_setting: dict[str, list[dict[str, Any]]] = {}
-    for row in json.loads(path.read_text(encoding="utf-8"))["rows"]:
-        by_setting.setdefault(row["setting"], []).append(row)
+    for row in stored["rows"]:
+        by_setting.setdefault(row["setting"], []).append({**label, **row})
     return by_setting
 
 
@@ -112,7 +143,8 @@ def verdict_row(record: StudyRecord, setting: str, study_wall_s: float) -> dict[
     def versus(item: RescoreRecord | None) -> dict[str, Any] | None:
         if item is None:
             return None
-        gain = paired_gain(counted(exported.test_scores, test_failed), counted(item.test_scores, test_failed), maximize)
+        gain = paired_gain(counted(exported.test_scores, test_failed), counted(item.test_scores, test_failed), maximize,
+                           max(exported.test_resolution, item.test_resolution))
         return {"mean": gain.mean, "low": gain.low, "high": gain.high, "same": item is exported}
 
     searched = rescored[verdict.best_searched] if verdict.best_searched is not None else None
@@ -156,7 +188,8 @@ def grid_cosine(record: StudyRecord, config: Any) -> dict[str, Any]:
     exported = record.rescored[_study_verdict(record).exported]
     _, (test,) = job.final_scores([specs[best]], exported.seeds, epochs, 1, score_test=True)
     failed_at = failure_score([test, exported.test_scores], maximize)
-    gain = paired_gain(counted(exported.test_scores, failed_at), counted(test, failed_at), maximize)
+    gain = paired_gain(counted(exported.test_scores, failed_at), counted(test, failed_at), maximize,
+                       exported.test_resolution)
     return {"lr": specs[best].lr, "test": mean(counted(test, failed_at)), "exported_minus_grid": vars(gain)}
 
 
@@ -208,7 +241,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Reference results: searched schedules against LR-tuned baselines",
         "",
-        f"`autolr bench verdict` on {report['hardware']}, torch {report['torch']}. Each setting is the shipped "
+        "Written by `autolr bench verdict`; each row was measured on the machine and torch version in its last "
+        "column. Each setting is the shipped "
         "study of its dataset (`studies/<dataset>.toml`) with that model; its trials (of them, tuned baselines) "
         "are in the table. Test accuracy means over the verdict's fresh seeds (a diverged seed counts as 0); "
         "intervals are paired 95% t intervals over those seeds. \"is it\": the export is that baseline.",
@@ -216,8 +250,8 @@ def markdown(report: dict[str, Any]) -> str:
         "| setting | trials (baselines) | verdict epochs | verdict | exported | test: exported | best searched "
         "| tuned cosine | schedule-free | exported − tuned cosine | exported − schedule-free | grid cosine (LR) "
         "| exported − grid cosine "
-        "| study wall (s) | plain loop, baseline grid (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| study wall (s) | plain loop, baseline grid (s) | measured on |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         plain = "–" if row["plain_loop_grid_s"] is None else f"{row['plain_loop_grid_s']:.0f}"
@@ -228,7 +262,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_interval(row['exported_vs_cosine'])} | {_interval(row['exported_vs_schedule_free'])} "
             f"| {_grid(row.get('grid_cosine'))} "
             f"| {_interval((row.get('grid_cosine') or {}).get('exported_minus_grid'))} "
-            f"| {row['study_wall_s']:.0f} | {plain} |")
+            f"| {row['study_wall_s']:.0f} | {plain} | {row['hardware']}, torch {row['torch']} |")
     lines += ["", "Study wall time at 3x includes the first verdict (the search is not rerun; only the re-scoring "
               "at the longer length). The plain loop trains the same tuned-baseline grid one run at a time at the "
               "search's epochs. Grid cosine: an independent check outside the study, cosine to zero with its LR "

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own click, which raises them
 
 from autolr.cli import bench, data, rangetest, report, schedule, search
 from autolr.errors import UserError
@@ -42,9 +43,24 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: run the app; a UserError becomes one line on stderr and exit status 2."""
+    """Entry point: run the app. A UserError, or a usage error of the command line itself (an option
+    that is not an integer, a value below its minimum, an unknown option), becomes one line on stderr
+    and exit status 2, as the README promises; the usage box typer would draw is not printed."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except UserError as error:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {error}", markup=False)
-        sys.exit(2)
+        _error(str(error))
+    except NoArgsIsHelpError as error:  # `autolr` or `autolr schedule` alone: the help is printed already
+        sys.exit(error.exit_code)
+    except UsageError as error:
+        where = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+        _error(" ".join(error.format_message().split()).rstrip(".") + where, error.exit_code)
+    except typer.Abort:
+        _error("aborted", 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(sentence: str, code: int = 2) -> None:
+    """Print ``error: <sentence>`` on stderr and exit with ``code``."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {sentence}", markup=False)
+    sys.exit(code)

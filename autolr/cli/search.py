@@ -50,7 +50,7 @@ def search(
     rescore_top: Optional[int] = typer.Option(
         None, "--rescore-top", help="Best configurations re-trained on fresh seeds after the search (0: none)."),
     rescore_seeds: Optional[int] = typer.Option(
-        None, "--rescore-seeds", help="Fresh seeds each re-scored configuration trains on."),
+        None, "--rescore-seeds", help="Fresh seeds per re-scored configuration (at least 2; 0: no re-scoring)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset's files."),
     quiet: bool = typer.Option(False, "--quiet", help="No live progress; print only where the result is."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end, nothing else."),

@@ -10,6 +10,8 @@ from autolr.families.cosine import cosine_between, cosine_source
 from autolr.families.family_space import FamilySpace, Param
 from autolr.families.parameter import Parameter, fraction, min_factor
 
+MAX_CYCLE_MULT = 1000  # above it a cycle's length in steps could overflow a float before the run ends
+
 
 def lr_at(lr: float, params: Params, step: int, total_steps: int) -> float:
     """The cosine of the cycle ``step`` falls in, restarted at ``lr`` each cycle."""
@@ -45,7 +47,7 @@ FAMILY = Family(
     name="cosine_restarts",
     parameters=(
         fraction("first_cycle", 0.25, "fraction of the run in the first cycle"),
-        Parameter("cycle_mult", 1, "each cycle is this many times longer", kind="int", low=1),
+        Parameter("cycle_mult", 1, "each cycle is this many times longer", kind="int", low=1, high=MAX_CYCLE_MULT),
         min_factor(),
     ),
     lr_at=lr_at,

@@ -54,6 +54,10 @@ class Parameter:
         return (f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
                 f"{')' if self.high_open else ']'}")
 
+    def bound(self) -> str:
+        """The valid interval as a phrase: ``>= 1`` without an upper end, else ``in (0, 1]``."""
+        return self.interval() if self.high is None else f"in {self.interval()}"
+
     def valid(self) -> str:
         """The valid values in words, as shown in the reference table."""
         if self.kind == "bool":
@@ -61,7 +65,7 @@ class Parameter:
         if self.kind == "choice":
             return " | ".join(self.choices)
         if self.kind == "int":
-            return f"integer {self.interval()}"
+            return f"integer {self.bound()}"
         if self.kind == "fractions":
             return f"increasing, each in {self.interval()}"
         if self.kind == "pair":
@@ -86,7 +90,7 @@ class Parameter:
             return value
         if self.kind == "int":
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not self._in_interval(int(value)):
-                raise SpecError(f"{where} must be an integer {self.interval()}{got}")
+                raise SpecError(f"{where} must be an integer {self.bound()}{got}")
             return int(value)
         if self.kind == "fractions":
             if (not isinstance(value, (list, tuple)) or not value
@@ -99,11 +103,10 @@ class Parameter:
                     or not all(is_number(item) and self._in_interval(item) for item in value)):
                 raise SpecError(f"{where} must be two numbers in {self.interval()}{got}")
             return [float(item) for item in value]
-        bound = self.interval() if self.high is None else f"in {self.interval()}"
         if not is_number(value):
-            raise SpecError(f"{where} must be a number {bound}{got}")
+            raise SpecError(f"{where} must be a number {self.bound()}{got}")
         if not self._in_interval(value):
-            raise SpecError(f"{where} must be {bound}{got}")
+            raise SpecError(f"{where} must be {self.bound()}{got}")
         return float(value)
 
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from autolr.data import load_splits
 from autolr.data.splits import Splits
-from autolr.jobs.population import members_evaluator, population_scores
+from autolr.jobs.population import members_evaluator, population_scores, split_resolution
 from autolr.schedule.spec import ScheduleSpec
 from autolr.study.config import StudyConfig
 from autolr.study.definition import SearchDefinition
@@ -56,6 +56,9 @@ class BuiltinJob:
                                     device=self.device, score_test=test)
 
         return population_scores(train, specs, seeds, population, score_test)
+
+    def resolution(self) -> tuple[float, float]:
+        return split_resolution(self.config.metric, self.splits)
 
     def optimizer_baselines(self) -> str | None:
         return None  # the population trains with the optimizer each spec names

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from autolr.jobs.population import members_evaluator, population_scores
+from autolr.jobs.population import members_evaluator, population_scores, split_resolution
 from autolr.schedule.spec import ScheduleSpec
 from autolr.study.definition import SearchDefinition
 from autolr.training.module_population import train_module_population
@@ -47,6 +47,9 @@ class ModuleJob:
         return train_module_population(self.model_factory, specs, self.splits, epochs, self.batch_size,
                                        seeds=[seed] * len(specs), loss_fn=self.loss_fn, data_seed=seed,
                                        metric=self.metric, device=self.device, **options)
+
+    def resolution(self) -> tuple[float, float]:
+        return split_resolution(self.metric, self.splits)
 
     def optimizer_baselines(self) -> str | None:
         return None  # the population trains with the optimizer each spec names

@@ -63,6 +63,7 @@ class ObjectiveJob:
 
     objective: Objective
     device: str = "cpu"
+    score_step: float = 0.0  # the smallest step the objective's score can take (1 / validation rows for accuracy)
 
     def evaluator(self, definition: SearchDefinition) -> Evaluate:
         """Run the objective on each asked trial in turn, with the study's seed and epochs.
@@ -108,6 +109,9 @@ class ObjectiveJob:
                 if score_test:
                     test[index].append(math.nan if scored.test is None else scored.test)
         return val, test
+
+    def resolution(self) -> tuple[float, float]:
+        return self.score_step, self.score_step
 
     def optimizer_baselines(self) -> str | None:
         """Whether the objective builds its optimizer with ``schedule.build_optimizer``: found by

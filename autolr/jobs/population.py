@@ -17,7 +17,8 @@ import torch
 from autolr.errors import one_line
 from autolr.schedule.spec import ScheduleSpec
 from autolr.study.records import TrialState
-from autolr.training.train import TrialResult, complete_score
+from autolr.study.verdict import score_resolution
+from autolr.training.train import Splits, TrialResult, complete_score
 from autolr.trials import Evaluate, Scores, Trial, TrialOutcome
 
 OnEpoch = Callable[[int, int, float], bool]  # (member, epoch, score) -> stop this member
@@ -65,6 +66,11 @@ def population_scores(train: TrainSeed, specs: Sequence[ScheduleSpec], seeds: Se
                 if score_test:  # a run has a test score when it completed
                     test[start + offset].append(float("nan") if result.test_score is None else result.test_score)
     return val, test
+
+
+def split_resolution(metric: str, splits: Splits) -> tuple[float, float]:
+    """The (validation, test) score steps of ``metric`` on ``splits``: one row in so many, for accuracy."""
+    return score_resolution(metric, len(splits.val_y)), score_resolution(metric, len(splits.test_y))
 
 
 def out_of_memory(error: BaseException) -> bool:

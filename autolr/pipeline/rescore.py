@@ -97,13 +97,14 @@ def rescore(record: StudyRecord, definition: SearchDefinition, job: Job, populat
             progress["seeds"][str(seed)] = {"val": [row[0] for row in val], "test": [row[0] for row in test]}
             save(progress)
     by_seed = [progress["seeds"][str(seed)] for seed in seeds]
+    val_resolution, test_resolution = job.resolution()
     return [
         RescoreRecord(
             trial_number=trial.number, spec=spec.to_dict(), seeds=seeds,
             val_scores=[scores["val"][index] for scores in by_seed],
             test_scores=[scores["test"][index] for scores in by_seed],
             baseline=baseline_kind(trial.baseline) if trial.baseline else None, epochs=epochs,
-            lr_check=checks[index],
+            lr_check=checks[index], val_resolution=val_resolution, test_resolution=test_resolution,
         )
         for index, (trial, spec) in enumerate(zip(candidates, specs))
     ]

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from autolr.rangetest.analysis import refined_minimum, search_interval
-from autolr.rangetest.confidence import NO_DESCENT, descended, start_loss
+from autolr.rangetest.confidence import NO_DESCENT, at_least_one_step, descended, start_loss
 
 if TYPE_CHECKING:
     from autolr.rangetest.range_test import RangeTestResult
@@ -64,17 +64,18 @@ def check_best(lrs: Sequence[float], losses: Sequence[float]) -> float:
 def check_spread(lrs: Sequence[float], losses: Sequence[float], best: float) -> tuple[float, float]:
     """The LRs the check cannot rank apart from its best run (``lrs`` ascending): the contiguous runs around
     the best one whose loss is within ``CHECK_TIE`` of it, widened to take in ``best`` (the check's best LR);
-    ``best`` alone when every run diverged."""
+    ``best`` alone when every run diverged. Either is widened to at least one step of the grid
+    (``confidence.at_least_one_step``): the LRs between two runs were not tried."""
     best_run = _best_run(losses)
     if best_run is None:
-        return best, best
+        return at_least_one_step(best, best, lrs)
     tied = [math.isfinite(loss) and loss <= (1 + CHECK_TIE) * losses[best_run] for loss in losses]
     low = high = best_run
     while low > 0 and tied[low - 1]:
         low -= 1
     while high + 1 < len(lrs) and tied[high + 1]:
         high += 1
-    return min(lrs[low], best), max(lrs[high], best)
+    return at_least_one_step(min(lrs[low], best), max(lrs[high], best), lrs)
 
 
 def with_check(result: "RangeTestResult", lrs: Sequence[float], losses: Sequence[float],

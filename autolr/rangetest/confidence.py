@@ -11,11 +11,17 @@ and residuals around it; each resample adds the residuals, redrawn in blocks of
 ``NEIGHBOURHOOD`` steps away (a local block bootstrap: the noise grows as the loss
 diverges, so a block keeps its place on the curve), back onto the trend, smooths it with
 the same EMA and re-applies the rule. The spread is the 5th to 95th percentile of the
-resampled suggestions.
+resampled suggestions, at least one step of the LR grid wide (``at_least_one_step``).
+
+A grid places a suggestion no more finely than the ratio of its neighbouring LRs: on a clean
+curve every resample picks the same grid point, and a spread of zero width would claim a
+certainty the test does not have. So every spread (the sweep's here, the check's in
+``rangetest.check``) is widened, about its geometric middle, to at least one grid step.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -42,6 +48,23 @@ def centred_average(values: Sequence[float], window: int = TREND_WINDOW) -> list
     return [sum(window_values) / len(window_values) for window_values in windows]
 
 
+def grid_step(lrs: Sequence[float], lr: float) -> float:
+    """The ratio of the neighbouring LRs of the ascending grid ``lrs`` (two or more) around ``lr``
+    (the end pair's, outside the grid)."""
+    index = min(max(bisect.bisect_right(lrs, lr), 1), len(lrs) - 1)
+    return lrs[index] / lrs[index - 1]
+
+
+def at_least_one_step(low: float, high: float, lrs: Sequence[float]) -> tuple[float, float]:
+    """``(low, high)``, an LR spread, widened about its geometric middle to at least one step of the LR
+    grid ``lrs`` there (``grid_step``): the grid cannot place a suggestion more finely."""
+    middle = math.sqrt(low * high)
+    step = grid_step(lrs, middle)
+    if len(lrs) < 2 or high / low >= step:
+        return low, high
+    return middle / math.sqrt(step), middle * math.sqrt(step)
+
+
 def suggestion_spread(
     lrs: Sequence[float],
     losses: Sequence[float],
@@ -51,7 +74,8 @@ def suggestion_spread(
     resamples: int = RESAMPLES,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """The (low, high) LR range of ``rule(lrs, ema(losses))`` over resampled noise of the finite raw ``losses``.
+    """The (low, high) LR range of ``rule(lrs, ema(losses))`` over resampled noise of the finite raw ``losses``,
+    at least one step of the grid ``lrs`` wide.
 
     ``smooth`` is the EMA weight of the newest loss; ``seed`` makes the resampling
     deterministic. The result is in the units of the rule's output (an LR).
@@ -74,7 +98,7 @@ def suggestion_spread(
         picks.append(rule(lrs, ema(resampled, smooth)))
     picks.sort()
     low, high = (picks[min(len(picks) - 1, int(q * len(picks)))] for q in SPREAD_PERCENTILES)
-    return low, high
+    return at_least_one_step(low, high, lrs)
 
 
 def descended(start: float, lowest: float) -> bool:

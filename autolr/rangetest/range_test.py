@@ -36,7 +36,7 @@ from autolr.rangetest.analysis import ema, loss_min_lr, refined_minimum, search_
 from autolr.rangetest.check import CHECK_LRS, CHECK_STEPS, check_bounds, with_check
 from autolr.rangetest.confidence import curve_warnings, suggestion_spread
 from autolr.schedule.schedulers import optimizer_settings_of
-from autolr.schedule.spec import ScheduleSpec
+from autolr.schedule.spec import MAX_LR, ScheduleSpec
 from autolr.training.module_population import train_module_population
 from autolr.training.population import train_population
 from autolr.training.train import LossFn, set_optimizer_mode
@@ -389,6 +389,8 @@ def held_out_rows(count: int, held_out: int) -> int:
 def _check_lr_range(start_lr: float, end_lr: float) -> None:
     if not 0 < start_lr < end_lr:
         raise UserError(f"end_lr must be greater than start_lr > 0, got start_lr={start_lr:g}, end_lr={end_lr:g}")
+    if end_lr > MAX_LR:
+        raise UserError(f"end_lr must be at most {MAX_LR:g} (an LR above it is a typo, not a schedule), got {end_lr:g}")
 
 
 def _check_at_least(name: str, value: int, minimum: int) -> None:

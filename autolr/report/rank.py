@@ -12,7 +12,7 @@ import pandas as pd
 from autolr.schedule.spec import flatten_spec
 from autolr.space.baselines import KIND_LABELS
 from autolr.study.records import RescoreRecord, StudyRecord, TrialRecord, maximizes
-from autolr.study.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, mean, paired_gain
+from autolr.study.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, floored_std, mean, paired_gain
 
 
 def metric_name(record: StudyRecord) -> str:
@@ -89,7 +89,8 @@ class Ranking:
     """Configurations best first by :attr:`rule`; ``table`` row 0 is the recommended one.
 
     ``table`` columns: rank, trial, family, baseline (name, or "" for a searched trial), lr, parameters, val_mean,
-    val_std, seeds, failed (seeds whose run failed, counted in the means), test_mean, test_std, search_value,
+    val_std (over seeds, at least the score's step: a spread below it is rounded away), seeds, failed (seeds whose
+    run failed, counted in the means), test_mean, test_std (as val_std), search_value,
     epochs_run, rescored, rescore_index (position in ``record.rescored``, -1 for a trial not re-scored), spec (dict).
     ``verdict``: what the re-scoring decided (None before re-scoring); it names the exported row.
     """
@@ -177,9 +178,9 @@ def _rescored_row(
         "trial": rescore.trial_number, "family": rescore.spec.get("family"),
         "baseline": rescore.baseline or (trial.baseline if trial else None) or "", "lr": rescore.spec.get("lr"),
         "parameters": describe_spec(rescore.spec, fixed.get(rescore.spec.get("family"), frozenset())),
-        "val_mean": val.mean(), "val_std": val.std(ddof=1),
+        "val_mean": val.mean(), "val_std": floored_std(list(val), rescore.val_resolution),
         "seeds": len(val), "failed": sum(not math.isfinite(value) for value in rescore.val_scores),
-        "test_mean": test.mean(), "test_std": test.std(ddof=1),
+        "test_mean": test.mean(), "test_std": floored_std(list(test), rescore.test_resolution),
         "search_value": trial.value if trial else None, "epochs_run": trial.epochs_run if trial else None,
         "rescored": True, "rescore_index": index, "spec": rescore.spec,
     }
@@ -241,8 +242,9 @@ def baseline_gains(record: StudyRecord, ranking: Ranking) -> list[Gain]:
     """Gain of the best searched configuration over each tuned baseline, on validation and test.
 
     After re-scoring: paired by seed (t interval on per-seed differences, a failed seed
-    counted as in the verdict); before it, the exported trial against each baseline trial's
-    final search score, as single runs without an interval.
+    counted and the spread floored at the score's step as in the verdict); before it, the
+    exported trial against each baseline trial's final search score, as single runs without
+    an interval.
     """
     best = ranking.best
     if best is None:
@@ -254,12 +256,14 @@ def baseline_gains(record: StudyRecord, ranking: Ranking) -> list[Gain]:
             return []
         ours = record.rescored[verdict.best_searched]
         gains = []
-        for split, scores in (("validation", lambda r: r.val_scores), ("test", lambda r: r.test_scores)):
+        for split, scores, step in (("validation", lambda r: r.val_scores, lambda r: r.val_resolution),
+                                    ("test", lambda r: r.test_scores, lambda r: r.test_resolution)):
             failed_at = failure_score([scores(r) for r in record.rescored], maximize)
             for theirs in record.rescored:
                 if theirs.baseline:
                     gains.append(_gain(_baseline_label(theirs), counted(scores(ours), failed_at),
-                                       counted(scores(theirs), failed_at), maximize, split))
+                                       counted(scores(theirs), failed_at), maximize, split,
+                                       max(step(ours), step(theirs))))
         return gains
     return [
         _gain(trial.baseline, [best["val_mean"]], [trial.value], maximize, "validation")
@@ -273,9 +277,11 @@ def _baseline_label(rescore: RescoreRecord) -> str:
     return f"{KIND_LABELS.get(rescore.baseline or '', rescore.baseline)}, LR {rescore.spec.get('lr', math.nan):.3g}"
 
 
-def _gain(name: str, ours: list[float], theirs: list[float], maximize: bool, split: str) -> Gain:
-    """Gain = mean(ours) - mean(theirs), sign-flipped for a minimized score: positive means ours is better."""
-    paired = paired_gain(ours, theirs, maximize) if len(ours) == len(theirs) else None
+def _gain(name: str, ours: list[float], theirs: list[float], maximize: bool, split: str,
+          resolution: float = 0.0) -> Gain:
+    """Gain = mean(ours) - mean(theirs), sign-flipped for a minimized score: positive means ours is better;
+    its interval's spread floored at ``resolution`` (the score's step), as the verdict's."""
+    paired = paired_gain(ours, theirs, maximize, resolution) if len(ours) == len(theirs) else None
     sign = 1.0 if maximize else -1.0
     gain = sign * (mean(ours) - mean(theirs))
     low, high = (paired.low, paired.high) if paired else (None, None)

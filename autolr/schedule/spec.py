@@ -18,10 +18,12 @@ then runs over the remaining steps (its own ``total_steps``). The family's first
 (``lr / div_factor``).
 
 A spec file (JSON, YAML or TOML) has the keys ``autolr_spec`` (must be 1), ``family``,
-``lr`` (> 0), ``params``, ``warmup``, ``optimizer`` and ``provenance``. Missing
-parameters take their defaults; unknown keys are rejected by name. ``provenance`` is a
-free table (study, dataset, model, score, ...) of strings, numbers, booleans, lists and
-tables. Without ``optimizer`` a spec means SGD with momentum 0.9 (``DEFAULT_OPTIMIZER``).
+``lr`` (in ``(0, MAX_LR]``: an LR above 1e3 is a typo, not a schedule), ``params``,
+``warmup``, ``optimizer`` and ``provenance``. Missing parameters take their defaults;
+unknown keys are rejected by name. ``provenance`` is a free table (study, dataset, model,
+score, ...) of strings, numbers, booleans, lists and tables. Without ``optimizer`` a spec
+means SGD with momentum 0.9 (``DEFAULT_OPTIMIZER``).
+
 Every family's formula and the reference table of every parameter (names, defaults, valid
 ranges, meanings; ``describe_parameters()``'s output, kept equal by a test) are in
 ``docs/spec-reference.md``.
@@ -66,7 +68,8 @@ WARMUP_PARAMETERS: tuple[Parameter, ...] = (
     fraction("start_factor", 0.0, "first warmup LR / the family's first LR", low_open=False, high_open=True),
 )
 
-_LR = Parameter("lr", REQUIRED, "initial (or peak) LR", low=0.0, low_open=True)
+MAX_LR = 1e3  # the highest LR a spec may hold: above it is a typo, and lr times a family's factors could overflow
+_LR = Parameter("lr", REQUIRED, "initial (or peak) LR", low=0.0, low_open=True, high=MAX_LR)
 
 
 def describe_parameters() -> str:

@@ -24,7 +24,7 @@ from autolr.errors import UserError
 from autolr.families.base import Family
 from autolr.families.family_space import FamilySpace, Trial
 from autolr.schedule.optimizers import DEFAULT_OPTIMIZER
-from autolr.schedule.spec import FAMILIES, ScheduleSpec
+from autolr.schedule.spec import FAMILIES, MAX_LR, ScheduleSpec
 from autolr.space.baselines import Baseline
 
 # Each family's searched parameters and peak-LR factors, from its module in autolr/families/
@@ -79,11 +79,13 @@ class SearchSpace:
     family_lr: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 0 < self.lr_low < self.lr_high:
-            raise UserError(f"the LR interval must satisfy 0 < low < high, got [{self.lr_low}, {self.lr_high}]")
+        if not 0 < self.lr_low < self.lr_high <= MAX_LR:
+            raise UserError(f"the LR interval must satisfy 0 < low < high <= {MAX_LR:g}, "
+                            f"got [{self.lr_low}, {self.lr_high}]")
         for family, (low, high) in self.family_lr.items():
-            if family not in families.FAMILIES or not 0 < low < high:
-                raise UserError(f"family_lr needs a known family and 0 < low < high, got {family}: [{low}, {high}]")
+            if family not in families.FAMILIES or not 0 < low < high <= MAX_LR:
+                raise UserError(f"family_lr needs a known family and 0 < low < high <= {MAX_LR:g}, "
+                                f"got {family}: [{low}, {high}]")
         object.__setattr__(self, "family_lr", {family: (float(low), float(high))
                                                for family, (low, high) in self.family_lr.items()})
         unknown = [name for name in self.families if name not in families.FAMILIES]
@@ -97,9 +99,9 @@ class SearchSpace:
     def from_range_test(cls, result: Any, **options: Any) -> "SearchSpace":
         """The space a ``RangeTestResult`` seeds: each family's LR interval is its
         ``FAMILY_LR_FACTORS`` times the LR at the test's smoothed-loss minimum (falling back
-        to the upper end of the test's ``interval``); ``lr_low``/``lr_high`` span them all."""
+        to the upper end of the test's ``interval``), capped at ``MAX_LR``; ``lr_low``/``lr_high`` span them all."""
         anchor = result.suggestions.get("loss_min") or result.interval[1]
-        family_lr = {name: (family.lr_factors[0] * anchor, family.lr_factors[1] * anchor)
+        family_lr = {name: (family.lr_factors[0] * anchor, min(family.lr_factors[1] * anchor, MAX_LR))
                      for name, family in families.FAMILIES.items()}
         chosen = tuple(options.get("families", FAMILIES))
         low = min(min(family_lr[family][0] for family in chosen if family in family_lr), result.interval[0])

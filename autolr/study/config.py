@@ -23,7 +23,7 @@ from typing import Any
 from autolr.errors import SpecError, StudyError
 from autolr.schedule.optimizers import OPTIMIZER_PARAMETERS, check_optimizer
 from autolr.schedule.spec import FAMILIES
-from autolr.study.definition import Direction, SearchDefinition, check_choice
+from autolr.study.definition import MIN_RESCORE_SEEDS, Direction, SearchDefinition, check_choice
 
 BACKENDS = ("optuna", "ray")
 METRICS = ("accuracy", "loss")  # accuracy is maximized, loss minimized
@@ -48,7 +48,9 @@ class StudyConfig:
     else chosen from it). ``prune_after``: fraction of a trial's epochs before which it is
     never pruned. ``storage``: an Optuna
     storage URL (None: ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how
-    many top configurations are retrained after the search, on how many fresh seeds.
+    many top configurations are retrained after the search, on how many fresh seeds (at
+    least ``MIN_RESCORE_SEEDS``: a built-in study always re-scores, and the verdict's paired
+    interval needs two).
     ``retry_interrupted``: run trials again whose process stopped before they finished
     (SIGKILL, Ctrl-C, a lost machine); they stay recorded as ``interrupted`` either way.
     ``baseline_lrs``: LR points each tuned baseline (constant, cosine, one-cycle, linear
@@ -155,10 +157,14 @@ _FIELD_NAMES = tuple(item.name for item in dataclasses.fields(StudyConfig))
 def _validate(config: StudyConfig) -> None:
     if not isinstance(config.name, str) or not config.name.strip() or any(c in config.name for c in "/\\\0"):
         raise StudyError(f"name must be a non-empty study name without slashes, got {config.name!r}")
-    for key in ("epochs", "trials", "batch_size", "rescore_seeds"):  # a built-in study always re-scores
+    for key in ("epochs", "trials", "batch_size"):
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise StudyError(f"{key} must be a positive integer, got {value!r}")
+    seeds = config.rescore_seeds
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < MIN_RESCORE_SEEDS:
+        raise StudyError(f"rescore_seeds must be at least {MIN_RESCORE_SEEDS}: a built-in study always re-scores, and "
+                         f"the verdict's paired interval needs {MIN_RESCORE_SEEDS} fresh seeds, got {seeds!r}")
     if config.target_epochs is not None and (
         isinstance(config.target_epochs, bool) or not isinstance(config.target_epochs, int) or config.target_epochs <= 0
     ):

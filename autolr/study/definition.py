@@ -17,6 +17,7 @@ from autolr.errors import StudyError
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("hyperband", "median", "successive-halving", "none")
 MAX_BASELINE_LRS = 12  # LR points per tuned baseline kind, at most
+MIN_RESCORE_SEEDS = 2  # the fewest fresh seeds a paired interval can be computed from
 
 
 class Direction(enum.StrEnum):
@@ -124,9 +125,9 @@ def _validate(definition: SearchDefinition) -> None:
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise StudyError(f"rescore top must be a non-negative integer, got {top!r}")
     seeds = definition.rescore_seeds
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 0 or seeds == 1:
-        raise StudyError(f"rescore seeds must be 0 (no re-scoring) or at least 2 (a paired interval needs two "
-                         f"fresh seeds), got {seeds!r}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not (seeds == 0 or seeds >= MIN_RESCORE_SEEDS):
+        raise StudyError(f"rescore_seeds must be 0 (no re-scoring) or at least {MIN_RESCORE_SEEDS}, as the verdict's "
+                         f"paired interval needs {MIN_RESCORE_SEEDS} seeds, got {seeds!r}")
 
 
 def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -73,7 +73,9 @@ class RescoreRecord:
     baseline's kind (None for a searched trial); ``val_scores``/``test_scores`` one final
     score per seed in ``seeds`` (NaN where the run diverged) after ``epochs`` epochs (None:
     the search's epochs); ``lr_check`` the LR check at that length, when it ran: one
-    ``{"lr", "val_scores"}`` per LR tried.
+    ``{"lr", "val_scores"}`` per LR tried. ``val_resolution``/``test_resolution``: the smallest
+    step a score of that split can take, in score units (``verdict.score_resolution``: 1 / rows
+    for accuracy; 0 for a loss, or unknown, as in records stored before it was kept).
     """
 
     trial_number: int | None
@@ -84,6 +86,8 @@ class RescoreRecord:
     baseline: str | None = None
     epochs: int | None = None
     lr_check: list[dict[str, Any]] = field(default_factory=list)
+    val_resolution: float = 0.0
+    test_resolution: float = 0.0
 
 
 @dataclass

@@ -10,6 +10,17 @@ seed: the same initial weights and batch order for every configuration of one se
 - Occam's export: the searched schedule is exported only when it beats the best tuned
   baseline on validation with a paired 95% t interval above zero; otherwise the best tuned
   baseline (the simpler schedule that is not worse) is exported, and the sentence says so.
+- No gain is claimed from a spread the scores cannot show. Accuracy on a validation split of
+  n rows moves in steps of 1 / n, so two schedules that differ by exactly one image on every
+  seed have a paired spread of 0 and a t interval of zero width: a "clear" gain from nothing.
+  The spread of the differences is therefore floored at the score's resolution (1 / n for
+  accuracy, ``score_resolution``; the records carry it): a spread below one step is not
+  measured but rounded away. A spread that is still 0 (a continuous score, or a resolution
+  not known, with every seed giving the same difference) gives no interval at all. The
+  other remedy, a sign or Wilcoxon test on the paired seeds besides the t interval, was
+  rejected: with fewer than 6 seeds neither can reach 95% (the smallest two-sided p of a
+  sign test over 5 seeds is 2 / 2**5 = 0.0625), so the default 5 seeds could never claim a
+  gain, however large.
 """
 
 from __future__ import annotations
@@ -30,12 +41,15 @@ CONFIDENCE = 0.95  # level of the paired interval on the gain
 @dataclass(frozen=True)
 class PairedGain:
     """``mean`` of the per-seed differences (better minus worse is positive) and its CONFIDENCE
-    t interval (``low``/``high`` None with fewer than two seeds)."""
+    t interval (``low``/``high`` None with fewer than two seeds, or a spread of exactly 0).
+    ``floor``: the score's resolution when it raised the spread (the seeds agreed more closely
+    than a score can show), else None."""
 
     mean: float
     low: float | None
     high: float | None
     seeds: int
+    floor: float | None = None
 
     @property
     def clear(self) -> bool:
@@ -43,10 +57,15 @@ class PairedGain:
         return self.low is not None and self.low > 0
 
     def text(self) -> str:
-        """``+0.0006, 95% CI -0.0020 to +0.0030`` (or ``+0.0006, one seed: no interval``)."""
+        """``+0.0006, 95% CI -0.0020 to +0.0030`` (``+0.0006, one seed: no interval``, ``+0.0069,
+        the same on all 5 seeds: no interval``, or the CI followed by ``, spread floored at the
+        score's step 0.0069``)."""
         if self.low is None or self.high is None:
-            return f"{self.mean:+.4f}, one seed: no interval"
-        return f"{self.mean:+.4f}, {CONFIDENCE:.0%} CI {self.low:+.4f} to {self.high:+.4f}"
+            if self.seeds < 2:
+                return f"{self.mean:+.4f}, one seed: no interval"
+            return f"{self.mean:+.4f}, the same on all {self.seeds} seeds: no interval"
+        floored = "" if self.floor is None else f", spread floored at the score's step {self.floor:.4f}"
+        return f"{self.mean:+.4f}, {CONFIDENCE:.0%} CI {self.low:+.4f} to {self.high:+.4f}{floored}"
 
 
 @dataclass(frozen=True)
@@ -97,16 +116,37 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def paired_gain(ours: Sequence[float], theirs: Sequence[float], maximize: bool) -> PairedGain:
-    """The per-seed difference ``ours - theirs`` (sign-flipped for a minimized score) and its t interval."""
+def score_resolution(metric: str, rows: int) -> float:
+    """The smallest step a score over ``rows`` rows can take, in score units: ``1 / rows`` for
+    accuracy (one more row right), 0 for a loss (a mean of continuous values)."""
+    return 1.0 / rows if metric == "accuracy" and rows > 0 else 0.0
+
+
+def std(values: Sequence[float]) -> float:
+    """The sample standard deviation (n - 1 in the denominator); NaN for fewer than two values."""
+    if len(values) < 2:
+        return math.nan
+    average = mean(values)
+    return math.sqrt(sum((value - average) ** 2 for value in values) / (len(values) - 1))
+
+
+def floored_std(values: Sequence[float], resolution: float) -> float:
+    """``std(values)``, at least ``resolution`` (a score's step: a spread below it is rounded away)."""
+    return max(std(values), resolution) if len(values) > 1 else math.nan
+
+
+def paired_gain(ours: Sequence[float], theirs: Sequence[float], maximize: bool, resolution: float = 0.0) -> PairedGain:
+    """The per-seed difference ``ours - theirs`` (sign-flipped for a minimized score) and its t interval,
+    its spread floored at ``resolution`` (the score's step, in score units; see the module's docstring)."""
     sign = 1.0 if maximize else -1.0
     differences = [sign * (a - b) for a, b in zip(ours, theirs)]
     average = mean(differences)
-    if len(differences) < 2:
+    spread = floored_std(differences, resolution)
+    if len(differences) < 2 or spread == 0:
         return PairedGain(average, None, None, len(differences))
-    spread = math.sqrt(sum((d - average) ** 2 for d in differences) / (len(differences) - 1))
     half = float(stats.t.ppf((1 + CONFIDENCE) / 2, len(differences) - 1)) * spread / math.sqrt(len(differences))
-    return PairedGain(average, average - half, average + half, len(differences))
+    floor = resolution if std(differences) < resolution else None
+    return PairedGain(average, average - half, average + half, len(differences), floor)
 
 
 def describe(record: RescoreRecord) -> str:
@@ -118,7 +158,8 @@ def describe(record: RescoreRecord) -> str:
 
 
 def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "score") -> Verdict | None:
-    """The verdict over ``rescored`` (None when nothing was re-scored)."""
+    """The verdict over ``rescored`` (None when nothing was re-scored); each pair's intervals are
+    floored at the larger of the two records' ``val_resolution`` (``test_resolution`` on test)."""
     if not rescored:
         return None
     val_failed = failure_score([r.val_scores for r in rescored], maximize)
@@ -140,9 +181,11 @@ def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "sco
                     f"Exported {describe(rescored[exported])}: no searched schedule completed to compare with.")
         return Verdict(outcome, exported, searched, baseline, None, None, sentence)
     ours, theirs = rescored[searched], rescored[baseline]
-    val_gain = paired_gain(counted(ours.val_scores, val_failed), counted(theirs.val_scores, val_failed), maximize)
+    val_gain = paired_gain(counted(ours.val_scores, val_failed), counted(theirs.val_scores, val_failed), maximize,
+                           max(ours.val_resolution, theirs.val_resolution))
     has_test = any(math.isfinite(value) for r in rescored for value in r.test_scores)  # an objective may have none
-    test_gain = (paired_gain(counted(ours.test_scores, test_failed), counted(theirs.test_scores, test_failed), maximize)
+    test_gain = (paired_gain(counted(ours.test_scores, test_failed), counted(theirs.test_scores, test_failed),
+                             maximize, max(ours.test_resolution, theirs.test_resolution))
                  if has_test else None)
     test_text = f"; test {test_gain.text()}" if test_gain is not None else ""
     failures = _failures_text(ours, theirs)

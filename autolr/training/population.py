@@ -19,6 +19,7 @@ other optimizer kinds form their own stacked population (``autolr.training.popul
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -419,6 +420,9 @@ DOUBLING_GAIN = 0.10  # keep doubling K while member-steps per second grow by mo
 GPU_MEMORY_FRACTION = 0.5  # share of the GPU's free memory a population may take
 PROBE_STEPS = 6  # timed training steps per probed size (after one untimed warm-up step)
 
+# A population size -> (member-steps per second, peak bytes per member on a GPU; 0 on a CPU).
+Probe = Callable[[int], tuple[float, float]]
+
 
 def choose_population_size(
     model: ModelChoice,
@@ -426,23 +430,25 @@ def choose_population_size(
     device: str | torch.device | None = None,
     batch_size: int = 128,
     largest: int | None = None,
+    probe: Probe | None = None,
 ) -> int:
     """How many members to train at once on ``device``: measured, not guessed.
 
     Starting from 4 members on a CPU (16 on a GPU), K is doubled while a short probe
-    (``PROBE_STEPS`` training steps on real batches) shows member-steps per second growing
-    by more than ``DOUBLING_GAIN``; the last K that still gained is returned. K never
-    exceeds ``largest`` (default 16 on a CPU, 4096 on a GPU) nor, on a GPU, the members
-    that fit in ``GPU_MEMORY_FRACTION`` of the free memory at the peak memory per member
-    the probe measured.
+    (``timing_probe``: ``PROBE_STEPS`` training steps on real batches; ``probe`` replaces
+    it) shows member-steps per second growing by more than ``DOUBLING_GAIN``; the last K
+    that still gained is returned. K never exceeds ``largest`` (default 16 on a CPU, 4096
+    on a GPU) nor, on a GPU, the members that fit in ``GPU_MEMORY_FRACTION`` of the free
+    memory at the peak memory per member the probe measured.
     """
     device = training_device(device, splits)
+    measure = probe or timing_probe(model, splits, device, batch_size)
     kind = "cuda" if device.type == "cuda" else "cpu"
     limit = largest or (GPU_LARGEST_POPULATION if kind == "cuda" else CPU_LARGEST_POPULATION)
     size = min(SMALLEST_POPULATION[kind], limit)
     chosen, best_rate = size, 0.0
     while size <= limit:
-        rate, bytes_per_member = _probe(model, splits, device, batch_size, size)
+        rate, bytes_per_member = measure(size)
         if kind == "cuda":
             free_bytes, _ = torch.cuda.mem_get_info(device)
             limit = min(limit, int(free_bytes * GPU_MEMORY_FRACTION / bytes_per_member))
@@ -451,6 +457,11 @@ def choose_population_size(
         chosen, best_rate = size, rate
         size *= 2
     return max(1, min(chosen, limit))
+
+
+def timing_probe(model: ModelChoice, splits: Splits, device: torch.device, batch_size: int) -> Probe:
+    """The measured ``Probe``: ``PROBE_STEPS`` timed training steps of ``model`` on ``splits``'s first batch."""
+    return functools.partial(_probe, model, splits, device, batch_size)
 
 
 def _probe(model: ModelChoice, splits: Splits, device: torch.device, batch_size: int, size: int) -> tuple[float, float]:
