@@ -34,6 +34,8 @@ _LAZY = {
     "search_module": "autolr.module_search",
     "build_model": "autolr.training.models",
     "lightning_config": "autolr.schedule.schedulers",
+    "lightning_objective": "autolr.lightning",
+    "AutolrCallback": "autolr.lightning",
 }
 
 __all__ = [

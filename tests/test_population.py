@@ -103,7 +103,7 @@ def test_a_pruned_member_leaves_and_the_others_are_unchanged(digits):
 
 
 def test_a_diverging_member_is_stopped_without_touching_the_others(digits):
-    specs = [ScheduleSpec("constant", 0.05), ScheduleSpec("constant", 1e4), ScheduleSpec("cosine", 0.1)]
+    specs = [ScheduleSpec("constant", 0.05), ScheduleSpec("constant", 1e3), ScheduleSpec("cosine", 0.1)]
     results = train_population(specs, "mlp", digits, 3, BATCH, [0, 1, 2], data_seed=DATA_SEED)
     assert results[1].status == "diverged" and results[1].final_score is None and results[1].epochs_run == 1
     healthy = train_population([specs[0], specs[2]], "mlp", digits, 3, BATCH, [0, 2], data_seed=DATA_SEED)

@@ -19,7 +19,7 @@ def readme_example(name: str) -> str:
 
 
 @pytest.mark.slow
-def test_api_example_runs_and_exports_a_loadable_spec(tmp_path, monkeypatch, capsys):
+def test_api_example_runs_to_a_verdict_and_exports_a_loadable_spec(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     script = tmp_path / "example.py"
     script.write_text(readme_example("api"))
@@ -27,21 +27,46 @@ def test_api_example_runs_and_exports_a_loadable_spec(tmp_path, monkeypatch, cap
 
     result = namespace["result"]
     frame = result.to_dataframe()
-    assert len(frame) == 16
-    assert set(frame["family"]) <= {"constant", "step", "cosine", "onecycle"}
-    assert result.best_value == frame["value"].max()
-    # The spec on disk is the best one and carries the LR the range test's interval allows.
+    assert len(frame) == 40
+    # 3 rungs of each tuned baseline kind, schedule-free included: the objective builds the schedule's optimizer
+    assert sorted({name.partition("#")[0] for name in frame["baseline"].dropna()}) == [
+        "constant", "cosine", "linear", "onecycle", "schedule_free"]
+    verdict = result.verdict
+    assert verdict.outcome in ("gain", "no gain") and verdict.sentence in capsys.readouterr().out
+    exported = result.record.rescored[verdict.exported]
+    assert len(exported.val_scores) == 5 and len(exported.test_scores) == 5  # validation and test, 5 fresh seeds
+    assert (exported.baseline is None) == (verdict.outcome == "gain")  # Occam: a searched schedule only when it won
     saved = json.loads((tmp_path / "best_schedule.json").read_text())
-    low, high = namespace["found"].interval
-    assert saved["family"] == result.best_spec.family
-    assert low <= saved["lr"] <= high
-    assert (tmp_path / "reports" / "digits" / "index.html").is_file()
-    # A rerun resumes: the stored trials are kept, none is added.
+    assert saved["family"] == result.best_spec.family and saved["lr"] == exported.spec["lr"]
+    assert saved["provenance"]["verdict"] == verdict.outcome
+    page = (tmp_path / "reports" / "digits" / "index.html").read_text()
+    assert "Partial report" not in page and "MLP 64-64-10" in page and verdict.sentence.split(" (")[0] in page
+    # A rerun resumes: the stored trials and the re-scoring are kept, nothing is trained again.
+    calls = []
     rerun = namespace["autolr"].search(
-        namespace["objective"], space=namespace["space"], n_trials=16, epochs=10,
-        storage="sqlite:///digits-study.db", study_name="digits",
-    )
-    assert rerun.to_dataframe()["value"].equals(frame["value"])  # NaN (pruned) compares equal here
+        lambda schedule, trial: calls.append(trial) or 0.0, space=namespace["space"], n_trials=40, epochs=10,
+        baseline_lrs=3, rescore_seeds=5, score_step=1 / 300, metric_name="val_accuracy",
+        storage="sqlite:///digits-study.db", study_name="digits")
+    assert calls == [] and rerun.verdict == verdict
+
+
+def test_lightning_search_example_runs_a_real_trainer_to_a_verdict(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("lightning")
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(_written(tmp_path, "lightning-search")))
+    result = namespace["result"]
+    frame = result.to_dataframe()
+    assert len(frame) == 12 and (frame["state"] == "complete").sum() >= 8
+    # one rung per kind; schedule-free runs: the module builds the schedule's optimizer, the callback switches it
+    assert sorted(frame["baseline"].dropna()) == ["constant#1", "cosine#1", "linear#1", "onecycle#1",
+                                                  "schedule_free#1"]
+    assert result.verdict.sentence in capsys.readouterr().out
+    rescored = result.record.rescored
+    schedule_free = next(r for r in rescored if r.baseline == "schedule_free")
+    assert min(schedule_free.val_scores) > 0.5  # it trained (chance is 0.1)
+    assert len(rescored) == 2 + 5 and all(len(r.test_scores) == 3 for r in rescored)
+    assert all(0.5 < score <= 1.0 for r in rescored for score in r.test_scores)  # test accuracy from trainer.test
+    assert (tmp_path / "reports" / "digits-lightning" / "index.html").is_file()
 
 
 def test_parameter_groups_example_keeps_the_ratio_of_its_groups(tmp_path, monkeypatch, capsys):
@@ -74,11 +99,16 @@ def _written(folder: Path, name: str) -> Path:
     script = folder / f"{name}.py"
     script.write_text(readme_example(name))
     return script
-def test_module_population_example_runs(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_module_population_example_runs_to_a_verdict(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     script = tmp_path / "module_example.py"
     script.write_text(readme_example("module"))
     namespace = runpy.run_path(str(script))
     assert [member.status for member in namespace["members"]] == ["complete"] * 3
     assert max(member.final_score for member in namespace["members"]) > 0.8
-    assert len(namespace["result"].to_dataframe()) == 8 and namespace["result"].best_value > 0.8
+    result = namespace["result"]
+    assert len(result.to_dataframe()) == 16 and result.best_value > 0.8
+    assert result.verdict.outcome in ("gain", "no gain") and result.verdict.sentence in capsys.readouterr().out
+    assert len(result.record.rescored) == 3 + 5  # the top 3 searched and the best rung of 5 kinds
+    assert (tmp_path / "reports" / "digits-module" / "index.html").is_file()

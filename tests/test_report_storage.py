@@ -18,6 +18,7 @@ from autolr.cli import app
 from autolr.errors import UserError
 from autolr.study.records import TRIAL_SPEC_KEY
 from autolr.search import search
+from autolr.study.records import RescoreRecord
 from autolr.space.search_space import SearchSpace
 from autolr.schedule.spec import load_spec
 from quadratic_objective import quadratic_objective
@@ -66,11 +67,11 @@ def test_report_by_study_name_agrees_with_the_storage(finished_study, monkeypatc
         if trial.state == optuna.trial.TrialState.COMPLETE:
             assert row["state"] == "complete" and row["value"] == pytest.approx(trial.value)
 
-    best = load_spec(folder / "best_schedule.json")
-    stored_best = study.best_trial.user_attrs[TRIAL_SPEC_KEY]
-    assert (best.family, best.lr) == (stored_best["family"], stored_best["lr"])
-    assert best.provenance["trial"] == study.best_trial.number
-    assert best.provenance["val_mean"] == pytest.approx(study.best_value)
+    best = load_spec(folder / "best_schedule.json")  # the verdict's export, as the study stored it
+    exported = RescoreRecord(**study.user_attrs["autolr.study.rescore"][study.user_attrs["autolr.verdict"]["exported"]])
+    assert (best.family, best.lr) == (exported.spec["family"], exported.spec["lr"])
+    assert best.provenance["trial"] == exported.trial_number
+    assert best.provenance["val_mean"] == pytest.approx(sum(exported.val_scores) / len(exported.val_scores))
 
 
 def test_report_to_another_folder_from_a_storage_url(finished_study, tmp_path):

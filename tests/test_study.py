@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from autolr.errors import StudyError
+from autolr.study.definition import SearchDefinition
 from autolr.study.config import (
     IDENTITY_FIELDS, StudyConfig, default_study, load_study, packaged_study, packaged_study_names, study_from_dict,
 )
@@ -126,15 +127,14 @@ def test_study_round_trips_through_its_toml_layout(tmp_path):
     assert tomllib.loads(path.read_text())["families"] == list(config.families)
 
 
-def test_zero_rescore_seeds_means_no_rescoring():
-    """``rescore_seeds = 0`` is accepted and re-scores nothing (the Python API turns re-scoring off so);
-    with 2 seeds the same record has candidates to re-score."""
-    from autolr.study.records import StudyRecord, TrialRecord
-    from autolr.study.rescore import rescore, rescore_candidates
+def test_a_built_in_study_always_re_scores_on_two_seeds_or_more():
+    """A built-in study refuses 0 and 1 fresh seeds (no verdict without a paired interval); the Python
+    API's definition takes 0 (re-scoring off) and refuses 1."""
+    for seeds in (0, 1):
+        with pytest.raises(StudyError, match="rescore_seeds must be"):
+            StudyConfig(**VALID, rescore_seeds=seeds)
+    assert StudyConfig(**VALID, rescore_seeds=2).definition().rescores
+    assert not SearchDefinition(name="api", direction="maximize", trials=4, rescore_seeds=0).rescores
+    with pytest.raises(StudyError, match="0 \\(no re-scoring\\) or at least 2"):
+        SearchDefinition(name="api", direction="maximize", trials=4, rescore_seeds=1)
 
-    trial = TrialRecord(0, "complete", {"autolr_spec": 1, "family": "constant", "lr": 0.1}, [0.5], 0.5, 1)
-    record = StudyRecord("s", {}, [trial])
-    off = StudyConfig(**VALID, rescore_seeds=0)
-    assert off.rescore_seeds == 0 and study_from_dict({**VALID, "rescore": {"seeds": 0}}).rescore_seeds == 0
-    assert rescore(record, off, splits=None, device="cpu", population=2) == []  # trains nothing: no splits needed
-    assert rescore_candidates(record, StudyConfig(**VALID, rescore_seeds=2).rescore_top, maximize=True) == [trial]

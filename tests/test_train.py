@@ -55,7 +55,7 @@ def test_on_epoch_returning_true_prunes_the_trial(digits):
 
 @pytest.mark.parametrize("optimizer", [None, {"name": "adam"}])
 def test_a_huge_lr_diverges(digits, optimizer):
-    result = train_trial(ScheduleSpec("constant", 1e4, optimizer=optimizer), "mlp", digits, 3, 64, seed=0)
+    result = train_trial(ScheduleSpec("constant", 1e3, optimizer=optimizer), "mlp", digits, 3, 64, seed=0)
     assert result.status == "diverged" and result.final_score is None
     assert result.epochs_run == 1 and result.val_scores == []
     assert "NaN" in result.reason or f"{DIVERGENCE_FACTOR:g}x" in result.reason

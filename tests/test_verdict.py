@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 from autolr.study.records import RescoreRecord
-from autolr.study.verdict import decide, failure_score, paired_gain, score_resolution
+from autolr.study.definition import score_resolution
+from autolr.study.verdict import decide, failure_score, paired_gain
 
 SEEDS = [1000, 1001, 1002, 1003, 1004]
 

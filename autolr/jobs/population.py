@@ -16,8 +16,8 @@ import torch
 
 from autolr.errors import one_line
 from autolr.schedule.spec import ScheduleSpec
+from autolr.study.definition import score_resolution
 from autolr.study.records import TrialState
-from autolr.study.verdict import score_resolution
 from autolr.training.train import Splits, TrialResult, complete_score
 from autolr.trials import Evaluate, Scores, Trial, TrialOutcome
 

@@ -140,3 +140,9 @@ def check_positive(key: str, value: Any) -> None:
     """StudyError unless ``value`` is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise StudyError(f"{key} must be a positive integer, got {value!r}")
+
+
+def score_resolution(metric: str, rows: int) -> float:
+    """The smallest step a score over ``rows`` rows can take, in score units: ``1 / rows`` for
+    accuracy (one more row right), 0 for a loss (a mean of continuous values)."""
+    return 1.0 / rows if metric == "accuracy" and rows > 0 else 0.0

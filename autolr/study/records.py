@@ -74,7 +74,7 @@ class RescoreRecord:
     score per seed in ``seeds`` (NaN where the run diverged) after ``epochs`` epochs (None:
     the search's epochs); ``lr_check`` the LR check at that length, when it ran: one
     ``{"lr", "val_scores"}`` per LR tried. ``val_resolution``/``test_resolution``: the smallest
-    step a score of that split can take, in score units (``verdict.score_resolution``: 1 / rows
+    step a score of that split can take, in score units (``definition.score_resolution``: 1 / rows
     for accuracy; 0 for a loss, or unknown, as in records stored before it was kept).
     """
 

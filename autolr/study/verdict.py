@@ -14,7 +14,7 @@ seed: the same initial weights and batch order for every configuration of one se
   n rows moves in steps of 1 / n, so two schedules that differ by exactly one image on every
   seed have a paired spread of 0 and a t interval of zero width: a "clear" gain from nothing.
   The spread of the differences is therefore floored at the score's resolution (1 / n for
-  accuracy, ``score_resolution``; the records carry it): a spread below one step is not
+  accuracy, ``definition.score_resolution``; the records carry it): a spread below one step is not
   measured but rounded away. A spread that is still 0 (a continuous score, or a resolution
   not known, with every seed giving the same difference) gives no interval at all. The
   other remedy, a sign or Wilcoxon test on the paired seeds besides the t interval, was
@@ -114,12 +114,6 @@ def counted(scores: Sequence[float], failed_at: float) -> list[float]:
 def mean(values: Sequence[float]) -> float:
     """The arithmetic mean (NaN for no values)."""
     return sum(values) / len(values) if values else math.nan
-
-
-def score_resolution(metric: str, rows: int) -> float:
-    """The smallest step a score over ``rows`` rows can take, in score units: ``1 / rows`` for
-    accuracy (one more row right), 0 for a loss (a mean of continuous values)."""
-    return 1.0 / rows if metric == "accuracy" and rows > 0 else 0.0
 
 
 def std(values: Sequence[float]) -> float:
