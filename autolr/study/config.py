@@ -47,10 +47,11 @@ class StudyConfig:
     """One study. ``epochs`` is per trial; ``trials`` counts every trial the study should hold.
 
     ``population``: trials trained at once (None: the size the study ran with on this device,
-    else chosen from it). ``prune_after``: fraction of a trial's epochs before which it is
-    never pruned. ``storage``: an Optuna
-    storage URL (None: ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how
-    many top configurations are retrained after the search, on how many fresh seeds.
+    else chosen from it). ``threads``: torch threads of each training process on a CPU (None: the
+    cores other work leaves free, ``autolr.training.threads``). ``prune_after``: fraction of a
+    trial's epochs before which it is never pruned. ``storage``: an Optuna storage URL (None:
+    ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how many top
+    configurations are retrained after the search, on how many fresh seeds.
     ``retry_interrupted``: run trials again whose process stopped before they finished
     (SIGKILL, Ctrl-C, a lost machine); they stay recorded as ``interrupted`` either way.
     ``baseline_lrs``: LR points each tuned baseline (constant, cosine, one-cycle, linear
@@ -73,6 +74,7 @@ class StudyConfig:
     search_optimizer: bool = False
     batch_size: int = 128
     population: int | None = None
+    threads: int | None = None
     sampler: str = "tpe"
     pruner: str = "hyperband"
     prune_after: float = 0.25
@@ -162,10 +164,10 @@ def _validate(config: StudyConfig) -> None:
     for key in ("warmup", "search_optimizer", "schedule_free", "retry_interrupted"):
         if not isinstance(getattr(config, key), bool):
             raise StudyError(f"{key} must be true or false, got {getattr(config, key)!r}")
-    if config.population is not None and (
-        isinstance(config.population, bool) or not isinstance(config.population, int) or config.population <= 0
-    ):
-        raise StudyError(f"population must be a positive integer, got {config.population!r}")
+    for key in ("population", "threads"):  # None: chosen at run time
+        value = getattr(config, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise StudyError(f"{key} must be a positive integer, got {value!r}")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
         raise StudyError(f"seed must be a non-negative integer, got {config.seed!r}")
     if not isinstance(config.prune_after, (int, float)) or not 0 <= config.prune_after < 1:

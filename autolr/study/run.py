@@ -28,7 +28,7 @@ from autolr.study.steps import (
     study_population_size,
     study_range_test,
     study_space,
-    threads_per_process,
+    study_threads,
     torch_threads,
 )
 from autolr.trials import Progress
@@ -71,11 +71,13 @@ def run_study(
     check_positive("workers", workers)
     started = time.monotonic()
     device = resolve_device(config.device)  # every check before the study is stored
+    threads = study_threads(config, workers, (backend_options or {}).get("cpus_per_trial")).threads
+    config = config.replace(threads=threads)  # chosen once, here: the workers and Ray's trials get it
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
     backend = open_study(config, run_dir, workers, **(backend_options or {}))
     backend.claim(config.to_dict(), identity_keys=list(config.identity()))  # refuse a conflicting rerun first
-    with torch_threads(device, threads_per_process(workers)):
+    with torch_threads(device, threads):
         phase("data")
         splits = load_study_splits(config, device)
         phase("range test")

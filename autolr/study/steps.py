@@ -25,6 +25,7 @@ from autolr.study.config import StudyConfig
 from autolr.study.records import POPULATION_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY
 from autolr.training.device import describe_hardware
 from autolr.training.population import choose_population_size
+from autolr.training.threads import ThreadChoice, thread_choice
 
 
 def resolve_device(device: str) -> str:
@@ -36,16 +37,21 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def threads_per_process(workers: int) -> int:
-    """torch threads for each of autolr's ``workers`` processes: the cores split among them (>= 1)."""
-    return max(1, (os.cpu_count() or 1) // workers)
+def study_threads(config: StudyConfig, workers: int, cpus_per_trial: float | None = None) -> ThreadChoice:
+    """torch threads for each of the study's training processes: its ``threads``, else the cores other
+    work leaves free split among them (``autolr.training.threads``). The processes are the Optuna
+    ``workers``, or with Ray the trials a local Ray runs at once (its cores over ``cpus_per_trial``)."""
+    processes = workers
+    if config.backend == "ray":
+        processes = max(1, int((os.cpu_count() or 1) // cpus_per_trial)) if cpus_per_trial else 1
+    return thread_choice(config.threads, processes)
 
 
 @contextmanager
 def torch_threads(device: str, threads: int) -> Iterator[None]:
     """On a CPU: ``threads`` torch threads in this process while the study runs (restored after).
 
-    The cores are split among autolr's own processes (``threads_per_process``), so
+    The free cores are split among autolr's own processes (``study_threads``), so
     ``--workers`` never oversubscribes them: more threads than free cores made the smoke
     study 4-6x slower on the 2-core machine autolr was built on. Alone on an idle machine,
     the cores help: there the default mnist study took 12.4 s with 2 threads against 17.5 s

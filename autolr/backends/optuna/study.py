@@ -24,7 +24,7 @@ from autolr.study.backend import StoredStudy, StudyTrials
 from autolr.study.config import StudyConfig
 from autolr.study.population_trials import population_evaluator
 from autolr.study.records import RANGE_TEST_KEY
-from autolr.study.steps import load_study_splits, resolve_device, study_space, threads_per_process, torch_threads
+from autolr.study.steps import load_study_splits, resolve_device, study_space, torch_threads
 from autolr.trials import Progress, run_trials
 
 
@@ -81,7 +81,7 @@ def _start_workers(config: StudyConfig, storage: str, workers: int, population: 
     children = []
     for worker in range(1, workers):
         ready = context.Event()
-        child = context.Process(target=_worker_main, args=(config, storage, worker, workers, population, ready),
+        child = context.Process(target=_worker_main, args=(config, storage, worker, population, ready),
                                 name=f"autolr-worker-{worker}")
         child.start()
         children.append((child, ready))
@@ -91,13 +91,13 @@ def _start_workers(config: StudyConfig, storage: str, workers: int, population: 
     return [child for child, _ in children]
 
 
-def _worker_main(config: StudyConfig, storage: str, worker: int, workers: int, population: int, ready: Any) -> None:
+def _worker_main(config: StudyConfig, storage: str, worker: int, population: int, ready: Any) -> None:
     """One extra worker: the same trial loop on the shared study; Ctrl-C or SIGTERM stops it cleanly."""
     stop_on_first_ctrl_c()
     device = resolve_device(config.device)
     engine = open_study_engine(config, storage, worker=worker)
     engine.space = study_space(config, RangeTestResult.from_dict(engine.get_attr(RANGE_TEST_KEY)))
-    with torch_threads(device, threads_per_process(workers)):
+    with torch_threads(device, config.threads or 1):  # chosen for every worker by run_study
         splits = load_study_splits(config, device)
         evaluate = population_evaluator(config, splits, device)
         ready.set()

@@ -151,7 +151,7 @@ def population_trainable(study: dict[str, Any], splits: Any) -> Callable[..., No
     """Tune's trainable for a built-in study: each trial trains its population of schedules.
 
     ``study`` is ``StudyConfig.to_dict()`` (``model``, ``epochs``, ``batch_size``,
-    ``metric``, ``seed``, ``device``). The splits go through Ray's object store, so worker
+    ``metric``, ``seed``, ``device``, ``threads``). The splits go through Ray's object store, so worker
     nodes need no copy of the dataset.
     """
     from ray import tune
@@ -159,7 +159,8 @@ def population_trainable(study: dict[str, Any], splits: Any) -> Callable[..., No
     from autolr.backends.ray.trainable import TrialSettings, train_members
 
     settings = TrialSettings(model=study["model"], epochs=study["epochs"], batch_size=study["batch_size"],
-                             metric=study["metric"], seed=study["seed"], device=study.get("device", "auto"))
+                             metric=study["metric"], seed=study["seed"], device=study.get("device", "auto"),
+                             threads=study.get("threads"))
     return tune.with_parameters(train_members, settings=settings, splits=_to_cpu(splits))
 
 
