@@ -149,7 +149,7 @@ def bench_load(
 
 @app.command("threads")
 def bench_threads(
-    quick: bool = typer.Option(False, "--quick", help="One epoch per trial, two runs per row (about two minutes)."),
+    quick: bool = typer.Option(False, "--quick", help="One epoch per trial, two runs per row."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder with MNIST's files."),
     out: Path = typer.Option(Path("reports/bench/bench-threads.md"), "--out", help="The Markdown page to write."),
 ) -> None:
