@@ -84,8 +84,9 @@ class Engine(Protocol[TrialT]):
     def queue_baselines(self, baselines: Sequence[Any]) -> None:
         """Queue the baselines as the next trials, once per study."""
 
-    def recover_interrupted(self) -> list[int]:
-        """Mark interrupted the running trials whose process is gone; return their numbers."""
+    def recover_interrupted(self, wait: bool = False) -> list[int]:
+        """Mark interrupted the running trials that no live process runs; return their numbers.
+        ``wait``: first let other processes' asks in progress end (the end of a search)."""
 
     def remaining(self, n_trials: int) -> int:
         """How many trials may still be asked so the study holds ``n_trials`` (finished or running)."""
@@ -182,10 +183,11 @@ def run_trials(
     """Ask up to ``population`` trials, evaluate them together, tell; until the study holds ``n_trials``.
 
     Trials are asked one at a time and the budget is re-read before each ask, so several
-    processes sharing the study stop together. Should the asking or the evaluation be
-    stopped (Ctrl-C, an error outside the objective) the trials in flight are marked
-    interrupted, queued to run again, and the exception goes on; a Ctrl-C while finished
-    trials are being stored takes effect once they are stored.
+    processes sharing the study stop together. Before it returns, the loop recovers any trial
+    left running by a process that died (and runs the retries), so no search ends with one.
+    Should the asking or the evaluation be stopped (Ctrl-C, an error outside the objective)
+    the trials in flight are marked interrupted, queued to run again, and the exception goes
+    on; a Ctrl-C while finished trials are being stored takes effect once they are stored.
     """
     started = time.monotonic()
     finished_this_run = 0
@@ -212,6 +214,8 @@ def run_trials(
                     trials.append(trial)
             if not trials:
                 with ctrl_c_held():
+                    if engine.recover_interrupted(wait=True):  # a trial nobody runs: its retry runs before the end
+                        continue
                     return snapshot()
             with engine.running(trials):
                 outcomes = evaluate(trials)

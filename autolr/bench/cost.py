@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from autolr.errors import UserError
 from autolr.jobs.builtin import BuiltinJob
 from autolr.pipeline.run import run_study
-from autolr.pipeline.steps import resolve_device, study_space
+from autolr.pipeline.steps import resolve_device, study_space, study_threads
 from autolr.rangetest.range_test import RangeTestResult
 from autolr.schedule.spec import ScheduleSpec
 from autolr.space.baselines import lr_ladder
 from autolr.study.config import StudyConfig, packaged_study
-from autolr.training.device import describe_hardware, threads_per_process, torch_threads
+from autolr.training.device import describe_hardware, torch_threads
 from autolr.training.models import build_model
 from autolr.training.train import Splits, evaluate
 
@@ -94,10 +94,10 @@ def run_cost(configs: Sequence[StudyConfig], on_row: Callable[[CostRow], None] |
     if len(devices) != 1:
         raise UserError(f"the studies of one cost run must share a device, got {', '.join(sorted(devices))}")
     (device,) = devices
-    threads = threads_per_process(1)  # as run_study sets them for one process
+    threads = study_threads(configs[0], 1).threads  # chosen once: the study and its grid run with the same threads
     for config in configs:
         with tempfile.TemporaryDirectory(prefix="autolr-bench-cost-") as runs_dir:
-            run = run_study(config, out=runs_dir)
+            run = run_study(config.replace(threads=threads), out=runs_dir)
         assert run.record.range_test is not None, "a finished study stores its range test"
         space = study_space(config, RangeTestResult.from_dict(run.record.range_test))
         lrs = lr_ladder(space.lr_low, space.lr_high, GRID_POINTS)

@@ -168,3 +168,18 @@ def bench_load(
 
     for result in run_loads(storage, workers, trials, epochs):
         typer.echo(format_result(result))
+
+
+@app.command("threads")
+def bench_threads(
+    quick: bool = typer.Option(False, "--quick", help="One epoch per trial, two runs per row."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Folder with MNIST's files."),
+    out: Path = typer.Option(Path("reports/bench/bench-threads.md"), "--out", help="The Markdown page to write."),
+) -> None:
+    """The same LR grid beside a neighbour running torch with 2 threads: torch's thread count against autolr's."""
+    from autolr.bench.threads import QUICK, GridSize, run_threads_bench, write_threads_bench
+
+    result = run_threads_bench(QUICK if quick else GridSize(), data_dir=str(data_dir) if data_dir else None)
+    path = write_threads_bench(result, out)
+    typer.echo(path.read_text())
+    typer.echo(f"wrote {path}")

@@ -26,6 +26,9 @@ def range_test(
     as_json: bool = typer.Option(False, "--json", help='Print only {"suggestion", "interval", ...} as JSON.'),
     check: bool = typer.Option(True, "--check/--no-check", help="After a sweep, train 7 constant LRs at and below its "
                                "loss minimum for 100 steps; the best of them is the suggestion."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch threads on a CPU (default: the cores that other work leaves free, "
+        "measured at the start)."),
 ) -> None:
     """Run the LR range test with SGD (momentum 0.9) and print the suggested LR and search interval."""
     import torch
@@ -33,10 +36,16 @@ def range_test(
     from autolr.data import load_splits
     from autolr.rangetest.range_test import builtin_range_test
     from autolr.training.models import check_model_name
+    from autolr.training.threads import thread_choice
 
     check_model_name(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     splits = load_splits(dataset, data_dir=data_dir, device=device, seed=seed)
+    if device == "cpu":
+        choice = thread_choice(threads)
+        torch.set_num_threads(choice.threads)
+        if not as_json:
+            typer.echo(choice.describe())
     result = builtin_range_test(model, splits, method=method, num_steps=num_steps, batch_size=batch_size, seed=seed,
                                 check=check)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,9 @@ def search(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the sampler, the weights and the batch order."),
     population: Optional[int] = typer.Option(None, "--population",
                                              help="Trials trained at once (default: from the device)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="torch threads per training process on a CPU (default: the cores that other "
+        "work leaves free, measured at the start)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="optuna (embedded) or ray."),
     address: Optional[str] = typer.Option(
         None, "--address", help="Ray backend: auto, ray://HOST:PORT or a cluster address (default: a local Ray)."),
@@ -70,11 +73,16 @@ def search(
         rescore_seeds=rescore_seeds,
         families=[item.strip() for item in families.split(",") if item.strip()] if families is not None else None,
         sampler=sampler, pruner=pruner, storage=storage, device=device, seed=seed, population=population,
-        backend=backend, data_dir=str(data_dir) if data_dir is not None else None,
+        threads=threads, backend=backend, data_dir=str(data_dir) if data_dir is not None else None,
     )
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    display = None if quiet or as_json else _Display(console, config.trials)
     from autolr.pipeline.run import run_study
+    from autolr.pipeline.steps import resolve_device, study_threads
+
+    choice = study_threads(config, workers, cpus_per_trial)  # measured once, before anything starts
+    config = config.replace(threads=choice.threads)
+    on_cpu = resolve_device(config.device) == "cpu"
+    display = None if quiet or as_json else _Display(console, config.trials, choice.describe() if on_cpu else None)
 
     terminated: list[int] = []
     try:
@@ -151,12 +159,14 @@ def _verdict_json(verdict: Any) -> dict[str, Any] | None:
 
 
 class _Display:
-    """The live progress: the phase, trials done/pruned/failed, best so far, trials/min, ETA.
+    """The live progress: the phase, trials done/pruned/failed, best so far, trials/min, ETA; ``note``
+    (the threads line) before the first phase.
 
     On a terminal one live bar; otherwise (a log file, CI) one line per phase and per update."""
 
-    def __init__(self, console: Console, target: int) -> None:
+    def __init__(self, console: Console, target: int, note: str | None = None) -> None:
         self.console = console
+        self.note = note  # one line printed as the study starts (once its settings were accepted)
         self.live = console.is_terminal
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
@@ -165,6 +175,9 @@ class _Display:
         self.task = self.bar.add_task("starting", total=target, status="")
 
     def phase(self, name: str) -> None:
+        if self.note:
+            self.console.print(self.note, markup=False)
+            self.note = None
         if self.live:
             self.bar.start()  # on the first phase: nothing is drawn before the study opened
         else:

@@ -25,6 +25,7 @@ from autolr.pipeline.steps import (
     study_population_size,
     study_range_test,
     study_space,
+    study_threads,
 )
 from autolr.space.baselines import tuned_baselines
 from autolr.space.search_space import SearchSpace
@@ -32,7 +33,7 @@ from autolr.study.backend import StudyBackend
 from autolr.study.config import StudyConfig
 from autolr.study.definition import SearchDefinition
 from autolr.study.records import OPTIMIZER_BASELINES_KEY, SEARCH_META_KEY, VERDICT_KEY, StudyRecord
-from autolr.training.device import threads_per_process, torch_threads
+from autolr.training.device import torch_threads
 from autolr.trials import Job, Progress
 
 if TYPE_CHECKING:
@@ -142,12 +143,14 @@ def run_study(
         raise StudyError(f"workers must be a positive integer, got {workers!r}")
     started = time.monotonic()
     device = resolve_device(config.device)  # every check before the study is stored
+    threads = study_threads(config, workers, (backend_options or {}).get("cpus_per_trial")).threads
+    config = config.replace(threads=threads)  # chosen once, here: the workers and Ray's trials get it
     phase = on_phase or (lambda name: None)
     run_dir = Path(out) / config.name
     definition = config.definition()
     backend = open_study(config.backend, definition, config.storage, run_dir, workers, **(backend_options or {}))
     backend.claim(config.to_dict(), identity_keys=list(config.identity()))  # refuse a conflicting rerun first
-    with torch_threads(device, threads_per_process(workers)):
+    with torch_threads(device, threads):
         phase("data")
         job = BuiltinJob(config, device)
         splits = job.splits

@@ -8,6 +8,7 @@ process that runs the pipeline (an engine's worker processes get a ready job).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -23,6 +24,7 @@ from autolr.study.definition import SearchDefinition
 from autolr.study.records import POPULATION_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY
 from autolr.training.device import describe_hardware
 from autolr.training.population import choose_population_size
+from autolr.training.threads import ThreadChoice, thread_choice
 from autolr.trials import Job
 
 
@@ -33,6 +35,16 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise StudyError(f"device {device!r} was asked for but no CUDA GPU is available")
     return device
+
+
+def study_threads(config: StudyConfig, workers: int, cpus_per_trial: float | None = None) -> ThreadChoice:
+    """torch threads for each of the study's training processes: its ``threads``, else the cores other
+    work leaves free split among them (``autolr.training.threads``). The processes are the Optuna
+    ``workers``, or with Ray the trials a local Ray runs at once (its cores over ``cpus_per_trial``)."""
+    processes = workers
+    if config.backend == "ray":
+        processes = max(1, int((os.cpu_count() or 1) // cpus_per_trial)) if cpus_per_trial else 1
+    return thread_choice(config.threads, processes)
 
 
 def study_range_test(config: StudyConfig, engine: StudyStore, splits: Splits, device: str) -> RangeTestResult:

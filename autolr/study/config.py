@@ -45,11 +45,12 @@ class StudyConfig:
     """One study. ``epochs`` is per trial; ``trials`` counts every trial the study should hold.
 
     ``population``: trials trained at once (None: the size the study ran with on this device,
-    else chosen from it). ``prune_after``: fraction of a trial's epochs before which it is
-    never pruned. ``storage``: an Optuna
-    storage URL (None: ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how
-    many top configurations are retrained after the search, on how many fresh seeds (at
-    least ``MIN_RESCORE_SEEDS``: a built-in study always re-scores, and the verdict's paired
+    else chosen from it). ``threads``: torch threads of each training process on a CPU (None: the
+    cores other work leaves free, ``autolr.training.threads``). ``prune_after``: fraction of a
+    trial's epochs before which it is never pruned. ``storage``: an Optuna storage URL (None:
+    ``<out>/<name>/study.db``). ``rescore_top``/``rescore_seeds``: how many top
+    configurations are retrained after the search, on how many fresh seeds (at least
+    ``MIN_RESCORE_SEEDS``: a built-in study always re-scores, and the verdict's paired
     interval needs two).
     ``retry_interrupted``: run trials again whose process stopped before they finished
     (SIGKILL, Ctrl-C, a lost machine); they stay recorded as ``interrupted`` either way.
@@ -73,6 +74,7 @@ class StudyConfig:
     search_optimizer: bool = False
     batch_size: int = 128
     population: int | None = None
+    threads: int | None = None
     sampler: str = "tpe"
     pruner: str = "hyperband"
     prune_after: float = 0.25
@@ -111,7 +113,7 @@ class StudyConfig:
             metric_name=f"val_{self.metric}", sampler=self.sampler, pruner=self.pruner, prune_after=self.prune_after,
             seed=self.seed, retry_interrupted=self.retry_interrupted, baseline_lrs=self.baseline_lrs,
             schedule_free=self.schedule_free, rescore_top=self.rescore_top, rescore_seeds=self.rescore_seeds,
-            target_epochs=self.target_epochs, population=self.population,
+            target_epochs=self.target_epochs, population=self.population, threads=self.threads,
         )
 
     def replace(self, **changes: Any) -> "StudyConfig":
@@ -172,10 +174,10 @@ def _validate(config: StudyConfig) -> None:
     for key in ("warmup", "search_optimizer", "retry_interrupted"):
         if not isinstance(getattr(config, key), bool):
             raise StudyError(f"{key} must be true or false, got {getattr(config, key)!r}")
-    if config.population is not None and (
-        isinstance(config.population, bool) or not isinstance(config.population, int) or config.population <= 0
-    ):
-        raise StudyError(f"population must be a positive integer, got {config.population!r}")
+    for key in ("population", "threads"):  # None: chosen at run time
+        value = getattr(config, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise StudyError(f"{key} must be a positive integer, got {value!r}")
     check_choice("backend", config.backend, BACKENDS)
     check_choice("metric", config.metric, METRICS)
     if not config.families:

@@ -82,6 +82,7 @@ class SearchDefinition:
     rescore_seeds: int = 5
     target_epochs: int | None = None
     population: int | None = None
+    threads: int | None = None  # torch threads of each training process on a CPU (None: chosen from the load)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", Direction.parse(self.direction))
@@ -104,7 +105,7 @@ def _validate(definition: SearchDefinition) -> None:
     if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\\0"):
         raise StudyError(f"name must be a non-empty study name without slashes, got {name!r}")
     check_positive("trials", definition.trials)
-    for key in ("epochs", "target_epochs", "population"):
+    for key in ("epochs", "target_epochs", "population", "threads"):
         if getattr(definition, key) is not None:
             check_positive(key, getattr(definition, key))
     if not isinstance(definition.metric_name, str) or not definition.metric_name.strip():

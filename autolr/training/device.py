@@ -33,16 +33,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def threads_per_process(workers: int) -> int:
-    """torch threads for each of autolr's ``workers`` processes: the cores split among them (>= 1)."""
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 @contextmanager
 def torch_threads(device: str, threads: int) -> Iterator[None]:
     """On a CPU: ``threads`` torch threads in this process while the study runs (restored after).
 
-    The cores are split among autolr's own processes (``threads_per_process``), so
+    The free cores are split among autolr's own processes (``autolr.training.threads``), so
     ``--workers`` never oversubscribes them: more threads than free cores made the smoke
     study 4-6x slower on the 2-core machine autolr was built on. Alone on an idle machine,
     the cores help: there the default mnist study took 12.4 s with 2 threads against 17.5 s

@@ -16,10 +16,19 @@ Interrupted trials: each running trial carries its owner (host, process id) and 
 refreshed every ``HEARTBEAT_INTERVAL_S``. A trial still marked running whose owner process
 is gone (same host) or whose heartbeat is older than ``STALE_AFTER_S`` is marked
 ``interrupted`` (kept apart from trials that failed on their own) and, by default, queued
-to run again with the same parameters. A schedule whose process died ``MAX_PROCESS_DEATHS``
-times while training it is marked ``failed`` instead and not run again: it may be what kills
-the process (the system's out-of-memory killer, a crash in native code), and retrying it
-forever would keep the study from finishing.
+to run again with the same parameters. Optuna creates a trial (``study.ask``) before its
+owner can be written, so a process that dies in between leaves a running trial with no
+owner. To tell such an orphan from another process's ask in progress, a process marks
+itself asking in the study (``ASKING_PREFIX``: host, pid, since when) before it asks and
+clears the mark once the trial's owner is written: a running trial without an owner is
+interrupted when no live process is asking (a mark from a process gone on this host, or
+older than ``STALE_AFTER_S``, is not live). The end of a search checks again, waiting out
+the asks still in progress, so no search ends with a running trial that nobody runs.
+
+A schedule whose process died ``MAX_PROCESS_DEATHS`` times while training it is marked
+``failed`` instead and not run again: it may be what kills the process (the system's
+out-of-memory killer, a crash in native code), and retrying it forever would keep the study
+from finishing.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Iterator, Sequence
 
 import optuna
@@ -68,12 +77,14 @@ from autolr.trials import Progress, TrialOutcome, TrialPruned
 
 OWNER_KEY = "autolr.owner"  # {"host", "pid"} of the process training the trial
 HEARTBEAT_KEY = "autolr.heartbeat"  # unix time of the owner's last sign of life
+ASKING_PREFIX = "autolr.asking."  # + host:pid, a study attribute: {"host", "pid", "since"} while that process asks
 RETRY_OF_KEY = "autolr.retry_of"  # number of the interrupted trial this one runs again
 BASELINES_QUEUED_KEY = "autolr.baselines_queued"  # names of the baselines queued (once)
 FIXED_SPEC_KEY = "autolr.fixed_spec"  # the spec of a queued baseline outside the search space
 DUPLICATE = "duplicate"  # status of a sampled configuration the study already held
 HEARTBEAT_INTERVAL_S = 10.0
 STALE_AFTER_S = 120.0
+ASK_POLL_S = 0.2  # how often the end of a search looks again at an ask still in progress
 MAX_PROCESS_DEATHS = 3  # deaths of the process training one schedule before it is failed, not retried
 PROCESS_STOPPED = "its process stopped before the trial finished"
 MAX_DUPLICATE_DRAWS = 20  # sampler draws per ask before the space counts as exhausted
@@ -226,7 +237,7 @@ class OptunaEngine:
         tried = {_params_key(t.params) for t in self.study.get_trials(deepcopy=False)
                  if t.state != TrialState.WAITING and _status(t) != DUPLICATE}
         for _ in range(MAX_DUPLICATE_DRAWS):
-            trial = self.study.ask()
+            trial = self._ask_owned()
             fixed = trial.user_attrs.get(FIXED_SPEC_KEY)
             spec = ScheduleSpec.from_dict(fixed) if fixed is not None else self.space.sample(trial)
             queued = TRIAL_BASELINE_KEY in trial.user_attrs or RETRY_OF_KEY in trial.user_attrs
@@ -237,10 +248,22 @@ class OptunaEngine:
             trial.set_user_attr(TRIAL_SPEC_KEY, spec.to_dict())
             trial.set_user_attr(TRIAL_FAMILY_KEY, spec.family)
             trial.set_user_attr(TRIAL_LR_KEY, spec.lr)
-            trial.set_user_attr(OWNER_KEY, {"host": socket.gethostname(), "pid": os.getpid()})
-            trial.set_user_attr(HEARTBEAT_KEY, time.time())
             return OptunaTrial(trial, spec, trial.user_attrs.get(TRIAL_BASELINE_KEY), self.definition)
         return None
+
+    def _ask_owned(self) -> optuna.Trial:
+        """``study.ask()``, its owner and first heartbeat written before anything else, inside this
+        process's asking mark (so a trial still without an owner is known to be this ask's)."""
+        host, pid = socket.gethostname(), os.getpid()
+        mark = ASKING_PREFIX + f"{host}:{pid}"
+        self.study.set_user_attr(mark, {"host": host, "pid": pid, "since": time.time()})
+        try:
+            trial = self.study.ask()
+            trial.set_user_attr(OWNER_KEY, {"host": host, "pid": pid})
+            trial.set_user_attr(HEARTBEAT_KEY, time.time())
+        finally:
+            self.study.set_user_attr(mark, None)
+        return trial
 
     def _queued_twice(self, trial: optuna.Trial) -> bool:
         """Whether ``trial`` is a second copy of a baseline: processes that open a new study at
@@ -299,18 +322,39 @@ class OptunaEngine:
             else:
                 self._close_stopped(frozen, reason)
 
-    def recover_interrupted(self) -> list[int]:
-        """Mark interrupted every running trial whose process is gone (failed, once its schedule's
-        process died MAX_PROCESS_DEATHS times); return their numbers."""
-        host, now = socket.gethostname(), time.time()
+    def recover_interrupted(self, wait: bool = False) -> list[int]:
+        """Mark interrupted every running trial that no live process runs (failed, once its schedule's
+        process died MAX_PROCESS_DEATHS times; a duplicate draw is only closed); return their numbers.
+
+        ``wait`` (the end of a search): while a trial without an owner may be another process's ask
+        in progress, look again every ASK_POLL_S seconds until that ask ends or goes stale."""
+        recovered: list[int] = []
+        while True:
+            done, in_doubt = self._recover_once()
+            recovered += done
+            if not (wait and in_doubt):
+                return recovered
+            time.sleep(ASK_POLL_S)
+
+    def _recover_once(self) -> tuple[list[int], bool]:
+        """One pass of :meth:`recover_interrupted`: the trials recovered, and whether an owner-less
+        trial was left because a live process is asking."""
+        host = socket.gethostname()
         deaths = self._process_deaths()
-        recovered = []
+        recovered, in_doubt = [], False
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            owner = trial.user_attrs.get(OWNER_KEY) or {}
-            dead_here = owner.get("host") == host and not _process_alive(owner.get("pid"))
-            started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
-            stale = now - float(trial.user_attrs.get(HEARTBEAT_KEY, started)) > STALE_AFTER_S
-            if not (dead_here or stale):
+            if OWNER_KEY not in trial.user_attrs:
+                if self._asking_elsewhere(host):  # read after the trials: an ask that created it is still on
+                    in_doubt = True
+                    continue
+                trial = self.study._storage.get_trial(trial._trial_id)  # its owner may have come meanwhile
+                if trial.state != TrialState.RUNNING:
+                    continue
+            if not _nobody_runs(trial, host):
+                continue
+            if _status(trial) == DUPLICATE:  # its process died between marking and closing a duplicate draw
+                with suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    self.study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
                 continue
             if deaths[trial.user_attrs.get(RETRY_OF_KEY, trial.number)] + 1 >= MAX_PROCESS_DEATHS:
                 closed = self._close_stopped(trial, f"its process stopped {MAX_PROCESS_DEATHS} times while training "
@@ -319,7 +363,20 @@ class OptunaEngine:
                 closed = self._close_stopped(trial, PROCESS_STOPPED)
             if closed:
                 recovered.append(trial.number)
-        return recovered
+        return recovered, in_doubt
+
+    def _asking_elsewhere(self, host: str) -> bool:
+        """Whether another live process is inside an ask (its asking mark is set, see the module docstring)."""
+        now = time.time()
+        for key, mark in self.study.user_attrs.items():
+            if not key.startswith(ASKING_PREFIX) or not mark:
+                continue
+            if mark["host"] != host:
+                if now - float(mark["since"]) <= STALE_AFTER_S:
+                    return True
+            elif mark["pid"] != os.getpid() and _process_alive(mark["pid"]):
+                return True
+        return False
 
     def _process_deaths(self) -> Counter[int]:
         """Per retry chain (keyed by its first trial's number): how many of its trials lost their process."""
@@ -450,6 +507,16 @@ def _params_key(params: dict[str, Any]) -> str:
 def _plain(value: Any) -> Any:
     """JSON round trip, so tuples and lists (and ints and floats) compare as stored."""
     return json.loads(json.dumps(value, default=str))
+
+
+def _nobody_runs(trial: FrozenTrial, host: str) -> bool:
+    """Whether running ``trial`` is left by its process: it has no owner (the caller saw no ask in
+    progress), its owner on this host is gone, or its heartbeat is older than STALE_AFTER_S."""
+    owner = trial.user_attrs.get(OWNER_KEY)
+    if owner is None or (owner.get("host") == host and not _process_alive(owner.get("pid"))):
+        return True
+    started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
+    return time.time() - float(trial.user_attrs.get(HEARTBEAT_KEY, started)) > STALE_AFTER_S
 
 
 def _process_alive(pid: Any) -> bool:

@@ -24,7 +24,7 @@ from autolr.space.baselines import Baseline
 from autolr.space.search_space import SearchSpace
 from autolr.study.backend import StoredStudy
 from autolr.study.definition import SearchDefinition
-from autolr.training.device import threads_per_process, torch_threads
+from autolr.training.device import torch_threads
 from autolr.trials import Job, Progress, run_trials
 
 
@@ -82,8 +82,7 @@ def _start_workers(definition: SearchDefinition, storage: str, space: SearchSpac
     children = []
     for worker in range(1, workers):
         ready = context.Event()
-        child = context.Process(target=_worker_main,
-                                args=(definition, storage, space, job, worker, workers, population, ready),
+        child = context.Process(target=_worker_main, args=(definition, storage, space, job, worker, population, ready),
                                 name=f"autolr-worker-{worker}")
         child.start()
         children.append((child, ready))
@@ -94,12 +93,12 @@ def _start_workers(definition: SearchDefinition, storage: str, space: SearchSpac
 
 
 def _worker_main(definition: SearchDefinition, storage: str, space: SearchSpace, job: Job, worker: int,
-                 workers: int, population: int, ready: Any) -> None:
+                 population: int, ready: Any) -> None:
     """One extra worker: the same trial loop on the shared study, with the job it was handed;
     Ctrl-C or SIGTERM stops it cleanly."""
     stop_on_first_ctrl_c()
     engine = OptunaEngine(storage, definition, space, worker=worker)
-    with torch_threads(job.device, threads_per_process(workers)):
+    with torch_threads(job.device, definition.threads or 1):  # chosen once for every worker by the pipeline
         evaluate = job.evaluator(definition)  # loads what the job trains on
         ready.set()
         try:

@@ -65,6 +65,7 @@ class TrialSettings:
     metric: str
     seed: int
     device: str = "auto"
+    threads: int | None = None  # torch threads of a trial on a CPU (None: as Ray starts it)
 
     @property
     def direction(self) -> Direction:
@@ -167,10 +168,13 @@ def train_members(config: dict[str, Any], settings: TrialSettings, splits: Any) 
     members = config[MEMBERS_KEY]
     specs = [ScheduleSpec.from_dict(member[SPEC_KEY]) for member in members]
     reporter = _EpochReporter(len(specs), settings.epochs, settings.direction, placement)
+    device = trial_device(settings.device)
+    if settings.threads is not None and device.type == "cpu":
+        torch.set_num_threads(settings.threads)  # the study's choice (autolr.study.steps.study_threads)
     results = train_population(
         specs, settings.model, splits, settings.epochs, settings.batch_size,
         seeds=[settings.seed] * len(specs), data_seed=settings.seed, metric=settings.metric,
-        on_epoch=reporter.on_epoch, device=trial_device(settings.device),
+        on_epoch=reporter.on_epoch, device=device,
     )
     final = reporter.result([
         result.val_scores[-1] if result.status == "complete" and result.val_scores else None for result in results])
