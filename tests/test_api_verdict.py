@@ -108,3 +108,32 @@ def test_search_module_finds_a_configuration_truly_better_than_every_tuned_basel
     assert verdict.outcome == "gain" and verdict.val_gain.low > 0.03
     assert result.record.rescored[verdict.best_baseline].baseline == "onecycle"
     assert result.best_spec.optimizer["momentum"] > 0.5  # the export is the searched configuration
+
+
+def test_an_interrupted_re_scoring_resumes_from_its_finished_seeds(tmp_path):
+    """A Ctrl-C while re-scoring seed 1002 keeps seeds 1000 and 1001 of every finalist: the rerun trains
+    each finalist only on 1002 .. 1004 (counted by the calls of the objective), and the verdict is the same
+    as an uninterrupted re-scoring's."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    settings = dict(space=SPACE, n_trials=12, epochs=EPOCHS, baseline_lrs=1, rescore_top=2, rescore_seeds=5,
+                    pruner="none", seed=0)
+
+    def stopped_at_seed_1002(schedule, trial):
+        if trial.seed == 1002:
+            raise KeyboardInterrupt
+        return pure_noise(schedule, trial)
+
+    with pytest.raises(KeyboardInterrupt):
+        autolr.search(stopped_at_seed_1002, storage=storage, **settings)
+    calls: list[int] = []
+
+    def counted(schedule, trial):
+        calls.append(trial.seed)
+        return pure_noise(schedule, trial)
+
+    resumed = autolr.search(counted, storage=storage, **settings)
+    finalists = len(resumed.record.rescored)
+    assert finalists == 2 + 4  # the top 2 searched and one rung of each standard kind
+    assert sorted(calls) == sorted([1002, 1003, 1004] * finalists)  # no search trial, no seed trained twice
+    whole = autolr.search(pure_noise, storage=f"sqlite:///{tmp_path / 'whole.db'}", **settings)
+    assert resumed.record.rescored == whole.record.rescored and resumed.verdict == whole.verdict
