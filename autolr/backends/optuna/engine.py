@@ -181,6 +181,8 @@ class OptunaEngine:
                 f"study {definition.name!r} in {redact_text(self.storage_url)} was created to "
                 f"{self.study.direction.name.lower()}, not to {definition.direction.value}"
             )
+        self.storage = backing  # Optuna's public storage API: trial ids, user attributes, states
+        self.study_id = backing.get_study_id_from_name(definition.name)
         stored = len(self.study.get_trials(deepcopy=False))
         self.study.sampler = make_sampler(definition.sampler, seed=definition.seed + 7919 * worker + stored,
                                           n_trials=definition.trials)
@@ -297,8 +299,7 @@ class OptunaEngine:
             while not stop.wait(HEARTBEAT_INTERVAL_S):
                 for trial in trials:
                     try:
-                        self.study._storage.set_trial_user_attr(
-                            trial.optuna_trial._trial_id, HEARTBEAT_KEY, time.time())
+                        self.storage.set_trial_user_attr(self.trial_id(trial.number), HEARTBEAT_KEY, time.time())
                     except Exception:  # the trial was closed meanwhile (e.g. by another process)
                         continue
 
@@ -314,7 +315,7 @@ class OptunaEngine:
         """Mark ``trials`` interrupted and, when retrying, queue each to run again; a trial
         the pruner had already stopped (a member waiting for its population) is stored pruned."""
         for trial in trials:
-            frozen = self.study._storage.get_trial(trial.optuna_trial._trial_id)
+            frozen = self.storage.get_trial(self.trial_id(trial.number))
             if frozen.state != TrialState.RUNNING:
                 continue
             if trial.pruned is not None:
@@ -347,14 +348,14 @@ class OptunaEngine:
                 if self._asking_elsewhere(host):  # read after the trials: an ask that created it is still on
                     in_doubt = True
                     continue
-                trial = self.study._storage.get_trial(trial._trial_id)  # its owner may have come meanwhile
+                trial = self.storage.get_trial(self.trial_id(trial.number))  # its owner may have come meanwhile
                 if trial.state != TrialState.RUNNING:
                     continue
             if not _nobody_runs(trial, host):
                 continue
             if _status(trial) == DUPLICATE:  # its process died between marking and closing a duplicate draw
                 with suppress(optuna.exceptions.UpdateFinishedTrialError):
-                    self.study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+                    self.storage.set_trial_state_values(self.trial_id(trial.number), state=TrialState.FAIL)
                 continue
             if deaths[trial.user_attrs.get(RETRY_OF_KEY, trial.number)] + 1 >= MAX_PROCESS_DEATHS:
                 closed = self._close_stopped(trial, f"its process stopped {MAX_PROCESS_DEATHS} times while training "
@@ -364,6 +365,10 @@ class OptunaEngine:
             if closed:
                 recovered.append(trial.number)
         return recovered, in_doubt
+
+    def trial_id(self, number: int) -> int:
+        """The storage's id of trial ``number`` of this study."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
     def _asking_elsewhere(self, host: str) -> bool:
         """Whether another live process is inside an ask (its asking mark is set, see the module docstring)."""
@@ -389,11 +394,11 @@ class OptunaEngine:
     def _close_stopped(self, trial: FrozenTrial, reason: str, status: str = "interrupted") -> bool:
         """Close a trial whose run stopped: as interrupted (and queue its retry, when retrying) or,
         with ``status="failed"``, as failed; False if another process closed it first."""
-        storage = self.study._storage
+        storage, trial_id = self.storage, self.trial_id(trial.number)
         try:
-            storage.set_trial_user_attr(trial._trial_id, TRIAL_STATUS_KEY, status)
-            storage.set_trial_user_attr(trial._trial_id, TRIAL_ERROR_KEY, reason)
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            storage.set_trial_user_attr(trial_id, TRIAL_STATUS_KEY, status)
+            storage.set_trial_user_attr(trial_id, TRIAL_ERROR_KEY, reason)
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 return False
         except optuna.exceptions.UpdateFinishedTrialError:
             return False
