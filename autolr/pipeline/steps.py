@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from autolr.data.splits import Splits
 from autolr.errors import StudyError
 from autolr.rangetest.range_test import RangeTestResult, builtin_range_test
 from autolr.space.search_space import SearchSpace
@@ -23,6 +22,7 @@ from autolr.study.definition import SearchDefinition
 from autolr.study.records import POPULATION_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY
 from autolr.training.device import describe_hardware
 from autolr.training.population import choose_population_size
+from autolr.training.train import Splits  # the trainers' protocol: image Splits and TextSplits alike
 from autolr.trials import Job
 
 
