@@ -343,7 +343,7 @@ def load_study(path: str | Path) -> StudyConfig:
 
 
 def packaged_study_names() -> list[str]:
-    """The built-in studies shipped with autolr (``mnist``, ``fashion-mnist``, ``smoke``)."""
+    """The built-in studies shipped with autolr (``mnist``, ``fashion-mnist``, ``fortunes``, ``smoke``)."""
     folder = resources.files("autolr") / "studies"
     return sorted(item.name.removesuffix(".toml") for item in folder.iterdir() if item.name.endswith(".toml"))
 
