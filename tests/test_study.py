@@ -18,7 +18,7 @@ VALID = {"name": "s", "dataset": "digits", "epochs": 2, "trials": 4, "baseline_l
 
 
 def test_repository_studies_are_the_packaged_ones():
-    assert packaged_study_names() == ["fashion-mnist", "mnist", "smoke"]
+    assert packaged_study_names() == ["fashion-mnist", "fortunes", "mnist", "smoke"]
     for name in packaged_study_names():
         assert load_study(REPO_STUDIES / f"{name}.toml") == packaged_study(name)
 
@@ -119,7 +119,7 @@ def test_study_round_trips_through_its_toml_layout(tmp_path):
 
     config = packaged_study("smoke")
     data = {key: value for key, value in config.to_dict().items()
-            if value is not None and key not in ("direction", "rescore_top", "rescore_seeds")}
+            if value is not None and key not in ("direction", "score_unit", "rescore_top", "rescore_seeds")}
     data["rescore"] = {"top": config.rescore_top, "seeds": config.rescore_seeds}
     path = tmp_path / "study.toml"
     path.write_text(tomli_w.dumps(data), encoding="utf-8")

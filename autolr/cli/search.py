@@ -19,16 +19,23 @@ def search(
                                           help="Built-in dataset; its defaults are studies/<dataset>.toml."),
     study: Optional[Path] = typer.Option(None, "--study", help="A study TOML file (flags override it)."),
     name: Optional[str] = typer.Option(None, "--name", help="The study's name (names the report folder)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Built-in model: mlp or cnn."),
+    model: Optional[str] = typer.Option(None, "--model",
+                                        help="Built-in model: mlp or cnn (images), transformer (text)."),
     optimizer: Optional[str] = typer.Option(
         None, "--optimizer", help="sgd, adam or adamw. The study's optimizer settings are kept where they mean the "
         "same for it (weight decay between sgd and adam; betas and eps between adam and adamw); the others (sgd's "
         "momentum and nesterov for adam or adamw) take its defaults."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training batch size."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per trial."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs per trial (image datasets)."),
     target_epochs: Optional[int] = typer.Option(
         None, "--target-epochs", help="Your training length: the verdict re-scores and picks the exported LR at it "
         "(default: --epochs)."),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help="Optimizer steps per trial (text datasets: a language model; a multiple of the "
+        "study's eval_every)."),
+    target_steps: Optional[int] = typer.Option(
+        None, "--target-steps", help="Text datasets: your training length in steps, at which the verdict re-scores "
+        "(default: --steps)."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Trials the study should hold, baselines included."),
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated schedule families to search."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe, random, cmaes, gp or qmc."),
@@ -69,8 +76,8 @@ def search(
         raise UserError("give --dataset NAME (e.g. mnist) or --study FILE")
     config = config.with_optimizer(optimizer).replace(
         name=name, dataset=dataset if study is not None else None, model=model, batch_size=batch_size,
-        epochs=epochs, target_epochs=target_epochs, trials=trials, rescore_top=rescore_top,
-        rescore_seeds=rescore_seeds,
+        epochs=epochs, target_epochs=target_epochs, steps=steps, target_steps=target_steps, trials=trials,
+        rescore_top=rescore_top, rescore_seeds=rescore_seeds,
         families=[item.strip() for item in families.split(",") if item.strip()] if families is not None else None,
         sampler=sampler, pruner=pruner, storage=storage, device=device, seed=seed, population=population,
         threads=threads, backend=backend, data_dir=str(data_dir) if data_dir is not None else None,

@@ -1,16 +1,21 @@
-"""A built-in study's job: its dataset and model, trials trained at once as populations."""
+"""A built-in study's job: its dataset and model, trials trained at once as populations.
+
+An image dataset loads as ``autolr.data.Splits``; a text dataset as ``TextSplits`` whose
+"epoch" is the study's ``eval_every`` optimizer steps (validation runs after each).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from autolr.data import load_splits
+from autolr.data import load_splits, load_text_splits
 from autolr.data.splits import Splits
+from autolr.data.text import TextSplits
 from autolr.jobs.population import members_evaluator, population_scores, split_resolution
 from autolr.schedule.spec import ScheduleSpec
 from autolr.study.config import StudyConfig
-from autolr.study.definition import SearchDefinition
+from autolr.study.definition import Recipe, SearchDefinition
 from autolr.training.population import train_population
 from autolr.training.train import TrialResult
 from autolr.trials import Evaluate, Scores
@@ -23,14 +28,20 @@ class BuiltinJob:
 
     config: StudyConfig
     device: str
-    _splits: Splits | None = field(default=None, repr=False)
+    _splits: Splits | TextSplits | None = field(default=None, repr=False)
 
     @property
-    def splits(self) -> Splits:
+    def splits(self) -> Splits | TextSplits:
         """The study's dataset splits on the job's device, loaded on first use."""
         if self._splits is None:
             config = self.config
-            self._splits = load_splits(config.dataset, data_dir=config.data_dir, device=self.device, seed=config.seed)
+            if config.recipe is Recipe.LM:
+                assert config.eval_every is not None, "a text study always has eval_every (StudyConfig sets it)"
+                self._splits = load_text_splits(config.dataset, epoch_steps=config.eval_every,
+                                                data_dir=config.data_dir, device=self.device)
+            else:
+                self._splits = load_splits(config.dataset, data_dir=config.data_dir, device=self.device,
+                                           seed=config.seed)
         return self._splits
 
     def __getstate__(self) -> dict[str, Any]:
@@ -42,7 +53,7 @@ class BuiltinJob:
         def train(specs: list[ScheduleSpec], on_epoch: Any) -> list[TrialResult]:
             return train_population(specs, config.model, splits, config.epochs, config.batch_size,
                                     seeds=[config.seed] * len(specs), data_seed=config.seed, metric=config.metric,
-                                    on_epoch=on_epoch, device=self.device)
+                                    on_epoch=on_epoch, device=self.device, grad_clip=config.grad_clip)
 
         return members_evaluator(train, self.device)
 
@@ -53,7 +64,7 @@ class BuiltinJob:
         def train(chunk: list[ScheduleSpec], seed: int, test: bool) -> list[TrialResult]:
             return train_population(chunk, config.model, self.splits, epochs or config.epochs, config.batch_size,
                                     seeds=[seed] * len(chunk), data_seed=seed, metric=config.metric,
-                                    device=self.device, score_test=test)
+                                    device=self.device, score_test=test, grad_clip=config.grad_clip)
 
         return population_scores(train, specs, seeds, population, score_test)
 

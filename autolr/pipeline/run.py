@@ -86,7 +86,8 @@ def run_pipeline(
     phase = on_phase or (lambda name: None)
     left_out = optimizer_baselines_left_out(definition, backend, job)
     notes = [] if left_out is None else [left_out[:1].upper() + left_out[1:] + "."]
-    baselines = tuned_baselines(space, definition.baseline_lrs, definition.schedule_free and left_out is None)
+    baselines = tuned_baselines(space, definition.baseline_lrs, definition.schedule_free and left_out is None,
+                                definition.recipe)
     backend.set_attr(SEARCH_META_KEY, {**(backend.get_attr(SEARCH_META_KEY) or {}), "finished": False})
     phase("search")
     progress = backend.run_trials(space, baselines, job, population, on_progress)

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from autolr.data.splits import Splits
 from autolr.errors import StudyError
 from autolr.rangetest.range_test import RangeTestResult, builtin_range_test
 from autolr.space.search_space import SearchSpace
@@ -25,6 +24,7 @@ from autolr.study.records import POPULATION_KEY, RANGE_TEST_KEY, RESCORE_KEY, SE
 from autolr.training.device import describe_hardware
 from autolr.training.population import choose_population_size
 from autolr.training.threads import ThreadChoice, thread_choice
+from autolr.training.train import Splits  # the trainers' protocol: image Splits and TextSplits alike
 from autolr.trials import Job
 
 

@@ -4,20 +4,44 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from autolr.schedule.spec import flatten_spec
 from autolr.space.baselines import KIND_LABELS
+from autolr.study.definition import ScoreUnit
 from autolr.study.records import RescoreRecord, StudyRecord, TrialRecord, maximizes
 from autolr.study.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, floored_std, mean, paired_gain
 
 
 def metric_name(record: StudyRecord) -> str:
-    """The study's score in words: ``accuracy``, ``loss`` or, when unnamed, ``score``."""
-    return str(record.config.get("metric", "score"))
+    """The study's score in words with its unit: ``accuracy``, ``loss``, ``loss (bits/byte)`` or, unnamed, ``score``."""
+    return score_unit(record).name_of(str(record.config.get("metric", "score")))
+
+
+def score_unit(record: StudyRecord) -> ScoreUnit:
+    """The unit the report shows the study's scores in (``StudyConfig.score_unit``, stored with the study)."""
+    return ScoreUnit.parse(record.config.get("score_unit"))
+
+
+def in_score_unit(record: StudyRecord) -> StudyRecord:
+    """``record`` with every score (trials' curves and values, re-scored seeds, LR checks) in its
+    ``score_unit``: what the report ranks, draws and prints. The stored record keeps nats."""
+    unit = score_unit(record)
+    if unit is ScoreUnit.AS_STORED:
+        return record
+
+    def scaled(values: list[float]) -> list[float]:
+        return [unit.scale(value) for value in values]
+
+    trials = [replace(trial, val_curve=scaled(trial.val_curve),
+                      value=None if trial.value is None else unit.scale(trial.value)) for trial in record.trials]
+    rescored = [replace(item, val_scores=scaled(item.val_scores), test_scores=scaled(item.test_scores),
+                        lr_check=[{**check, "val_scores": scaled(check["val_scores"])} for check in item.lr_check])
+                for item in record.rescored]
+    return replace(record, trials=trials, rescored=rescored)
 
 
 def describe_spec(spec: dict[str, Any], fixed: frozenset[str] = frozenset()) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 import tomli_w
 
 STUDY_FILE = "study.toml"
-DERIVED = ("direction", "storage")  # not part of a rerun's definition: derived, or where this run stored it
+DERIVED = ("direction", "score_unit", "storage")  # not part of a rerun's definition: derived, or where it stored
+EPOCH_KEYS = ("epochs", "target_epochs")  # derived from a text study's steps (a study file gives steps alone)
 
 
 def study_toml(config: dict[str, Any]) -> str | None:
@@ -20,7 +21,7 @@ def study_toml(config: dict[str, Any]) -> str | None:
     data: dict[str, Any] = {}
     tables: dict[str, dict[str, Any]] = {}
     for key, value in config.items():
-        if value is None or key in DERIVED:
+        if value is None or key in DERIVED or (key in EPOCH_KEYS and config.get("steps") is not None):
             continue
         if key == "optimizer":
             tables["optimizer"] = dict(value)

@@ -16,7 +16,7 @@ import plotly
 from autolr.redact import redact
 from autolr.report import charts, html
 from autolr.report.horizon import horizon_check
-from autolr.report.rank import Ranking, baseline_gains, family_scores, rank, trials_table
+from autolr.report.rank import Ranking, baseline_gains, family_scores, in_score_unit, rank, trials_table
 from autolr.report.reproduce import STUDY_FILE, reproduce_command, study_toml
 from autolr.schedule.spec import ScheduleSpec
 from autolr.study.records import StudyRecord
@@ -45,7 +45,7 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
     replaced atomically, so a report rebuilt while a search runs, or opened while being
     rebuilt, is never half written; the page says when the search had not finished.
     """
-    record = redact(record)
+    record = in_score_unit(redact(record))  # a language model's loss in bits per byte
     out_dir = Path(out_dir)
     (out_dir / "assets").mkdir(parents=True, exist_ok=True)
     ranking = rank(record)

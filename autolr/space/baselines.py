@@ -8,11 +8,20 @@ as ordinary trials of the study (they count toward ``trials``, a population trai
 ladder at once, and the pruner stops hopeless rungs). The verdict then re-scores each
 kind's best rung on fresh seeds against the best searched schedules.
 
-Kinds: ``constant``; ``cosine`` (to zero); ``onecycle`` (fastai's ``fit_one_cycle``
-defaults); ``linear`` (linear decay to zero); ``schedule_free`` (the ``schedulefree``
-package's SGD or AdamW, matching the study's optimizer, at a constant LR after a 5%
-warmup); ``prodigy`` (``prodigyopt``, Adam-family studies only; its LR is a multiplier of
-the step size it estimates, so its ladder spans ``PRODIGY_LRS`` around the package's 1.0).
+Which kinds a study gets is its ``Recipe`` (``autolr.study.definition``), chosen by the dataset's kind:
+
+- ``Recipe.CLASSIFIER`` (image datasets, the Python API): ``constant``; ``cosine`` (to
+  zero); ``onecycle`` (fastai's ``fit_one_cycle`` defaults); ``linear`` (linear decay to
+  zero); then ``schedule_free`` (the ``schedulefree`` package's SGD or AdamW, matching the
+  study's optimizer, at a constant LR after a 5% warmup) and ``prodigy`` (``prodigyopt``,
+  Adam-family studies only; its LR is a multiplier of the step size it estimates, so its
+  ladder spans ``PRODIGY_LRS`` around the package's 1.0).
+- ``Recipe.LM`` (text datasets: a language model): each after a linear warmup over the
+  first ``LM_WARMUP`` of the run, ``warmup_cosine`` (cosine to 10% of the peak: nanoGPT,
+  GPT-3), ``warmup_linear`` (linear decay to zero), ``wsd`` (warmup-stable-decay with a
+  1 - sqrt cooldown over the last 20%), then ``schedule_free`` (schedulefree's AdamW for an
+  Adam-family study).
+
 A baseline's spec is fixed: it is not a point of the search space, and the sampler does
 not learn from it.
 """
@@ -25,24 +34,37 @@ from typing import TYPE_CHECKING, Any
 
 from autolr.families import FAMILIES
 from autolr.schedule.spec import ScheduleSpec
+from autolr.study.definition import Recipe
 
 if TYPE_CHECKING:
     from autolr.space.search_space import SearchSpace  # space.py imports this module
 
+
+
 STANDARD_KINDS = ("constant", "cosine", "onecycle", "linear")
+LM_KINDS = ("warmup_cosine", "warmup_linear", "wsd")
 SCHEDULE_FREE_KINDS = ("schedule_free", "prodigy")
+RECIPE_KINDS: dict[Recipe, tuple[str, ...]] = {Recipe.CLASSIFIER: STANDARD_KINDS, Recipe.LM: LM_KINDS}
 KIND_LABELS = {
     "constant": "constant", "cosine": "cosine to zero", "onecycle": "one-cycle", "linear": "linear decay to zero",
-    "schedule_free": "schedule-free", "prodigy": "Prodigy",
+    "warmup_cosine": "warmup, cosine to 10%", "warmup_linear": "warmup, linear decay to zero",
+    "wsd": "warmup-stable-decay (20% 1-sqrt cooldown)", "schedule_free": "schedule-free", "prodigy": "Prodigy",
 }
 # The family and params of each kind's schedule: a standard kind is the family of its name with
-# that family's ``tuned_baseline`` params (autolr/families/); schedule-free kinds train a constant LR.
+# that family's ``tuned_baseline`` params (autolr/families/); the LM recipe's kinds are nanoGPT's
+# cosine to 10%, linear decay to zero and WSD's 1-sqrt cooldown; schedule-free kinds train a constant LR.
 KIND_SCHEDULES: dict[str, tuple[str, dict[str, Any]]] = {
     **{kind: (kind, FAMILIES[kind].tuned_baseline or {}) for kind in STANDARD_KINDS},
+    "warmup_cosine": ("cosine", {"min_factor": 0.1}),
+    "warmup_linear": ("linear", {"start_factor": 1.0, "end_factor": 0.0, "duration": 1.0}),
+    "wsd": ("wsd", {"decay_fraction": 0.2, "decay_shape": "sqrt", "min_factor": 0.0}),
     "schedule_free": ("constant", {}),
     "prodigy": ("constant", {}),
 }
 SCHEDULE_FREE_WARMUP = {"fraction": 0.05, "start_factor": 0.0}  # the schedule-free paper warms up
+LM_WARMUP = {"fraction": 0.05, "start_factor": 0.0}  # the LM recipe's linear warmup from 0, 5% of the run
+KIND_WARMUP: dict[str, dict[str, float]] = {
+    "schedule_free": SCHEDULE_FREE_WARMUP, **{kind: LM_WARMUP for kind in LM_KINDS}}
 PRODIGY_LRS = (0.25, 4.0)  # Prodigy's LR multiplier: the ladder's ends
 ADAM_FAMILY = ("adam", "adamw")
 
@@ -67,12 +89,15 @@ def baseline_kind(name: str) -> str:
     return name.partition("#")[0]
 
 
-def baseline_kinds(optimizer: dict[str, Any], schedule_free: bool) -> tuple[str, ...]:
-    """The kinds a study with ``optimizer`` gets: the standard four, then the schedule-free ones."""
+def baseline_kinds(optimizer: dict[str, Any], schedule_free: bool,
+                   recipe: Recipe = Recipe.CLASSIFIER) -> tuple[str, ...]:
+    """The kinds a study with ``optimizer`` gets: its recipe's scheduled kinds, then the schedule-free ones
+    (Prodigy too for an Adam-family classifier; the LM recipe's is schedule-free AdamW alone)."""
+    scheduled = RECIPE_KINDS[recipe]
     if not schedule_free:
-        return STANDARD_KINDS
-    extra = SCHEDULE_FREE_KINDS if optimizer.get("name") in ADAM_FAMILY else ("schedule_free",)
-    return STANDARD_KINDS + extra
+        return scheduled
+    adam = optimizer.get("name") in ADAM_FAMILY
+    return scheduled + (SCHEDULE_FREE_KINDS if adam and recipe is Recipe.CLASSIFIER else ("schedule_free",))
 
 
 def lr_ladder(low: float, high: float, points: int) -> list[float]:
@@ -86,12 +111,14 @@ def lr_ladder(low: float, high: float, points: int) -> list[float]:
 def kind_spec(kind: str, lr: float, optimizer: dict[str, Any]) -> ScheduleSpec:
     """The baseline schedule of ``kind`` at peak LR ``lr`` for a study training with ``optimizer``."""
     family, params = KIND_SCHEDULES[kind]
+    warmup = dict(KIND_WARMUP[kind]) if kind in KIND_WARMUP else None
     if kind == "schedule_free":
-        return ScheduleSpec(family, lr, params=dict(params), warmup=dict(SCHEDULE_FREE_WARMUP),
-                            optimizer=schedule_free_optimizer(optimizer))
-    if kind == "prodigy":
-        return ScheduleSpec(family, lr, params=dict(params), optimizer=prodigy_optimizer(optimizer))
-    return ScheduleSpec(family, lr, params=dict(params), optimizer=dict(optimizer))
+        kind_optimizer = schedule_free_optimizer(optimizer)
+    elif kind == "prodigy":
+        kind_optimizer = prodigy_optimizer(optimizer)
+    else:
+        kind_optimizer = dict(optimizer)
+    return ScheduleSpec(family, lr, params=dict(params), warmup=warmup, optimizer=kind_optimizer)
 
 
 def schedule_free_optimizer(optimizer: dict[str, Any]) -> dict[str, Any]:
@@ -108,21 +135,22 @@ def prodigy_optimizer(optimizer: dict[str, Any]) -> dict[str, Any]:
     return {"name": "prodigy", **{key: optimizer[key] for key in ("betas", "weight_decay") if key in optimizer}}
 
 
-def tuned_baselines(space: SearchSpace, points: int, schedule_free: bool) -> list[Baseline]:
+def tuned_baselines(space: SearchSpace, points: int, schedule_free: bool,
+                    recipe: Recipe = Recipe.CLASSIFIER) -> list[Baseline]:
     """Every kind's LR ladder of ``points`` rungs over its interval in ``space`` (a SearchSpace).
 
-    Standard kinds span their family's interval; schedule-free spans the union of the
-    standard kinds' intervals (its best LR sits between a constant's and an annealed
-    schedule's); Prodigy spans ``PRODIGY_LRS``.
+    The recipe's scheduled kinds span their family's interval; schedule-free spans the union
+    of those intervals (its best LR sits between a constant's and an annealed schedule's);
+    Prodigy spans ``PRODIGY_LRS``.
     """
     if points == 0:
         return []
-    intervals = {kind: space.lr_interval(KIND_SCHEDULES[kind][0]) for kind in STANDARD_KINDS}
+    intervals = {kind: space.lr_interval(KIND_SCHEDULES[kind][0]) for kind in RECIPE_KINDS[recipe]}
     intervals["schedule_free"] = (min(low for low, _ in intervals.values()),
                                   max(high for _, high in intervals.values()))
     intervals["prodigy"] = PRODIGY_LRS
     return [
         Baseline(f"{kind}#{rung}", None, kind_spec(kind, lr, space.optimizer))
-        for kind in baseline_kinds(space.optimizer, schedule_free)
+        for kind in baseline_kinds(space.optimizer, schedule_free, recipe)
         for rung, lr in enumerate(lr_ladder(*intervals[kind], points), start=1)
     ]

@@ -1,11 +1,11 @@
 """Study definitions: the TOML files in ``studies/``, their validation, defaults and overrides.
 
-A study names a dataset, a model, the optimizer, a budget (epochs per trial, number of
-trials), the schedule families to search, the sampler and pruner, the seed, the storage
-and the device. Every built-in default lives in one place: the TOML files shipped in
-``autolr/studies/`` (``studies/*.toml`` in the repository are links to them), so a
-pip-installed autolr runs ``autolr search --dataset mnist`` exactly like the repository's
-``studies/mnist.toml``.
+A study names a dataset, a model, the optimizer, a budget (epochs per trial, or optimizer
+steps for a text dataset's language model; number of trials), the schedule families to
+search, the sampler and pruner, the seed, the storage and the device. Every built-in
+default lives in one place: the TOML files shipped in ``autolr/studies/``
+(``studies/*.toml`` in the repository are links to them), so a pip-installed autolr runs
+``autolr search --dataset mnist`` exactly like the repository's ``studies/mnist.toml``.
 
 A study file is data only (``tomllib``); a mistake in it raises :class:`StudyError` with
 one sentence naming the field.
@@ -14,6 +14,7 @@ one sentence naming the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,7 +24,15 @@ from typing import Any
 from autolr.errors import SpecError, StudyError
 from autolr.schedule.optimizers import OPTIMIZER_PARAMETERS, check_optimizer
 from autolr.schedule.spec import FAMILIES
-from autolr.study.definition import MIN_RESCORE_SEEDS, Direction, SearchDefinition, check_choice
+from autolr.study.definition import (
+    MIN_RESCORE_SEEDS,
+    Direction,
+    Recipe,
+    ScoreUnit,
+    SearchDefinition,
+    check_choice,
+    check_positive,
+)
 
 BACKENDS = ("optuna", "ray")
 METRICS = ("accuracy", "loss")  # accuracy is maximized, loss minimized
@@ -36,8 +45,10 @@ DECOUPLED_WEIGHT_DECAY = ("adamw",)  # weight_decay decoupled from the gradient;
 # population size, the sampler and the pruner may change between runs).
 IDENTITY_FIELDS = (
     "dataset", "model", "metric", "optimizer", "epochs", "batch_size", "families",
-    "warmup", "search_optimizer", "seed", "baseline_lrs", "schedule_free",
+    "warmup", "search_optimizer", "seed", "baseline_lrs", "schedule_free", "steps", "eval_every", "grad_clip",
 )
+EPOCH_KEYS = ("epochs", "target_epochs")  # a text study's are derived from its steps (STEP_KEYS)
+STEP_KEYS = ("steps", "target_steps", "eval_every")  # a text study's length, in optimizer steps
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,14 @@ class StudyConfig:
     baselines (schedulefree's SGD or AdamW, and Prodigy for Adam-family optimizers).
     ``target_epochs``: the user's training length; the verdict re-scores at it (None:
     ``epochs``).
+
+    A text dataset's study (a language model) gives its length in optimizer steps instead:
+    ``steps`` per trial and ``target_steps`` (the user's length; None: ``steps``), with
+    validation on the fixed sample every ``eval_every`` steps (None: ``EPOCH_STEPS``, 50).
+    Underneath, one epoch is ``eval_every`` steps: ``epochs`` and ``target_epochs`` are
+    derived (``steps / eval_every``), and the study file and the CLI refuse them for text
+    (and the step keys for images). ``grad_clip``: each run's gradient norm is clipped to it
+    before every step (None: no clipping).
     """
 
     name: str
@@ -89,10 +108,15 @@ class StudyConfig:
     baseline_lrs: int = 7
     schedule_free: bool = True
     target_epochs: int | None = None
+    steps: int | None = None
+    target_steps: int | None = None
+    eval_every: int | None = None
+    grad_clip: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
         object.__setattr__(self, "optimizer", dict(self.optimizer))
+        _resolve_length(self)
         self.definition()  # the search's own settings (sampler, pruner, seed, baselines, re-scoring), checked there
         _validate(self)
 
@@ -106,6 +130,16 @@ class StudyConfig:
         """Accuracy is maximized, loss minimized."""
         return Direction.of_metric(self.metric)
 
+    @property
+    def recipe(self) -> Recipe:
+        """The tuned baselines' recipe: a language model's for a text dataset, else a classifier's."""
+        return Recipe.LM if is_text(self.dataset) else Recipe.CLASSIFIER
+
+    @property
+    def score_unit(self) -> ScoreUnit:
+        """How the report shows scores: a text model's loss in bits per byte, anything else as stored."""
+        return ScoreUnit.BITS_PER_BYTE if self.recipe is Recipe.LM and self.metric == "loss" else ScoreUnit.AS_STORED
+
     def definition(self) -> SearchDefinition:
         """The study's search definition, the one both engines and the pipeline read."""
         return SearchDefinition(
@@ -114,6 +148,7 @@ class StudyConfig:
             seed=self.seed, retry_interrupted=self.retry_interrupted, baseline_lrs=self.baseline_lrs,
             schedule_free=self.schedule_free, rescore_top=self.rescore_top, rescore_seeds=self.rescore_seeds,
             target_epochs=self.target_epochs, population=self.population, threads=self.threads,
+            recipe=self.recipe,
         )
 
     def replace(self, **changes: Any) -> "StudyConfig":
@@ -121,6 +156,8 @@ class StudyConfig:
         unknown = [key for key in changes if key not in _FIELD_NAMES]
         if unknown:
             raise StudyError(f"unknown study field {unknown[0]!r}")
+        refuse_epochs_of_text(changes.get("dataset") or self.dataset,
+                              [key for key, value in changes.items() if value is not None])
         return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})
 
     def with_optimizer(self, name: str | None) -> "StudyConfig":
@@ -145,6 +182,7 @@ class StudyConfig:
         data = dataclasses.asdict(self)
         data["families"] = list(self.families)
         data["direction"] = self.direction.value
+        data["score_unit"] = self.score_unit.value
         return data
 
     def identity(self) -> dict[str, Any]:
@@ -171,6 +209,9 @@ def _validate(config: StudyConfig) -> None:
         isinstance(config.target_epochs, bool) or not isinstance(config.target_epochs, int) or config.target_epochs <= 0
     ):
         raise StudyError(f"target_epochs must be a positive integer, got {config.target_epochs!r}")
+    clip = config.grad_clip
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0 < clip < math.inf):
+        raise StudyError(f"grad_clip must be a positive gradient norm (or left out: no clipping), got {clip!r}")
     for key in ("warmup", "search_optimizer", "retry_interrupted"):
         if not isinstance(getattr(config, key), bool):
             raise StudyError(f"{key} must be true or false, got {getattr(config, key)!r}")
@@ -199,7 +240,7 @@ def _check_budget(config: StudyConfig) -> None:
     """``trials`` must leave at least one trial to the search after the tuned baselines' ladders."""
     from autolr.space.baselines import baseline_kinds
 
-    kinds = baseline_kinds(config.optimizer, config.schedule_free)
+    kinds = baseline_kinds(config.optimizer, config.schedule_free, config.recipe)
     baseline_trials = config.baseline_lrs * len(kinds)
     if isinstance(config.trials, int) and baseline_trials >= config.trials:
         raise StudyError(
@@ -220,18 +261,59 @@ def _validate_optimizer(optimizer: dict[str, Any]) -> None:
 
 
 def _validate_names(dataset: Any, model: Any) -> None:
-    """Dataset and model names against the registries (imported here: they import torch)."""
+    """Dataset and model names against the registries (imported here: they import torch); a text
+    dataset trains the transformer, and the transformer trains on text."""
     from autolr.data import DATASET_NAMES
-    from autolr.data.catalog import TEXT_DATASETS
     from autolr.training.models import MODEL_NAMES
 
     check_choice("dataset", dataset, tuple(DATASET_NAMES))
     check_choice("model", model, tuple(MODEL_NAMES))
-    if dataset in TEXT_DATASETS or model == "transformer":
+    if is_text(dataset) != (model == "transformer"):
         raise StudyError(
-            f"a study of dataset {dataset!r} with model {model!r} is not supported yet: language-model studies "
-            "(fortunes, transformer) are not in the study pipeline; train them with autolr.train_population or "
-            "autolr.search_module on autolr.data.load_text_splits")
+            f"model {model!r} cannot train on dataset {dataset!r}: the transformer is the model of the text "
+            "datasets (fortunes), and the mlp and cnn are the image datasets' models")
+
+
+def is_text(dataset: Any) -> bool:
+    """Whether ``dataset`` names a text dataset (``autolr.data.catalog.TEXT_DATASETS``; imported here: torch)."""
+    from autolr.data.catalog import TEXT_DATASETS
+
+    return dataset in TEXT_DATASETS
+
+
+def refuse_epochs_of_text(dataset: Any, keys: Any) -> None:
+    """StudyError when ``keys`` (given by the user: a study file's, the CLI's) set epochs for a text dataset."""
+    given = [key for key in EPOCH_KEYS if key in keys]
+    if given and is_text(dataset):
+        raise StudyError(f"dataset {dataset!r} is text: give its length in optimizer steps (steps, target_steps; "
+                         f"--steps, --target-steps), not {given[0]}")
+
+
+def _resolve_length(config: StudyConfig) -> None:
+    """A text study's epochs from its steps (one epoch = ``eval_every`` steps); an image study may not
+    name steps. Unknown datasets are left to ``_validate_names``."""
+    from autolr.data.text import EPOCH_STEPS
+
+    if not is_text(config.dataset):
+        given = [key for key in STEP_KEYS if getattr(config, key) is not None]
+        if given:
+            raise StudyError(f"{given[0]} is for text datasets (a language model's length in optimizer steps); "
+                             f"dataset {config.dataset!r} gives its length in epochs and target_epochs")
+        return
+    if config.steps is None:
+        raise StudyError(f"dataset {config.dataset!r} is text: give its length in optimizer steps (steps, and "
+                         "eval_every for how often validation runs), not epochs")
+    eval_every = EPOCH_STEPS if config.eval_every is None else config.eval_every
+    check_positive("eval_every", eval_every)
+    object.__setattr__(config, "eval_every", eval_every)
+    for key, epochs_key in (("steps", "epochs"), ("target_steps", "target_epochs")):
+        value = getattr(config, key)
+        if value is not None:
+            check_positive(key, value)
+            if value % eval_every:
+                raise StudyError(f"{key} = {value} must be a multiple of eval_every = {eval_every} "
+                                 "(validation runs every eval_every steps)")
+        object.__setattr__(config, epochs_key, None if value is None else value // eval_every)
 
 
 def study_from_dict(data: dict[str, Any], source: str = "the study") -> StudyConfig:
@@ -245,6 +327,7 @@ def study_from_dict(data: dict[str, Any], source: str = "the study") -> StudyCon
         raise StudyError(f"unknown key {unknown[0]!r} in {source}")
     if "name" not in flat or "dataset" not in flat:
         raise StudyError(f"{source} must set both 'name' and 'dataset'")
+    refuse_epochs_of_text(flat["dataset"], flat)
     rescore = data.get("rescore", {})
     if not isinstance(rescore, dict) or any(key not in RESCORE_KEYS for key in rescore):
         raise StudyError(f"the [rescore] table of {source} may hold only {', '.join(RESCORE_KEYS)}")
@@ -277,7 +360,7 @@ def load_study(path: str | Path) -> StudyConfig:
 
 
 def packaged_study_names() -> list[str]:
-    """The built-in studies shipped with autolr (``mnist``, ``fashion-mnist``, ``smoke``)."""
+    """The built-in studies shipped with autolr (``mnist``, ``fashion-mnist``, ``fortunes``, ``smoke``)."""
     folder = resources.files("autolr") / "studies"
     return sorted(item.name.removesuffix(".toml") for item in folder.iterdir() if item.name.endswith(".toml"))
 

@@ -1,4 +1,5 @@
-"""The search definition every study is run from, and the direction of its score.
+"""The search definition every study is run from: the direction of its score, how the score is shown
+(its unit) and the recipe of its tuned baselines.
 
 One :class:`SearchDefinition` describes what a study searches and how it decides, whatever
 trains it: a built-in study (``StudyConfig.definition()``), ``autolr.search`` over a user's
@@ -9,6 +10,7 @@ and the study pipeline read it; nothing else writes the search's settings out ag
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,38 @@ class Direction(enum.StrEnum):
         return cls.MAXIMIZE if metric == "accuracy" else cls.MINIMIZE
 
 
+class ScoreUnit(enum.StrEnum):
+    """How the report shows a study's scores: as stored (accuracy as a fraction, loss in nats), or a
+    language model's loss per byte in bits (``loss / ln 2``)."""
+
+    AS_STORED = "as stored"
+    BITS_PER_BYTE = "bits/byte"
+
+    def scale(self, value: float) -> float:
+        """``value`` (a score, or a difference of two scores) in this unit."""
+        return value / math.log(2) if self is ScoreUnit.BITS_PER_BYTE else value
+
+    def name_of(self, metric: str) -> str:
+        """The score's name with its unit: ``loss (bits/byte)``, or ``metric`` as it is."""
+        return metric if self is ScoreUnit.AS_STORED else f"{metric} ({self.value})"
+
+    @classmethod
+    def parse(cls, value: Any) -> "ScoreUnit":
+        """The unit a stored study names; none (a study stored before units) or an unknown one: as stored."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.AS_STORED
+
+
+class Recipe(enum.StrEnum):
+    """The practitioner's recipe a searched schedule must beat: which tuned baselines the study gets
+    (``autolr.space.baselines``), chosen by the dataset's kind."""
+
+    CLASSIFIER = "classifier"  # an image classifier: constant, cosine, one-cycle, linear decay
+    LM = "lm"  # a language model: warmup, then cosine to 10%, linear decay to zero or WSD
+
+
 @dataclass(frozen=True)
 class SearchDefinition:
     """What a study searches and how it decides (see the module docstring).
@@ -62,7 +96,7 @@ class SearchDefinition:
     on how many fresh seeds (0 seeds: no re-scoring, the pick is a single run's).
     ``target_epochs``: the user's training length, at which the verdict re-scores (None:
     ``epochs``). ``population``: trials trained at once (None: the engine's or the probe's
-    choice).
+    choice). ``recipe``: which tuned baselines the study gets.
     """
 
     name: str
@@ -83,6 +117,7 @@ class SearchDefinition:
     target_epochs: int | None = None
     population: int | None = None
     threads: int | None = None  # torch threads of each training process on a CPU (None: chosen from the load)
+    recipe: Recipe = Recipe.CLASSIFIER
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", Direction.parse(self.direction))

@@ -74,6 +74,7 @@ def train_population(
     device: str | torch.device | None = None,
     amp: bool | None = None,
     score_test: bool = False,
+    grad_clip: float | None = None,
 ) -> list[TrialResult]:
     """Train one member per (spec, seed) pair; return one TrialResult per member, in input order.
 
@@ -83,6 +84,8 @@ def train_population(
     running and returns True to stop member k (status "pruned"). ``device`` and ``amp``
     as in ``train_trial``: the splits' device by default, bf16 autocast on CUDA.
     ``score_test``: each member that completes is also scored on the test split (``test_score``).
+    ``grad_clip``: each member's gradient norm is clipped to it before every step, as
+    ``train_trial`` clips a single run's (None: not clipped).
 
     Members train at once, one stacked population per optimizer kind (name, and for SGD
     the Nesterov setting; see ``autolr.training.population_groups``), one after another;
@@ -94,13 +97,13 @@ def train_population(
         specs, on_epoch,
         lambda members, callback: train_population(
             [specs[m] for m in members], model, splits, epochs, batch_size, [seeds[m] for m in members], data_seed,
-            metric, callback, device, amp, score_test),
+            metric, callback, device, amp, score_test, grad_clip),
     )
     if grouped is not None:
         return grouped
     population = build_population(model, splits.input_shape, splits.num_classes, seeds)
     return train_stacked(population, specs, splits, epochs, batch_size, data_seed, metric, on_epoch, device, amp,
-                         score_test=score_test)
+                         score_test=score_test, grad_clip=grad_clip)
 
 
 def check_members(specs: Sequence[ScheduleSpec], seeds: Sequence[int]) -> None:
@@ -122,6 +125,7 @@ def train_stacked(
     amp: bool | None = None,
     loss_fn: LossFn = F.cross_entropy,
     score_test: bool = False,
+    grad_clip: float | None = None,
 ) -> list[TrialResult]:
     """Train the members of ``population`` at once, member k under ``specs[k]``; as ``train_population``.
 
@@ -137,7 +141,7 @@ def train_stacked(
     steps = epoch_steps(splits, batch_size)
     total_steps = epochs * steps
     population = population.to(device)
-    optimizer = StackedOptimizer(specs, total_steps, epochs, device)
+    optimizer = StackedOptimizer(specs, total_steps, epochs, device, grad_clip)
     results = [TrialResult(status="complete") for _ in specs]
     active = list(range(len(specs)))  # original member index of each stacked row
     first_loss: torch.Tensor | None = None
@@ -209,6 +213,18 @@ def _train_step(
     return losses.detach()
 
 
+@torch.no_grad()
+def clip_members(stacked_params: Sequence[torch.Tensor], max_norm: float) -> None:
+    """Clip each member's gradient to total norm ``max_norm``, as ``torch.nn.utils.clip_grad_norm_`` clips
+    one model's: every gradient of member k times ``min(1, max_norm / (norm_k + 1e-6))``, where norm_k is
+    the 2-norm of all of member k's gradients (row k of each stacked ``.grad``)."""
+    grads = [param.grad for param in stacked_params if param.grad is not None]
+    norms = torch.stack([torch.linalg.vector_norm(grad.flatten(1), dim=1) for grad in grads])  # params x K
+    factor = (max_norm / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)
+    for grad in grads:
+        grad.mul_(factor.view((-1,) + (1,) * (grad.dim() - 1)).to(grad.dtype))
+
+
 def _end_epoch(
     epoch: int,
     epochs: int,
@@ -261,11 +277,13 @@ class StackedOptimizer:
 
     Per-member hyper-parameters (LR per step, momentum or beta1 per step, weight decay,
     beta2, eps) are tensors with one entry per member; ``keep`` drops stopped members.
+    ``grad_clip``: every step first clips each member's gradient norm to it (``clip_members``).
     The schedule-free and Prodigy updates are their ``PackageUpdate`` (``PACKAGE_UPDATES``);
     ``train()`` and ``eval()`` switch a schedule-free population's weights (a no-op for the others).
     """
 
-    def __init__(self, specs: Sequence[ScheduleSpec], total_steps: int, epochs: int, device: torch.device) -> None:
+    def __init__(self, specs: Sequence[ScheduleSpec], total_steps: int, epochs: int, device: torch.device,
+                 grad_clip: float | None = None) -> None:
         stacked = {stacked_kind(spec) for spec in specs}
         if len(stacked) > 1:
             raise UserError(f"one stacked population trains one optimizer kind, got {sorted(stacked)}")
@@ -288,6 +306,7 @@ class StackedOptimizer:
         self.beta2 = as_tensor([s.betas[1] for s in settings])
         self.eps = as_tensor([s.eps for s in settings])
         self.state: list[list[torch.Tensor]] | None = None  # per parameter: [momentum] or [exp_avg, exp_avg_sq]
+        self.grad_clip = grad_clip
 
     def step(self, stacked_params: Iterable[torch.Tensor], step: int) -> None:
         """Apply the update of scheduler step ``step`` (counted from 0) to the stacked parameters
@@ -298,6 +317,8 @@ class StackedOptimizer:
         used as scratch space, as the next backward writes it afresh.
         """
         params = list(stacked_params)
+        if self.grad_clip is not None:
+            clip_members(params, self.grad_clip)
         if self.package is not None:
             self.package.step(params, self.lr_table[step], self.momentum_table[step], step + 1)
             return

@@ -301,6 +301,7 @@ def train_trial(
     data_seed: int | None = None,
     loss_fn: LossFn = F.cross_entropy,
     score_test: bool = False,
+    grad_clip: float | None = None,
 ) -> TrialResult:
     """Train one model under ``spec`` and return its per-epoch validation curve.
 
@@ -318,6 +319,8 @@ def train_trial(
     optimizer is switched to training before each epoch's steps and to evaluation before
     each evaluation (``set_optimizer_mode``), so a given module ends with its evaluation weights.
     ``score_test``: a complete run is also scored on ``splits.test_x/test_y`` (``test_score``).
+    ``grad_clip``: before each step the gradients' total norm is clipped to it
+    (``torch.nn.utils.clip_grad_norm_``); None: not clipped.
     """
     check_run(epochs, batch_size, metric)
     check_targets(metric, splits)
@@ -344,6 +347,8 @@ def train_trial(
                 loss = loss_fn(model(epoch_x[start:start + batch_size]), epoch_y[start:start + batch_size])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
             if not per_epoch_scheduler:
                 scheduler.step()

@@ -161,7 +161,7 @@ def job_trainable(job: "Job", definition: SearchDefinition) -> Callable[..., Non
         config = job.config
         settings = TrialSettings(model=config.model, epochs=config.epochs, batch_size=config.batch_size,
                                  metric=config.metric, seed=config.seed, device=config.device,
-                                 threads=config.threads)
+                                 threads=config.threads, grad_clip=config.grad_clip)
         return tune.with_parameters(train_members, settings=settings, splits=_to_cpu(job.splits))
     return tune.with_parameters(run_job, job=job, definition=definition)
 

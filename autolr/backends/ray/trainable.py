@@ -56,7 +56,7 @@ class TrialSettings:
 
     ``epochs`` per trial; ``seed`` initialises every member's model (the same weights for
     every schedule, as in the Optuna backend); ``device``: "auto" picks the GPU Ray
-    assigned, else the CPU.
+    assigned, else the CPU; ``grad_clip``: each member's gradient norm limit (None: none).
     """
 
     model: str
@@ -66,6 +66,7 @@ class TrialSettings:
     seed: int
     device: str = "auto"
     threads: int | None = None  # torch threads of a trial on a CPU (None: as Ray starts it)
+    grad_clip: float | None = None
 
     @property
     def direction(self) -> Direction:
@@ -174,7 +175,7 @@ def train_members(config: dict[str, Any], settings: TrialSettings, splits: Any) 
     results = train_population(
         specs, settings.model, splits, settings.epochs, settings.batch_size,
         seeds=[settings.seed] * len(specs), data_seed=settings.seed, metric=settings.metric,
-        on_epoch=reporter.on_epoch, device=device,
+        on_epoch=reporter.on_epoch, device=device, grad_clip=settings.grad_clip,
     )
     final = reporter.result([
         result.val_scores[-1] if result.status == "complete" and result.val_scores else None for result in results])
