@@ -14,8 +14,10 @@ from typing import Any
 
 import optuna
 
+from autolr.backends.optuna.engine import OPTUNA_DIRECTIONS
 from autolr.schedule.spec import flatten_spec
-from autolr.study.records import StudyRecord, maximizes
+from autolr.study.definition import Direction
+from autolr.study.records import StudyRecord, direction_of
 
 MIN_TRIALS = 5  # a family needs this many complete trials for an importance estimate
 MAX_TRIALS = 200  # larger families are subsampled (seeded): fANOVA's cost grows fast with trials
@@ -40,7 +42,7 @@ def importance_by_family(record: StudyRecord, seed: int = 0) -> dict[str, dict[s
     for family, rows in sorted(by_family.items()):
         if len(rows) > MAX_TRIALS:
             rows = random.Random(seed).sample(rows, MAX_TRIALS)
-        scores = _family_importance(rows, maximizes(record), seed)
+        scores = _family_importance(rows, direction_of(record), seed)
         if scores:
             result[family] = scores
     return result
@@ -69,7 +71,7 @@ def _distribution(values: list[Any]) -> optuna.distributions.BaseDistribution | 
     return optuna.distributions.CategoricalDistribution(sorted({json.dumps(value) for value in values}))
 
 
-def _family_importance(rows: list[tuple[dict[str, Any], float]], maximize: bool, seed: int) -> dict[str, float]:
+def _family_importance(rows: list[tuple[dict[str, Any], float]], direction: Direction, seed: int) -> dict[str, float]:
     if len(rows) < MIN_TRIALS or len({value for _, value in rows}) < 2:
         return {}
     names = sorted({name for features, _ in rows for name in features})
@@ -86,7 +88,7 @@ def _family_importance(rows: list[tuple[dict[str, Any], float]], maximize: bool,
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line per family
     try:
-        study = optuna.create_study(direction="maximize" if maximize else "minimize")
+        study = optuna.create_study(direction=OPTUNA_DIRECTIONS[direction])
     finally:
         optuna.logging.set_verbosity(verbosity)
     for features, value in rows:
