@@ -1,7 +1,10 @@
 """The verdict: does the best searched schedule beat the best LR-tuned baseline, and what is exported.
 
 Pure functions over re-scored runs (``RescoreRecord``: scores per fresh seed, paired by
-seed: the same initial weights and batch order for every configuration of one seed).
+seed: the same initial weights and batch order for every configuration of one seed). A
+finalist the re-scoring stopped early (``study.reach``) ran only the first seeds: each
+side's best is chosen among those that ran the most seeds, and pairs are formed over the
+seeds both ran.
 
 - A seed whose run failed (diverged: NaN) counts, at ``failure_score``: accuracy 0, or
   for a loss the worst loss any run of that split reached. A configuration next to a cliff
@@ -109,6 +112,15 @@ def paired_gain(ours: Sequence[float], theirs: Sequence[float], maximize: bool) 
     return PairedGain(average, average - half, average + half, len(differences))
 
 
+def on_shared_seeds(ours: RescoreRecord, theirs: RescoreRecord, split: str = "val") -> tuple[list[float], list[float]]:
+    """Both records' ``split`` scores (``val`` or ``test``) at the seeds both ran, in ``ours``' seed order: a
+    finalist the re-scoring stopped early ran only the first seeds."""
+    their_scores = dict(zip(theirs.seeds, getattr(theirs, f"{split}_scores")))
+    pairs = [(score, their_scores[seed]) for seed, score in zip(ours.seeds, getattr(ours, f"{split}_scores"))
+             if seed in their_scores]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
 def describe(record: RescoreRecord) -> str:
     """A configuration in a few words: ``cosine to zero at LR 0.09`` or ``searched wsd at LR 0.04``."""
     lr = f"LR {record.spec.get('lr', math.nan):.3g}"
@@ -125,9 +137,10 @@ def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "sco
     test_failed = failure_score([r.test_scores for r in rescored], maximize)
     sign = 1.0 if maximize else -1.0
 
-    def best_of(indices: list[int]) -> int | None:
-        scored = [(sign * mean(counted(rescored[i].val_scores, val_failed)), -i) for i in indices]
-        return -max(scored)[1] if scored else None
+    def best_of(indices: list[int]) -> int | None:  # among those that ran the most seeds: the others were stopped
+        scored = [(len(rescored[i].val_scores), sign * mean(counted(rescored[i].val_scores, val_failed)), -i)
+                  for i in indices]
+        return -max(scored)[2] if scored else None
 
     searched = best_of([i for i, r in enumerate(rescored) if not r.baseline])
     baseline = best_of([i for i, r in enumerate(rescored) if r.baseline])
@@ -140,9 +153,11 @@ def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "sco
                     f"Exported {describe(rescored[exported])}: no searched schedule completed to compare with.")
         return Verdict(outcome, exported, searched, baseline, None, None, sentence)
     ours, theirs = rescored[searched], rescored[baseline]
-    val_gain = paired_gain(counted(ours.val_scores, val_failed), counted(theirs.val_scores, val_failed), maximize)
+    val_ours, val_theirs = on_shared_seeds(ours, theirs)
+    val_gain = paired_gain(counted(val_ours, val_failed), counted(val_theirs, val_failed), maximize)
     has_test = any(math.isfinite(value) for r in rescored for value in r.test_scores)  # an objective may have none
-    test_gain = (paired_gain(counted(ours.test_scores, test_failed), counted(theirs.test_scores, test_failed), maximize)
+    test_ours, test_theirs = on_shared_seeds(ours, theirs, "test")
+    test_gain = (paired_gain(counted(test_ours, test_failed), counted(test_theirs, test_failed), maximize)
                  if has_test else None)
     test_text = f"; test {test_gain.text()}" if test_gain is not None else ""
     failures = _failures_text(ours, theirs)
