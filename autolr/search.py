@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from autolr.errors import StudyError
 from autolr.schedule.spec import ScheduleSpec
 from autolr.space.baselines import baseline_kinds
-from autolr.study.definition import Direction, SearchDefinition
+from autolr.study.definition import Direction, SearchDefinition, check_budget_backend
 from autolr.trials import Job, TrialPruned
 
 __all__ = ["SearchResult", "TrialPruned", "search"]  # TrialPruned: the signal a user's objective raises
@@ -131,6 +131,7 @@ def search(
     target_epochs: int | None = None,
     dataset: str | None = None,
     model: str | None = None,
+    budget: float | None = None,
 ) -> SearchResult:
     """Search ``space`` for the schedule that maximizes (or minimizes) ``objective``, and say honestly
     whether it beats LR-tuned standard schedules.
@@ -156,15 +157,17 @@ def search(
     whether the best searched schedule beat the best baseline with a paired 95% interval
     above zero. ``metric_name``: the score's name (``val_accuracy``) in Optuna's own tools
     and, without its ``val_`` prefix, in the verdict. ``dataset``/``model``: what the
-    report's summary calls them (default: "your objective"). Errors in the objective fail
-    that trial only; the search goes on.
+    report's summary calls them (default: "your objective"). ``budget``: minutes the whole
+    study should take (optuna only): after the baselines' coarse ladders it sizes the search,
+    the refined rungs and the re-scoring to fit, and ``result.record.meta["budget"]`` says what
+    it cut. Errors in the objective fail that trial only; the search goes on.
     """
     definition = SearchDefinition(
         name=study_name, direction=Direction.parse(direction), trials=n_trials, epochs=epochs,
         metric=metric_words(metric_name), metric_name=metric_name, sampler=sampler, pruner=pruner,
         prune_after=prune_after, seed=seed,
         baseline_lrs=baseline_lrs, schedule_free=schedule_free, rescore_top=rescore_top, rescore_seeds=rescore_seeds,
-        target_epochs=target_epochs)
+        target_epochs=target_epochs, budget=budget)
     from autolr.jobs.objective import ObjectiveJob  # torch and the pipeline load on first use: import autolr stays fast
     from autolr.pipeline.run import RunFacts
 
@@ -197,6 +200,7 @@ def run_api_study(definition: SearchDefinition, space: "SearchSpace", job: Job, 
     from autolr.pipeline.run import run_pipeline
 
     check_budget(definition, space)
+    check_budget_backend(backend, definition.budget)
     started = time.monotonic()
     run_dir = Path(storage or "reports") / definition.name if backend == "ray" else None
     study = open_study(backend, definition, None if backend == "ray" else storage, run_dir)
@@ -216,7 +220,7 @@ def api_study_dict(definition: SearchDefinition, space: "SearchSpace") -> dict[s
         "sampler": definition.sampler, "pruner": definition.pruner, "baseline_lrs": definition.baseline_lrs,
         "schedule_free": definition.schedule_free, "rescore_top": definition.rescore_top,
         "rescore_seeds": definition.rescore_seeds, "target_epochs": definition.target_epochs,
-        "optimizer": space.optimizer,
+        "optimizer": space.optimizer, "budget": definition.budget,
     }
 
 

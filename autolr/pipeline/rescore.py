@@ -43,22 +43,28 @@ Progress = dict[str, Any]  # {"lr_check": [...] | None, "seeds": {str(seed): {"v
 
 
 def rescore_candidates(record: StudyRecord, top: int, direction: Direction) -> list[TrialRecord]:
-    """The ``top`` best complete searched trials, then each baseline kind's best rung.
+    """The ``top`` best complete searched trials, then each baseline kind's best rung (``best_rungs``)."""
+    sign = -direction.sign
+    complete = sorted((t for t in record.trials if t.state == TrialState.COMPLETE and t.value is not None and t.spec),
+                      key=lambda t: (sign * _last_score(t), t.number))  # complete: its final score
+    return [t for t in complete if not t.baseline][:top] + list(best_rungs(record, direction).values())
+
+
+def best_rungs(record: StudyRecord, direction: Direction) -> dict[str, TrialRecord]:
+    """Each baseline kind's best rung (kinds in the order of their best rungs by the rule below).
 
     A kind's best rung is its complete rung with the best final score or, when the pruner
     (or Ray's ASHA, which stops whole populations) stopped every rung of it, the rung that
     ran the most epochs, best last score first: every tuned baseline is re-scored, fully.
     """
     sign = -direction.sign
-    complete = sorted((t for t in record.trials if t.state == TrialState.COMPLETE and t.value is not None and t.spec),
-                      key=lambda t: (sign * _last_score(t), t.number))  # complete: its final score
     rungs = sorted((t for t in record.trials if t.baseline and t.spec
                     and t.state in (TrialState.COMPLETE, TrialState.PRUNED) and (t.value is not None or t.val_curve)),
                    key=lambda t: (t.state != TrialState.COMPLETE, -t.epochs_run, sign * _last_score(t), t.number))
-    best_rungs: dict[str, TrialRecord] = {}
+    best: dict[str, TrialRecord] = {}
     for trial in rungs:
-        best_rungs.setdefault(baseline_kind(trial.baseline or ""), trial)
-    return [t for t in complete if not t.baseline][:top] + list(best_rungs.values())
+        best.setdefault(baseline_kind(trial.baseline or ""), trial)
+    return best
 
 
 def _last_score(trial: TrialRecord) -> float:

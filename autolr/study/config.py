@@ -23,7 +23,7 @@ from typing import Any
 from autolr.errors import SpecError, StudyError
 from autolr.schedule.optimizers import OPTIMIZER_PARAMETERS, check_optimizer
 from autolr.schedule.spec import FAMILIES
-from autolr.study.definition import Direction, SearchDefinition, check_choice
+from autolr.study.definition import Direction, SearchDefinition, check_budget_backend, check_choice
 
 BACKENDS = ("optuna", "ray")
 METRICS = ("accuracy", "loss")  # accuracy is maximized, loss minimized
@@ -56,7 +56,8 @@ class StudyConfig:
     toward ``trials`` (0: no baselines). ``schedule_free``: include the schedule-free
     baselines (schedulefree's SGD or AdamW, and Prodigy for Adam-family optimizers).
     ``target_epochs``: the user's training length; the verdict re-scores at it (None:
-    ``epochs``).
+    ``epochs``). ``budget``: minutes the whole study should take; it sizes its search,
+    refined rungs and re-scoring from its first trials to fit (None: no limit; optuna only).
     """
 
     name: str
@@ -85,6 +86,7 @@ class StudyConfig:
     baseline_lrs: int = 7
     schedule_free: bool = True
     target_epochs: int | None = None
+    budget: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
@@ -109,7 +111,7 @@ class StudyConfig:
             metric_name=f"val_{self.metric}", sampler=self.sampler, pruner=self.pruner, prune_after=self.prune_after,
             seed=self.seed, retry_interrupted=self.retry_interrupted, baseline_lrs=self.baseline_lrs,
             schedule_free=self.schedule_free, rescore_top=self.rescore_top, rescore_seeds=self.rescore_seeds,
-            target_epochs=self.target_epochs, population=self.population,
+            target_epochs=self.target_epochs, population=self.population, budget=self.budget,
         )
 
     def replace(self, **changes: Any) -> "StudyConfig":
@@ -171,6 +173,7 @@ def _validate(config: StudyConfig) -> None:
     ):
         raise StudyError(f"population must be a positive integer, got {config.population!r}")
     check_choice("backend", config.backend, BACKENDS)
+    check_budget_backend(config.backend, config.budget)
     check_choice("metric", config.metric, METRICS)
     if not config.families:
         raise StudyError("families must name at least one schedule family")
