@@ -1,16 +1,20 @@
 """Running a study end to end: the one pipeline for built-in studies and the Python API alike.
 
 :func:`run_pipeline` takes a claimed study (``study.backend.StudyBackend``: Optuna or Ray
-Tune), a ``trials.Job`` that trains its schedules and the search space, and runs tuned
-baselines -> search -> re-scoring -> verdict -> metadata. :func:`run_study` is the built-in
+Tune), a ``trials.Job`` that trains its schedules and the search space, and runs the tuned
+baselines' coarse ladders -> (with a budget) the plan that fits it -> the refined rungs and
+the search -> re-scoring -> verdict -> metadata (an engine that is not ``phased`` runs the
+log-spaced ladders and the search in one go). :func:`run_study` is the built-in
 study around it (device, data, range test, space, population size, report). Every step is
 resumable: the range test, the baselines and the re-scoring (seed by seed) are stored with
-the study and not redone, and finished trials are never trained again.
+the study and not redone, and finished trials are never trained again; the refined rungs
+follow from the stored coarse rungs and are queued once, and the budget's plan is stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +84,8 @@ def run_pipeline(
     on_progress: Callable[[Progress], None] | None = None,
     on_phase: Phase | None = None,
 ) -> tuple[StudyRecord, Progress]:
-    """The tuned baselines' ladders and the search, then re-scoring, the verdict and the run's metadata.
+    """The tuned baselines' ladders (coarse, then refined) and the search, then re-scoring, the verdict and the
+    run's metadata; with ``definition.budget``, the rest of the study sized to fit it after the coarse ladders.
 
     ``started``: ``time.monotonic()`` when this run began (its wall time is added to the study's).
     Returns the finished study's record and the search's progress.
@@ -93,12 +98,14 @@ def run_pipeline(
     phase("search")
     coarse, refined = ladder_rungs(definition.baseline_lrs) if backend.phased else (definition.baseline_lrs, 0)
     baselines = tuned_baselines(space, coarse, schedule_free)
-    budget = None
-    if backend.phased and (refined or definition.budget is not None):  # the coarse ladders (or a first population)
-        backend.run_trials(space, baselines, job, population, on_progress, trials=len(baselines) or population)
+    budget, kinds = None, len(baselines) // max(coarse, 1)
+    if backend.phased and (refined or definition.budget is not None):
+        # first phase: the coarse ladders in whole populations (the last one filled with search trials)
+        first = min(math.ceil(len(baselines) / population) * population or population,
+                    definition.trials - refined * kinds)
+        backend.run_trials(space, baselines, job, population, on_progress, trials=first)
         record = backend.read_record()
         if definition.budget is not None:
-            kinds = len(baselines) // max(coarse, 1)
             plan = study_budget(definition, backend, record, population, kinds, refined, len(baselines),
                                 started)
             refined, definition = plan.refined, budgeted(definition, plan, len(baselines) + plan.refined * kinds)
