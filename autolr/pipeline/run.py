@@ -103,7 +103,9 @@ def run_pipeline(
         # first phase: the coarse ladders in whole populations (the last one filled with search trials)
         first = min(math.ceil(len(baselines) / population) * population or population,
                     definition.trials - refined * kinds)
-        backend.run_trials(space, baselines, job, population, on_progress, trials=first)
+        whole = None if on_progress is None else (  # the display counts toward the study's trials
+            lambda progress: on_progress(dataclasses.replace(progress, target=definition.trials)))
+        backend.run_trials(space, baselines, job, population, whole, trials=first)
         record = backend.read_record()
         if definition.budget is not None:
             plan = study_budget(definition, backend, record, population, kinds, refined, len(baselines),
