@@ -95,6 +95,10 @@ def test_a_study_sizes_itself_to_its_budget_and_says_what_it_cut(tmp_path: Path)
                            "rungs 8 -> 0; re-scored searched configurations 3 -> 1; fresh seeds at most 5 -> 3")
     assert note in result.record.meta["notes"]
     assert max(len(r.seeds) for r in result.record.rescored) <= 3 and len(result.record.rescored) == 1 + 4
+    again = search(peaked_training, space=SPACE, n_trials=40, storage=storage, epochs=EPOCHS, pruner="none",
+                   baseline_lrs=5, schedule_free=False, rescore_seeds=5, budget=1e-4)  # resumed: the stored plan
+    assert [t.number for t in again.record.trials] == [t.number for t in result.record.trials]
+    assert again.record.meta["budget"] == note and again.record.rescored == result.record.rescored
     roomy = search(peaked_training, space=SPACE, n_trials=24, epochs=EPOCHS, pruner="none", baseline_lrs=5,
                    schedule_free=False, rescore_seeds=2, budget=600)
     assert roomy.record.meta["budget"] == "The whole study fits its 600-minute budget."
