@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from autolr.errors import StudyError
 from autolr.schedule.spec import ScheduleSpec
 from autolr.space.baselines import baseline_kinds
-from autolr.study.definition import Direction, SearchDefinition
+from autolr.study.definition import Direction, SearchDefinition, check_budget_backend
 from autolr.trials import Job, TrialPruned
 
 __all__ = ["SearchResult", "TrialPruned", "search"]  # TrialPruned: the signal a user's objective raises
@@ -132,6 +132,7 @@ def search(
     dataset: str | None = None,
     model: str | None = None,
     score_step: float = 0.0,
+    budget: float | None = None,
 ) -> SearchResult:
     """Search ``space`` for the schedule that maximizes (or minimizes) ``objective``, and say honestly
     whether it beats LR-tuned standard schedules.
@@ -160,14 +161,17 @@ def search(
     score can take (``1 / validation rows`` for an accuracy; 0: continuous), the floor of the
     verdict's paired spread, so seeds that all differ by exactly one image claim nothing.
     ``dataset``/``model``: what the report's summary calls them (default: "your
-    objective"). Errors in the objective fail that trial only; the search goes on.
+    objective"). ``budget``: minutes the whole study should take (optuna only): after the
+    baselines' coarse ladders it sizes the search, the refined rungs and the re-scoring to
+    fit, and ``result.record.meta["budget"]`` says what it cut. Errors in the objective fail
+    that trial only; the search goes on.
     """
     definition = SearchDefinition(
         name=study_name, direction=Direction.parse(direction), trials=n_trials, epochs=epochs,
         metric=metric_words(metric_name), metric_name=metric_name, sampler=sampler, pruner=pruner,
         prune_after=prune_after, seed=seed,
         baseline_lrs=baseline_lrs, schedule_free=schedule_free, rescore_top=rescore_top, rescore_seeds=rescore_seeds,
-        target_epochs=target_epochs)
+        target_epochs=target_epochs, budget=budget)
     from autolr.jobs.objective import ObjectiveJob  # torch and the pipeline load on first use: import autolr stays fast
     from autolr.pipeline.run import RunFacts
 
@@ -202,6 +206,7 @@ def run_api_study(definition: SearchDefinition, space: "SearchSpace", job: Job, 
     from autolr.pipeline.run import run_pipeline
 
     check_budget(definition, space)
+    check_budget_backend(backend, definition.budget)
     started = time.monotonic()
     run_dir = Path(storage or "reports") / definition.name if backend == "ray" else None
     study = open_study(backend, definition, None if backend == "ray" else storage, run_dir)
@@ -210,7 +215,7 @@ def run_api_study(definition: SearchDefinition, space: "SearchSpace", job: Job, 
     return SearchResult(record, study.location)
 
 
-API_IDENTITY = ("direction", "space", "epochs", "seed", "baseline_lrs", "schedule_free")
+API_IDENTITY = ("direction", "space", "epochs", "baseline_lrs", "schedule_free")  # processes may differ in seed
 
 
 def api_study_dict(definition: SearchDefinition, space: "SearchSpace") -> dict[str, Any]:
@@ -221,7 +226,7 @@ def api_study_dict(definition: SearchDefinition, space: "SearchSpace") -> dict[s
         "sampler": definition.sampler, "pruner": definition.pruner, "baseline_lrs": definition.baseline_lrs,
         "schedule_free": definition.schedule_free, "rescore_top": definition.rescore_top,
         "rescore_seeds": definition.rescore_seeds, "target_epochs": definition.target_epochs,
-        "optimizer": space.optimizer,
+        "optimizer": space.optimizer, "budget": definition.budget,
     }
 
 

@@ -82,7 +82,7 @@ class Engine(Protocol[TrialT]):
         """Store a JSON-safe study-level value."""
 
     def queue_baselines(self, baselines: Sequence[Any]) -> None:
-        """Queue the baselines as the next trials, once per study."""
+        """Queue the baselines as the next trials, each (by name) once per study."""
 
     def recover_interrupted(self, wait: bool = False) -> list[int]:
         """Mark interrupted the running trials that no live process runs; return their numbers.

@@ -30,7 +30,8 @@ def test_each_study_runs_at_its_length_and_at_the_target():
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
-    (["--study", "nosuch"], "error: unknown built-in study 'nosuch'; choose one of fashion-mnist, mnist, smoke"),
+    (["--study", "nosuch"], "error: unknown built-in study 'nosuch'; choose one of fashion-mnist, fortunes, mnist, "
+                            "smoke"),
     (["--quick", "--target-epochs", "0"], "Invalid value for '--target-epochs'"),
 ])
 def test_a_bad_argument_exits_2_with_one_sentence_and_writes_nothing(tmp_path, arguments, message):

@@ -26,7 +26,8 @@ def test_search_module_trains_the_asked_trials_and_each_value_is_the_single_tria
     space = autolr.SearchSpace(lr_low=0.01, lr_high=0.5, families=("constant", "cosine", "onecycle"))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     result = autolr.search_module(make_model, digits, space, n_trials=6, epochs=2, batch_size=64, population=3,
-                                  storage=storage, study_name="digits", pruner="none", seed=4)
+                                  storage=storage, study_name="digits", pruner="none", seed=4, baseline_lrs=0,
+                                  rescore_seeds=0)
     table = result.to_dataframe()
     assert len(table) == 6 and set(table["state"]) == {"complete"}
     assert result.best_value > 0.8 and result.best_spec is not None
@@ -35,7 +36,8 @@ def test_search_module_trains_the_asked_trials_and_each_value_is_the_single_tria
         single = autolr.train_trial(spec, build_member(make_model, 4), digits, 2, 64, seed=4, data_seed=4)
         assert single.val_scores == pytest.approx(trial.val_curve, abs=1e-6)
     again = autolr.search_module(make_model, digits, space, n_trials=6, epochs=2, batch_size=64, population=3,
-                                 storage=storage, study_name="digits", pruner="none", seed=4)
+                                 storage=storage, study_name="digits", pruner="none", seed=4, baseline_lrs=0,
+                                 rescore_seeds=0)
     assert len(again.to_dataframe()) == 6  # resumed: nothing trained again
 
 

@@ -63,7 +63,7 @@ def test_lightning_search_example_runs_a_real_trainer_to_a_verdict(tmp_path, mon
     assert result.verdict.sentence in capsys.readouterr().out
     rescored = result.record.rescored
     schedule_free = next(r for r in rescored if r.baseline == "schedule_free")
-    assert min(schedule_free.val_scores) > 0.5  # it trained (chance is 0.1)
+    assert min(schedule_free.val_scores) > 0.3  # it trained (chance is 0.1)
     assert len(rescored) == 2 + 5 and all(len(r.test_scores) == 3 for r in rescored)
     assert all(0.5 < score <= 1.0 for r in rescored for score in r.test_scores)  # test accuracy from trainer.test
     assert (tmp_path / "reports" / "digits-lightning" / "index.html").is_file()

@@ -103,7 +103,8 @@ def test_report_built_while_the_search_still_writes(tmp_path):
 
     space = SearchSpace(lr_low=1e-3, lr_high=0.5, families=("constant", "cosine", "step"))
     searching = threading.Thread(target=search, args=(objective,), kwargs=dict(
-        space=space, n_trials=5, storage=url, study_name="demo", epochs=4, seed=0, pruner="none"))
+        space=space, n_trials=5, storage=url, study_name="demo", epochs=4, seed=0, pruner="none", baseline_lrs=0,
+        rescore_seeds=0))
     searching.start()
     try:
         assert third_trial_started.wait(timeout=300), "the search never reached its third trial"

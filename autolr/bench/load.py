@@ -132,7 +132,8 @@ def _worker(storage_url: str, trials: int, epochs: int, index: int, log_path: Pa
     space = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "step", "cosine", "onecycle"))
     barrier.wait()
     search(descent_objective(epochs, log_path, hold), space=space, n_trials=trials, storage=storage_url,
-           study_name=LOAD_STUDY_NAME, sampler="random", pruner="none", epochs=epochs, seed=index)
+           study_name=LOAD_STUDY_NAME, sampler="random", pruner="none", epochs=epochs, seed=index,
+           baseline_lrs=0, rescore_seeds=0)  # the storage's load: trials only, no baselines or re-scoring
 
 
 def _count(storage_url: str, workers: int, trials: int, evaluations: list[dict], wall_time_s: float) -> LoadResult:

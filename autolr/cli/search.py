@@ -37,6 +37,9 @@ def search(
         None, "--target-steps", help="Text datasets: your training length in steps, at which the verdict re-scores "
         "(default: --steps)."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Trials the study should hold, baselines included."),
+    budget: Optional[float] = typer.Option(
+        None, "--budget", help="Minutes the whole study should take: after the baselines' first LRs it sizes the "
+        "search, the refined baseline LRs and the re-scoring to fit, and says what it cut (optuna only)."),
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated schedule families to search."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe, random, cmaes, gp or qmc."),
     pruner: Optional[str] = typer.Option(None, "--pruner", help="hyperband, median, successive-halving or none."),
@@ -77,7 +80,7 @@ def search(
     config = config.with_optimizer(optimizer).replace(
         name=name, dataset=dataset if study is not None else None, model=model, batch_size=batch_size,
         epochs=epochs, target_epochs=target_epochs, steps=steps, target_steps=target_steps, trials=trials,
-        rescore_top=rescore_top, rescore_seeds=rescore_seeds,
+        budget=budget, rescore_top=rescore_top, rescore_seeds=rescore_seeds,
         families=[item.strip() for item in families.split(",") if item.strip()] if families is not None else None,
         sampler=sampler, pruner=pruner, storage=storage, device=device, seed=seed, population=population,
         threads=threads, backend=backend, data_dir=str(data_dir) if data_dir is not None else None,
@@ -127,7 +130,7 @@ def _print_result(run: Any, as_json: bool) -> None:
             "best_score": provenance.get("val_mean"), "test_score": provenance.get("test_mean"),
             "metric": run.record.config.get("metric"), "counts": state_counts(run.record),
             "wall_time_s": round(run.wall_time_s, 1), "data_source": run.record.meta.get("data_source"),
-            "verdict": _verdict_json(verdict),
+            "verdict": _verdict_json(verdict), "budget": run.record.meta.get("budget"),
         }))
         return
     out = Console(highlight=False, soft_wrap=True)
@@ -142,6 +145,8 @@ def _print_result(run: Any, as_json: bool) -> None:
     if provenance.get("val_std") is not None:
         score += (f" ± {provenance['val_std']:.4f} over {provenance.get('seeds')} seeds, "
                   f"test {provenance.get('test_mean', float('nan')):.4f}")
+    if run.record.meta.get("budget"):
+        out.print(f"Budget:        {run.record.meta['budget']}", markup=False)
     if verdict is not None:
         out.print(f"Verdict:       {verdict.sentence}", markup=False)
     out.print(f"Best schedule: {paths.best_schedule}  ({spec.family}, {score})", markup=False)

@@ -1,15 +1,20 @@
 """Running a study end to end: the one pipeline for built-in studies and the Python API alike.
 
 :func:`run_pipeline` takes a claimed study (``study.backend.StudyBackend``: Optuna or Ray
-Tune), a ``trials.Job`` that trains its schedules and the search space, and runs tuned
-baselines -> search -> re-scoring -> verdict -> metadata. :func:`run_study` is the built-in
+Tune), a ``trials.Job`` that trains its schedules and the search space, and runs the tuned
+baselines' coarse ladders -> (with a budget) the plan that fits it -> the refined rungs and
+the search -> re-scoring -> verdict -> metadata (an engine that is not ``phased`` runs the
+log-spaced ladders and the search in one go). :func:`run_study` is the built-in
 study around it (device, data, range test, space, population size, report). Every step is
 resumable: the range test, the baselines and the re-scoring (seed by seed) are stored with
-the study and not redone, and finished trials are never trained again.
+the study and not redone, and finished trials are never trained again; the refined rungs
+follow from the stored coarse rungs and are queued once, and the budget's plan is stored.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from autolr.backends import open_study
 from autolr.errors import StudyError
 from autolr.jobs.builtin import BuiltinJob
+from autolr.pipeline.budget import BudgetPlan, budgeted, plan_budget, population_seconds
+from autolr.pipeline.rescore import best_rungs
 from autolr.pipeline.steps import (
     rescore_study,
     resolve_device,
@@ -27,12 +34,12 @@ from autolr.pipeline.steps import (
     study_space,
     study_threads,
 )
-from autolr.space.baselines import tuned_baselines
+from autolr.space.baselines import baseline_rung, ladder_rungs, refined_baselines, tuned_baselines
 from autolr.space.search_space import SearchSpace
 from autolr.study.backend import StudyBackend
 from autolr.study.config import StudyConfig
 from autolr.study.definition import SearchDefinition
-from autolr.study.records import OPTIMIZER_BASELINES_KEY, SEARCH_META_KEY, VERDICT_KEY, StudyRecord
+from autolr.study.records import BUDGET_KEY, OPTIMIZER_BASELINES_KEY, SEARCH_META_KEY, VERDICT_KEY, StudyRecord
 from autolr.training.device import torch_threads
 from autolr.trials import Job, Progress
 
@@ -78,7 +85,8 @@ def run_pipeline(
     on_progress: Callable[[Progress], None] | None = None,
     on_phase: Phase | None = None,
 ) -> tuple[StudyRecord, Progress]:
-    """The tuned baselines' ladders and the search, then re-scoring, the verdict and the run's metadata.
+    """The tuned baselines' ladders (coarse, then refined) and the search, then re-scoring, the verdict and the
+    run's metadata; with ``definition.budget``, the rest of the study sized to fit it after the coarse ladders.
 
     ``started``: ``time.monotonic()`` when this run began (its wall time is added to the study's).
     Returns the finished study's record and the search's progress.
@@ -86,19 +94,61 @@ def run_pipeline(
     phase = on_phase or (lambda name: None)
     left_out = optimizer_baselines_left_out(definition, backend, job)
     notes = [] if left_out is None else [left_out[:1].upper() + left_out[1:] + "."]
-    baselines = tuned_baselines(space, definition.baseline_lrs, definition.schedule_free and left_out is None,
-                                definition.recipe)
+    schedule_free = definition.schedule_free and left_out is None
     backend.set_attr(SEARCH_META_KEY, {**(backend.get_attr(SEARCH_META_KEY) or {}), "finished": False})
     phase("search")
-    progress = backend.run_trials(space, baselines, job, population, on_progress)
+    coarse, refined = ladder_rungs(definition.baseline_lrs) if backend.phased else (definition.baseline_lrs, 0)
+    baselines = tuned_baselines(space, coarse, schedule_free, definition.recipe)
+    budget, kinds = None, len(baselines) // max(coarse, 1)
+    if backend.phased and (refined or definition.budget is not None):
+        # first phase: the coarse ladders in whole populations (the last one filled with search trials)
+        first = min(math.ceil(len(baselines) / population) * population or population,
+                    definition.trials - refined * kinds)
+        whole = None if on_progress is None else (  # the display counts toward the study's trials
+            lambda progress: on_progress(dataclasses.replace(progress, target=definition.trials)))
+        backend.run_trials(space, baselines, job, population, whole, trials=first)
+        record = backend.read_record()
+        if definition.budget is not None:
+            plan = study_budget(definition, backend, record, population, kinds, refined, len(baselines),
+                                started)
+            refined, definition = plan.refined, budgeted(definition, plan, len(baselines) + plan.refined * kinds)
+            budget = (f"To fit its {definition.budget:g}-minute budget the study cut {'; '.join(plan.cuts)}."
+                      if plan.cuts else f"The whole study fits its {definition.budget:g}-minute budget.")
+            notes.append(budget)
+        baselines = (refined_baselines(space, coarse, coarse_best_rungs(record, definition, coarse), definition.recipe)
+                     if refined else [])
+    progress = backend.run_trials(space, baselines, job, population, on_progress, trials=definition.trials)
     if definition.rescores:
         phase("re-scoring")
         rescore_study(definition, backend, job, population)
     decide_verdict(definition, backend)
     meta = study_meta(facts.device, population, facts.workers, started, backend, facts.data_source)
     backend.set_attr(SEARCH_META_KEY, {**meta, "dataset": facts.dataset, "model": facts.model, "notes": notes,
-                                       **backend.meta()})
+                                       "budget": budget, **backend.meta()})
     return backend.read_record(), progress
+
+
+def coarse_best_rungs(record: StudyRecord, definition: SearchDefinition, coarse: int) -> dict[str, int]:
+    """Each baseline kind's best rung (from 1) among its ``coarse`` first rungs, which refinement goes around."""
+    trials = [t for t in record.trials if not t.baseline or baseline_rung(t.baseline) <= coarse]
+    best = best_rungs(dataclasses.replace(record, trials=trials), definition.direction)
+    return {kind: baseline_rung(trial.baseline or "") for kind, trial in best.items()}
+
+
+def study_budget(definition: SearchDefinition, backend: StudyBackend, record: StudyRecord, population: int,
+                 kinds: int, refined: int, first_trials: int, started: float) -> BudgetPlan:
+    """The plan that fits the rest of the study into its budget, decided once from its first trials and
+    stored (a rerun with the same budget goes on with it). ``started``: as for ``run_pipeline``."""
+    assert definition.budget is not None
+    stored = backend.get_attr(BUDGET_KEY)
+    if stored is not None and stored["budget"] == definition.budget:
+        return BudgetPlan.from_dict(stored["plan"])
+    spent = float((backend.get_attr(SEARCH_META_KEY) or {}).get("wall_time_s", 0.0)) + time.monotonic() - started
+    run_s = population_seconds(record.trials, definition.epochs) or 0.0
+    plan = plan_budget(definition, 60.0 * definition.budget - spent, run_s, population, kinds,
+                       max(definition.trials - first_trials - refined * kinds, 0), refined)
+    backend.set_attr(BUDGET_KEY, {"budget": definition.budget, "plan": plan.to_dict()})
+    return plan
 
 
 def optimizer_baselines_left_out(definition: SearchDefinition, backend: StudyBackend, job: Job) -> str | None:

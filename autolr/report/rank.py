@@ -13,7 +13,17 @@ from autolr.schedule.spec import flatten_spec
 from autolr.space.baselines import KIND_LABELS
 from autolr.study.definition import ScoreUnit
 from autolr.study.records import RescoreRecord, StudyRecord, TrialRecord, maximizes
-from autolr.study.verdict import CONFIDENCE, Verdict, counted, decide, failure_score, floored_std, mean, paired_gain
+from autolr.study.verdict import (
+    CONFIDENCE,
+    Verdict,
+    counted,
+    decide,
+    failure_score,
+    floored_std,
+    mean,
+    on_shared_seeds,
+    paired_gain,
+)
 
 
 def metric_name(record: StudyRecord) -> str:
@@ -137,8 +147,9 @@ class Ranking:
 def rank(record: StudyRecord) -> Ranking:
     """Rank the study's configurations by the rule the report states.
 
-    With re-scoring: configurations re-trained on fresh seeds come first, by their mean
-    validation score over those seeds; the other complete trials follow by their final
+    With re-scoring: configurations re-trained on fresh seeds come first, those that ran
+    the most seeds first (the re-scoring stops a configuration once it cannot win), by their
+    mean validation score over those seeds; the other complete trials follow by their final
     validation score in the search. Without: complete trials by final validation score.
     Ties go to the lower trial number.
     """
@@ -160,7 +171,8 @@ def rank(record: StudyRecord) -> Ranking:
     if not table.empty:
         sign = -1.0 if maximizes(record) else 1.0
         table = table.assign(_key=sign * table["val_mean"], _trial=table["trial"].fillna(math.inf))
-        table = table.sort_values(["rescored", "_key", "_trial"], ascending=[False, True, True], kind="stable")
+        table = table.sort_values(["rescored", "seeds", "_key", "_trial"], ascending=[False, False, True, True],
+                                  kind="stable")  # a finalist stopped early follows those that ran every seed
         table = table.drop(columns=["_key", "_trial"]).reset_index(drop=True)
         table["trial"] = pd.Series([None if pd.isna(number) else int(number) for number in table["trial"]],
                                    dtype=object)
@@ -170,7 +182,10 @@ def rank(record: StudyRecord) -> Ranking:
     better, metric = ("highest" if maximizes(record) else "lowest"), metric_name(record)
     if rescored:
         epochs = record.rescored[0].epochs or record.config.get("epochs")
-        rule = (f"Ranked by mean validation {metric} ({better} first) over {seeds} fresh seeds, a failed seed counted "
+        stopped = ("" if all(len(r.val_scores) == seeds for r in record.rescored) else
+                   " (those stopped once they could no longer win ran fewer, see the seeds column, and follow)")
+        rule = (f"Ranked by mean validation {metric} ({better} first) over {seeds} fresh seeds{stopped}, a failed "
+                f"seed counted "
                 f"as {failed_at[0]:.4g}, at {epochs} epochs, among the best searched configurations and the best LR of "
                 f"each tuned baseline, re-trained after the search; trials not re-trained follow by their final "
                 f"validation {metric}. Exported: the best searched configuration only when its paired "
@@ -280,14 +295,14 @@ def baseline_gains(record: StudyRecord, ranking: Ranking) -> list[Gain]:
             return []
         ours = record.rescored[verdict.best_searched]
         gains = []
-        for split, scores, step in (("validation", lambda r: r.val_scores, lambda r: r.val_resolution),
-                                    ("test", lambda r: r.test_scores, lambda r: r.test_resolution)):
-            failed_at = failure_score([scores(r) for r in record.rescored], maximize)
+        for split, key in (("validation", "val"), ("test", "test")):
+            failed_at = failure_score([getattr(r, f"{key}_scores") for r in record.rescored], maximize)
             for theirs in record.rescored:
                 if theirs.baseline:
-                    gains.append(_gain(_baseline_label(theirs), counted(scores(ours), failed_at),
-                                       counted(scores(theirs), failed_at), maximize, split,
-                                       max(step(ours), step(theirs))))
+                    paired = on_shared_seeds(ours, theirs, key)
+                    step = max(getattr(ours, f"{key}_resolution"), getattr(theirs, f"{key}_resolution"))
+                    gains.append(_gain(_baseline_label(theirs), counted(paired[0], failed_at),
+                                       counted(paired[1], failed_at), maximize, split, step))
         return gains
     return [
         _gain(trial.baseline, [best["val_mean"]], [trial.value], maximize, "validation")

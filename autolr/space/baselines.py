@@ -2,10 +2,13 @@
 
 A study asks whether its searched schedule beats what the user would have done anyway:
 pick a standard schedule and tune its learning rate, or skip the schedule altogether
-(schedule-free training). Each baseline *kind* below trains an LR ladder: ``points``
-peak LRs log-spaced over its family's interval in the search space (both ends included),
-as ordinary trials of the study (they count toward ``trials``, a population trains a
-ladder at once, and the pruner stops hopeless rungs). The verdict then re-scores each
+(schedule-free training). Each baseline *kind* below trains an LR ladder of ``points``
+rungs, as ordinary trials of the study (they count toward ``trials``, a population trains a
+ladder at once, and the pruner stops hopeless rungs): a coarse ladder of peak LRs
+log-spaced over its family's interval in the search space (both ends included), then, on an
+engine that can queue trials part-way (Optuna), ``REFINED_RUNGS`` rungs a golden-section
+step either side of the coarse ladder's best rung (``ladder_rungs``, ``refined_baselines``);
+on one that cannot (Ray Tune) the whole ladder is log-spaced. The verdict then re-scores each
 kind's best rung on fresh seeds against the best searched schedules.
 
 Which kinds a study gets is its ``Recipe`` (``autolr.study.definition``), chosen by the dataset's kind:
@@ -89,6 +92,12 @@ def baseline_kind(name: str) -> str:
     return name.partition("#")[0]
 
 
+def baseline_rung(name: str) -> int:
+    """The rung of a baseline from its trial name (``cosine#2`` -> 2; 0 for a name without one)."""
+    rung = name.partition("#")[2]
+    return int(rung) if rung.isdigit() else 0
+
+
 def baseline_kinds(optimizer: dict[str, Any], schedule_free: bool,
                    recipe: Recipe = Recipe.CLASSIFIER) -> tuple[str, ...]:
     """The kinds a study with ``optimizer`` gets: its recipe's scheduled kinds, then the schedule-free ones
@@ -135,22 +144,64 @@ def prodigy_optimizer(optimizer: dict[str, Any]) -> dict[str, Any]:
     return {"name": "prodigy", **{key: optimizer[key] for key in ("betas", "weight_decay") if key in optimizer}}
 
 
-def tuned_baselines(space: SearchSpace, points: int, schedule_free: bool,
-                    recipe: Recipe = Recipe.CLASSIFIER) -> list[Baseline]:
-    """Every kind's LR ladder of ``points`` rungs over its interval in ``space`` (a SearchSpace).
+REFINED_RUNGS = 2  # rungs per kind added around the best coarse rung once the coarse ladder has run
+GOLDEN_STEP = 1 - 2 / (1 + math.sqrt(5))  # 0.382: a golden-section step, as a fraction of a ladder's log step
 
-    The recipe's scheduled kinds span their family's interval; schedule-free spans the union
-    of those intervals (its best LR sits between a constant's and an annealed schedule's);
-    Prodigy spans ``PRODIGY_LRS``.
-    """
-    if points == 0:
-        return []
+
+def ladder_rungs(points: int) -> tuple[int, int]:
+    """``points`` rungs per kind split into (coarse, refined): the coarse ladder spans the interval, the
+    refined rungs go around its best (none when fewer than 3 coarse rungs would be left)."""
+    refined = REFINED_RUNGS if points - REFINED_RUNGS >= 3 else 0
+    return points - refined, refined
+
+
+def kind_intervals(space: SearchSpace, recipe: Recipe = Recipe.CLASSIFIER) -> dict[str, tuple[float, float]]:
+    """Each kind's LR ladder interval: the recipe's scheduled kinds span their family's interval in
+    ``space``; schedule-free spans the union of theirs (its best LR sits between a constant's and an
+    annealed schedule's); Prodigy spans ``PRODIGY_LRS``."""
     intervals = {kind: space.lr_interval(KIND_SCHEDULES[kind][0]) for kind in RECIPE_KINDS[recipe]}
     intervals["schedule_free"] = (min(low for low, _ in intervals.values()),
                                   max(high for _, high in intervals.values()))
     intervals["prodigy"] = PRODIGY_LRS
+    return intervals
+
+
+def tuned_baselines(space: SearchSpace, points: int, schedule_free: bool,
+                    recipe: Recipe = Recipe.CLASSIFIER) -> list[Baseline]:
+    """Every kind of ``recipe``'s LR ladder of ``points`` rungs over its interval (``kind_intervals``)
+    in ``space``."""
+    if points == 0:
+        return []
+    intervals = kind_intervals(space, recipe)
     return [
         Baseline(f"{kind}#{rung}", None, kind_spec(kind, lr, space.optimizer))
         for kind in baseline_kinds(space.optimizer, schedule_free, recipe)
         for rung, lr in enumerate(lr_ladder(*intervals[kind], points), start=1)
+    ]
+
+
+def refined_lrs(low: float, high: float, points: int, best: int) -> list[float]:
+    """``REFINED_RUNGS`` LRs around rung ``best`` (from 0) of the ``points``-rung ladder from ``low`` to
+    ``high``: a golden-section step (``GOLDEN_STEP`` of the ladder's log step) to either side, or, at an
+    end of the ladder, one and two steps inward (the ladder's ends bound the LR: no rung beyond them)."""
+    ladder = lr_ladder(low, high, points)
+    step = math.log(ladder[1] / ladder[0])
+    if best == 0:
+        offsets = [GOLDEN_STEP, 1 - GOLDEN_STEP]
+    elif best == points - 1:
+        offsets = [-(1 - GOLDEN_STEP), -GOLDEN_STEP]
+    else:
+        offsets = [-GOLDEN_STEP, GOLDEN_STEP]
+    return [ladder[best] * math.exp(offset * step) for offset in offsets]
+
+
+def refined_baselines(space: SearchSpace, coarse: int, best_rungs: dict[str, int],
+                      recipe: Recipe = Recipe.CLASSIFIER) -> list[Baseline]:
+    """The ``REFINED_RUNGS`` refined rungs of each kind in ``best_rungs`` (kind -> its best rung, from 1,
+    on its ``coarse``-rung ladder), named after the coarse rungs (``cosine#6``)."""
+    intervals = kind_intervals(space, recipe)
+    return [
+        Baseline(f"{kind}#{coarse + rung}", None, kind_spec(kind, lr, space.optimizer))
+        for kind, best in best_rungs.items()
+        for rung, lr in enumerate(refined_lrs(*intervals[kind], coarse, best - 1), start=1)
     ]

@@ -55,12 +55,14 @@ class StudyBackend(StudyStore, Protocol):
     """An engine running a study."""
 
     location: str  # where the study lives: a storage URL (may hold a password) or a folder
+    phased: bool  # whether run_trials can stop at ``trials`` and be called again with more baselines
 
     def run_trials(self, space: "SearchSpace", baselines: Sequence["Baseline"], job: "Job", population: int,
-                   on_progress: Callable[["Progress"], None] | None) -> "Progress":
-        """Run (or continue) the study's trials until it holds the definition's ``trials``: the
-        ``baselines`` first (queued once), then samples of ``space``, ``population`` at a time
-        (the engine's own unit where it has one), each trained by ``job``."""
+                   on_progress: Callable[["Progress"], None] | None, trials: int) -> "Progress":
+        """Run (or continue) the study's trials until it holds ``trials``: the ``baselines`` first
+        (each queued once), then samples of ``space``, ``population`` at a time (the engine's own
+        unit where it has one), each trained by ``job``. An engine that is not ``phased`` runs
+        the definition's ``trials`` at its first call, whatever ``trials`` says."""
 
     def meta(self) -> dict[str, Any]:
         """What the report's run metadata should say about this engine's run."""

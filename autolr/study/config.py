@@ -30,6 +30,7 @@ from autolr.study.definition import (
     Recipe,
     ScoreUnit,
     SearchDefinition,
+    check_budget_backend,
     check_choice,
     check_positive,
 )
@@ -78,7 +79,9 @@ class StudyConfig:
     Underneath, one epoch is ``eval_every`` steps: ``epochs`` and ``target_epochs`` are
     derived (``steps / eval_every``), and the study file and the CLI refuse them for text
     (and the step keys for images). ``grad_clip``: each run's gradient norm is clipped to it
-    before every step (None: no clipping).
+    before every step (None: no clipping). ``budget``:
+    minutes the whole study should take; it sizes its search, refined rungs and re-scoring
+    from its first trials to fit (None: no limit; optuna only).
     """
 
     name: str
@@ -112,6 +115,7 @@ class StudyConfig:
     target_steps: int | None = None
     eval_every: int | None = None
     grad_clip: float | None = None
+    budget: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
@@ -148,7 +152,7 @@ class StudyConfig:
             seed=self.seed, retry_interrupted=self.retry_interrupted, baseline_lrs=self.baseline_lrs,
             schedule_free=self.schedule_free, rescore_top=self.rescore_top, rescore_seeds=self.rescore_seeds,
             target_epochs=self.target_epochs, population=self.population, threads=self.threads,
-            recipe=self.recipe,
+            recipe=self.recipe, budget=self.budget,
         )
 
     def replace(self, **changes: Any) -> "StudyConfig":
@@ -220,6 +224,7 @@ def _validate(config: StudyConfig) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise StudyError(f"{key} must be a positive integer, got {value!r}")
     check_choice("backend", config.backend, BACKENDS)
+    check_budget_backend(config.backend, config.budget)
     check_choice("metric", config.metric, METRICS)
     if not config.families:
         raise StudyError("families must name at least one schedule family")

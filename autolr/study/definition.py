@@ -96,7 +96,9 @@ class SearchDefinition:
     on how many fresh seeds (0 seeds: no re-scoring, the pick is a single run's).
     ``target_epochs``: the user's training length, at which the verdict re-scores (None:
     ``epochs``). ``population``: trials trained at once (None: the engine's or the probe's
-    choice). ``recipe``: which tuned baselines the study gets.
+    choice). ``recipe``: which tuned baselines the study gets. ``budget``: minutes the whole
+    study should take (None: no limit); the study then sizes its search, refined rungs and
+    re-scoring to fit (``autolr.pipeline.budget``).
     """
 
     name: str
@@ -118,6 +120,7 @@ class SearchDefinition:
     population: int | None = None
     threads: int | None = None  # torch threads of each training process on a CPU (None: chosen from the load)
     recipe: Recipe = Recipe.CLASSIFIER
+    budget: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", Direction.parse(self.direction))
@@ -157,6 +160,10 @@ def _validate(definition: SearchDefinition) -> None:
         raise StudyError(f"baseline_lrs must be an integer from 0 to {MAX_BASELINE_LRS}, got {lrs!r}")
     if not isinstance(definition.schedule_free, bool):
         raise StudyError(f"schedule_free must be true or false, got {definition.schedule_free!r}")
+    budget = definition.budget
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not 0 < budget < float("inf")):
+        raise StudyError(f"budget must be a positive number of minutes, got {budget!r}")
     top = definition.rescore_top
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise StudyError(f"rescore top must be a non-negative integer, got {top!r}")
@@ -164,6 +171,13 @@ def _validate(definition: SearchDefinition) -> None:
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not (seeds == 0 or seeds >= MIN_RESCORE_SEEDS):
         raise StudyError(f"rescore_seeds must be 0 (no re-scoring) or at least {MIN_RESCORE_SEEDS}, as the verdict's "
                          f"paired interval needs {MIN_RESCORE_SEEDS} seeds, got {seeds!r}")
+
+
+def check_budget_backend(backend: str, budget: float | None) -> None:
+    """StudyError when a budget is given to an engine that cannot resize a study once it started (Ray Tune)."""
+    if budget is not None and backend == "ray":
+        raise StudyError("budget needs the optuna backend: a Ray Tune study's trials are fixed when it starts, "
+                         "before the study can measure what a trial costs")
 
 
 def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

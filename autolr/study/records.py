@@ -28,6 +28,7 @@ TRIAL_FAMILY_KEY = "autolr.family"  # the spec's family and LR again as plain va
 TRIAL_LR_KEY = "autolr.lr"  # own tools (optuna-dashboard) show, sort and filter trials by them
 
 OPTIMIZER_BASELINES_KEY = "autolr.optimizer_baselines"  # {"left_out": reason or None}: the job's answer, kept
+BUDGET_KEY = "autolr.budget"  # {"budget": minutes, "plan": BudgetPlan.to_dict()}: sized once from the first trials
 VERDICT_KEY = "autolr.verdict"  # the verdict's Verdict.to_dict(), decided once after the re-scoring
 
 

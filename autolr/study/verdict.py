@@ -1,7 +1,10 @@
 """The verdict: does the best searched schedule beat the best LR-tuned baseline, and what is exported.
 
 Pure functions over re-scored runs (``RescoreRecord``: scores per fresh seed, paired by
-seed: the same initial weights and batch order for every configuration of one seed).
+seed: the same initial weights and batch order for every configuration of one seed). A
+finalist the re-scoring stopped early (``study.reach``) ran only the first seeds: each
+side's best is chosen among those that ran the most seeds, and pairs are formed over the
+seeds both ran.
 
 - A seed whose run failed (diverged: NaN) counts, at ``failure_score``: accuracy 0, or
   for a loss the worst loss any run of that split reached. A configuration next to a cliff
@@ -29,8 +32,6 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
-
-from scipy import stats
 
 from autolr.space.baselines import KIND_LABELS
 from autolr.study.records import RescoreRecord
@@ -138,9 +139,18 @@ def paired_gain(ours: Sequence[float], theirs: Sequence[float], maximize: bool, 
     spread = floored_std(differences, resolution)
     if len(differences) < 2 or spread == 0:
         return PairedGain(average, None, None, len(differences))
-    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, len(differences) - 1)) * spread / math.sqrt(len(differences))
+    half = t_quantile(len(differences) - 1) * spread / math.sqrt(len(differences))
     floor = resolution if std(differences) < resolution else None
     return PairedGain(average, average - half, average + half, len(differences), floor)
+
+
+def on_shared_seeds(ours: RescoreRecord, theirs: RescoreRecord, split: str = "val") -> tuple[list[float], list[float]]:
+    """Both records' ``split`` scores (``val`` or ``test``) at the seeds both ran, in ``ours``' seed order: a
+    finalist the re-scoring stopped early ran only the first seeds."""
+    their_scores = dict(zip(theirs.seeds, getattr(theirs, f"{split}_scores")))
+    pairs = [(score, their_scores[seed]) for seed, score in zip(ours.seeds, getattr(ours, f"{split}_scores"))
+             if seed in their_scores]
+    return [a for a, _ in pairs], [b for _, b in pairs]
 
 
 def describe(record: RescoreRecord) -> str:
@@ -160,9 +170,10 @@ def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "sco
     test_failed = failure_score([r.test_scores for r in rescored], maximize)
     sign = 1.0 if maximize else -1.0
 
-    def best_of(indices: list[int]) -> int | None:
-        scored = [(sign * mean(counted(rescored[i].val_scores, val_failed)), -i) for i in indices]
-        return -max(scored)[1] if scored else None
+    def best_of(indices: list[int]) -> int | None:  # among those that ran the most seeds: the others were stopped
+        scored = [(len(rescored[i].val_scores), sign * mean(counted(rescored[i].val_scores, val_failed)), -i)
+                  for i in indices]
+        return -max(scored)[2] if scored else None
 
     searched = best_of([i for i, r in enumerate(rescored) if not r.baseline])
     baseline = best_of([i for i, r in enumerate(rescored) if r.baseline])
@@ -175,11 +186,13 @@ def decide(rescored: Sequence[RescoreRecord], maximize: bool, metric: str = "sco
                     f"Exported {describe(rescored[exported])}: no searched schedule completed to compare with.")
         return Verdict(outcome, exported, searched, baseline, None, None, sentence)
     ours, theirs = rescored[searched], rescored[baseline]
-    val_gain = paired_gain(counted(ours.val_scores, val_failed), counted(theirs.val_scores, val_failed), maximize,
+    val_ours, val_theirs = on_shared_seeds(ours, theirs)
+    val_gain = paired_gain(counted(val_ours, val_failed), counted(val_theirs, val_failed), maximize,
                            max(ours.val_resolution, theirs.val_resolution))
     has_test = any(math.isfinite(value) for r in rescored for value in r.test_scores)  # an objective may have none
-    test_gain = (paired_gain(counted(ours.test_scores, test_failed), counted(theirs.test_scores, test_failed),
-                             maximize, max(ours.test_resolution, theirs.test_resolution))
+    test_ours, test_theirs = on_shared_seeds(ours, theirs, "test")
+    test_gain = (paired_gain(counted(test_ours, test_failed), counted(test_theirs, test_failed), maximize,
+                             max(ours.test_resolution, theirs.test_resolution))
                  if has_test else None)
     test_text = f"; test {test_gain.text()}" if test_gain is not None else ""
     failures = _failures_text(ours, theirs)
@@ -206,3 +219,10 @@ def _failures_text(*records: RescoreRecord) -> str:
 
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def t_quantile(degrees: int) -> float:
+    """Student's t quantile of the two-sided CONFIDENCE interval with ``degrees`` degrees of freedom."""
+    from scipy import stats  # ~0.9 s to import: loaded by the first interval, not by a study's start
+
+    return float(stats.t.ppf((1 + CONFIDENCE) / 2, degrees))

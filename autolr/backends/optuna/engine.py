@@ -215,15 +215,17 @@ class OptunaEngine:
                 )
 
     def queue_baselines(self, baselines: Sequence[Any]) -> None:
-        """Queue the baselines (``Baseline`` objects) as the next trials, once per study."""
-        if not baselines or self.get_attr(BASELINES_QUEUED_KEY) is not None:
+        """Queue the baselines (``Baseline`` objects) as the next trials, each name once per study."""
+        queued = self.get_attr(BASELINES_QUEUED_KEY) or []
+        new = [baseline for baseline in baselines if baseline.name not in queued]
+        if not new:
             return
-        for baseline in baselines:
+        for baseline in new:
             attrs = {TRIAL_BASELINE_KEY: baseline.name}
             if baseline.params is None:  # a fixed spec: nothing is sampled, the sampler learns nothing from it
                 attrs[FIXED_SPEC_KEY] = baseline.spec.to_dict()
             self.study.enqueue_trial(baseline.params or {}, user_attrs=attrs)
-        self.set_attr(BASELINES_QUEUED_KEY, [baseline.name for baseline in baselines])
+        self.set_attr(BASELINES_QUEUED_KEY, queued + [baseline.name for baseline in new])
 
     # -- the trial loop ----------------------------------------------------------------------
     def remaining(self, n_trials: int) -> int:

@@ -50,15 +50,17 @@ class OptunaStudy(StoredStudy):
     def meta(self) -> dict[str, Any]:
         return {"backend": "optuna"}
 
+    phased = True
+
     def run_trials(self, space: SearchSpace, baselines: Sequence[Baseline], job: Job, population: int,
-                   on_progress: Callable[[Progress], None] | None) -> Progress:
+                   on_progress: Callable[[Progress], None] | None, trials: int) -> Progress:
         """Queue the baselines, then ask, train and tell populations here and in the extra workers."""
         self.engine.space = space
         self.engine.queue_baselines(baselines)
         self.engine.recover_interrupted()
-        children = _start_workers(self.definition, self.location, space, job, self.workers, population)
+        children = _start_workers(self.definition, self.location, space, job, self.workers, population, trials)
         try:
-            progress = run_trials(self.engine, job.evaluator(self.definition), self.definition.trials,
+            progress = run_trials(self.engine, job.evaluator(self.definition), trials,
                                   population=population, on_progress=on_progress)
         except KeyboardInterrupt:  # a Ctrl-C or SIGTERM sent to this process alone stops the workers too
             for child in children:
@@ -75,14 +77,15 @@ class OptunaStudy(StoredStudy):
 
 
 def _start_workers(definition: SearchDefinition, storage: str, space: SearchSpace, job: Job, workers: int,
-                   population: int) -> list[Any]:
+                   population: int, trials: int) -> list[Any]:
     """Start ``workers - 1`` extra processes (spawned: no state shared but the storage) and
     wait until each is ready to train, so all start asking trials together."""
     context = multiprocessing.get_context("spawn")
     children = []
     for worker in range(1, workers):
         ready = context.Event()
-        child = context.Process(target=_worker_main, args=(definition, storage, space, job, worker, population, ready),
+        child = context.Process(target=_worker_main,
+                                args=(definition, storage, space, job, worker, population, trials, ready),
                                 name=f"autolr-worker-{worker}")
         child.start()
         children.append((child, ready))
@@ -93,7 +96,7 @@ def _start_workers(definition: SearchDefinition, storage: str, space: SearchSpac
 
 
 def _worker_main(definition: SearchDefinition, storage: str, space: SearchSpace, job: Job, worker: int,
-                 population: int, ready: Any) -> None:
+                 population: int, trials: int, ready: Any) -> None:
     """One extra worker: the same trial loop on the shared study, with the job it was handed;
     Ctrl-C or SIGTERM stops it cleanly."""
     stop_on_first_ctrl_c()
@@ -103,6 +106,6 @@ def _worker_main(definition: SearchDefinition, storage: str, space: SearchSpace,
         ready.set()
         try:
             with termination_as_ctrl_c():
-                run_trials(engine, evaluate, definition.trials, population=population)
+                run_trials(engine, evaluate, trials, population=population)
         except KeyboardInterrupt:
             pass  # the trials in flight are already marked interrupted

@@ -137,9 +137,12 @@ class RayStudy(StoredStudy):
     def meta(self) -> dict[str, Any]:
         return {"backend": "ray", "population": population_size(self.definition)}
 
+    phased = False  # a Tune experiment's trials and searcher are fixed when it is created
+
     def run_trials(self, space: SearchSpace, baselines: "Sequence[Baseline]", job: "Job", population: int,
-                   on_progress: Callable[["Progress"], None] | None) -> "Progress":
-        """Run (or continue) the Tune experiment (``population`` is the re-scoring's, not Tune's)."""
+                   on_progress: Callable[["Progress"], None] | None, trials: int) -> "Progress":
+        """Run (or continue) the Tune experiment (``population`` is the re-scoring's, not Tune's;
+        ``trials``: the definition's, as the experiment was created with)."""
         from autolr.backends.ray.progress import progress_of
 
         started = time.monotonic()

@@ -1,0 +1,115 @@
+"""Adaptive baseline ladders (a coarse ladder, then golden-section rungs around its best) and a study's budget
+in minutes (the search, refined rungs and re-scoring sized from the first trials' measured time)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from autolr.backends.optuna.engine import read_study_record
+from autolr.errors import StudyError
+from autolr.pipeline.budget import plan_budget
+from autolr.search import search
+from autolr.space.baselines import GOLDEN_STEP, ladder_rungs, lr_ladder, refined_lrs
+from autolr.space.search_space import SearchSpace
+from autolr.study.config import StudyConfig
+from autolr.study.definition import Direction, SearchDefinition
+
+EPOCHS = 4
+SPACE = SearchSpace(lr_low=1e-3, lr_high=1.0, families=("constant", "cosine"), warmup=False)
+KINDS = ("constant", "cosine", "onecycle", "linear")  # schedule_free=False
+
+
+def peaked_training(schedule, trial) -> float:
+    """A score that peaks at a peak LR of 0.1 (log scale), whatever the schedule."""
+    score = -abs(math.log10(schedule.lr) + 1.0)
+    for epoch in range(EPOCHS):
+        trial.report(score, epoch)
+    return score
+
+
+def test_the_ladder_splits_into_coarse_and_refined_rungs():
+    assert ladder_rungs(7) == (5, 2) and ladder_rungs(5) == (3, 2)
+    assert ladder_rungs(4) == (4, 0) and ladder_rungs(1) == (1, 0)  # fewer than 3 coarse rungs: no refinement
+
+
+def test_refined_rungs_are_a_golden_section_step_around_the_best_coarse_rung():
+    ladder = lr_ladder(0.01, 1.0, 5)  # a log step of 10 ** 0.5
+    step = 0.5 * GOLDEN_STEP
+    assert GOLDEN_STEP == pytest.approx(0.381966, abs=1e-6)
+    assert refined_lrs(0.01, 1.0, 5, 2) == pytest.approx([ladder[2] * 10 ** -step, ladder[2] * 10 ** step])
+    assert refined_lrs(0.01, 1.0, 5, 0) == pytest.approx([0.01 * 10 ** step, 0.01 * 10 ** (0.5 - step)])
+    assert refined_lrs(0.01, 1.0, 5, 4) == pytest.approx([10 ** -(0.5 - step), 10 ** -step])  # never past the end
+
+
+def test_a_study_refines_each_ladder_after_its_coarse_rungs_and_a_rerun_queues_nothing_again(tmp_path: Path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    settings = dict(space=SPACE, n_trials=24, storage=storage, epochs=EPOCHS, pruner="none", baseline_lrs=5,
+                    schedule_free=False, rescore_seeds=0)
+    search(peaked_training, **settings)
+    trials = read_study_record(storage).trials
+    assert sorted(t.baseline for t in trials[:12]) == sorted(f"{kind}#{rung}" for kind in KINDS for rung in (1, 2, 3))
+    refined = {t.baseline: t.spec["lr"] for t in trials if t.baseline and int(t.baseline.split("#")[1]) > 3}
+    assert len(refined) == 2 * len(KINDS) and all(t.baseline in refined for t in trials[12:20])  # then refinement
+    for kind in KINDS:
+        low, high = SPACE.lr_interval(kind)
+        rungs = lr_ladder(low, high, 3)
+        best = min(range(3), key=lambda index: abs(math.log10(rungs[index]) + 1.0))
+        assert [refined[f"{kind}#4"], refined[f"{kind}#5"]] == pytest.approx(refined_lrs(low, high, 3, best))
+    search(peaked_training, **settings)  # resumed: nothing is queued or trained again
+    again = read_study_record(storage).trials
+    assert len(again) == len(trials) == 24 and [t.baseline for t in again] == [t.baseline for t in trials]
+
+
+def definition(**changes) -> SearchDefinition:
+    return SearchDefinition("s", Direction.MAXIMIZE, trials=64, epochs=3, rescore_top=3, rescore_seeds=5, **changes)
+
+
+def test_a_budget_cuts_the_search_first_then_refinement_then_re_scoring():
+    # 29 search trials + 5 kinds x 2 refined rungs in populations of 8, then 5 seeds x 8 finalists: 10 population runs
+    fits = plan_budget(definition(), budget_s=10.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
+    assert (fits.search, fits.refined, fits.rescore_top, fits.rescore_seeds, fits.cuts) == (29, 2, 3, 5, [])
+    assert fits.estimate_s == pytest.approx(10.0)
+    tight = plan_budget(definition(), budget_s=7.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
+    assert (tight.search, tight.refined, tight.rescore_top, tight.rescore_seeds) == (8, 0, 3, 5)
+    assert tight.cuts == ["search trials 29 -> 8", "refined baseline rungs 10 -> 0"] and tight.estimate_s == 6.0
+    short = plan_budget(definition(), budget_s=3.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
+    assert (short.search, short.refined, short.rescore_top, short.rescore_seeds) == (8, 0, 1, 3)
+    assert short.cuts[-1] == "even so it needs about 0.067 minutes, more than the 0.05 left in the budget"
+    # at a target of 9 epochs every re-scoring run costs 3 trials, and the LR check runs first
+    longer = plan_budget(definition(target_epochs=9), budget_s=30.0, run_s=1.0, population=8, kinds=5, search=29,
+                         refined=2)
+    assert longer.estimate_s == pytest.approx(3 + 3 * (5 + 2 * (1 + 1)))  # populations + (seeds + LR check) x 3
+    assert (longer.search, longer.refined, longer.rescore_top, longer.rescore_seeds) == (13, 2, 3, 5)
+
+
+def test_a_study_sizes_itself_to_its_budget_and_says_what_it_cut(tmp_path: Path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    result = search(peaked_training, space=SPACE, n_trials=40, storage=storage, epochs=EPOCHS, pruner="none",
+                    baseline_lrs=5, schedule_free=False, rescore_seeds=5, budget=1e-4)
+    assert len(result.record.trials) == 4 * 3 + 1  # the coarse ladders, then one population (of one) searched
+    note = result.record.meta["budget"]
+    assert note.startswith("To fit its 0.0001-minute budget the study cut search trials 20 -> 1; refined baseline "
+                           "rungs 8 -> 0; re-scored searched configurations 3 -> 1; fresh seeds at most 5 -> 3")
+    assert note in result.record.meta["notes"]
+    assert max(len(r.seeds) for r in result.record.rescored) <= 3 and len(result.record.rescored) == 1 + 4
+    again = search(peaked_training, space=SPACE, n_trials=40, storage=storage, epochs=EPOCHS, pruner="none",
+                   baseline_lrs=5, schedule_free=False, rescore_seeds=5, budget=1e-4)  # resumed: the stored plan
+    assert [t.number for t in again.record.trials] == [t.number for t in result.record.trials]
+    assert again.record.meta["budget"] == note and again.record.rescored == result.record.rescored
+    roomy = search(peaked_training, space=SPACE, n_trials=24, epochs=EPOCHS, pruner="none", baseline_lrs=5,
+                   schedule_free=False, rescore_seeds=2, budget=600)
+    assert roomy.record.meta["budget"] == "The whole study fits its 600-minute budget."
+    assert len(roomy.record.trials) == 24
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"budget": 0}, "budget must be a positive number of minutes"),
+    ({"budget": "5"}, "budget must be a positive number of minutes"),
+    ({"budget": 5, "backend": "ray"}, "budget needs the optuna backend"),
+])
+def test_a_bad_budget_is_one_sentence(changes, message):
+    with pytest.raises(StudyError, match=message):
+        StudyConfig(name="x", dataset="digits", **changes)
