@@ -6,7 +6,10 @@ each rule, one recommended LR and an interval for the search):
 - ``lr_range_test``: the classic sweep, one model whose LR grows every step, on a user's
   own model, optimizer and data; it leaves all of them exactly as they were (parameters,
   buffers, gradients, optimizer state and LRs, train/eval mode, torch RNG). The default
-  for user models, and on CPU, where it costs one model's training steps.
+  for user models, and on CPU, where it costs one model's training steps per seed: it runs
+  on ``CHECK_SEEDS`` seeds (``run_seeds``) and ``combine_sweeps`` keeps the median one, and the
+  population check that may follow (``rangetest.check``) runs on the same seeds, at the
+  user's training length (``rangetest.horizon``).
 - ``population_range_test``: K copies of a model (built-in, or the user's own through
   ``lr_range_test(..., method="population")``), each at one constant LR of a log grid,
   trained at once by the population trainer; the curve is each LR's held-out loss after
