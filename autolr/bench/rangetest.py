@@ -473,6 +473,13 @@ def seed_variation(cases: list[BenchCase]) -> dict[str, float]:
     return out
 
 
+def _range_test_run(case: BenchCase) -> str:
+    """How the case's range tests ran: seeds and the check's steps run / judged, or the stored single-seed form."""
+    if case.length is None:
+        return "1 seed, 100 steps (stored before #26)"
+    return f"{len(case.range_seeds)} seeds, {case.check_steps}/{case.length} steps"
+
+
 def _cell(case: BenchCase, name: str) -> str:
     if name not in case.suggestions:
         return "-"
@@ -508,14 +515,14 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         "to choose the sweep's divisor; which of them had run when the check's rule was fixed is in the README. "
         "Fresh ones ran only after the rule was final.",
         "",
-        "| setting | held out | seed | target LR | " + " | ".join(methods) + " |",
-        "|---|---|---|---|" + "---|" * len(methods),
+        "| setting | held out | seed | range test | target LR | " + " | ".join(methods) + " |",
+        "|---|---|---|---|---|" + "---|" * len(methods),
     ]
     for c in cases:
         target = c.stable_lr if c.stable_lr is not None else c.grid_best
         label = "least squares, GD, 2/L" if c.stable_lr is not None else c.setting.label
         held_out = "fresh" if c.fresh else "yes" if c.held_out else ""
-        lines.append(f"| {label} | {held_out} | {c.seed} | {target:.3g} | "
+        lines.append(f"| {label} | {held_out} | {c.seed} | {_range_test_run(c)} | {target:.3g} | "
                      + " | ".join(_cell(c, m) for m in methods) + " |")
     stats = summary(cases)
     lines += ["", "| method | good (tuning) | good (held out) | of them fresh | collapses | worst factor "
