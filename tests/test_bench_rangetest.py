@@ -20,6 +20,7 @@ from autolr.bench.rangetest import (
     BenchSetting,
     accuracy_at,
     judge,
+    markdown,
     read,
     reanalyse,
     run_case,
@@ -134,3 +135,15 @@ def test_a_stored_grid_is_reused_and_the_range_tests_run_on_three_seeds_at_the_s
     assert case.range_seeds == [0, 1, 2] and len(case.sweep_losses) == 3 and len(case.check_losses) == 3
     assert case.length == 2 * math.ceil(1294 / 128) and case.check_steps == QUICK.check_steps  # 22, run 20
     assert case.suggestions["autolr sweep + check"] <= max(case.check_lrs)
+
+
+def test_cases_stored_before_seeds_are_in_the_table_but_not_in_the_summaries() -> None:
+    accuracies = [0.5, 0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.5]
+    stored = _case(accuracies, suggestions={"autolr sweep + check": 1.0})  # 10x off, the previous rule
+    current = _case(accuracies, length=20, range_seeds=[3, 4, 5], check_steps=20,
+                    suggestions={"autolr sweep + check": 0.1})
+    text = markdown([stored, current], QUICK, "test")
+    assert "| 1 seed, 100 steps (stored before #26) |" in text and "| 3 seeds, 20/20 steps |" in text
+    assert "Summary of the 1 cases run under the current range test" in text
+    assert "| autolr sweep + check | 1/1 | - | - | 0 | 1.00 |" in text
+    assert "| autolr sweep + check | 0/1 |" in markdown([stored], QUICK, "test")  # all stored: all counted

@@ -459,6 +459,12 @@ def summary(cases: list[BenchCase]) -> dict[str, Any]:
     return out
 
 
+def current_cases(cases: list[BenchCase]) -> list[BenchCase]:
+    """The cases whose range tests ran on seeds at the setting's length; all of them when none did (a file stored
+    before). Cases stored before are kept in the table but left out of the summaries."""
+    return [c for c in cases if c.length is not None] or cases
+
+
 def seed_variation(cases: list[BenchCase]) -> dict[str, float]:
     """Per method, the largest ratio of the highest to the lowest suggestion among one setting's seeds."""
     by_setting: dict[tuple[str, str], list[float]] = {}
@@ -524,11 +530,14 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         held_out = "fresh" if c.fresh else "yes" if c.held_out else ""
         lines.append(f"| {label} | {held_out} | {c.seed} | {_range_test_run(c)} | {target:.3g} | "
                      + " | ".join(_cell(c, m) for m in methods) + " |")
-    stats = summary(cases)
-    lines += ["", "| method | good (tuning) | good (held out) | of them fresh | collapses | worst factor "
+    current = current_cases(cases)
+    stats = summary(current)
+    lines += ["", f"Summary of the {len(current)} cases run under the current range test:", "",
+              "| method | good (tuning) | good (held out) | of them fresh | collapses | worst factor "
               "| mean seconds |", "|---|---|---|---|---|---|---|"]
+    methods = [m for m in methods if m in stats]
     for m in methods:
-        timed = [c.seconds[m] for c in cases if m in c.seconds]
+        timed = [c.seconds[m] for c in current if m in c.seconds]
         parts = stats[m]
         cells = [f"{parts[p]['good']}/{parts[p]['cases']}" if p in parts else "-"
                  for p in ("tuning", "held_out", "fresh")]
@@ -537,7 +546,7 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         lines.append(f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {collapses} | {worst:.2f} | "
                      f"{sum(timed) / max(1, len(timed)):.1f} |")
     lines += ["", "Spread across the seeds of one setting (highest / lowest suggestion): "
-              + ", ".join(f"{m} {worst:.2f}x" for m, worst in seed_variation(cases).items()), ""]
+              + ", ".join(f"{m} {worst:.2f}x" for m, worst in seed_variation(current).items()), ""]
     rules = [name for name in stats if name.startswith("rule ")]
     lines += ["", "Sweep rules on their own (good on tuning, held out; collapses): " + ", ".join(
         f"{r[5:]} {stats[r].get('tuning', {}).get('good', 0)}/{stats[r].get('tuning', {}).get('cases', 0)}, "
@@ -550,8 +559,8 @@ def write(cases: list[BenchCase], size: BenchSize, out_dir: Path, hardware: str)
     """Write ``rangetest.json`` (every curve) and ``rangetest.md`` (the table) under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "rangetest.json", out_dir / "rangetest.md"
-    payload = {"size": _size_dict(size), "hardware": hardware, "summary": summary(cases),
-               "seed_variation": seed_variation(cases),
+    payload = {"size": _size_dict(size), "hardware": hardware, "summary": summary(current_cases(cases)),
+               "seed_variation": seed_variation(current_cases(cases)),
                "cases": [case.__dict__ for case in cases]}
     json_path.write_text(json.dumps(payload, indent=1, allow_nan=True))
     md_path.write_text(markdown(cases, size, hardware))
