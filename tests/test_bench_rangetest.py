@@ -6,11 +6,27 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from autolr.bench.least_squares import least_squares
-from autolr.bench.rangetest import FRESH_ROLE, HELD_OUT_ROLE, BenchCase, accuracy_at, judge, read, summary
+from autolr.bench.rangetest import (
+    FRESH,
+    FRESH_ROLE,
+    HELD_OUT_ROLE,
+    QUICK,
+    BenchCase,
+    BenchSetting,
+    accuracy_at,
+    judge,
+    markdown,
+    read,
+    reanalyse,
+    run_case,
+    seed_variation,
+    summary,
+)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -27,7 +43,8 @@ def test_least_squares_gd_converges_just_below_two_over_l_and_diverges_just_abov
 
 def _case(accuracies: list[float], **extra: object) -> BenchCase:
     lrs = [10 ** (k / 4) for k in range(-8, 1)]  # 0.01 .. 1
-    return BenchCase("digits", "cnn", 0, lrs, accuracies, 0.1, [], [], "completed", **extra)  # type: ignore[arg-type]
+    return BenchCase("digits", "cnn", 0, lrs, accuracies, 0.1, [[]], [[]], ["completed"],
+                     **extra)  # type: ignore[arg-type]
 
 
 def test_a_suggestion_is_good_within_3x_or_close_in_accuracy_and_a_collapse_past_a_cliff() -> None:
@@ -82,3 +99,51 @@ def test_quick_bench_trains_the_grid_and_judges_every_method(tmp_path) -> None:
     assert "| digits mlp sgd b128 2ep |" in completed.stdout
     stored = json.loads((tmp_path / "rangetest.json").read_text())
     assert stored["summary"]["autolr sweep"]["tuning"]["cases"] == 1 and size.seeds == (0,)
+
+
+def test_the_spread_across_seeds_is_the_widest_ratio_within_one_setting() -> None:
+    accuracies = [0.5, 0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.5]
+    cases = [_case(accuracies, suggestions={"autolr sweep + check": lr, "rule x": lr * 9}) for lr in (0.1, 0.15, 0.3)]
+    other = [_case(accuracies, epochs=20, suggestions={"autolr sweep + check": lr}) for lr in (0.1, 0.5)]
+    assert seed_variation(cases) == {"autolr sweep + check": pytest.approx(3.0)}  # rules are not methods
+    assert seed_variation(cases + other) == {"autolr sweep + check": pytest.approx(5.0)}  # per setting, the widest
+
+
+def test_the_fresh_set_has_long_cnns_adamw_and_both_batch_extremes() -> None:
+    assert all(setting.role == FRESH_ROLE for setting in FRESH) and len(FRESH) == 4
+    assert any(s.model == "cnn" and s.epochs >= 20 for s in FRESH) and any(s.optimizer == "adamw" for s in FRESH)
+    assert min(s.batch_size for s in FRESH) <= 32 and any(s.batch_size >= 512 and s.epochs >= 20 for s in FRESH)
+    assert BenchSetting("mnist", "cnn", train_rows=1500).label == "mnist cnn sgd b128 2ep 1500 rows"
+
+
+def test_cases_stored_before_seeds_read_as_one_seed_and_reanalyse() -> None:
+    cases, _, _ = read(Path("reports/reference/bench-rangetest.json"))
+    case = next(c for c in cases if c.stable_lr is None and c.check_lrs and c.length is None)  # stored before #26
+    assert len(case.sweep_losses) == len(case.check_losses) == 1 and case.range_seeds == [] and case.length is None
+    (again,) = reanalyse([case])
+    assert 0 < again.suggestions["autolr sweep + check"] <= max(case.check_lrs)
+
+
+def test_a_stored_grid_is_reused_and_the_range_tests_run_on_three_seeds_at_the_settings_length() -> None:
+    from autolr.data import load_splits
+
+    lrs = [10 ** (k / 4) for k in range(-10, 3)]
+    fake = [0.1 * k for k in range(7)] + [0.1 * k for k in range(5, -1, -1)]  # peaked at lrs[6], not trained
+    case = run_case(load_splits("digits", seed=0), BenchSetting("digits", "mlp"), 0, QUICK, (lrs, fake, 1.5))
+    assert case.grid_accuracies == fake and case.seconds["grid"] == 1.5
+    assert case.grid_best == pytest.approx(lrs[6])
+    assert case.range_seeds == [0, 1, 2] and len(case.sweep_losses) == 3 and len(case.check_losses) == 3
+    assert case.length == 2 * math.ceil(1294 / 128) and case.check_steps == QUICK.check_steps  # 22, run 20
+    assert case.suggestions["autolr sweep + check"] <= max(case.check_lrs)
+
+
+def test_cases_stored_before_seeds_are_in_the_table_but_not_in_the_summaries() -> None:
+    accuracies = [0.5, 0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.5]
+    stored = _case(accuracies, suggestions={"autolr sweep + check": 1.0})  # 10x off, the previous rule
+    current = _case(accuracies, length=20, range_seeds=[3, 4, 5], check_steps=20,
+                    suggestions={"autolr sweep + check": 0.1})
+    text = markdown([stored, current], QUICK, "test")
+    assert "| 1 seed, 100 steps (stored before #26) |" in text and "| 3 seeds, 20/20 steps |" in text
+    assert "Summary of the 1 cases run under the current range test" in text
+    assert "| autolr sweep + check | 1/1 | - | - | 0 | 1.00 |" in text
+    assert "| autolr sweep + check | 0/1 |" in markdown([stored], QUICK, "test")  # all stored: all counted

@@ -195,7 +195,7 @@ def test_range_test_command_prints_json_and_writes_plots(tmp_path) -> None:
     import sys
 
     command = [sys.executable, "-m", "autolr", "range-test", "--dataset", "digits", "--model", "mlp",
-               "--num-steps", "60", "--batch-size", "32", "--json", "--out", str(tmp_path)]
+               "--num-steps", "60", "--batch-size", "32", "--epochs", "2", "--json", "--out", str(tmp_path)]
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
     printed = json.loads(completed.stdout)
     low, high = printed["interval"]
@@ -204,12 +204,18 @@ def test_range_test_command_prints_json_and_writes_plots(tmp_path) -> None:
     assert printed["suggestion"] == printed["suggestions"]["check"] <= printed["suggestions"]["loss_min"]
     spread_low, spread_high = printed["suggestion_spread"]  # the LRs the check cannot rank apart
     assert spread_low <= printed["suggestion"] <= spread_high
+    assert printed["length"] == 2 * math.ceil(1294 / 32)  # digits' 1294 training rows, 2 epochs
+    assert len(printed["seed_suggestions"]) == 3 and min(printed["seed_suggestions"]) > 0
     stored = json.loads((tmp_path / "range_test.json").read_text())
     assert stored["suggestion"] == printed["suggestion"] and stored["stopped_at"] <= 60
+    checked = stored["settings"]["check"]
+    assert checked["length"] == printed["length"] and checked["seeds"] == [0, 1, 2]
     assert (tmp_path / "range_test.png").stat().st_size > 10_000
     assert "plotly" in (tmp_path / "range_test.html").read_text().lower()
     bad = subprocess.run(command[:4] + ["--method", "guess"], capture_output=True, text=True)
     assert bad.returncode == 2 and "method must be auto, sweep or population" in bad.stderr and "Traceback" not in bad.stderr
+    both = subprocess.run(command[:4] + ["--epochs", "2", "--steps", "50"], capture_output=True, text=True)
+    assert both.returncode == 2 and "not both" in both.stderr and "Traceback" not in both.stderr
 
 
 def test_bench_grid_best_is_the_vertex_of_the_accuracy_parabola() -> None:

@@ -13,10 +13,22 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autolr.bench.least_squares import least_squares
 from autolr.errors import UserError
-from autolr.rangetest.check import ALL_DIVERGED, CHECK_LRS, CHECK_SPAN, check_best, check_spread, with_check
+from autolr.rangetest.check import (
+    ALL_DIVERGED,
+    CHECK_LRS,
+    CHECK_SPAN,
+    CLIFF_MARGIN,
+    CheckRuns,
+    check_best,
+    check_spread,
+    cliff_index,
+    seed_suggestions,
+    with_check,
+)
 from autolr.rangetest.confidence import NEVER_ROSE, NO_DESCENT
+from autolr.rangetest.horizon import CHECK_MAX_STEPS, growth, loss_at_length, target_steps
 from autolr.rangetest.plot import TITLE_WIDTH, _title
-from autolr.rangetest.range_test import RangeTestResult, lr_range_test
+from autolr.rangetest.range_test import RangeTestResult, lr_range_test, run_seeds
 
 
 def _sweep(suggestion: float, loss_min: float) -> RangeTestResult:
@@ -26,66 +38,88 @@ def _sweep(suggestion: float, loss_min: float) -> RangeTestResult:
                            interval=(suggestion / 10, loss_min), suggestion_spread=(0.6 * suggestion, 1.5 * suggestion))
 
 
+LRS = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4, 2x apart
+
+
+def _runs(*losses: list[float], length: int = 100) -> CheckRuns:
+    return CheckRuns(lrs=LRS, seeds=list(range(len(losses))), losses=[list(seed) for seed in losses],
+                     num_steps=100, length=length)
+
+
 def test_the_checks_best_lr_is_the_suggestion_lowered_or_raised_from_the_sweeps() -> None:
-    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4, 2x apart
     cliff = [2.0, 1.5, 1.0, 0.6, 0.5, 0.9, math.nan]  # best at 0.1 (neighbours 0.05, 0.2), diverged at 0.4
-    lowered = with_check(_sweep(0.3, 0.4), lrs, cliff, num_steps=100)
+    lowered = with_check(_sweep(0.3, 0.4), _runs(cliff, cliff, cliff))
     best = lowered.suggestions["check"]
     assert 0.05 < best < 0.1 and lowered.suggestion == best  # the parabola's vertex, left of the 0.1 point
     assert lowered.interval == (best / 10, 0.4)  # up to the loss minimum (more than 3x above)
     # only the best run is within 5% of its loss: (best, 0.1), less than the grid's 2x, widened to one step
     assert lowered.suggestion_spread == pytest.approx(one_step(best, 0.1))
-    assert lowered.settings["check"] == {"lrs": lrs, "losses": cliff[:-1] + [None], "num_steps": 100,
-                                         "sweep_suggestion": 0.3}
+    assert lowered.seed_suggestions == [best] * 3 and lowered.seed_spread == (best, best)
+    assert lowered.settings["check"] == {"lrs": LRS, "seeds": [0, 1, 2], "losses": [cliff[:-1] + [None]] * 3,
+                                         "num_steps": 100, "length": 100, "sweep_suggestion": 0.3,
+                                         "sweep_seed_suggestions": []}
     assert lowered.suggestions["steepest"] == 0.05  # the other rules untouched
-    raised = with_check(_sweep(0.02, 0.4), lrs, cliff, num_steps=100)
+    raised = with_check(_sweep(0.02, 0.4), _runs(cliff))
     assert raised.suggestion == best and raised.settings["check"]["sweep_suggestion"] == 0.02
     rising = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]  # the best run is the highest LR: the vertex may not pass it
-    assert with_check(_sweep(1.0, 0.4), lrs, rising, num_steps=100).suggestion == 0.4
-    edge = [2.0, 1.5, 1.0, 0.6, 0.5, 1.2, math.nan]  # the next LR up more than doubles the loss: half the best run
-    assert with_check(_sweep(0.3, 0.4), lrs, edge, num_steps=100).suggestion == 0.05
-    assert with_check(_sweep(0.3, 0.4), lrs, rising[:5] + [0.3, math.nan], num_steps=100).suggestion == 0.1
+    assert with_check(_sweep(1.0, 0.4), _runs(rising)).suggestion == 0.4
+
+
+def test_the_suggestion_stays_a_margin_below_the_lowest_lr_where_any_seed_failed() -> None:
+    steady = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]  # alone: the highest LR, 0.4
+    assert check_best(LRS, [steady]) == 0.4
+    lost = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.95]  # 0.4 ends above 2x this seed's best (0.45)
+    assert cliff_index([steady, steady, lost]) == 6
+    assert check_best(LRS, [steady, steady, lost]) == pytest.approx(0.4 / CLIFF_MARGIN)  # 0.133, not 0.2
+    diverged = [2.0, 1.5, 1.0, 0.6, 0.5, math.nan, math.nan]  # one seed diverged at 0.2
+    assert check_best(LRS, [steady, diverged, steady]) == pytest.approx(0.2 / CLIFF_MARGIN)
+    # the mean curve below the cliff decides, not the seed that is best alone
+    assert check_best(LRS, [steady, diverged, steady]) < min(check_best(LRS, [seed]) for seed in (steady, steady))
+    # a low LR that has not learned (more than 2x the best) is no cliff: the cliff is above an LR every seed held
+    slow = [5.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]
+    assert cliff_index([slow, steady]) is None and check_best(LRS, [slow, steady]) == 0.4
+    assert seed_suggestions(LRS, [steady, diverged]) == [0.4, pytest.approx(0.2 / CLIFF_MARGIN)]
 
 
 def test_when_every_check_run_diverged_the_suggestion_is_half_its_lowest_lr_with_a_warning() -> None:
-    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4
-    result = with_check(_sweep(0.3, 0.4), lrs, [math.nan] * CHECK_LRS, num_steps=100)
+    result = with_check(_sweep(0.3, 0.4), _runs([math.nan] * CHECK_LRS, [math.nan] * CHECK_LRS))
     assert result.suggestion == result.suggestions["check"] == 0.003125
     assert result.suggestion_spread == pytest.approx(one_step(0.003125, 0.003125))  # not zero width
     assert result.interval == (0.0003125, 0.03125)  # search_interval: at most 10x the suggestion
     assert result.warnings == [ALL_DIVERGED]
-    assert result.settings["check"]["losses"] == [None] * CHECK_LRS
-    assert check_best(lrs, [math.nan] * CHECK_LRS) == 0.003125  # the rule itself, as the bench calls it
+    assert result.settings["check"]["losses"] == [[None] * CHECK_LRS] * 2
+    assert check_best(LRS, [[math.nan] * CHECK_LRS]) == 0.003125  # the rule itself, as the bench calls it
 
 
 def test_a_check_that_learned_drops_the_sweeps_no_descent_warning_and_one_that_did_not_keeps_it() -> None:
-    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]
     flat = _sweep(0.3, 0.4)
     flat.smoothed_losses = [2.3] * 10 + [2.25] * 10  # read from step 2 (after 10%): 2.3, at best 2% lower
     flat.warnings = [NO_DESCENT, NEVER_ROSE]
-    learned = with_check(flat, lrs, [2.2, 1.5, 0.9, 0.4, 0.3, 0.35, math.nan], num_steps=100)
+    learned = with_check(flat, _runs([2.2, 1.5, 0.9, 0.4, 0.3, 0.35, math.nan]))
     assert learned.warnings == [NEVER_ROSE]
     barely = [2.2, 2.1, 2.08, 2.06, 2.08, 2.2, math.nan]  # the best, 2.06, is 10.4% below 2.3: a clear descent
-    assert with_check(flat, lrs, barely, num_steps=100).warnings == [NEVER_ROSE]
+    assert with_check(flat, _runs(barely)).warnings == [NEVER_ROSE]
     stalled = [2.2, 2.1, 2.09, 2.08, 2.09, 2.2, math.nan]  # 2.08 is 9.6% below: still no clear descent
-    assert with_check(flat, lrs, stalled, num_steps=100).warnings == [NO_DESCENT, NEVER_ROSE]
-    assert with_check(flat, lrs, [math.nan] * CHECK_LRS, num_steps=100).warnings == [NO_DESCENT, NEVER_ROSE,
-                                                                                       ALL_DIVERGED]
+    assert with_check(flat, _runs(stalled)).warnings == [NO_DESCENT, NEVER_ROSE]
+    assert with_check(flat, _runs([math.nan] * CHECK_LRS)).warnings == [NO_DESCENT, NEVER_ROSE, ALL_DIVERGED]
 
 
 def test_the_plots_draw_the_checks_losses_on_their_own_axis_and_wrap_a_long_warning(tmp_path) -> None:
-    lrs = [0.4 / 2 ** k for k in range(6, -1, -1)]
-    checked = with_check(_sweep(0.3, 0.4), lrs, [2.0, 1.5, 1.0, 0.6, 0.5, 0.9, math.nan], num_steps=100)
+    seeds = [[2.0, 1.5, 1.0, 0.6, 0.5, 0.9, math.nan], [0.5, 0.6, 0.25, 0.15, 0.125, 0.225, 1.0]]
+    checked = with_check(_sweep(0.3, 0.4), _runs(*seeds, length=700))
     checked.warnings.append("a warning long enough to need a second line " * 4)
     figure = json.loads(re.search(r"Plotly.newPlot\(\s*\"[^\"]+\",\s*(\[.*?\]),\s*\{", checked.plot_html(),
                                   re.S).group(1))
-    check = next(trace for trace in figure if trace["name"] == "check: held-out loss after 100 steps")
-    assert check["yaxis"] == "y2" and check["x"] == lrs[:-1] and check["y"] == [2.0, 1.5, 1.0, 0.6, 0.5, 0.9]
+    name = "check: held-out loss, mean of 2 seeds, 100 steps judged at 700"
+    check = next(trace for trace in figure if trace["name"] == name)
+    assert check["yaxis"] == "y2" and check["x"] == LRS[:-1]  # the geometric mean where no seed diverged
+    assert check["y"] == pytest.approx([1.0, 0.9487, 0.5, 0.3, 0.25, 0.45], rel=1e-3)
     png = checked.plot(tmp_path / "range.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "check:" not in _sweep(0.3, 0.4).plot_html()
-    title = _title(checked).splitlines()
-    assert len(title) == 3 and max(map(len, title)) <= TITLE_WIDTH  # the title, and the 185-character warning in 2
+    title = _title(checked)
+    assert "across 2 seeds [0.0812, 0.0" in " ".join(title.splitlines())  # each seed's own suggestion
+    assert len(title.splitlines()) == 4 and max(map(len, title.splitlines())) <= TITLE_WIDTH
 
 
 def one_step(low: float, high: float) -> tuple[float, float]:
@@ -133,3 +167,63 @@ def test_the_check_needs_tensors_and_says_so_before_training() -> None:
         lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, nn.functional.cross_entropy,
                       check=True)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_growing_loss_is_grown_to_the_users_length_and_a_falling_one_is_taken_as_it_is() -> None:
+    steps = [25, 50, 75, 100]
+    growing = [0.4, 0.3, 0.3 * 1.5 ** (math.log(75 / 50) / math.log(2)), 0.45]  # +50% per doubling since step 50
+    assert growth(steps, growing) == pytest.approx(math.log(1.5) / math.log(2), rel=1e-6)
+    assert loss_at_length(steps, growing, 400) == pytest.approx(0.45 * 1.5 ** 2)  # two more doublings
+    assert loss_at_length(steps, growing, 100) == 0.45 and loss_at_length(steps, growing, 60) == 0.45
+    falling = [0.9, 0.5, 0.4, 0.35]
+    assert growth(steps, falling) < 0 and loss_at_length(steps, falling, 10_000) == 0.35
+    assert math.isnan(loss_at_length(steps, [0.5, 0.4, 0.3, math.nan], 400))
+    # the growth can move the cliff: 0.4 holds at 100 steps, at 800 it has lost more than 2x
+    held = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.42]
+    at_800 = held[:-1] + [loss_at_length(steps, [0.3, 0.3, 0.35, 0.42], 800)]
+    assert at_800[-1] > 2 * 0.45 and check_best(LRS, [held]) == 0.4 and check_best(LRS, [at_800]) < 0.2
+
+
+def test_the_length_is_steps_or_epochs_of_batches_and_one_clear_sentence_when_wrong() -> None:
+    assert target_steps(None, None, 30) is None
+    assert target_steps(3, None, 30) == 90 and target_steps(None, 500, 30) == 500
+    with pytest.raises(UserError, match="not both"):
+        target_steps(3, 500, 30)
+    with pytest.raises(UserError, match="epochs must be at least 1, got 0"):
+        target_steps(0, None, 30)
+    model = nn.Linear(4, 2)
+    with pytest.raises(UserError, match="pass check=True"):
+        lr_range_test(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                      (torch.randn(32, 4), torch.randint(0, 2, (32,))), nn.functional.cross_entropy, epochs=3)
+
+
+def test_the_check_runs_the_users_length_up_to_its_cap_and_on_every_seed() -> None:
+    problem = least_squares(0)
+    model = problem.model(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    data, rows = (problem.x, problem.y), len(problem.y)
+    short = lr_range_test(model, optimizer, data, nn.functional.mse_loss, batch_size=rows, check=True, epochs=30)
+    check = short.settings["check"]
+    assert (check["num_steps"], check["length"], check["seeds"]) == (30, 30, [0, 1, 2])  # one full batch per epoch
+    assert len(check["losses"]) == 3 and short.settings["length"] == 30 and len(short.seed_suggestions) == 3
+    long = lr_range_test(model, optimizer, data, nn.functional.mse_loss, batch_size=rows, check=True, steps=5000,
+                         seed=1)
+    assert (long.settings["check"]["num_steps"], long.settings["check"]["length"]) == (CHECK_MAX_STEPS, 5000)
+    assert long.settings["check"]["seeds"] == run_seeds(1, 3) == [3, 4, 5]
+    assert long.suggestion < problem.stable_lr
+
+
+def test_the_sweep_on_several_seeds_suggests_their_median_and_keeps_each_ones() -> None:
+    x = torch.randn(512, 8, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    result = lr_range_test(model, optimizer, (x, y), nn.functional.cross_entropy, batch_size=16, seeds=3)
+    assert len(result.seed_suggestions) == 3 and result.settings["seeds"] == [0, 1, 2]
+    assert result.suggestion == sorted(result.seed_suggestions)[1]
+    assert [curve["seed"] for curve in result.settings["seed_curves"]] == [0, 1, 2]
+    assert RangeTestResult.from_dict(json.loads(json.dumps(result.to_dict()))).seed_suggestions == \
+        result.seed_suggestions
+    one = lr_range_test(model, optimizer, (x, y), nn.functional.cross_entropy, batch_size=16, seeds=1, seed=2)
+    assert one.seed_suggestions == [result.seed_suggestions[2]]  # seed 2 alone is the third seed of seed 0

@@ -5,9 +5,13 @@ constant LRs (the population trainer) and take the LR with the best validation a
 (the vertex of a parabola fitted around the best point, so one lucky point does not decide it); run the
 range tests on the same model initialisation and data; judge each suggestion against the grid
 (``judge``). The settings the rules were chosen on (``TUNING``) are reported apart from those
-held out (``HELD_OUT``, and a least-squares problem whose stable LR is known).
-Every run's raw curves are saved, so ``reanalyse`` re-reads them under the current rules
-without training again (training is deterministic given the seed).
+held out (``HELD_OUT``, and a least-squares problem whose stable LR is known) and from the
+fresh ones (``FRESH``: defined in code before they first ran, under the rule as it stands).
+The range tests run on ``CHECK_SEEDS`` seeds of their own, derived from the case's seed
+(``run_seeds``), and the check judges the setting's length. Every run's raw curves are
+saved, so ``reanalyse`` re-reads them under the current rules without training again
+(training is deterministic given the seed), and a stored grid can be reused while the
+range tests run again (``grids``).
 """
 
 from __future__ import annotations
@@ -26,18 +30,21 @@ import torch
 import torch.nn.functional as F
 
 from autolr.bench.least_squares import least_squares
-from autolr.rangetest.check import CHECK_LRS, CHECK_SPAN, CHECK_STEPS, check_best
+from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_SPAN, check_best
+from autolr.rangetest.horizon import CHECK_MAX_STEPS
 from autolr.rangetest.range_test import (
+    combine_sweeps,
     lr_range_test,
     population_check,
     population_range_test,
+    run_seeds,
     sweep_result,
     tensor_splits,
 )
 from autolr.schedule.spec import ScheduleSpec
 from autolr.training.models import build_model
 from autolr.training.population import train_population
-from autolr.training.train import complete_score
+from autolr.training.train import complete_score, steps_per_epoch
 
 TARGET_FACTOR = 3.0  # the suggestion should be within this factor of the grid's best LR
 
@@ -66,8 +73,10 @@ GRID_LRS: dict[str, tuple[float, ...]] = {  # 13 constant LRs 1.78x apart, per o
 
 # What a setting was for. "held-out": not used to choose the sweep's divisor (which of them had run when the
 # check's rule was fixed: the README's range-test section). "fresh": held out and run only after the rule was
-# final, so nothing about it was seen when choosing it.
+# final, so nothing about it was seen when choosing it (the set that was fresh for the previous rule is held out
+# now: its results were seen when the seeds and the length came in).
 TUNING_ROLE, HELD_OUT_ROLE, FRESH_ROLE = "tuning", "held-out", "fresh"
+ROLES = (TUNING_ROLE, HELD_OUT_ROLE, FRESH_ROLE)
 
 
 @dataclass(frozen=True)
@@ -81,10 +90,12 @@ class BenchSetting:
     batch_size: int = 128
     epochs: int = 2
     role: str = TUNING_ROLE
+    train_rows: int | None = None  # training rows of this setting (None: the bench size's)
 
     @property
     def label(self) -> str:
-        return f"{self.dataset} {self.model} {self.optimizer} b{self.batch_size} {self.epochs}ep"
+        rows = "" if self.train_rows is None else f" {self.train_rows} rows"
+        return f"{self.dataset} {self.model} {self.optimizer} b{self.batch_size} {self.epochs}ep{rows}"
 
     @property
     def held_out(self) -> bool:
@@ -104,11 +115,18 @@ HELD_OUT = (
     BenchSetting("mnist", "mlp", batch_size=512, epochs=20, role=HELD_OUT_ROLE),  # large batches, long
     BenchSetting("mnist", "cnn", optimizer="adamw", epochs=4, role=HELD_OUT_ROLE),
 )
-FRESH = (  # run after the check became the suggestion (the rule as it stands)
-    BenchSetting("fashion-mnist", "cnn", optimizer="adamw", epochs=3, role=FRESH_ROLE),
-    BenchSetting("digits", "mlp", batch_size=256, epochs=40, role=FRESH_ROLE),  # large batches, long
-    BenchSetting("fashion-mnist", "mlp", batch_size=32, epochs=3, role=FRESH_ROLE),  # small batches
-    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=256, epochs=15, role=FRESH_ROLE),
+HELD_OUT_2 = (  # fresh for the previous rule (the check's best LR on one seed, 100 steps); seen since
+    BenchSetting("fashion-mnist", "cnn", optimizer="adamw", epochs=3, role=HELD_OUT_ROLE),
+    BenchSetting("digits", "mlp", batch_size=256, epochs=40, role=HELD_OUT_ROLE),  # large batches, long
+    BenchSetting("fashion-mnist", "mlp", batch_size=32, epochs=3, role=HELD_OUT_ROLE),  # small batches
+    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=256, epochs=15, role=HELD_OUT_ROLE),
+)
+FRESH = (  # fixed before they first ran, under the check on 3 seeds judged at the setting's length (issue #26);
+    # cheapest first, so that a run cut short on a shared CPU has the most cases
+    BenchSetting("fashion-mnist", "mlp", optimizer="adamw", batch_size=1024, epochs=40, role=FRESH_ROLE),  # large, long
+    BenchSetting("mnist", "mlp", batch_size=16, epochs=3, role=FRESH_ROLE),  # the smallest batches
+    BenchSetting("digits", "cnn", optimizer="adamw", batch_size=32, epochs=20, role=FRESH_ROLE),  # long, small batch
+    BenchSetting("fashion-mnist", "cnn", epochs=20, role=FRESH_ROLE, train_rows=1500),  # a CNN trained long
 )
 
 
@@ -116,14 +134,14 @@ FRESH = (  # run after the check became the suggestion (the rule as it stands)
 class BenchSize:
     """How big each part of the benchmark is."""
 
-    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT + FRESH
+    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT + HELD_OUT_2 + FRESH
     seeds: tuple[int, ...] = (0, 1, 2)
     train_rows: int = 4000  # training rows used (fewer where the dataset has fewer)
     val_rows: int = 1000  # rows the grid is scored on: the validation split, then test rows where it is smaller
     population_lrs: int = 8  # population range test: LRs from 1e-3 to 10
     population_steps: int = 60
     population_models: tuple[str, ...] = ("mlp",)  # on CPU the population test of the cnn costs too much
-    check_steps: int = CHECK_STEPS  # the population check's steps (the product's default)
+    check_steps: int = CHECK_MAX_STEPS  # the population check's longest run (the product's default)
     least_squares: bool = True  # also the least-squares problem (one case per seed)
 
 
@@ -136,7 +154,9 @@ class BenchCase:
     """One setting x seed: the grid, the curves, and what each method suggested.
 
     For the least-squares problem (dataset ``least-squares``) ``grid_accuracies`` holds the
-    grid's final training losses and ``stable_lr`` the known limit 2/L.
+    grid's final training losses and ``stable_lr`` the known limit 2/L. The sweep fields hold
+    one curve per range-test seed (``range_seeds``), ``check_losses[s][i]`` seed ``s``'s
+    held-out loss at ``check_lrs[i]`` judged at ``length`` steps (the setting's training length).
     """
 
     dataset: str
@@ -145,9 +165,9 @@ class BenchCase:
     grid_lrs: list[float]
     grid_accuracies: list[float]
     grid_best: float
-    sweep_losses: list[float]
-    sweep_lrs: list[float]
-    sweep_stop_reason: str
+    sweep_losses: list[list[float]]
+    sweep_lrs: list[list[float]]
+    sweep_stop_reason: list[str]
     suggestions: dict[str, float] = field(default_factory=dict)  # method or rule -> LR
     seconds: dict[str, float] = field(default_factory=dict)  # method -> wall time
     optimizer: str = "sgd"
@@ -155,12 +175,17 @@ class BenchCase:
     epochs: int = 2
     role: str = TUNING_ROLE  # one of the *_ROLE names
     check_lrs: list[float] = field(default_factory=list)  # the population check's LRs ...
-    check_losses: list[float] = field(default_factory=list)  # ... and their held-out losses (NaN: diverged)
+    check_losses: list[list[float]] = field(default_factory=list)  # ... per seed, held-out losses (NaN: diverged)
     stable_lr: float | None = None
+    train_rows: int | None = None
+    range_seeds: list[int] = field(default_factory=list)
+    length: int | None = None  # steps the check judged (None: stored before the length was asked)
+    check_steps: int | None = None  # steps the check's runs trained
 
     @property
     def setting(self) -> BenchSetting:
-        return BenchSetting(self.dataset, self.model, self.optimizer, self.batch_size, self.epochs, self.role)
+        return BenchSetting(self.dataset, self.model, self.optimizer, self.batch_size, self.epochs, self.role,
+                            self.train_rows)
 
     @property
     def held_out(self) -> bool:
@@ -188,10 +213,11 @@ def grid_best(lrs: list[float], accuracies: list[float]) -> float:
     return float(np.exp(np.clip(-slope / (2 * curvature), x.min(), x.max())))
 
 
-def _subset(splits: Any, size: BenchSize, seed: int) -> Any:
-    """``size.train_rows`` training rows and ``size.val_rows`` rows to score on (validation, then test rows)."""
+def _subset(splits: Any, size: BenchSize, seed: int, train_rows: int | None = None) -> Any:
+    """``train_rows`` (default ``size.train_rows``) training rows and ``size.val_rows`` rows to score on
+    (validation, then test rows)."""
     generator = torch.Generator().manual_seed(seed)
-    train = torch.randperm(len(splits.train_y), generator=generator)[: size.train_rows]
+    train = torch.randperm(len(splits.train_y), generator=generator)[: train_rows or size.train_rows]
     scored_x, scored_y = torch.cat([splits.val_x, splits.test_x]), torch.cat([splits.val_y, splits.test_y])
     val = torch.cat([torch.randperm(len(splits.val_y), generator=generator),
                      len(splits.val_y) + torch.randperm(len(splits.test_y), generator=generator)])[: size.val_rows]
@@ -224,22 +250,30 @@ def _torch_lr_finder(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x
     return None if suggestion is None else float(suggestion)
 
 
-def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize) -> BenchCase:
-    """Grid, sweep, population check, population test and torch-lr-finder for one setting x seed."""
-    data = _subset(splits, size, seed)
-    grid_lrs = list(GRID_LRS[setting.optimizer])
-    started = time.perf_counter()
-    specs = [ScheduleSpec("constant", lr, optimizer=OPTIMIZERS[setting.optimizer]) for lr in grid_lrs]
-    members = train_population(specs, setting.model, data, epochs=setting.epochs, batch_size=setting.batch_size,
-                               seeds=[seed] * len(specs), data_seed=seed)
-    accuracies = [complete_score(member) for member in members]
-    seconds = {"grid": time.perf_counter() - started}
+Grid = tuple[list[float], list[float], float]  # a stored grid: LRs, accuracies, seconds it took
 
-    network = build_model(setting.model, data.input_shape, data.num_classes, seed)
+
+def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize, grid: Grid | None = None) -> BenchCase:
+    """Grid (or the stored ``grid``), sweeps, population check, population test and torch-lr-finder for one
+    setting x seed."""
+    data = _subset(splits, size, seed, setting.train_rows)
+    if grid is None:
+        grid_lrs = list(GRID_LRS[setting.optimizer])
+        started = time.perf_counter()
+        specs = [ScheduleSpec("constant", lr, optimizer=OPTIMIZERS[setting.optimizer]) for lr in grid_lrs]
+        members = train_population(specs, setting.model, data, epochs=setting.epochs, batch_size=setting.batch_size,
+                                   seeds=[seed] * len(specs), data_seed=seed)
+        grid = grid_lrs, [complete_score(member) for member in members], time.perf_counter() - started
+    grid_lrs, accuracies, grid_seconds = grid
+    seeds = run_seeds(seed, CHECK_SEEDS)
     started = time.perf_counter()
-    sweep = lr_range_test(network, _torch_optimizer(network, setting.optimizer), (data.train_x, data.train_y),
-                          F.cross_entropy, batch_size=setting.batch_size, seed=seed, **SWEEP)
-    seconds["autolr sweep"] = time.perf_counter() - started
+    sweeps = []
+    for run_seed in seeds:
+        network = build_model(setting.model, data.input_shape, data.num_classes, run_seed)
+        sweeps.append(lr_range_test(network, _torch_optimizer(network, setting.optimizer),
+                                    (data.train_x, data.train_y), F.cross_entropy, batch_size=setting.batch_size,
+                                    seed=run_seed, seeds=1, **SWEEP))
+    seconds = {"grid": grid_seconds, "autolr sweep": time.perf_counter() - started}
 
     started = time.perf_counter()
     network = build_model(setting.model, data.input_shape, data.num_classes, seed)
@@ -248,11 +282,13 @@ def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize) -> 
     seconds["torch-lr-finder"] = time.perf_counter() - started
 
     case = BenchCase(setting.dataset, setting.model, seed, grid_lrs, accuracies, grid_best(grid_lrs, accuracies),
-                     sweep.losses, sweep.lrs, sweep.stop_reason, seconds=seconds, optimizer=setting.optimizer,
-                     batch_size=setting.batch_size, epochs=setting.epochs, role=setting.role)
+                     [r.losses for r in sweeps], [r.lrs for r in sweeps], [r.stop_reason for r in sweeps],
+                     seconds=seconds, optimizer=setting.optimizer, batch_size=setting.batch_size,
+                     epochs=setting.epochs, role=setting.role, train_rows=setting.train_rows, range_seeds=seeds,
+                     length=setting.epochs * steps_per_epoch(len(data.train_y), setting.batch_size))
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
-    add_check(case, setting.model, data, size, sweep.suggestions["loss_min"])
+    add_check(case, setting.model, data, size, combine_sweeps(sweeps, case.length).suggestions["loss_min"])
     if setting.model in size.population_models:
         add_population(case, data, size)
     _analyse(case)
@@ -261,12 +297,13 @@ def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize) -> 
 
 def add_check(case: BenchCase, model: Any, data: Any, size: BenchSize, loss_min: float,
               loss_fn: Any = F.cross_entropy) -> None:
-    """The population check's raw losses (``rangetest.check``: constant LRs from ``loss_min`` down)."""
+    """The population check's losses (``rangetest.check``: constant LRs from ``loss_min`` down, on the case's
+    range-test seeds, judged at its length)."""
     started = time.perf_counter()
     check = population_check(model, data, loss_min, batch_size=case.batch_size, optimizer=OPTIMIZERS[case.optimizer],
-                             seed=case.seed, loss_fn=loss_fn, num_steps=size.check_steps)
+                             seeds=case.range_seeds, length=case.length, loss_fn=loss_fn, max_steps=size.check_steps)
     case.seconds["autolr sweep + check"] = case.seconds["autolr sweep"] + time.perf_counter() - started
-    case.check_lrs, case.check_losses = check.lrs, check.losses
+    case.check_lrs, case.check_losses, case.check_steps = check.lrs, check.losses, check.num_steps
 
 
 def add_population(case: BenchCase, data: Any, size: BenchSize) -> None:
@@ -292,17 +329,21 @@ def run_least_squares(seed: int, size: BenchSize) -> BenchCase:
     best = grid_lrs[min(range(len(losses)), key=losses.__getitem__)]
     model = problem.model(seed)
     started = time.perf_counter()
+    seeds = run_seeds(seed, CHECK_SEEDS)
     sweep = lr_range_test(model, _torch_optimizer(model, "gd"), (problem.x, problem.y), F.mse_loss,
-                          batch_size=rows, seed=seed, **SWEEP)
+                          batch_size=rows, seed=seed, seeds=CHECK_SEEDS, **SWEEP)  # full batch: the seeds agree
     seconds["autolr sweep"] = time.perf_counter() - started
     model = problem.model(seed)
     started = time.perf_counter()
     finder = _torch_lr_finder(model, _torch_optimizer(model, "gd"), problem.x, problem.y, torch.nn.MSELoss(), rows,
                               seed)
     seconds["torch-lr-finder"] = time.perf_counter() - started
-    case = BenchCase("least-squares", "linear", seed, grid_lrs, losses, best, sweep.losses, sweep.lrs,
-                     sweep.stop_reason, seconds=seconds, optimizer="gd", batch_size=rows, epochs=steps,
-                     role=HELD_OUT_ROLE, stable_lr=problem.stable_lr)
+    curves = sweep.settings["seed_curves"]
+    case = BenchCase("least-squares", "linear", seed, grid_lrs, losses, best,
+                     [[math.nan if v is None else v for v in c["losses"]] for c in curves],
+                     [c["lrs"] for c in curves], [sweep.stop_reason] * len(curves), seconds=seconds, optimizer="gd",
+                     batch_size=rows, epochs=steps, role=HELD_OUT_ROLE, stable_lr=problem.stable_lr,
+                     range_seeds=seeds, length=steps)
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
     add_check(case, lambda: problem.model(seed), tensor_splits(problem.x, problem.y), size,
@@ -312,8 +353,11 @@ def run_least_squares(seed: int, size: BenchSize) -> BenchCase:
 
 
 def _analyse(case: BenchCase) -> None:
-    """(Re)compute the sweep's and the check's suggestions and every rule's from the saved curves."""
-    result = sweep_result(case.sweep_lrs, case.sweep_losses, case.sweep_stop_reason, {"smooth": 0.05})
+    """(Re)compute the sweeps' and the check's suggestions and every rule's from the saved curves."""
+    seeds = case.range_seeds or [case.seed]
+    results = [sweep_result(lrs, losses, reason, {"smooth": 0.05, "seed": seed})
+               for lrs, losses, reason, seed in zip(case.sweep_lrs, case.sweep_losses, case.sweep_stop_reason, seeds)]
+    result = combine_sweeps(results, case.length)
     case.suggestions["autolr sweep"] = result.suggestion
     case.suggestions.update({f"rule {rule}": lr for rule, lr in result.suggestions.items()})
     if case.check_lrs:
@@ -321,20 +365,25 @@ def _analyse(case: BenchCase) -> None:
 
 
 def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase] | None = None,
-              on_case: Callable[[list[BenchCase], BenchCase], None] | None = None) -> list[BenchCase]:
+              on_case: Callable[[list[BenchCase], BenchCase], None] | None = None,
+              grids: list[BenchCase] | None = None) -> list[BenchCase]:
     """Every case of ``size``, in order, keeping those in ``done``; ``on_case(cases so far, the case)`` after each
-    one is run."""
+    one is run. A case of ``grids`` (read from an earlier run) with the same setting and seed lends its grid
+    (training is deterministic given the seed), so only the range tests run again."""
     from autolr.data import load_splits
 
     cases = list(done or [])
     finished = {(case.setting.label, case.seed) for case in cases}
+    stored: dict[tuple[str, int], Grid] = {(c.setting.label, c.seed): (c.grid_lrs, c.grid_accuracies,
+                                                                       c.seconds.get("grid", math.nan))
+                                           for c in grids or [] if c.stable_lr is None}
     datasets = dict.fromkeys(setting.dataset for setting in size.settings)
     splits = {dataset: load_splits(dataset, data_dir=data_dir, seed=0) for dataset in datasets}
     for setting in size.settings:
         for seed in size.seeds:
             if (setting.label, seed) in finished:
                 continue
-            cases.append(run_case(splits[setting.dataset], setting, seed, size))
+            cases.append(run_case(splits[setting.dataset], setting, seed, size, stored.get((setting.label, seed))))
             if on_case is not None:
                 on_case(cases, cases[-1])
     if size.least_squares:
@@ -410,6 +459,33 @@ def summary(cases: list[BenchCase]) -> dict[str, Any]:
     return out
 
 
+def current_cases(cases: list[BenchCase]) -> list[BenchCase]:
+    """The cases whose range tests ran on seeds at the setting's length; all of them when none did (a file stored
+    before). Cases stored before are kept in the table but left out of the summaries."""
+    return [c for c in cases if c.length is not None] or cases
+
+
+def seed_variation(cases: list[BenchCase]) -> dict[str, float]:
+    """Per method, the largest ratio of the highest to the lowest suggestion among one setting's seeds."""
+    by_setting: dict[tuple[str, str], list[float]] = {}
+    for c in cases:
+        for name, lr in c.suggestions.items():
+            if name in METHODS:
+                by_setting.setdefault((name, c.setting.label), []).append(lr)
+    out: dict[str, float] = {}
+    for (name, _), lrs in by_setting.items():
+        if len(lrs) > 1:
+            out[name] = max(out.get(name, 1.0), max(lrs) / min(lrs))
+    return out
+
+
+def _range_test_run(case: BenchCase) -> str:
+    """How the case's range tests ran: seeds and the check's steps run / judged, or the stored single-seed form."""
+    if case.length is None:
+        return "1 seed, 100 steps (stored before #26)"
+    return f"{len(case.range_seeds)} seeds, {case.check_steps}/{case.length} steps"
+
+
 def _cell(case: BenchCase, name: str) -> str:
     if name not in case.suggestions:
         return "-"
@@ -431,9 +507,11 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         "other rows (the validation split, then test rows); the grid's best LR is the vertex of a parabola in log LR "
         "through the best point and two neighbours each side. "
         f"Sweeps: {SWEEP['num_steps']} steps from {SWEEP['start_lr']:g} to {SWEEP['end_lr']:g} with the setting's "
-        f"optimizer and batch size. Check: {CHECK_LRS} constant LRs from the sweep's loss minimum down to "
-        f"1/{CHECK_SPAN:g} of it, {size.check_steps} steps, held-out training rows; \"sweep + check\" is the "
-        f"check's best LR. Population test: {size.population_lrs} LRs, "
+        f"optimizer and batch size, on {CHECK_SEEDS} seeds of the range test's own (the median seed's loss minimum "
+        f"places the check). Check: {CHECK_LRS} constant LRs from that loss minimum down to "
+        f"1/{CHECK_SPAN:g} of it on each seed, the setting's length up to {size.check_steps} steps (a growing "
+        "loss extrapolated to the length), held-out training rows; \"sweep + check\" is the check's best LR "
+        f"(cases stored before seeds and length: one seed, 100 steps). Population test: {size.population_lrs} LRs, "
         f"{size.population_steps} steps (run for: {', '.join(size.population_models)}). Hardware: {hardware}.",
         "",
         "Cells: suggested LR (ratio to the grid's best LR; on least squares, to the stability limit 2/L). Good: "
@@ -443,20 +521,23 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         "to choose the sweep's divisor; which of them had run when the check's rule was fixed is in the README. "
         "Fresh ones ran only after the rule was final.",
         "",
-        "| setting | held out | seed | target LR | " + " | ".join(methods) + " |",
-        "|---|---|---|---|" + "---|" * len(methods),
+        "| setting | held out | seed | range test | target LR | " + " | ".join(methods) + " |",
+        "|---|---|---|---|---|" + "---|" * len(methods),
     ]
     for c in cases:
         target = c.stable_lr if c.stable_lr is not None else c.grid_best
         label = "least squares, GD, 2/L" if c.stable_lr is not None else c.setting.label
         held_out = "fresh" if c.fresh else "yes" if c.held_out else ""
-        lines.append(f"| {label} | {held_out} | {c.seed} | {target:.3g} | "
+        lines.append(f"| {label} | {held_out} | {c.seed} | {_range_test_run(c)} | {target:.3g} | "
                      + " | ".join(_cell(c, m) for m in methods) + " |")
-    stats = summary(cases)
-    lines += ["", "| method | good (tuning) | good (held out) | of them fresh | collapses | worst factor "
+    current = current_cases(cases)
+    stats = summary(current)
+    lines += ["", f"Summary of the {len(current)} cases run under the current range test:", "",
+              "| method | good (tuning) | good (held out) | of them fresh | collapses | worst factor "
               "| mean seconds |", "|---|---|---|---|---|---|---|"]
+    methods = [m for m in methods if m in stats]
     for m in methods:
-        timed = [c.seconds[m] for c in cases if m in c.seconds]
+        timed = [c.seconds[m] for c in current if m in c.seconds]
         parts = stats[m]
         cells = [f"{parts[p]['good']}/{parts[p]['cases']}" if p in parts else "-"
                  for p in ("tuning", "held_out", "fresh")]
@@ -464,6 +545,8 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         worst = max(parts[p]["worst_factor"] for p in parts)
         lines.append(f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {collapses} | {worst:.2f} | "
                      f"{sum(timed) / max(1, len(timed)):.1f} |")
+    lines += ["", "Spread across the seeds of one setting (highest / lowest suggestion): "
+              + ", ".join(f"{m} {worst:.2f}x" for m, worst in seed_variation(current).items()), ""]
     rules = [name for name in stats if name.startswith("rule ")]
     lines += ["", "Sweep rules on their own (good on tuning, held out; collapses): " + ", ".join(
         f"{r[5:]} {stats[r].get('tuning', {}).get('good', 0)}/{stats[r].get('tuning', {}).get('cases', 0)}, "
@@ -476,7 +559,8 @@ def write(cases: list[BenchCase], size: BenchSize, out_dir: Path, hardware: str)
     """Write ``rangetest.json`` (every curve) and ``rangetest.md`` (the table) under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "rangetest.json", out_dir / "rangetest.md"
-    payload = {"size": _size_dict(size), "hardware": hardware, "summary": summary(cases),
+    payload = {"size": _size_dict(size), "hardware": hardware, "summary": summary(current_cases(cases)),
+               "seed_variation": seed_variation(current_cases(cases)),
                "cases": [case.__dict__ for case in cases]}
     json_path.write_text(json.dumps(payload, indent=1, allow_nan=True))
     md_path.write_text(markdown(cases, size, hardware))
@@ -495,4 +579,12 @@ def read(json_path: Path) -> tuple[list[BenchCase], BenchSize, str]:
                               if k in BenchSize.__dataclass_fields__}
     fields["settings"] = tuple(BenchSetting(**setting) for setting in payload["size"].get("settings", []))
     size = BenchSize(**fields)
-    return [BenchCase(**case) for case in payload["cases"]], size, payload["hardware"]
+    return [BenchCase(**_per_seed(case)) for case in payload["cases"]], size, payload["hardware"]
+
+
+def _per_seed(case: dict[str, Any]) -> dict[str, Any]:
+    """A stored case with its sweep and check as per-seed lists (cases stored before seeds held one curve)."""
+    if case["sweep_losses"] and not isinstance(case["sweep_losses"][0], list):
+        case = {**case, "sweep_losses": [case["sweep_losses"]], "sweep_lrs": [case["sweep_lrs"]],
+                "sweep_stop_reason": [case["sweep_stop_reason"]], "check_losses": [case.get("check_losses", [])]}
+    return case

@@ -19,13 +19,20 @@ def range_test(
     num_steps: Optional[int] = typer.Option(None, "--num-steps",
                                             help="Training steps (default 100 sweep, 200 population)."),
     batch_size: int = typer.Option(128, "--batch-size", min=1),
-    seed: int = typer.Option(0, "--seed", help="Seed of the model's weights and the batch order."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the model's weights and the batch order (the test runs on "
+                             "--seeds seeds derived from it)."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds the sweep and the check run on; the suggestion is "
+                              "their robust pick and the spread across them is shown."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Epochs you will train for: the check judges "
+                                         "each LR's stability over that length."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Or your training length in steps."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset's files."),
     out: Path = typer.Option(Path("reports/range-test"), "--out", help="Folder for range_test.png/.html/.json."),
     as_json: bool = typer.Option(False, "--json", help='Print only {"suggestion", "interval", ...} as JSON.'),
-    check: bool = typer.Option(True, "--check/--no-check", help="After a sweep, train 7 constant LRs at and below its "
-                               "loss minimum for 100 steps; the best of them is the suggestion."),
+    check: bool = typer.Option(True, "--check/--no-check", help="After the sweeps, train 7 constant LRs at and below "
+                               "their loss minimum on each seed, for your length up to 200 steps (100 without one); "
+                               "the best of them is the suggestion."),
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="torch threads on a CPU (default: the cores that other work leaves free, "
         "measured at the start)."),
@@ -47,7 +54,7 @@ def range_test(
         if not as_json:
             typer.echo(choice.describe())
     result = builtin_range_test(model, splits, method=method, num_steps=num_steps, batch_size=batch_size, seed=seed,
-                                check=check)
+                                seeds=seeds, check=check, epochs=epochs, steps=steps)
     out.mkdir(parents=True, exist_ok=True)
     result.plot(out / "range_test.png")
     (out / "range_test.html").write_text(result.plot_html())
@@ -56,6 +63,8 @@ def range_test(
         spread = None if result.suggestion_spread is None else list(result.suggestion_spread)
         typer.echo(json.dumps({"suggestion": result.suggestion, "interval": list(result.interval),
                                "suggestion_spread": spread, "warnings": result.warnings,
+                               "seed_suggestions": result.seed_suggestions,
+                               "length": result.settings.get("length"),
                                "suggestions": result.suggestions, "method": result.method,
                                "stop_reason": result.stop_reason, "dataset": dataset, "model": model,
                                "data_source": splits.source}))
@@ -75,7 +84,8 @@ def range_test(
     console.print(table)
     checked = result.settings.get("check")
     if checked is not None:
-        console.print(f"check: {len(checked['lrs'])} constant LRs, {checked['num_steps']} steps each; its best LR is "
+        console.print(f"check: {len(checked['lrs'])} constant LRs x {len(checked['seeds'])} seeds, "
+                      f"{checked['num_steps']} steps each, judged at {checked['length']} steps; its best LR is "
                       f"the suggestion (the sweep's alone: {checked['sweep_suggestion']:.4g})")
     console.print(f"suggestion: [bold]{result.suggestion:.4g}[/bold]   "
                   f"search interval: [{result.interval[0]:.4g}, {result.interval[1]:.4g}]")
@@ -83,6 +93,10 @@ def range_test(
         what = "(the LRs the check cannot rank apart)" if checked is not None else "over the curve's noise (5-95%)"
         console.print(f"spread of the suggestion {what}: "
                       f"[{result.suggestion_spread[0]:.4g}, {result.suggestion_spread[1]:.4g}]", markup=False)
+    if result.seed_spread is not None:
+        console.print(f"across {len(result.seed_suggestions)} seeds: " + ", ".join(
+            f"{lr:.4g}" for lr in result.seed_suggestions) + f" ({result.seed_spread[1] / result.seed_spread[0]:.2f}x "
+            "apart)", markup=False)
     for warning in result.warnings:
         console.print(f"warning: {warning}", style="yellow", markup=False)
     console.print(f"wrote {out / 'range_test.png'}, {out / 'range_test.html'}, {out / 'range_test.json'}")
@@ -99,9 +113,15 @@ def bench_rangetest(
     reanalyse: bool = typer.Option(False, "--reanalyse", help="Re-read OUT_DIR/rangetest.json under the current "
                                    "rules instead of training again."),
     resume: bool = typer.Option(False, "--resume", help="Keep the cases already in OUT_DIR/rangetest.json."),
+    roles: Optional[str] = typer.Option(None, "--roles", help="Comma-separated roles whose settings run (tuning, "
+                                        "held-out, fresh; default all), e.g. the fresh ones first, the rest later "
+                                        "with --resume."),
+    grids_from: Optional[Path] = typer.Option(None, "--grids-from", help="A rangetest.json whose cases lend their "
+                                              "constant-LR grids (same setting and seed): only the range tests run "
+                                              "again."),
 ) -> None:
     """Judge range-test suggestions against a constant-LR grid: the settings the rules were tuned on, held-out ones
-    (digits, MNIST and Fashion-MNIST, mlp and cnn, SGD and AdamW, batch 32-512, 3-40 epochs) and a
+    (digits, MNIST and Fashion-MNIST, mlp and cnn, SGD and AdamW, batch 16-1024, 3-40 epochs), fresh ones and a
     least-squares problem."""
     from dataclasses import replace
 
@@ -114,6 +134,12 @@ def bench_rangetest(
     else:
         size = bench.QUICK if quick else bench.BenchSize()
         size = replace(size, population_models=tuple(population_models.split(",")))
+        if roles is not None:
+            chosen = roles.split(",")
+            if not set(chosen) <= set(bench.ROLES):
+                raise UserError(f"--roles must name some of {', '.join(bench.ROLES)}, got {roles!r}")
+            size = replace(size, settings=tuple(s for s in size.settings if s.role in chosen),
+                           least_squares=size.least_squares and bench.HELD_OUT_ROLE in chosen)
         if seeds is not None:
             try:
                 size = replace(size, seeds=tuple(int(seed) for seed in seeds.split(",")))
@@ -127,7 +153,11 @@ def bench_rangetest(
             bench.write(cases, size, out_dir, hardware)  # partial results survive an interruption
 
         done = bench.read(out_dir / "rangetest.json")[0] if resume and (out_dir / "rangetest.json").exists() else []
-        cases = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, done=done, on_case=progress)
+        if grids_from is not None and not grids_from.is_file():
+            raise UserError(f"--grids-from {grids_from} is not a file")
+        grids = bench.read(grids_from)[0] if grids_from is not None else None
+        cases = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, done=done, on_case=progress,
+                                grids=grids)
     json_path, md_path = bench.write(cases, size, out_dir, hardware)
     typer.echo(md_path.read_text())
     typer.echo(f"wrote {md_path}, {json_path}")

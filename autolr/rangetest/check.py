@@ -1,25 +1,35 @@
-"""The population check: short constant-LR runs at and below the sweep's loss minimum, which pick the suggestion.
+"""The population check: short constant-LR runs on several seeds at and below the sweep's loss minimum, which pick
+the suggestion.
 
 A sweep reads its loss minimum while the LR is still climbing, so a fixed divisor of it
 lands on a cliff for a model whose training collapses just above its best LR (a small CNN
 trained for long) and far too low for one that tolerates large steps (large batches). The
-check trains ``CHECK_LRS`` copies of the model at once, at constant LRs from the loss
-minimum down to ``1 / CHECK_SPAN`` of it, for ``CHECK_STEPS`` steps, scores each on
-held-out training rows, and its best LR is the suggestion: the sweep only places the
-check's window. The best LR is refined by a parabola in log LR but never placed above the
-best LR it trained, and when the next LR up diverged or more than doubled the loss, it is
-halved: the best run then sits at the edge of a cliff, and a short run cannot tell how
-close (on least squares, GD at 1.005x its stable limit 2/L still looks fine after 100
-steps and has blown up by 1000). The spread is the range of LRs the check cannot rank: the
-runs within ``CHECK_TIE`` of the best loss, next to the best run. When every run diverged,
-the suggestion is half the lowest LR, by the same edge rule, with a warning.
-``autolr bench rangetest`` measures the rule (``reports/reference/bench-rangetest.md``).
+check trains ``CHECK_LRS`` copies of the model per seed, at constant LRs from the loss
+minimum down to ``1 / CHECK_SPAN`` of it, for the user's training length up to
+``horizon.CHECK_MAX_STEPS`` steps (``CHECK_STEPS`` when no length is given), scores each on
+held-out training rows, and grows a run's loss to the user's length where it is growing
+(``rangetest.horizon``: longer lengths are extrapolated from the loss's growth, not run).
+
+Over the seeds (``CHECK_SEEDS``, each its own held-out rows, batch order and, for a built-in
+model, initial weights): an LR *fails* in a seed when it diverged or ended with more than
+``EDGE_LOSS_FACTOR`` times that seed's best loss. The *cliff* is the lowest failing LR above
+an LR that no seed failed at. The suggestion is the best LR of the mean curve (the geometric
+mean of the seeds' losses) below the cliff, refined by a parabola in log LR but not placed
+above the best LR run, and never above ``cliff / CLIFF_MARGIN``: a short or extrapolated run
+cannot tell how close to the cliff an LR just below it is (on least squares, GD at 1.005x its
+stable limit 2/L still looks fine after 100 steps and has blown up by 1000). Each seed alone,
+by the same rule, gives the per-seed suggestions whose range is the spread across seeds. The
+``suggestion_spread`` is the range of LRs the check cannot rank: the runs within ``CHECK_TIE``
+of the best mean loss, next to the best run. When every run diverged, the suggestion is half
+the lowest LR, with a warning. ``autolr bench rangetest`` measures the rule
+(``reports/reference/bench-rangetest.md``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+import statistics
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Sequence
 
 from autolr.rangetest.analysis import refined_minimum, search_interval
@@ -30,11 +40,25 @@ if TYPE_CHECKING:
 
 CHECK_LRS = 7  # constant LRs in the check
 CHECK_SPAN = 64.0  # from the loss minimum's LR down to this factor below it (2x apart)
-CHECK_STEPS = 100  # training steps of each copy
-EDGE_LOSS_FACTOR = 2.0  # the next LR up losing more than this factor means the best run is at an edge
+CHECK_STEPS = 100  # training steps of each copy when the user's length is not given
+CHECK_SEEDS = 3  # seeds the sweep and the check run on
+EDGE_LOSS_FACTOR = 2.0  # a run ending above this factor of its seed's best loss has failed
+CLIFF_MARGIN = 3.0  # the suggestion stays at least this factor below the cliff (the lowest failing LR)
 CHECK_TIE = 0.05  # runs whose held-out loss is within this fraction of the best are not ranked apart
 ALL_DIVERGED = ("every run of the check diverged, down to 1/64 of the sweep's loss minimum: the suggestion is "
                 "half its lowest LR, a guess; check the model, the data and the loss")
+
+
+@dataclass(frozen=True)
+class CheckRuns:
+    """The check's runs: ``lrs`` ascending; ``losses[s][i]`` seed ``seeds[s]``'s held-out loss at ``lrs[i]``
+    judged at ``length`` steps (NaN: diverged), from runs of ``num_steps`` steps."""
+
+    lrs: list[float]
+    seeds: list[int]
+    losses: list[list[float]]
+    num_steps: int
+    length: int
 
 
 def check_bounds(loss_min: float) -> tuple[float, float]:
@@ -42,30 +66,59 @@ def check_bounds(loss_min: float) -> tuple[float, float]:
     return loss_min / CHECK_SPAN, loss_min
 
 
+def mean_curve(losses: Sequence[Sequence[float]]) -> list[float]:
+    """Per LR, the geometric mean of the seeds' losses (NaN where any seed diverged or a loss is not positive)."""
+    return [math.exp(statistics.fmean(math.log(loss) for loss in column))
+            if all(math.isfinite(loss) and loss > 0 for loss in column) else math.nan
+            for column in zip(*losses)]
+
+
 def _best_run(losses: Sequence[float]) -> int | None:
     """The index of the lowest finite loss (NaN: diverged); None when every run diverged."""
     return min((i for i, loss in enumerate(losses) if math.isfinite(loss)), key=lambda i: losses[i], default=None)
 
 
-def check_best(lrs: Sequence[float], losses: Sequence[float]) -> float:
-    """The check's best LR (``lrs`` ascending): the lowest held-out loss (NaN: diverged), refined in log LR,
-    not above the best LR run, and half of that when the next LR up diverged or lost more than 2x; half the
-    lowest LR when every run diverged."""
-    best_run = _best_run(losses)
+def _failed(losses: Sequence[float]) -> list[bool]:
+    """Per run of one seed: diverged, or more than ``EDGE_LOSS_FACTOR`` times the seed's best loss."""
+    best = min((loss for loss in losses if math.isfinite(loss)), default=math.nan)
+    return [not loss <= EDGE_LOSS_FACTOR * best for loss in losses]  # NaN compares False: failed
+
+
+def cliff_index(losses: Sequence[Sequence[float]]) -> int | None:
+    """The index of the lowest LR that some seed failed at above one that no seed failed at; None if none.
+
+    When every LR failed in some seed, the one above the mean curve's best run (if any)."""
+    failed = [any(column) for column in zip(*(_failed(seed) for seed in losses))]
+    first_ok = next((i for i, fail in enumerate(failed) if not fail), None)
+    if first_ok is None:
+        best = _best_run(mean_curve(losses))
+        return None if best is None or best + 1 >= len(failed) else best + 1
+    return next((i for i in range(first_ok + 1, len(failed)) if failed[i]), None)
+
+
+def check_best(lrs: Sequence[float], losses: Sequence[Sequence[float]]) -> float:
+    """The check's best LR (``lrs`` ascending, ``losses[seed][i]``): the mean curve's lowest loss below the cliff,
+    refined in log LR, not above the best LR run nor above ``cliff / CLIFF_MARGIN``; half the lowest LR when
+    there is no usable run."""
+    cliff = cliff_index(losses)
+    curve = mean_curve(losses)[:cliff]
+    best_run = _best_run(curve)
     if best_run is None:
         return lrs[0] / 2
-    best = min(refined_minimum(lrs, losses), lrs[best_run])
-    above = losses[best_run + 1] if best_run + 1 < len(losses) else None
-    if above is not None and not above <= EDGE_LOSS_FACTOR * losses[best_run]:  # NaN counts as diverged
-        best = min(best, lrs[best_run] / 2)
-    return best
+    best = min(refined_minimum(lrs[:len(curve)], curve), lrs[best_run])
+    return best if cliff is None else min(best, lrs[cliff] / CLIFF_MARGIN)
+
+
+def seed_suggestions(lrs: Sequence[float], losses: Sequence[Sequence[float]]) -> list[float]:
+    """``check_best`` of each seed alone, in the seeds' order."""
+    return [check_best(lrs, [seed]) for seed in losses]
 
 
 def check_spread(lrs: Sequence[float], losses: Sequence[float], best: float) -> tuple[float, float]:
-    """The LRs the check cannot rank apart from its best run (``lrs`` ascending): the contiguous runs around
-    the best one whose loss is within ``CHECK_TIE`` of it, widened to take in ``best`` (the check's best LR);
-    ``best`` alone when every run diverged. Either is widened to at least one step of the grid
-    (``confidence.at_least_one_step``): the LRs between two runs were not tried."""
+    """The LRs the check cannot rank apart from its best run (``lrs`` ascending, ``losses`` the mean curve): the
+    contiguous runs around the best one whose loss is within ``CHECK_TIE`` of it, widened to take in ``best``
+    (the check's best LR); ``best`` alone when every run diverged. Either is widened to at least one step of
+    the grid (``confidence.at_least_one_step``): the LRs between two runs were not tried."""
     best_run = _best_run(losses)
     if best_run is None:
         return at_least_one_step(best, best, lrs)
@@ -78,24 +131,30 @@ def check_spread(lrs: Sequence[float], losses: Sequence[float], best: float) -> 
     return at_least_one_step(min(lrs[low], best), max(lrs[high], best), lrs)
 
 
-def with_check(result: "RangeTestResult", lrs: Sequence[float], losses: Sequence[float],
-               num_steps: int) -> "RangeTestResult":
-    """``result`` (a sweep) with the check's losses at ``lrs`` applied: suggestion, interval and spread.
+def with_check(result: "RangeTestResult", runs: CheckRuns) -> "RangeTestResult":
+    """``result`` (a sweep, on the same seeds) with the check's ``runs`` applied: suggestion, interval and spreads.
 
-    The suggestion is the check's best LR (rule ``check``), the spread ``check_spread``; when
-    every run diverged, half the lowest LR and a warning. The sweep's "never clearly descended"
-    warning is dropped when the check's best held-out loss is a clear descent from the sweep's
+    The suggestion is ``check_best`` (rule ``check``), ``suggestion_spread`` is ``check_spread``
+    of the mean curve and ``seed_suggestions`` each seed's own ``check_best``; when every run
+    diverged, half the lowest LR and a warning. The sweep's "never clearly descended" warning
+    is dropped when the mean curve's best held-out loss is a clear descent from the sweep's
     start (a model that learns slowly while the LR climbs, as a small CNN in 100 steps). The
-    check's curve and the sweep's own suggestion are kept in ``settings["check"]``.
+    check's losses, the length they are judged at and the sweep's own suggestion are kept in
+    ``settings["check"]``.
     """
+    lrs, losses = runs.lrs, runs.losses
     best = check_best(lrs, losses)
-    best_run = _best_run(losses)
-    warnings = [*result.warnings, ALL_DIVERGED] if best_run is None else result.warnings
-    if best_run is not None and descended(start_loss(result.smoothed_losses), losses[best_run]):
+    curve = mean_curve(losses)
+    best_run = _best_run(curve)
+    diverged = all(not math.isfinite(loss) for seed in losses for loss in seed)
+    warnings = [*result.warnings, ALL_DIVERGED] if diverged else result.warnings
+    if best_run is not None and descended(start_loss(result.smoothed_losses), curve[best_run]):
         warnings = [warning for warning in warnings if warning != NO_DESCENT]  # the check's runs learned
-    stored = {"lrs": list(lrs), "losses": [loss if math.isfinite(loss) else None for loss in losses],
-              "num_steps": num_steps, "sweep_suggestion": result.suggestion}
+    stored = {"lrs": list(lrs), "seeds": list(runs.seeds),
+              "losses": [[loss if math.isfinite(loss) else None for loss in seed] for seed in losses],
+              "num_steps": runs.num_steps, "length": runs.length, "sweep_suggestion": result.suggestion,
+              "sweep_seed_suggestions": list(result.seed_suggestions)}
     return replace(result, suggestion=best, suggestions={**result.suggestions, "check": best},
                    interval=search_interval(best, result.suggestions["loss_min"]),
-                   suggestion_spread=check_spread(lrs, losses, best), warnings=warnings,
-                   settings={**result.settings, "check": stored})
+                   suggestion_spread=check_spread(lrs, curve, best), seed_suggestions=seed_suggestions(lrs, losses),
+                   warnings=warnings, settings={**result.settings, "check": stored})

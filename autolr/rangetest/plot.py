@@ -20,6 +20,9 @@ def _title(result: "RangeTestResult", line_break: str = "\n") -> str:
     title = f"LR range test ({result.method}): suggestion {result.suggestion:.3g}, interval [{low:.3g}, {high:.3g}]"
     if result.suggestion_spread is not None:
         title += f", spread [{result.suggestion_spread[0]:.3g}, {result.suggestion_spread[1]:.3g}]"
+    if result.seed_spread is not None:
+        low, high = result.seed_spread
+        title += f", across {len(result.seed_suggestions)} seeds [{low:.3g}, {high:.3g}]"
     lines = [title, *(f"warning: {warning}" for warning in result.warnings)]
     return line_break.join(wrapped for line in lines for wrapped in textwrap.wrap(line, TITLE_WIDTH))
 
@@ -31,13 +34,17 @@ def _loss_label(result: "RangeTestResult") -> str:
 
 
 def _check_points(result: "RangeTestResult") -> tuple[list[float], list[float], str]:
-    """The population check's (LRs, held-out losses) of the runs that did not diverge (stored as None), and
-    their label; empty without a check."""
+    """The population check's (LRs, mean held-out losses over the seeds) where no seed diverged (stored as None),
+    and their label; empty without a check."""
+    from autolr.rangetest.check import mean_curve
+
     check = result.settings.get("check")
     if not check:
         return [], [], ""
-    kept = [(lr, loss) for lr, loss in zip(check["lrs"], check["losses"]) if loss is not None]
-    label = f"check: held-out loss after {check['num_steps']} steps"
+    curve = mean_curve([[math.nan if loss is None else loss for loss in seed] for seed in check["losses"]])
+    kept = [(lr, loss) for lr, loss in zip(check["lrs"], curve) if math.isfinite(loss)]
+    label = (f"check: held-out loss, mean of {len(check['losses'])} seeds, {check['num_steps']} steps "
+             f"judged at {check['length']}")
     return [lr for lr, _ in kept], [loss for _, loss in kept], label
 
 
@@ -58,6 +65,8 @@ def write_png(result: "RangeTestResult", path: Path) -> Path:
     if result.suggestion_spread is not None:
         axes.axvspan(*result.suggestion_spread, color="C3", alpha=0.25, label="suggestion spread")
     axes.axvline(result.suggestion, color="C3", linewidth=2, label=f"suggestion {result.suggestion:.3g}")
+    for index, lr in enumerate(result.seed_suggestions):
+        axes.axvline(lr, color="C3", linewidth=1, linestyle=":", label="each seed's suggestion" if index == 0 else None)
     for (rule, lr), style in zip(sorted(result.suggestions.items()), (":", "--", "-.", (0, (1, 4)))):
         axes.axvline(lr, color="0.3", linestyle=style, linewidth=1, label=f"{rule} {lr:.3g}")
     axes.set_xscale("log")
@@ -99,6 +108,8 @@ def html_fragment(result: "RangeTestResult", include_plotlyjs: bool | str = Fals
         figure.add_vrect(x0=result.suggestion_spread[0], x1=result.suggestion_spread[1], fillcolor="red", opacity=0.2,
                          line_width=0, annotation_text="suggestion spread", annotation_position="bottom left")
     figure.add_vline(x=result.suggestion, line_color="red", annotation_text=f"suggestion {result.suggestion:.3g}")
+    for lr in result.seed_suggestions:
+        figure.add_vline(x=lr, line_dash="dot", line_color="red", line_width=1)
     for rule, lr in sorted(result.suggestions.items()):
         figure.add_vline(x=lr, line_dash="dot", line_color="#555555")
     figure.update_xaxes(type="log", title="learning rate")

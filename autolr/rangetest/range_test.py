@@ -6,7 +6,10 @@ each rule, one recommended LR and an interval for the search):
 - ``lr_range_test``: the classic sweep, one model whose LR grows every step, on a user's
   own model, optimizer and data; it leaves all of them exactly as they were (parameters,
   buffers, gradients, optimizer state and LRs, train/eval mode, torch RNG). The default
-  for user models, and on CPU, where it costs one model's training steps.
+  for user models, and on CPU, where it costs one model's training steps per seed: it runs
+  on ``CHECK_SEEDS`` seeds (``run_seeds``) and ``combine_sweeps`` keeps the median one, and the
+  population check that may follow (``rangetest.check``) runs on the same seeds, at the
+  user's training length (``rangetest.horizon``).
 - ``population_range_test``: K copies of a model (built-in, or the user's own through
   ``lr_range_test(..., method="population")``), each at one constant LR of a log grid,
   trained at once by the population trainer; the curve is each LR's held-out loss after
@@ -33,13 +36,14 @@ from torch import nn
 from autolr.data.splits import Splits
 from autolr.errors import UserError
 from autolr.rangetest.analysis import ema, loss_min_lr, refined_minimum, search_interval, suggestions
-from autolr.rangetest.check import CHECK_LRS, CHECK_STEPS, check_bounds, with_check
+from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_STEPS, CheckRuns, check_bounds, with_check
 from autolr.rangetest.confidence import curve_warnings, suggestion_spread
+from autolr.rangetest.horizon import CHECK_MAX_STEPS, CHECK_POINTS, loss_at_length, target_steps
 from autolr.schedule.schedulers import optimizer_settings_of
 from autolr.schedule.spec import MAX_LR, ScheduleSpec
 from autolr.training.module_population import train_module_population
 from autolr.training.population import train_population
-from autolr.training.train import LossFn, set_optimizer_mode
+from autolr.training.train import LossFn, TrialResult, set_optimizer_mode, steps_per_epoch
 
 HELD_OUT_ROWS = 2000  # a population test scores on this many training rows (at most a fifth of them)
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
@@ -58,7 +62,9 @@ class RangeTestResult:
     (sweep only: a block bootstrap, see ``rangetest.confidence``; after the population check,
     the LRs it cannot rank apart, see ``rangetest.check``; None for the population test and
     for results stored before it existed) and ``warnings`` short sentences on a
-    curve not to trust blindly (no clear descent, never rose).
+    curve not to trust blindly (no clear descent, never rose). ``seed_suggestions`` is the
+    LR each seed alone suggests (``settings["seeds"]``; empty for the population test and
+    results stored before seeds): its range is the spread across seeds (``seed_spread``).
     """
 
     lrs: list[float]
@@ -73,6 +79,12 @@ class RangeTestResult:
     settings: dict[str, Any] = field(default_factory=dict)
     suggestion_spread: tuple[float, float] | None = None
     warnings: list[str] = field(default_factory=list)
+    seed_suggestions: list[float] = field(default_factory=list)
+
+    @property
+    def seed_spread(self) -> tuple[float, float] | None:
+        """The (lowest, highest) of ``seed_suggestions``; None without them."""
+        return (min(self.seed_suggestions), max(self.seed_suggestions)) if self.seed_suggestions else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite losses become None); ``from_dict`` reads it back."""
@@ -89,6 +101,7 @@ class RangeTestResult:
             "settings": dict(self.settings),
             "suggestion_spread": None if self.suggestion_spread is None else list(self.suggestion_spread),
             "warnings": list(self.warnings),
+            "seed_suggestions": list(self.seed_suggestions),
         }
 
     @classmethod
@@ -106,6 +119,7 @@ class RangeTestResult:
             method=data.get("method", "sweep"), settings=dict(data.get("settings", {})),
             suggestion_spread=None if spread is None else (float(spread[0]), float(spread[1])),
             warnings=list(data.get("warnings", [])),
+            seed_suggestions=[float(v) for v in data.get("seed_suggestions", [])],
         )
 
     def plot(self, path: str | Path) -> Path:
@@ -138,30 +152,45 @@ def lr_range_test(
     amp: bool = False,
     batch_size: int = 128,
     seed: int = 0,
+    seeds: int = CHECK_SEEDS,
     check: bool = False,
+    epochs: int | None = None,
+    steps: int | None = None,
 ) -> RangeTestResult:
     """Sweep the LR from ``start_lr`` (default 1e-7) to ``end_lr`` over ``num_steps`` (default 100) training steps.
 
     ``method="population"`` instead trains ``num_lrs`` copies of ``model`` (its current
     weights) at once, each at one constant LR of a log grid from ``start_lr`` (default
     1e-4) to ``end_lr``, for ``num_steps`` (default 200) steps with ``optimizer``'s
-    settings (SGD, Adam or AdamW), as ``population_range_test``; ``data`` must then be
+    settings (SGD, Adam or AdamW), as ``population_range_test`` (one seed); ``data`` must then be
     ``(x, y)`` tensors (taken as they are, not normalized) and ``mode``, ``smooth`` and
     ``diverge_factor`` do not apply. ``data`` is a DataLoader (or any re-iterable of
     ``(inputs, targets)`` batches, cycled when exhausted) or a pair of tensors ``(x, y)`` drawn in shuffled batches of
-    ``batch_size`` rows using ``seed``. ``mode`` is ``exp`` (geometric steps) or
+    ``batch_size`` rows. ``mode`` is ``exp`` (geometric steps) or
     ``linear``. ``smooth`` is the EMA weight of the newest loss (bias-corrected; the rules
     read this smoothed curve); the test stops early (``stop_reason`` ``diverged``) once the
     smoothed loss exceeds ``diverge_factor`` times its minimum, or (``nonfinite``) when a
     loss is NaN or infinite; otherwise ``stop_reason`` is ``completed``.
     Every param group gets the same LR during the test. ``amp`` runs the forward pass in
     float16 on CUDA (with a gradient scaler) or bfloat16 on CPU. Model, optimizer and torch
-    RNG are restored afterwards. ``check=True`` (sweep, ``data`` an ``(x, y)`` pair of
-    tensors) then runs the population check on copies of ``model`` (``rangetest.check``),
-    whose best short constant-LR run at or below the sweep's loss minimum is the suggestion.
+    RNG are restored afterwards.
+
+    The sweep runs ``seeds`` times from the same weights, on the batch orders of seeds
+    ``run_seeds(seed, seeds)`` (a DataLoader: its next batches); the result is the sweep
+    whose suggestion is the median, and ``seed_suggestions`` holds each one's.
+    ``check=True`` (``data`` an ``(x, y)`` pair of tensors) then runs the population check on
+    copies of ``model`` on the same seeds (``rangetest.check``), whose best constant-LR run at
+    or below the sweep's loss minimum is the suggestion. ``epochs`` (passes over ``data``) or
+    ``steps``: the length you will train for; the check judges its runs at that length
+    (``rangetest.horizon``: run up to 200 steps, extrapolated beyond), so it needs
+    ``check=True``.
     """
     if check and not _is_tensor_pair(data):
         raise UserError(f"check=True needs data as an (x, y) pair of tensors, got {type(data).__name__}")
+    if (epochs is not None or steps is not None) and not check:
+        raise UserError("epochs and steps set the length the population check judges: pass check=True with (x, y) "
+                        "tensors")
+    _check_at_least("seeds", seeds, 1)
     if method == "population":
         return _user_population_range_test(model, optimizer, data, loss_fn, start_lr or 1e-4, end_lr,
                                            num_steps or 200, num_lrs, amp, batch_size, seed)
@@ -171,39 +200,80 @@ def lr_range_test(
     _check_lr_range(start_lr, end_lr)
     _check_at_least("num_steps", num_steps, 10)
     _check_sweep_options(mode, smooth, diverge_factor)
+    length = target_steps(epochs, steps, math.ceil(len(data[0]) / batch_size) if check else 1)
     lrs = _lr_sweep(start_lr, end_lr, num_steps, mode)
-    with _restored(model, optimizer, data):
-        batches = _batches(data, batch_size, seed)
-        losses, stop_reason = _sweep(model, optimizer, batches, loss_fn, lrs, smooth, diverge_factor, amp)
     settings = {"start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
-                "smooth": smooth, "diverge_factor": diverge_factor, "amp": amp, "seed": seed}
-    result = sweep_result(lrs[: len(losses)], losses, stop_reason, settings)
+                "smooth": smooth, "diverge_factor": diverge_factor, "amp": amp}
+    results = []
+    with _restored(model, optimizer, data):
+        for run_seed in run_seeds(seed, seeds):
+            with _restored(model, optimizer, None):
+                batches = _batches(data, batch_size, run_seed)
+                losses, stop_reason = _sweep(model, optimizer, batches, loss_fn, lrs, smooth, diverge_factor, amp)
+            results.append(sweep_result(lrs[: len(losses)], losses, stop_reason, {**settings, "seed": run_seed}))
+    result = combine_sweeps(results, length)
     if not check:
         return result
     return _checked(result, lambda: copy.deepcopy(model), tensor_splits(*data), batch_size=batch_size,
-                    optimizer=optimizer_settings_of(optimizer), seed=seed, device=next(model.parameters()).device,
+                    optimizer=optimizer_settings_of(optimizer), device=next(model.parameters()).device,
                     amp=amp, loss_fn=loss_fn)
 
 
+def run_seeds(seed: int, count: int) -> list[int]:
+    """The seeds a range test runs on: ``seed * count`` up to ``seed * count + count - 1``.
+
+    Distinct ``seed`` values never share a run seed, so tests under different seeds are independent.
+    """
+    return [seed * count + i for i in range(count)]
+
+
+def combine_sweeps(results: Sequence[RangeTestResult], length: int | None) -> RangeTestResult:
+    """Per-seed sweeps (each with ``settings["seed"]``) as one: the sweep whose suggestion is the median (the lower
+    of the middle two for an even count), with every seed's suggestion in ``seed_suggestions``, the seeds and
+    their raw curves in ``settings`` (``seeds``, ``seed_curves``) and ``length`` (the user's training length in
+    steps, None if not given) in ``settings["length"]``."""
+    order = sorted(range(len(results)), key=lambda i: results[i].suggestion)
+    middle = results[order[(len(results) - 1) // 2]]
+    curves = [{"seed": r.settings["seed"], "lrs": list(r.lrs),
+               "losses": [loss if math.isfinite(loss) else None for loss in r.losses]} for r in results]
+    return replace(middle, seed_suggestions=[r.suggestion for r in results],
+                   settings={**middle.settings, "seeds": [r.settings["seed"] for r in results],
+                             "seed_curves": curves, "length": length})
+
+
 def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min: float, *, batch_size: int,
-                     optimizer: dict[str, Any] | None, seed: int, device: str | torch.device | None = None,
-                     amp: bool | None = None, loss_fn: LossFn = F.cross_entropy,
-                     num_steps: int = CHECK_STEPS) -> RangeTestResult:
+                     optimizer: dict[str, Any] | None, seeds: Sequence[int], length: int | None,
+                     device: str | torch.device | None = None, amp: bool | None = None,
+                     loss_fn: LossFn = F.cross_entropy, max_steps: int = CHECK_MAX_STEPS) -> CheckRuns:
     """The check's runs (``rangetest.check``): ``CHECK_LRS`` constant LRs from ``loss_min / CHECK_SPAN`` to
-    ``loss_min``, ``num_steps`` steps each, as a population range test (held-out training rows; a
-    full-batch ``batch_size`` shrinks to the rows left after holding those out)."""
-    low, high = check_bounds(loss_min)
+    ``loss_min`` on each of ``seeds`` (its own held-out training rows, batch order and, for a built-in
+    ``model``, initial weights), for ``length`` steps but at most ``max_steps`` (``CHECK_STEPS`` when
+    ``length`` is None), scored at least ``CHECK_POINTS`` times; each run's loss is judged at ``length``
+    (``horizon.loss_at_length``). A full-batch ``batch_size`` shrinks to the rows left after holding out."""
+    lrs = _lr_sweep(*check_bounds(loss_min), CHECK_LRS, "exp")
+    run_steps = CHECK_STEPS if length is None else min(length, max_steps)
     rows = len(splits.train_y)
-    return population_range_test(model, splits, start_lr=low, end_lr=high, num_lrs=CHECK_LRS, num_steps=num_steps,
-                                 batch_size=min(batch_size, rows - held_out_rows(rows, HELD_OUT_ROWS)),
-                                 optimizer=optimizer, seed=seed, device=device, amp=amp, loss_fn=loss_fn)
+    batch_size = min(batch_size, rows - held_out_rows(rows, HELD_OUT_ROWS))
+    losses, steps_run = [], run_steps
+    for seed in seeds:
+        data, epochs = held_out_split(splits, run_steps, batch_size, HELD_OUT_ROWS, seed, min_epochs=CHECK_POINTS)
+        epoch_steps = steps_per_epoch(len(data.train_y), batch_size)
+        steps_run = epochs * epoch_steps
+        members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                                   seed=seed, device=device, amp=amp, loss_fn=loss_fn)
+        losses.append([loss_at_length([epoch_steps * (e + 1) for e in range(len(m.val_losses))], m.val_losses,
+                                      length or steps_run) if m.status == "complete" else math.nan
+                       for m in members])
+    return CheckRuns(lrs=lrs, seeds=list(seeds), losses=losses, num_steps=steps_run, length=length or steps_run)
 
 
 def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], splits: Any,
              **options: Any) -> RangeTestResult:
-    """``result`` (a sweep) after the population check of ``model`` on ``splits`` (``population_check``'s options)."""
-    copies = population_check(model, splits, result.suggestions["loss_min"], **options)
-    return with_check(result, copies.lrs, copies.losses, CHECK_STEPS)
+    """``result`` (combined sweeps) after the population check of ``model`` on ``splits``, on the sweeps' seeds and
+    at their length (``population_check``'s other options)."""
+    runs = population_check(model, splits, result.suggestions["loss_min"], seeds=result.settings["seeds"],
+                            length=result.settings["length"], **options)
+    return with_check(result, runs)
 
 
 def sweep_result(lrs: list[float], losses: list[float], stop_reason: str, settings: dict[str, Any]) -> RangeTestResult:
@@ -287,13 +357,8 @@ def population_range_test(
     _check_at_least("num_steps", num_steps, 10)
     data, epochs = held_out_split(splits, num_steps, batch_size, held_out, seed)
     lrs = _lr_sweep(start_lr, end_lr, num_lrs, "exp")
-    specs = [ScheduleSpec("constant", lr, optimizer=optimizer) for lr in lrs]
-    if isinstance(model, str):
-        members = train_population(specs, model, data, epochs=epochs, batch_size=batch_size, seeds=[seed] * num_lrs,
-                                   data_seed=seed, metric="loss", device=device, amp=amp)
-    else:
-        members = train_module_population(model, specs, data, epochs, batch_size, seeds=[seed] * num_lrs,
-                                          loss_fn=loss_fn, data_seed=seed, metric="loss", device=device, amp=amp)
+    members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
+                               device=device, amp=amp, loss_fn=loss_fn)
     losses = [member.val_losses[-1] if member.status == "complete" else math.nan for member in members]
     if all(math.isnan(loss) for loss in losses):
         raise UserError(f"every LR from {start_lr:g} to {end_lr:g} diverged; lower start_lr")
@@ -309,6 +374,19 @@ def population_range_test(
                   "num_steps": steps_run, "batch_size": batch_size, "optimizer": optimizer,
                   "held_out": len(data.val_y), "seed": seed},
     )
+
+
+def constant_lr_runs(model: str | Callable[[], nn.Module], data: Any, lrs: Sequence[float], *, epochs: int,
+                     batch_size: int, optimizer: dict[str, Any] | None, seed: int,
+                     device: str | torch.device | None, amp: bool | None, loss_fn: LossFn) -> list[TrialResult]:
+    """One copy of ``model`` per LR of ``lrs``, trained at once at that constant LR on ``data`` for ``epochs``
+    (weights and batch order from ``seed``, scored by validation loss after each epoch)."""
+    specs = [ScheduleSpec("constant", lr, optimizer=optimizer) for lr in lrs]
+    if isinstance(model, str):
+        return train_population(specs, model, data, epochs=epochs, batch_size=batch_size, seeds=[seed] * len(lrs),
+                                data_seed=seed, metric="loss", device=device, amp=amp)
+    return train_module_population(model, specs, data, epochs, batch_size, seeds=[seed] * len(lrs), loss_fn=loss_fn,
+                                   data_seed=seed, metric="loss", device=device, amp=amp)
 
 
 def _is_tensor_pair(data: Any) -> bool:
@@ -330,41 +408,56 @@ def builtin_range_test(
     batch_size: int = 128,
     optimizer: dict[str, Any] | None = None,
     seed: int = 0,
+    seeds: int = CHECK_SEEDS,
     device: str | torch.device | None = None,
     check: bool = True,
+    epochs: int | None = None,
+    steps: int | None = None,
 ) -> RangeTestResult:
     """The range test of built-in ``model`` on ``splits``, by ``method``.
 
     ``auto`` picks ``population`` on a GPU (K copies cost about one model's time there) and
     ``sweep`` elsewhere (on CPU the population costs K times the steps). ``num_steps``
     defaults to 100 (sweep) or 200 (population); ``optimizer`` is a spec optimizer dict
-    (default SGD, momentum 0.9). ``check``: a sweep is followed by the population check
-    (``rangetest.check``); the population method needs none.
+    (default SGD, momentum 0.9). A sweep runs on ``seeds`` seeds (``run_seeds(seed, seeds)``:
+    each its own initial weights and batch order; ``lr_range_test`` combines them), the
+    population method on ``seed`` alone. ``check``: a sweep is followed by the population
+    check on the same seeds (``rangetest.check``), judged at the training length ``epochs``
+    (passes over ``splits.train_x`` in batches of ``batch_size``) or ``steps``; the population
+    method needs none. The length is stored in ``settings["length"]`` (steps) either way.
     """
     from autolr.training.models import build_model
 
     device = torch.device(device) if device is not None else splits.train_x.device
     if method not in ("auto", "sweep", "population"):
         raise UserError(f"method must be auto, sweep or population, got {method!r}")
+    _check_at_least("seeds", seeds, 1)
+    length = target_steps(epochs, steps, steps_per_epoch(len(splits.train_y), batch_size))
     if method == "population" or (method == "auto" and device.type == "cuda"):
-        return population_range_test(model, splits, num_steps=num_steps or 200, batch_size=batch_size,
-                                     optimizer=optimizer, seed=seed, device=device)
-    network = build_model(model, splits.input_shape, splits.num_classes, seed).to(device)
-    torch_optimizer = ScheduleSpec("constant", 1.0, optimizer=optimizer).build_optimizer(network.parameters())
-    result = lr_range_test(network, torch_optimizer, (splits.train_x.to(device), splits.train_y.to(device)),
-                           torch.nn.functional.cross_entropy, num_steps=num_steps or 100, batch_size=batch_size,
-                           seed=seed)
+        result = population_range_test(model, splits, num_steps=num_steps or 200, batch_size=batch_size,
+                                       optimizer=optimizer, seed=seed, device=device)
+        return replace(result, settings={**result.settings, "length": length})
+    x, y = splits.train_x.to(device), splits.train_y.to(device)
+    sweeps = []
+    for run_seed in run_seeds(seed, seeds):
+        network = build_model(model, splits.input_shape, splits.num_classes, run_seed).to(device)
+        torch_optimizer = ScheduleSpec("constant", 1.0, optimizer=optimizer).build_optimizer(network.parameters())
+        sweeps.append(lr_range_test(network, torch_optimizer, (x, y), torch.nn.functional.cross_entropy,
+                                    num_steps=num_steps or 100, batch_size=batch_size, seed=run_seed, seeds=1))
+    result = combine_sweeps(sweeps, length)
     if not check:
         return result
-    return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, seed=seed, device=device)
+    return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, device=device)
 
 
-def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int) -> tuple[Any, int]:
+def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int,
+                   min_epochs: int = 1) -> tuple[Any, int]:
     """The population test's data: about ``num_steps`` batches of training rows, and other rows to score on.
 
     ``held_out`` rows (at most a fifth of the training split) are drawn by a permutation
-    seeded with ``seed``; the rest is trained on, cut so that ``epochs`` passes make about
-    ``num_steps`` steps. Returns a copy of ``splits`` (a dataclass, as ``autolr.data.Splits``)
+    seeded with ``seed``; the rest is trained on, cut so that ``epochs`` passes (at least
+    ``min_epochs``, so that a run is scored that often) make about ``num_steps`` steps.
+    Returns a copy of ``splits`` (a dataclass, as ``autolr.data.Splits``)
     whose train split is those rows and whose validation split is the held-out rows, and
     that number of epochs.
     """
@@ -374,7 +467,7 @@ def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, 
         raise UserError(f"the training split has {count} rows, too few for batches of {batch_size} and a held-out set")
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).to(splits.train_x.device)
     train_rows, held_rows = order[held_out:], order[:held_out]
-    epochs = math.ceil(num_steps * batch_size / len(train_rows))
+    epochs = max(min_epochs, math.ceil(num_steps * batch_size / len(train_rows)))
     train_rows = train_rows[: math.ceil(num_steps / epochs) * batch_size]
     data = replace(splits, train_x=splits.train_x[train_rows], train_y=splits.train_y[train_rows],
                    val_x=splits.train_x[held_rows], val_y=splits.train_y[held_rows])
