@@ -64,8 +64,9 @@ def test_lightning_search_example_runs_a_real_trainer_to_a_verdict(tmp_path, mon
     rescored = result.record.rescored
     schedule_free = next(r for r in rescored if r.baseline == "schedule_free")
     assert min(schedule_free.val_scores) > 0.3  # it trained (chance is 0.1)
-    assert len(rescored) == 2 + 5 and all(len(r.test_scores) == 3 for r in rescored)
-    assert all(0.5 < score <= 1.0 for r in rescored for score in r.test_scores)  # test accuracy from trainer.test
+    assert len(rescored) == 2 + 5  # in rounds: each trains 2 seeds, and those that can still win a third
+    assert all(2 <= len(r.test_scores) == len(r.val_scores) <= 3 for r in rescored)
+    assert all(0.2 < score <= 1.0 for r in rescored for score in r.test_scores)  # test accuracy from trainer.test (chance 0.1)
     assert (tmp_path / "reports" / "digits-lightning" / "index.html").is_file()
 
 

@@ -203,6 +203,7 @@ def run_ray_search(
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
         else:
             size = population_size(definition)
+            folder.claim(asdict(definition), ())  # a study the pipeline claimed keeps its own definition
             folder.set_attr(RAY_KEY, {**asdict(options), "population": size,
                                       "populations": math.ceil(definition.trials / size)})
             tuner = _new_tuner(trainable, definition, space, baselines, path, options, callbacks)
