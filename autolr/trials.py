@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from autolr.study.definition import SearchDefinition
     from autolr.study.records import StudyRecord
 
-OUTCOME_STATES = tuple(state for state in TrialState if state is not TrialState.RUNNING)
 
 
 class TrialPruned(Exception):
@@ -32,7 +31,7 @@ class TrialPruned(Exception):
 
 @dataclass
 class TrialOutcome:
-    """How one trial ended: ``status`` one of OUTCOME_STATES, ``value`` the final validation
+    """How one trial ended: ``status`` any TrialState but RUNNING, ``value`` the final validation
     score (complete trials), ``epochs_run`` a count, ``duration_s`` wall-clock seconds,
     ``error`` a one-line reason for diverged, failed or interrupted trials."""
 

@@ -12,7 +12,7 @@ import pandas as pd
 from autolr.schedule.spec import flatten_spec
 from autolr.space.baselines import KIND_LABELS
 from autolr.study.definition import ScoreUnit
-from autolr.study.records import RescoreRecord, StudyRecord, TrialRecord, maximizes
+from autolr.study.records import RescoreRecord, StudyRecord, TrialRecord, maximizes, zero_counts
 from autolr.study.verdict import (
     CONFIDENCE,
     Verdict,
@@ -112,7 +112,7 @@ def trials_table(record: StudyRecord) -> pd.DataFrame:
 
 def state_counts(record: StudyRecord) -> dict[str, int]:
     """How many trials ended in each state (complete, pruned, diverged, failed, interrupted, running)."""
-    counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
+    counts = zero_counts()
     for trial in record.trials:
         counts[trial.state] = counts.get(trial.state, 0) + 1
     return counts

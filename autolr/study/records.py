@@ -48,7 +48,11 @@ class TrialState(enum.StrEnum):
     RUNNING = "running"
 
 
-TRIAL_STATES = tuple(state.value for state in TrialState)
+def zero_counts() -> dict[str, int]:
+    """A count of 0 for every trial state, in TrialState's order (the report's and progress's tables)."""
+    return {state.value: 0 for state in TrialState}
+
+
 
 
 @dataclass

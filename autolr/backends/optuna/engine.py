@@ -71,6 +71,7 @@ from autolr.study.records import (
     RescoreRecord,
     StudyRecord,
     TrialRecord,
+    zero_counts,
 )
 from autolr.study.records import TrialState as RunState  # autolr's trial states; TrialState is Optuna's
 from autolr.trials import Progress, TrialOutcome, TrialPruned
@@ -415,7 +416,7 @@ class OptunaEngine:
     # -- reading -------------------------------------------------------------------------------
     def progress(self) -> Progress:
         """Counts per state and the best complete trial."""
-        counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
+        counts = zero_counts()
         best: FrozenTrial | None = None
         best_value: float | None = None  # best's value (a complete trial has one)
         sign = self.direction.sign

@@ -8,13 +8,13 @@ from typing import Any, Callable
 from ray import tune
 
 from autolr.backends.ray.record import MEMBER_SCORES_KEY, MEMBERS_KEY, member_records
-from autolr.study.records import TrialRecord
+from autolr.study.records import TrialRecord, zero_counts
 from autolr.trials import Progress
 
 
 def progress_of(trials: list[TrialRecord], target: int, maximize: bool, elapsed_s: float) -> Progress:
     """A search's progress: trials per state and the best complete trial."""
-    counts = {state: 0 for state in ("complete", "pruned", "diverged", "failed", "interrupted", "running")}
+    counts = zero_counts()
     for trial in trials:
         counts[trial.state] += 1
     scored = [(trial.value, trial) for trial in trials if trial.state == "complete" and trial.value is not None]
