@@ -177,6 +177,7 @@ def run_ray_search(
     experiment: str | Path,
     options: RayOptions,
     on_progress: Callable[["Progress"], None] | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> Path:
     """Run (or continue) the study's trials with Ray Tune in the folder ``experiment``.
 
@@ -185,6 +186,8 @@ def run_ray_search(
     ``population`` are used. ``trainable`` runs one Tune trial (``job_trainable``). An
     experiment already in the folder is restored and continued, keeping its finished trials.
     A run stopped before its end (Ctrl-C) raises KeyboardInterrupt once Tune has saved it.
+    ``callbacks``: Ray Tune callbacks of your own (a logger, say), run in the driver beside
+    autolr's; a restored experiment keeps the ones it was started with.
     """
     require_ray()
     from ray import tune
@@ -197,7 +200,7 @@ def run_ray_search(
     try:
         trainable = tune.with_resources(trainable, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
         remote_driver = (options.address or "").startswith("ray://")  # Tune runs on the cluster: no local display
-        callbacks = [ProgressCallback(definition.trials, definition.direction.maximize, on_progress)] if (
+        progress = [ProgressCallback(definition.trials, definition.direction.maximize, on_progress)] if (
             on_progress and not remote_driver) else []
         if tune.Tuner.can_restore(str(path)):
             tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
@@ -206,7 +209,7 @@ def run_ray_search(
             folder.claim(asdict(definition), ())  # a study the pipeline claimed keeps its own definition
             folder.set_attr(RAY_KEY, {**asdict(options), "population": size,
                                       "populations": math.ceil(definition.trials / size)})
-            tuner = _new_tuner(trainable, definition, space, baselines, path, options, callbacks)
+            tuner = _new_tuner(trainable, definition, space, baselines, path, options, [*progress, *callbacks])
         tuner.fit()
         if unfinished_trials(path):
             raise KeyboardInterrupt(f"the Ray Tune run in {path} stopped before its end; rerun to continue it")
