@@ -40,7 +40,7 @@ def tiny_lm_study(**changes) -> StudyConfig:
     return StudyConfig(**{**settings, **changes})
 
 
-def test_a_tiny_fortunes_study_runs_to_a_verdict_against_the_lm_recipe(tmp_path):
+def test_a_tiny_fortunes_study_runs_to_a_verdict_against_the_lm_recipe(tmp_path, capsys):
     run = run_study(tiny_lm_study(), out=tmp_path)
     record = run.record
     baselines = {baseline_kind(trial.baseline): trial.spec for trial in record.trials if trial.baseline}
@@ -68,6 +68,13 @@ def test_a_tiny_fortunes_study_runs_to_a_verdict_against_the_lm_recipe(tmp_path)
     shown = pd.read_csv(run.report_paths.trials_csv).set_index("number")["value"]
     for trial in complete:
         assert shown[trial.number] == pytest.approx(trial.value / math.log(2), rel=1e-9)
+    assert "on validation loss (bits/byte)" in record.verdict["sentence"]  # the verdict's numbers are bits too
+    from autolr.cli.search import _print_result
+
+    _print_result(run, as_json=False)
+    printed = capsys.readouterr().out
+    assert "val loss (bits/byte)" in printed and "nats" not in printed
+    assert ".build(optimizer, total_steps)  # then scheduler.step() once per optimizer step" in printed
 
 
 def test_the_shipped_fortunes_study_speaks_steps_and_the_lm_recipe():

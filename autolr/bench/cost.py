@@ -1,62 +1,91 @@
 """`autolr bench cost`: a study's wall time against the plain LR grid a user would run anyway, side by side.
 
-For each shipped study, at its trial length and at a target length (``target_epochs``),
-one process on one device with the same torch threads times:
+For each shipped study, at its trial length and at a target length (``target_epochs``; a
+language model's ``target_steps``), one process on one device with the same torch threads times:
 
-- **the study**: fresh (its own temporary storage), the whole pipeline ``autolr search``
-  runs: data, range test, tuned baselines, search, re-scoring at the verdict's length, report;
-- **the plain grid**: the loop a user writes without autolr, after the study on the same
-  device: the study's data as tensors in memory, the study's model and optimizer (torch's
-  own class with the study's settings), torch's ``CosineAnnealingLR`` stepped per batch,
-  one seed, ``GRID_POINTS`` peak LRs log-spaced over the LR range the study searched, each
-  trained one after another for the verdict's epochs and scored on validation once at the end.
+- **the study**: the whole pipeline ``autolr search`` runs (data, range test, tuned baselines,
+  search, re-scoring at the verdict's length, report), stored under its own folder of the runs
+  folder, one per length;
+- **the plain grid**: the loop a user writes without autolr (``autolr.bench.plain_grid``: the
+  study's data and model, torch's optimizer with the study's settings, cosine per step; a
+  language model's: AdamW, clipping, warmup then cosine to 10%), after the study on the same
+  device, one seed, ``GRID_POINTS`` peak LRs log-spaced over the LR range the study searched,
+  each trained for the verdict's length and scored on validation once at the end.
 
-Both times include loading the data. The ratio is study seconds over grid seconds.
+A row holds both wall times, the study's verdict and export, each tuned baseline's LR and scores
+(means over the verdict's fresh seeds, in the study's unit: accuracy, or bits per byte) and the
+grid's best LR and score. Both times include loading the data; the ratio is study seconds over
+grid seconds.
+
+Resuming: each part is stored in ``cost-parts.json`` as it finishes (the study's attempts,
+the grid's data loading and every grid point, with their wall seconds), so a stopped run
+continues where it stopped, the study from its storage, and a row's seconds are the sums of
+its parts' (an attempt stopped by Ctrl-C or SIGTERM counts up to the stop; a killed one is lost).
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from autolr.bench.plain_grid import PLAIN_RUNS
 from autolr.errors import UserError
 from autolr.jobs.builtin import BuiltinJob
 from autolr.pipeline.run import run_study
 from autolr.pipeline.steps import resolve_device, study_space, study_threads
 from autolr.rangetest.range_test import RangeTestResult
-from autolr.schedule.spec import ScheduleSpec
+from autolr.report.rank import in_score_unit, metric_name, stored_verdict
 from autolr.space.baselines import lr_ladder
 from autolr.study.config import StudyConfig, packaged_study
+from autolr.study.definition import Recipe
+from autolr.study.records import StudyRecord, maximizes
+from autolr.study.verdict import counted, describe, failure_score, mean
 from autolr.training.device import describe_hardware, torch_threads
-from autolr.training.models import build_model
-from autolr.training.train import Splits, evaluate
 
 STUDIES = ("mnist", "fashion-mnist")  # the shipped studies a full run measures
 QUICK_STUDY = "smoke"  # the shipped seconds-long study (digits) of ``--quick``
-TARGET_FACTOR = 3  # the target length, as a multiple of the study's epochs, when none is given
+TARGET_FACTOR = {Recipe.CLASSIFIER: 3, Recipe.LM: 4}  # the default target length, times the trial length
 GRID_POINTS = 12  # peak LRs of the plain grid
+PARTS_FILE = "cost-parts.json"
 
 
 @dataclass(frozen=True)
 class CostRow:
-    """One study at one verdict length: its wall time and the plain grid's (seconds)."""
+    """One study at one verdict length: its wall time and the plain grid's (seconds), and what each found.
+
+    Lengths are in ``unit`` (epochs, or a language model's optimizer steps); scores are named by
+    ``score_name`` (validation accuracy, or loss in bits per byte). ``baselines``: each tuned
+    baseline kind's ``lr`` and mean ``val``/``test`` score over the verdict's fresh seeds.
+    ``hardware``, ``torch`` and ``threads``: what it was measured on.
+    """
 
     study: str
-    epochs: int  # the study's trial length
-    verdict_epochs: int  # the verdict's length, and the grid's
+    unit: str
+    length: int  # the study's trial length
+    verdict_length: int  # the verdict's length, and the grid's
     trials: int  # the study's trials, tuned baselines included
     study_s: float
     grid_s: float
     grid_lrs: tuple[float, float]  # the grid's lowest and highest peak LR (the study's searched range)
-    grid_best_lr: float
-    grid_best_val_accuracy: float
+    grid_best_lr: float | None  # None: every grid run failed
+    grid_best_score: float | None
+    score_name: str
+    outcome: str
+    verdict: str
+    exported: str
+    exported_val: float
+    exported_test: float
+    baselines: dict[str, dict[str, float]]
+    hardware: str  # what the row's study ran on (a resumed row: its first part's machine)
+    torch: str
+    threads: int
 
     @property
     def ratio(self) -> float:
@@ -74,94 +103,189 @@ class CostReport:
     threads: int
 
 
-def study_lengths(names: Sequence[str], target_epochs: int | None) -> list[StudyConfig]:
-    """Each named shipped study at its trial length and at ``target_epochs`` (default ``TARGET_FACTOR`` times
-    its epochs), checked before anything runs; UserError names a study that is not shipped."""
+def study_lengths(names: Sequence[str], target_epochs: int | None = None, target_steps: int | None = None,
+                  target_only: bool = False) -> list[StudyConfig]:
+    """Each named shipped study at its trial length (unless ``target_only``) and at its target length
+    (``target_epochs``, a language model's ``target_steps``; default ``TARGET_FACTOR`` times its trial
+    length), checked before anything runs; UserError names a study that is not shipped or a length in the
+    wrong unit (epochs for a language model, steps for an image study)."""
     configs = []
     for name in names:
         config = packaged_study(name).replace(name=f"bench-cost-{name}")
-        target = target_epochs or TARGET_FACTOR * config.epochs
-        configs.append(config)
-        if target != config.epochs:
-            configs.append(config.replace(target_epochs=target))
+        target = config.replace(target_epochs=target_epochs, target_steps=target_steps)
+        if target_epochs is None and target_steps is None:
+            factor = TARGET_FACTOR[config.recipe]
+            target = (config.replace(target_steps=factor * config.steps) if config.steps is not None
+                      else config.replace(target_epochs=factor * config.epochs))
+        if not target_only and target.verdict_epochs != config.epochs:
+            configs.append(config)
+        configs.append(target)
     return configs
 
 
-def run_cost(configs: Sequence[StudyConfig], on_row: Callable[[CostRow], None] | None = None) -> CostReport:
-    """Time every study in ``configs`` fresh, then its plain grid at the same length, one after another."""
-    rows = []
+def unit_of(config: StudyConfig) -> tuple[str, int]:
+    """The unit a study's length is given in and epochs per unit-less count: (``steps``, eval_every) for a
+    language model, (``epochs``, 1) otherwise."""
+    return ("steps", config.eval_every or 1) if config.steps is not None else ("epochs", 1)
+
+
+def row_key(config: StudyConfig) -> str:
+    """The row's name in the parts file and its study's folder: the study and its verdict length, e.g.
+    ``fortunes-1600steps``."""
+    unit, per_epoch = unit_of(config)
+    return f"{study_name(config)}-{config.verdict_epochs * per_epoch}{unit}"
+
+
+def study_name(config: StudyConfig) -> str:
+    """The shipped study's name."""
+    return config.name.removeprefix("bench-cost-")
+
+
+class Parts:
+    """``cost-parts.json``: every finished part of every row, written after each one (so a stop loses at most
+    the part in progress); the torch threads the run chose, kept for its resumption."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"rows": {}}
+
+    def row(self, key: str) -> dict[str, Any]:
+        """The parts stored for row ``key`` (an empty dict, stored from now on, when there are none)."""
+        return self.data["rows"].setdefault(key, {})
+
+    def save(self) -> None:
+        """Write every part stored so far."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
+
+
+def run_cost(configs: Sequence[StudyConfig], runs_dir: Path, out_dir: Path,
+             on_row: Callable[[CostRow], None] | None = None) -> CostReport:
+    """Every study in ``configs`` (stored under ``runs_dir``), then its plain grid at the same length, one after
+    another; parts stored in ``out_dir``/``PARTS_FILE`` as they finish, and those already stored are kept."""
     devices = {resolve_device(config.device) for config in configs}
     if len(devices) != 1:
         raise UserError(f"the studies of one cost run must share a device, got {', '.join(sorted(devices))}")
     (device,) = devices
-    threads = study_threads(configs[0], 1).threads  # chosen once: the study and its grid run with the same threads
+    parts = Parts(out_dir / PARTS_FILE)
+    # chosen once: the study and its grid run with the same threads, a resumed run with the stored ones
+    threads = parts.data.setdefault("threads", study_threads(configs[0], 1).threads)
+    rows = []
     for config in configs:
-        with tempfile.TemporaryDirectory(prefix="autolr-bench-cost-") as runs_dir:
-            run = run_study(config.replace(threads=threads), out=runs_dir)
-        assert run.record.range_test is not None, "a finished study stores its range test"
-        space = study_space(config, RangeTestResult.from_dict(run.record.range_test))
-        lrs = lr_ladder(space.lr_low, space.lr_high, GRID_POINTS)
-        with torch_threads(device, threads):
-            started = time.perf_counter()
-            splits = BuiltinJob(config, device).splits
-            accuracies = [plain_cosine_run(config, splits, device, lr) for lr in lrs]
-            grid_s = time.perf_counter() - started
-        best = max(range(len(lrs)), key=lambda index: (accuracies[index], -index))
-        row = CostRow(config.name.removeprefix("bench-cost-"), config.epochs, config.verdict_epochs,
-                      len(run.record.trials), run.wall_time_s, grid_s, (lrs[0], lrs[-1]), lrs[best], accuracies[best])
+        row = cost_row(config.replace(threads=threads), device, runs_dir, parts)
         rows.append(row)
         if on_row is not None:
             on_row(row)
-    with torch_threads(device, threads):
-        hardware = describe_hardware(device)
-    return CostReport(tuple(rows), hardware, torch.__version__, threads if device == "cpu" else torch.get_num_threads())
+    return CostReport(tuple(rows), describe_hardware(device), torch.__version__,
+                      threads if device == "cpu" else torch.get_num_threads())
 
 
-def plain_cosine_run(config: StudyConfig, splits: Splits, device: str, lr: float) -> float:
-    """One run of the plain loop at peak LR ``lr`` for the verdict's epochs; its final validation accuracy
-    (0 when the loss is not finite)."""
-    model = build_model(config.model, splits.input_shape, splits.num_classes, config.seed).to(device)
-    optimizer = ScheduleSpec("constant", lr, optimizer=config.optimizer).build_optimizer(model.parameters())
-    rows = splits.train_x.shape[0]
-    steps = -(-rows // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.verdict_epochs * steps)
-    generator = torch.Generator().manual_seed(config.seed)
-    model.train()
-    for _ in range(config.verdict_epochs):
-        order = torch.randperm(rows, generator=generator).to(device)
-        for start in range(0, rows, config.batch_size):
-            batch = order[start:start + config.batch_size]
-            loss = F.cross_entropy(model(splits.train_x[batch]), splits.train_y[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-    model.eval()
-    val_loss, val_accuracy = evaluate(model, splits.val_x, splits.val_y)
-    return float(val_accuracy) if torch.isfinite(val_loss).all() else 0.0
+def cost_row(config: StudyConfig, device: str, runs_dir: Path, parts: Parts) -> CostRow:
+    """One row: the study's stored summary, else the study run (or resumed) now; then each grid point not yet
+    stored."""
+    key = row_key(config)
+    stored = parts.row(key)
+    stored.setdefault("measured_on", {"hardware": describe_hardware(device), "torch": torch.__version__,
+                                      "threads": config.threads if device == "cpu" else torch.get_num_threads()})
+    if "study" not in stored:
+        stored.setdefault("study_attempts_s", [])
+        started = time.perf_counter()
+        try:
+            run = run_study(config, out=runs_dir / key)
+        finally:  # Ctrl-C or SIGTERM: the stopped attempt's seconds count
+            stored["study_attempts_s"].append(time.perf_counter() - started)
+            parts.save()
+        stored["study"] = study_summary(run.record, config)
+        parts.save()
+    study = stored["study"]
+    lrs = lr_ladder(study["lr_range"][0], study["lr_range"][1], GRID_POINTS)
+    points = stored.setdefault("grid_points", [])
+    plain_run = PLAIN_RUNS[config.recipe]
+    with torch_threads(device, config.threads or 1):
+        if len(points) < len(lrs):
+            started = time.perf_counter()
+            splits = BuiltinJob(config, device).splits
+            stored.setdefault("grid_data_s", time.perf_counter() - started)  # the first load: a resume loads again
+        for lr in lrs[len(points):]:
+            started = time.perf_counter()
+            score = plain_run(config, splits, device, lr)
+            points.append({"lr": lr, "score": score, "seconds": time.perf_counter() - started})
+            parts.save()
+    unit, per_epoch = unit_of(config)
+    scored = [point for point in points if point["score"] is not None]
+    sign = 1.0 if config.direction.maximize else -1.0
+    best = max(scored, key=lambda point: sign * point["score"], default=None)
+    return CostRow(
+        study_name(config), unit, config.epochs * per_epoch, config.verdict_epochs * per_epoch, study["trials"],
+        sum(stored["study_attempts_s"]), stored["grid_data_s"] + sum(point["seconds"] for point in points),
+        (lrs[0], lrs[-1]), best and best["lr"], best and best["score"], study["score_name"], study["outcome"],
+        study["verdict"], study["exported"], study["exported_val"], study["exported_test"], study["baselines"],
+        **stored["measured_on"])
+
+
+def study_summary(record: StudyRecord, config: StudyConfig) -> dict[str, Any]:
+    """What a row keeps of a finished study: its trials, searched LR range, verdict, export and tuned baselines
+    (LR, and mean validation and test scores over the verdict's seeds, in the study's score unit)."""
+    assert record.range_test is not None, "a finished study stores its range test"
+    space = study_space(config, RangeTestResult.from_dict(record.range_test))
+    shown = in_score_unit(record)
+    verdict = stored_verdict(shown)
+    if verdict is None:
+        raise RuntimeError(f"study {record.name!r} has no verdict: nothing was re-scored")
+    maximize = maximizes(shown)
+    val_failed = failure_score([item.val_scores for item in shown.rescored], maximize)
+    test_failed = failure_score([item.test_scores for item in shown.rescored], maximize)
+
+    def scores(index: int) -> dict[str, float]:
+        item = shown.rescored[index]
+        return {"lr": item.spec["lr"], "val": mean(counted(item.val_scores, val_failed)),
+                "test": mean(counted(item.test_scores, test_failed))}
+
+    exported = scores(verdict.exported)
+    return {
+        "trials": len(record.trials), "lr_range": [space.lr_low, space.lr_high],
+        "score_name": f"validation {metric_name(shown)}", "outcome": verdict.outcome, "verdict": verdict.sentence,
+        "exported": describe(shown.rescored[verdict.exported]), "exported_val": exported["val"],
+        "exported_test": exported["test"],
+        "baselines": {item.baseline: scores(index) for index, item in enumerate(shown.rescored) if item.baseline},
+    }
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
 def markdown(report: CostReport) -> str:
-    """The cost table."""
+    """The cost table, then each row's verdict and tuned baselines."""
     lines = [
         "# What a study costs against the plain grid",
         "",
         f"`autolr bench cost` on {report.hardware}, torch {report.torch}, {report.threads} torch threads. "
-        f"Study: a fresh `autolr search` of the shipped study (data, range test, tuned baselines, search, "
+        f"Study: `autolr search` of the shipped study (data, range test, tuned baselines, search, "
         f"re-scoring at the verdict's length, report). Plain grid: {GRID_POINTS} peak LRs log-spaced over the "
-        "study's searched LR range, torch's optimizer with the study's settings and `CosineAnnealingLR` stepped "
-        "per batch, tensors in memory, one seed, trained one after another for the verdict's epochs. Both "
-        "include loading the data; they ran one after another in one process.",
+        "study's searched LR range, one seed, trained one after another for the verdict's length, scored once on "
+        "validation: an image study with torch's optimizer at the study's settings and `CosineAnnealingLR` to zero "
+        "per batch; a language model with `torch.optim.AdamW` at the study's betas and weight decay, its gradient "
+        "norm clipped, linear warmup from 0 over 5% then cosine to 10% of the peak (`LambdaLR`) per optimizer step. "
+        "Both include loading the data; they ran one after another in one process (a resumed row sums its parts).",
         "",
-        "| study | trial epochs | verdict epochs | trials | study (s) | plain grid (s) | study / grid "
-        "| grid LRs | grid best LR (val accuracy) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| study | trial length | verdict length | trials | study (s) | plain grid (s) | study / grid "
+        "| grid LRs | grid best LR (score) | verdict | exported (val, test) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report.rows:
+        best = "all failed" if row.grid_best_lr is None else f"{row.grid_best_lr:.3g} ({_score(row.grid_best_score)})"
         lines.append(
-            f"| {row.study} | {row.epochs} | {row.verdict_epochs} | {row.trials} | {row.study_s:.1f} "
-            f"| {row.grid_s:.1f} | {row.ratio:.1f}x | {row.grid_lrs[0]:.3g}–{row.grid_lrs[1]:.3g} "
-            f"| {row.grid_best_lr:.3g} ({row.grid_best_val_accuracy:.4f}) |")
+            f"| {row.study} | {row.length} {row.unit} | {row.verdict_length} {row.unit} | {row.trials} "
+            f"| {row.study_s:.1f} | {row.grid_s:.1f} | {row.ratio:.1f}x "
+            f"| {row.grid_lrs[0]:.3g}–{row.grid_lrs[1]:.3g} | {best} | {row.outcome} "
+            f"| {row.exported} ({_score(row.exported_val)}, {_score(row.exported_test)}) |")
+    lines += ["", "## Verdicts and tuned baselines", ""]
+    for row in report.rows:
+        lines.append(f"- **{row.study}, {row.verdict_length} {row.unit}** ({row.score_name}): {row.verdict} "
+                     "Tuned baselines (LR: val, test): " + "; ".join(
+                         f"{kind} {scores['lr']:.3g}: {_score(scores['val'])}, {_score(scores['test'])}"
+                         for kind, scores in row.baselines.items()) + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -140,17 +140,34 @@ def bench_cost(
     study: list[str] | None = typer.Option(None, "--study", help="A shipped study to measure; repeatable "
                                                                  "(default: mnist and fashion-mnist)."),
     target_epochs: int | None = typer.Option(None, "--target-epochs", min=1,
-                                             help="The second length measured (default: 3x each study's epochs)."),
-    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir", help="Folder for cost.json and cost.md."),
+                                             help="An image study's second length (default: 3x its epochs)."),
+    target_steps: int | None = typer.Option(None, "--target-steps", min=1,
+                                            help="A language model's second length (default: 4x its steps)."),
+    target_only: bool = typer.Option(False, "--target-only", help="Measure the target length only, not also the "
+                                                                  "trial length."),
+    runs_dir: Path = typer.Option(Path("reports/bench/cost-runs"), "--runs-dir", help="Where the studies are stored."),
+    out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir",
+                                 help="Folder for cost.json, cost.md and cost-parts.json (the parts done so far)."),
 ) -> None:
-    """A fresh study against the plain 12-LR cosine grid at the same length: both wall times and their ratio."""
+    """A study against the plain 12-LR grid at the same length: both wall times, their ratio, the verdict and the
+    tuned baselines. Rerun the same command to resume a stopped run (parts done are kept)."""
+    import signal
+
     from autolr.bench import cost
+    from autolr.interrupts import termination_as_ctrl_c
 
     names = study or ([cost.QUICK_STUDY] if quick else list(cost.STUDIES))
-    configs = cost.study_lengths(names, target_epochs)  # every study checked before one runs
-    report = cost.run_cost(configs, on_row=lambda row: typer.echo(
-        f"{row.study} at {row.verdict_epochs} epochs: study {row.study_s:.1f} s, plain grid {row.grid_s:.1f} s, "
-        f"{row.ratio:.1f}x"))
+    configs = cost.study_lengths(names, target_epochs, target_steps, target_only)  # all checked before one runs
+    terminated: list[int] = []
+    try:
+        with termination_as_ctrl_c() as terminated:
+            report = cost.run_cost(configs, runs_dir, out_dir, on_row=lambda row: typer.echo(
+                f"{row.study} at {row.verdict_length} {row.unit}: study {row.study_s:.1f} s, plain grid "
+                f"{row.grid_s:.1f} s, {row.ratio:.1f}x"))
+    except KeyboardInterrupt:
+        typer.echo(f"Stopped. The parts done are stored in {out_dir / cost.PARTS_FILE}; rerun the same command to "
+                   "resume.")
+        raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
     json_path, md_path = cost.write_cost(report, out_dir)
     typer.echo(md_path.read_text())
     typer.echo(f"wrote {md_path}, {json_path}")

@@ -115,12 +115,13 @@ def search(
 
 def _print_result(run: Any, as_json: bool) -> None:
     from autolr.redact import redact_text
-    from autolr.report.rank import rank, state_counts
+    from autolr.report.rank import in_score_unit, metric_name, rank, state_counts
     from autolr.report.write import best_spec
 
     paths = run.report_paths
-    ranking = rank(run.record)
-    spec, verdict = best_spec(run.record, ranking), ranking.verdict
+    record = in_score_unit(run.record)  # scores as the report shows them: a language model's in bits per byte
+    ranking = rank(record)
+    spec, verdict = best_spec(record, ranking), ranking.verdict
     provenance = (spec.provenance or {}) if spec else {}
     if as_json:
         typer.echo(json.dumps({
@@ -128,7 +129,7 @@ def _print_result(run: Any, as_json: bool) -> None:
             "report": str(paths.index_html), "best_schedule": str(paths.best_schedule) if paths.best_schedule else None,
             "trials_csv": str(paths.trials_csv), "best_spec": spec.to_dict() if spec else None,
             "best_score": provenance.get("val_mean"), "test_score": provenance.get("test_mean"),
-            "metric": run.record.config.get("metric"), "counts": state_counts(run.record),
+            "metric": metric_name(record), "counts": state_counts(run.record),
             "wall_time_s": round(run.wall_time_s, 1), "data_source": run.record.meta.get("data_source"),
             "verdict": _verdict_json(verdict), "budget": run.record.meta.get("budget"),
         }))
@@ -140,8 +141,7 @@ def _print_result(run: Any, as_json: bool) -> None:
     if spec is None:
         out.print("No trial completed, so there is no best schedule yet.", markup=False)
         return
-    metric = run.record.config.get("metric", "score")
-    score = f"val {metric} {provenance.get('val_mean', float('nan')):.4f}"
+    score = f"val {metric_name(record)} {provenance.get('val_mean', float('nan')):.4f}"
     if provenance.get("val_std") is not None:
         score += (f" ± {provenance['val_std']:.4f} over {provenance.get('seeds')} seeds, "
                   f"test {provenance.get('test_mean', float('nan')):.4f}")
@@ -150,8 +150,10 @@ def _print_result(run: Any, as_json: bool) -> None:
     if verdict is not None:
         out.print(f"Verdict:       {verdict.sentence}", markup=False)
     out.print(f"Best schedule: {paths.best_schedule}  ({spec.family}, {score})", markup=False)
-    out.print(f'Use it:        scheduler = autolr.load_spec("{paths.best_schedule}").build(optimizer, epochs)'
-              "  # then scheduler.step() once per epoch", markup=False)
+    length, when = (("total_steps", "optimizer step") if run.record.config.get("steps") is not None
+                    else ("epochs", "epoch"))
+    out.print(f'Use it:        scheduler = autolr.load_spec("{paths.best_schedule}").build(optimizer, {length})'
+              f"  # then scheduler.step() once per {when}", markup=False)
     if (spec.optimizer or {}).get("name", "").startswith("schedulefree"):
         out.print("               # schedule-free: optimizer = spec.build_optimizer(model.parameters()); call "
                   "optimizer.train() before training steps and optimizer.eval() before evaluating", markup=False)

@@ -164,11 +164,14 @@ def optimizer_baselines_left_out(definition: SearchDefinition, backend: StudyBac
 
 
 def decide_verdict(definition: SearchDefinition, backend: StudyBackend) -> None:
-    """Decide the verdict over the stored re-scoring, once, and store it (nothing without re-scoring)."""
+    """Decide the verdict over the stored re-scoring, once, and store it (nothing without re-scoring); its scores and
+    sentence are in the study's score unit."""
+    from autolr.report.rank import in_score_unit, score_unit
     from autolr.study.verdict import decide  # scipy.stats: loaded only once the search is done
 
-    record = backend.read_record()
-    verdict = decide(record.rescored, definition.direction.maximize, definition.metric) if definition.rescores else None
+    record = in_score_unit(backend.read_record())  # in the unit the report shows: a language model's bits per byte
+    verdict = (decide(record.rescored, definition.direction.maximize, score_unit(record).name_of(definition.metric))
+               if definition.rescores else None)
     backend.set_attr(VERDICT_KEY, None if verdict is None else verdict.to_dict())
 
 
