@@ -1,6 +1,7 @@
 """`autolr bench`: every row runs the same search and the table lands in reports/bench (no speed asserted)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ def test_bench_runs_every_row_and_writes_the_table(tmp_path):
     result = CliRunner().invoke(app, [
         "bench", "--dataset", "digits", "--epochs", "2", "--trials", "3", "--tutorial-trials", "2",
         "--population-sizes", "2,4", "--module-population", "2", "--module-trials", "2", "--device", "cpu",
+        "--lm-population", "2", "--lm-trials", "2", "--lm-data-dir", str(Path(__file__).parent / "text"),
         "--out-dir", str(out_dir),
     ])
     assert result.exit_code == 0, result.output
@@ -23,8 +25,11 @@ def test_bench_runs_every_row_and_writes_the_table(tmp_path):
     assert report["device"].startswith("CPU ")
     rows = {row["name"]: row for row in report["rows"]}
     assert list(rows) == ["tutorial_loop", "single_trial", "population_K2", "population_K4",
-                          "resnet_single_trial", "resnet_population_K2"]
-    assert [row["trials"] for row in rows.values()] == [2, 3, 3, 4, 2, 2]  # a population runs at least K trials
+                          "resnet_single_trial", "resnet_population_K2", "transformer_single_trial",
+                          "transformer_population_K2"]
+    assert [row["trials"] for row in rows.values()] == [2, 3, 3, 4, 2, 2, 2, 2]
+    assert rows["transformer_population_K2"]["ratio_to_single"] == pytest.approx(
+        rows["transformer_population_K2"]["trials_per_minute"] / rows["transformer_single_trial"]["trials_per_minute"])  # a population runs at least K trials
     assert rows["population_K4"]["population_size"] == rows["resnet_population_K2"]["population_size"] * 2 == 4
     assert rows["resnet_population_K2"]["ratio_to_single"] == pytest.approx(
         rows["resnet_population_K2"]["trials_per_minute"] / rows["resnet_single_trial"]["trials_per_minute"])

@@ -95,6 +95,8 @@ def test_a_tiny_lm_row_holds_the_verdict_baselines_and_grid_in_bits_and_resumes(
     (["--study", "nosuch"], "error: unknown built-in study 'nosuch'; choose one of fashion-mnist, fortunes, mnist, "
                             "smoke"),
     (["--quick", "--target-epochs", "0"], "Invalid value for '--target-epochs'"),
+    (["--study", "fortunes", "--target-epochs", "9"], "not target_epochs"),
+    (["--study", "mnist", "--target-steps", "900"], "steps is for text datasets"),
 ])
 def test_a_bad_argument_exits_2_with_one_sentence_and_writes_nothing(tmp_path, arguments, message):
     result = subprocess.run([sys.executable, "-m", "autolr", "bench", "cost", *arguments, "--out-dir", str(tmp_path)],

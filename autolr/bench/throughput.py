@@ -13,6 +13,10 @@ so their trials per minute can be compared directly:
   (``SmallResNet``, two residual blocks with BatchNorm) on the first ``module_train_limit``
   training rows, one ``train_trial`` per trial against ``train_module_population`` (torch.func)
   with k trials at once.
+- ``transformer_single_trial`` and ``transformer_population_K<k>``: the built-in transformer on
+  the ``fortunes`` text (the LM study's model, AdamW recipe and gradient clipping; an epoch is
+  ``LM_EPOCH_STEPS`` steps, scored by next-byte accuracy), one ``train_trial`` per trial
+  against ``train_population`` with k trials at once; its own LR range (``LM_LR_RANGE``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from torchvision.datasets import VisionDataset
 
 from autolr.backends.optuna.bench_search import Report, SearchOutcome, tpe_median_search
 from autolr.data import Splits, load_splits
+from autolr.data.load import load_text_splits
+from autolr.data.text import TextSplits
 from autolr.errors import UserError
 from autolr.schedule.spec import ScheduleSpec
 from autolr.training.device import describe_device
@@ -46,6 +52,11 @@ from autolr.training.train import evaluate, train_trial
 LR_RANGE = (1e-3, 1.0)  # the searched initial LR (log scale)
 MODEL = "mlp"
 OPTIMIZER: dict[str, Any] = {"name": "sgd", "momentum": 0.9}  # a spec's optimizer table
+LM_LR_RANGE = (1e-4, 3e-2)  # the transformer rows' searched peak LR (AdamW)
+LM_OPTIMIZER: dict[str, Any] = {"name": "adamw", "betas": [0.9, 0.95], "weight_decay": 0.1}  # the LM recipe
+LM_GRAD_CLIP = 1.0
+LM_EPOCH_STEPS = 50  # optimizer steps per epoch of the transformer rows
+LM_BATCH_SIZE = 32  # windows of 64 bytes per step, as the fortunes study
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,9 @@ class BenchConfig:
     module_trials: int = 8  # trials of each SmallResNet row
     module_population: int = 8  # K of the SmallResNet population row (0: no SmallResNet rows)
     module_train_limit: int | None = 2000  # training rows of the SmallResNet rows (None: all)
+    lm_trials: int = 4  # trials of each transformer row
+    lm_population: int = 0  # K of the transformer population row (0: no transformer rows)
+    lm_data_dir: str | None = None  # where the fortunes text is (None: where autolr looks)
 
     @classmethod
     def for_device(cls, device: str | None = None, quick: bool = False) -> "BenchConfig":
@@ -75,7 +89,7 @@ class BenchConfig:
         GPU: Fashion-MNIST, 3 epochs, 8 tutorial trials, 32 single trials, K up to 256.
         ``quick`` is the CPU configuration with populations of 4 and 16 on any device.
         SmallResNet rows: 8 trials, K = 8, 2,000 training rows on a CPU; 64 trials, K = 32,
-        every row on a GPU.
+        every row on a GPU. Transformer rows (fortunes): none on a CPU; 32 trials, K = 32 on a GPU.
         """
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if quick or not device.startswith("cuda"):
@@ -83,7 +97,7 @@ class BenchConfig:
         return cls(
             dataset="fashion-mnist", epochs=3, trials=32, tutorial_trials=8,
             population_sizes=(16, 64, 256), device=device, module_trials=64, module_population=32,
-            module_train_limit=None,
+            module_train_limit=None, lm_trials=32, lm_population=32,
         )
 
 
@@ -133,6 +147,7 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
         ("tutorial_loop", config.tutorial_trials, 1, lambda lrs, report: _tutorial_group(lrs, report, splits, config)),
         ("single_trial", config.trials, 1, lambda lrs, report: _single_group(lrs, report, splits, config)),
     ]
+    lm_rows = []
     for size in config.population_sizes:
         rows.append((
             f"population_K{size}", max(config.trials, size), size,
@@ -146,9 +161,17 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
         rows.append((f"resnet_population_K{config.module_population}",
                      max(config.module_trials, config.module_population), config.module_population,
                      lambda lrs, report: _resnet_population_group(lrs, report, module_splits, config)))
-    for name, trials, size, run_group in rows:
+    if config.lm_population:
+        text = load_text_splits("fortunes", epoch_steps=LM_EPOCH_STEPS, data_dir=config.lm_data_dir,
+                                device=config.device)
+        lm_rows = [("transformer_single_trial", config.lm_trials, 1,
+                    lambda lrs, report: _lm_group(lrs, report, text, config)),
+                   (f"transformer_population_K{config.lm_population}", max(config.lm_trials, config.lm_population),
+                    config.lm_population, lambda lrs, report: _lm_group(lrs, report, text, config))]
+    for name, trials, size, run_group in rows + lm_rows:
         started = time.perf_counter()
-        outcome = tpe_median_search(run_group, trials, size, *LR_RANGE, seed=config.seed)
+        lr_range = LM_LR_RANGE if name.startswith("transformer_") else LR_RANGE
+        outcome = tpe_median_search(run_group, trials, size, *lr_range, seed=config.seed)
         row = _row(name, size, outcome, time.perf_counter() - started)
         report.rows.append(row)
         if on_row is not None:
@@ -166,7 +189,7 @@ def run_bench(config: BenchConfig, on_row: Callable[[BenchRow], None] | None = N
               if row.name.endswith("single_trial")}
     for row in report.rows:
         row.ratio_to_tutorial = row.trials_per_minute / tutorial
-        family = "resnet_" if row.name.startswith("resnet_") else ""
+        family = next((prefix for prefix in ("resnet_", "transformer_") if row.name.startswith(prefix)), "")
         row.ratio_to_single = row.trials_per_minute / single[family] if family in single else None
     return report
 
@@ -249,6 +272,22 @@ def _population_group(
         [_spec(lr) for lr in lrs], MODEL, splits, config.epochs, config.batch_size,
         seeds=[config.seed] * len(lrs), data_seed=config.seed, on_epoch=report, device=config.device,
     )
+    return [(result.status, result.final_score) for result in results]
+
+
+def _lm_group(
+    lrs: list[float], report: Report, splits: TextSplits, config: BenchConfig
+) -> list[tuple[str, float | None]]:
+    """The transformer under the LM recipe's AdamW and clipping: one ``train_trial`` for one LR, else a population."""
+    specs = [ScheduleSpec("cosine", lr, optimizer=LM_OPTIMIZER) for lr in lrs]
+    if len(specs) == 1:
+        results = [train_trial(specs[0], "transformer", splits, config.epochs, LM_BATCH_SIZE, seed=config.seed,
+                               on_epoch=lambda epoch, score: report(0, epoch, score), device=config.device,
+                               grad_clip=LM_GRAD_CLIP)]
+    else:
+        results = train_population(specs, "transformer", splits, config.epochs, LM_BATCH_SIZE,
+                                   seeds=[config.seed] * len(specs), data_seed=config.seed, on_epoch=report,
+                                   device=config.device, grad_clip=LM_GRAD_CLIP)
     return [(result.status, result.final_score) for result in results]
 
 

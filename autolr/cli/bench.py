@@ -29,6 +29,10 @@ def bench(
     module_population: int | None = typer.Option(
         None, min=0, help="K of the SmallResNet (your-own-model) population row; 0 leaves out both SmallResNet rows."),
     module_trials: int | None = typer.Option(None, min=1, help="Trials of each SmallResNet row."),
+    lm_population: int | None = typer.Option(
+        None, min=0, help="K of the transformer (fortunes) population row; 0 leaves out both transformer rows."),
+    lm_trials: int | None = typer.Option(None, min=1, help="Trials of each transformer row."),
+    lm_data_dir: Path | None = typer.Option(None, help="Folder with the fortunes text (default: where autolr looks)."),
     out_dir: Path = typer.Option(Path("reports/bench"), help="Folder for latest.json, latest.csv, latest.md."),
 ) -> None:
     """Run the throughput benchmark and write the table under OUT_DIR."""
@@ -43,7 +47,8 @@ def bench(
     overrides: dict[str, Any] = {  # BenchConfig field -> the option's value (None: not given)
         "dataset": dataset, "epochs": epochs, "trials": trials, "tutorial_trials": tutorial_trials,
         "train_limit": train_limit, "ray": ray or None, "module_population": module_population,
-        "module_trials": module_trials,
+        "module_trials": module_trials, "lm_population": lm_population, "lm_trials": lm_trials,
+        "lm_data_dir": str(lm_data_dir) if lm_data_dir else None,
     }
     if population_sizes is not None:
         try:
