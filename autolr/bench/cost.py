@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from autolr.errors import UserError
 from autolr.jobs.builtin import BuiltinJob
+from autolr.pipeline.budget import GRID_POINTS
 from autolr.pipeline.run import run_study
 from autolr.pipeline.steps import resolve_device, study_space, study_threads
 from autolr.rangetest.range_test import RangeTestResult
@@ -41,7 +42,6 @@ from autolr.training.train import Splits, evaluate
 STUDIES = ("mnist", "fashion-mnist")  # the shipped studies a full run measures
 QUICK_STUDY = "smoke"  # the shipped seconds-long study (digits) of ``--quick``
 TARGET_FACTOR = 3  # the target length, as a multiple of the study's epochs, when none is given
-GRID_POINTS = 12  # peak LRs of the plain grid
 
 
 @dataclass(frozen=True)
