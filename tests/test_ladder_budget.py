@@ -155,3 +155,19 @@ def test_the_shipped_image_studies_fit_two_grids_and_whole_drops_the_budget():
 def test_a_bad_budget_is_one_sentence(changes, message):
     with pytest.raises(StudyError, match=message):
         StudyConfig(name="x", dataset="digits", **changes)
+
+
+def test_a_study_in_grids_sizes_itself_and_says_so(tmp_path: Path):
+    from autolr.pipeline.run import run_study
+
+    config = StudyConfig(name="grids", dataset="digits", epochs=2, trials=12, baseline_lrs=1, schedule_free=False,
+                         families=("constant", "cosine"), population=4, device="cpu", rescore_top=2,
+                         rescore_seeds=4, budget_grids=0.01)
+    run = run_study(config, out=tmp_path)
+    note = run.record.meta["budget"]
+    assert note.startswith("To fit its budget of 0.01 plain grids (about ")
+    assert ("the study cut search trials 8 -> 4; re-scored searched configurations 2 -> 1; re-scored baseline kinds "
+            "(the best kept) 4 -> 1; fresh seeds at most 4 -> 3; even so it needs about") in note
+    assert len(run.record.trials) == 4 + 4  # the 4 kinds' one-rung ladders, then one population searched
+    assert [r.baseline is None for r in run.record.rescored] == [True, False]
+    assert max(len(r.seeds) for r in run.record.rescored) <= 3
