@@ -120,6 +120,7 @@ ROWS = [
     ("target epochs zero", lambda r: search_args(r, "--target-epochs", "0"), ["target_epochs", "0"]),
     ("budget zero", lambda r: search_args(r, "--budget", "0"), ["budget", "minutes", "0"]),
     ("budget on ray", lambda r: search_args(r, "--budget", "5", "--backend", "ray"), ["budget", "optuna"]),
+    ("budget and full", lambda r: search_args(r, "--budget", "5", "--full"), ["--budget", "--full", "not both"]),
     ("workers zero", lambda r: search_args(r, "--workers", "0"), ["workers", "0"]),
     ("unsupported storage URL", lambda r: search_args(r, "--storage", "redis://127.0.0.1/0"), ["redis"]),
     ("storage folder missing", lambda r: search_args(r, "--storage", sqlite_url(r / "nowhere" / "s.db")),

@@ -13,9 +13,9 @@ from autolr.space.baselines import baseline_kind, baseline_kinds, lr_ladder, tun
 from autolr.errors import StudyError
 from autolr.rangetest.range_test import RangeTestResult
 from autolr.schedule.spec import MAX_LR
-from autolr.study.definition import Direction
+from autolr.study.definition import LR_CHECK_SEEDS, Direction
 from autolr.study.records import StudyRecord, TrialRecord
-from autolr.pipeline.rescore import LR_CHECK_FACTORS, LR_CHECK_SEEDS, rescore_candidates
+from autolr.pipeline.rescore import LR_CHECK_FACTORS, rescore_candidates
 from autolr.space.search_space import FAMILY_LR_FACTORS, SearchSpace
 from autolr.study.config import StudyConfig
 from autolr.pipeline.run import run_study

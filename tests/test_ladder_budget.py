@@ -3,6 +3,7 @@ in minutes (the search, refined rungs and re-scoring sized from the first trials
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,11 +11,11 @@ import pytest
 
 from autolr.backends.optuna.engine import read_study_record
 from autolr.errors import StudyError
-from autolr.pipeline.budget import plan_budget
+from autolr.pipeline.budget import budget_note, budget_seconds, grid_seconds, plan_budget
 from autolr.search import search
 from autolr.space.baselines import GOLDEN_STEP, ladder_rungs, lr_ladder, refined_lrs
 from autolr.space.search_space import SearchSpace
-from autolr.study.config import StudyConfig
+from autolr.study.config import StudyConfig, packaged_study
 from autolr.study.definition import Direction, SearchDefinition
 
 EPOCHS = 4
@@ -92,9 +93,10 @@ def test_a_study_sizes_itself_to_its_budget_and_says_what_it_cut(tmp_path: Path)
     assert len(result.record.trials) == 4 * 3 + 1  # the coarse ladders, then one population (of one) searched
     note = result.record.meta["budget"]
     assert note.startswith("To fit its 0.0001-minute budget the study cut search trials 20 -> 1; refined baseline "
-                           "rungs 8 -> 0; re-scored searched configurations 3 -> 1; fresh seeds at most 5 -> 3")
+                           "rungs 8 -> 0; re-scored searched configurations 3 -> 1; re-scored baseline kinds (the "
+                           "best kept) 4 -> 1; fresh seeds at most 5 -> 3")
     assert note in result.record.meta["notes"]
-    assert max(len(r.seeds) for r in result.record.rescored) <= 3 and len(result.record.rescored) == 1 + 4
+    assert max(len(r.seeds) for r in result.record.rescored) <= 3 and len(result.record.rescored) == 1 + 1
     again = search(peaked_training, space=SPACE, n_trials=40, storage=storage, epochs=EPOCHS, pruner="none",
                    baseline_lrs=5, schedule_free=False, rescore_seeds=5, budget=1e-4)  # resumed: the stored plan
     assert [t.number for t in again.record.trials] == [t.number for t in result.record.trials]
@@ -105,11 +107,67 @@ def test_a_study_sizes_itself_to_its_budget_and_says_what_it_cut(tmp_path: Path)
     assert len(roomy.record.trials) == 24
 
 
+def test_a_budget_in_grids_is_the_plain_grid_at_the_verdict_length_from_the_measured_population():
+    # a population of 8 trials at 3 epochs took 2 s: one run 0.25 s, 0.75 s at 9 epochs, the 12-LR grid 9 s
+    assert grid_seconds(2.0, 8, definition(target_epochs=9)) == pytest.approx(12 * 2.0 / 8 * 3)
+    assert budget_seconds(definition(target_epochs=9, budget_grids=2.0), 2.0, 8) == pytest.approx(18.0)
+    assert budget_seconds(definition(budget=1.5, budget_grids=2.0), 2.0, 8) == 90.0  # minutes take its place
+
+
+def test_a_grid_budget_cuts_kinds_then_seeds_then_the_lr_check_seeds():
+    # 18 s left at 9 epochs (populations of 8, run_s 2 s): even the smallest plan (one population searched,
+    # 1 searched + 1 baseline kind on 3 seeds, the LR check on 1 seed) needs 2 x (1 + 3 x 3 + 1 x 2 x 3) = 32 s
+    tight = plan_budget(definition(target_epochs=9, budget_grids=2.0), budget_s=18.0, run_s=2.0, population=8,
+                        kinds=5, search=29, refined=2)
+    assert (tight.search, tight.refined, tight.rescore_top, tight.rescore_kinds, tight.rescore_seeds,
+            tight.lr_check_seeds) == (8, 0, 1, 1, 3, 1)
+    assert tight.estimate_s == pytest.approx(32.0)
+    assert tight.cuts[:6] == ["search trials 29 -> 8", "refined baseline rungs 10 -> 0",
+                              "re-scored searched configurations 3 -> 1",
+                              "re-scored baseline kinds (the best kept) 5 -> 1", "fresh seeds at most 5 -> 3",
+                              "LR-check seeds 2 -> 1"]
+    # with room for 4 seeds on the LR check's 2, it keeps them: 2 x (1 + 4 x 3 + 2 x 2 x 3) = 50 s
+    roomier = plan_budget(definition(target_epochs=9), budget_s=50.0, run_s=2.0, population=8, kinds=5, search=29,
+                          refined=2)
+    assert (roomier.rescore_kinds, roomier.rescore_seeds, roomier.lr_check_seeds) == (1, 4, 2)
+    same = plan_budget(definition(), budget_s=5.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
+    assert same.lr_check_seeds is None and "LR-check seeds" not in " ".join(same.cuts)  # no LR check at 3 epochs
+    note = budget_note(definition(target_epochs=9, budget_grids=2.0), dataclasses.replace(tight, budget_s=18.0))
+    assert note.startswith("To fit its budget of 2 plain grids (about 18 s: 12 LRs of one schedule at 9 epochs, "
+                           "estimated from its first trials; --full runs the whole study) the study cut search "
+                           "trials 29 -> 8;")
+
+
+def test_the_shipped_image_studies_fit_two_grids_and_whole_drops_the_budget():
+    mnist = packaged_study("mnist")
+    assert mnist.budget_grids == 2 and mnist.definition().budgeted
+    assert packaged_study("fashion-mnist").budget_grids == 2
+    whole = mnist.whole()
+    assert (whole.budget, whole.budget_grids, whole.definition().budgeted) == (None, None, False)
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"budget": 0}, "budget must be a positive number of minutes"),
+    ({"budget_grids": -2}, "budget_grids must be a positive number of plain-grid multiples"),
     ({"budget": "5"}, "budget must be a positive number of minutes"),
     ({"budget": 5, "backend": "ray"}, "budget needs the optuna backend"),
 ])
 def test_a_bad_budget_is_one_sentence(changes, message):
     with pytest.raises(StudyError, match=message):
         StudyConfig(name="x", dataset="digits", **changes)
+
+
+def test_a_study_in_grids_sizes_itself_and_says_so(tmp_path: Path):
+    from autolr.pipeline.run import run_study
+
+    config = StudyConfig(name="grids", dataset="digits", epochs=2, trials=12, baseline_lrs=1, schedule_free=False,
+                         families=("constant", "cosine"), population=4, device="cpu", rescore_top=2,
+                         rescore_seeds=4, budget_grids=0.01)
+    run = run_study(config, out=tmp_path)
+    note = run.record.meta["budget"]
+    assert note.startswith("To fit its budget of 0.01 plain grids (about ")
+    assert ("the study cut search trials 8 -> 4; re-scored searched configurations 2 -> 1; re-scored baseline kinds "
+            "(the best kept) 4 -> 1; fresh seeds at most 4 -> 3; even so it needs about") in note
+    assert len(run.record.trials) == 4 + 4  # the 4 kinds' one-rung ladders, then one population searched
+    assert [r.baseline is None for r in run.record.rescored] == [True, False]
+    assert max(len(r.seeds) for r in run.record.rescored) <= 3

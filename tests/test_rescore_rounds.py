@@ -13,9 +13,9 @@ from typing import Callable, Sequence
 
 import pytest
 
-from autolr.pipeline.rescore import LR_CHECK_FACTORS, LR_CHECK_SEED_OFFSET, LR_CHECK_SEEDS, rescore, rescore_seeds
+from autolr.pipeline.rescore import LR_CHECK_FACTORS, LR_CHECK_SEED_OFFSET, rescore, rescore_seeds
 from autolr.schedule.spec import ScheduleSpec
-from autolr.study.definition import Direction, SearchDefinition
+from autolr.study.definition import LR_CHECK_SEEDS, Direction, SearchDefinition
 from autolr.study.reach import FIRST_ROUND
 from autolr.study.records import RescoreRecord, StudyRecord, TrialRecord
 from autolr.study.verdict import decide

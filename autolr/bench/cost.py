@@ -38,6 +38,7 @@ import torch
 from autolr.bench.plain_grid import PLAIN_RUNS
 from autolr.errors import UserError
 from autolr.jobs.builtin import BuiltinJob
+from autolr.pipeline.budget import GRID_POINTS
 from autolr.pipeline.run import run_study
 from autolr.pipeline.steps import resolve_device, study_space, study_threads
 from autolr.rangetest.range_test import RangeTestResult
@@ -52,7 +53,6 @@ from autolr.training.device import describe_hardware, torch_threads
 STUDIES = ("mnist", "fashion-mnist")  # the shipped studies a full run measures
 QUICK_STUDY = "smoke"  # the shipped seconds-long study (digits) of ``--quick``
 TARGET_FACTOR = {Recipe.CLASSIFIER: 3, Recipe.LM: 4}  # the default target length, times the trial length
-GRID_POINTS = 12  # peak LRs of the plain grid
 PARTS_FILE = "cost-parts.json"
 
 

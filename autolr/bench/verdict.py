@@ -49,7 +49,7 @@ def run_reference(settings: tuple[tuple[str, str], ...], runs_dir: Path, out_dir
     for index, (dataset, model) in enumerate(settings):
         setting = f"{dataset} {model}"
         later = [row for d, m in settings[index + 1:] for row in done.get(f"{d} {m}", [])]  # kept in every write
-        config = default_study(dataset).replace(name=f"reference-{dataset}-{model}", model=model)
+        config = default_study(dataset).whole().replace(name=f"reference-{dataset}-{model}", model=model)
         if quick:
             config = config.replace(trials=10, baseline_lrs=1, schedule_free=True, rescore_seeds=2, rescore_top=1,
                                     epochs=2, population=8)

@@ -40,6 +40,9 @@ def search(
     budget: Optional[float] = typer.Option(
         None, "--budget", help="Minutes the whole study should take: after the baselines' first LRs it sizes the "
         "search, the refined baseline LRs and the re-scoring to fit, and says what it cut (optuna only)."),
+    full: bool = typer.Option(
+        False, "--full", help="The whole study, without a budget: every trial and the whole re-scoring (the shipped "
+        "image studies otherwise fit 2 plain 12-LR grids at the verdict's length and say what they cut)."),
     families: Optional[str] = typer.Option(None, "--families", help="Comma-separated schedule families to search."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="tpe, random, cmaes, gp or qmc."),
     pruner: Optional[str] = typer.Option(None, "--pruner", help="hyperband, median, successive-halving or none."),
@@ -85,6 +88,10 @@ def search(
         sampler=sampler, pruner=pruner, storage=storage, device=device, seed=seed, population=population,
         threads=threads, backend=backend, data_dir=str(data_dir) if data_dir is not None else None,
     )
+    if full and budget is not None:
+        raise UserError("give --budget MINUTES or --full (no budget), not both")
+    if full:
+        config = config.whole()
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     from autolr.pipeline.run import run_study
     from autolr.pipeline.steps import resolve_device, study_threads

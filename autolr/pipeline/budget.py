@@ -1,4 +1,5 @@
-"""A study's budget in minutes: how many search trials, refined rungs and re-scoring runs fit in it.
+"""A study's budget, in minutes or in plain grids: how many search trials, refined rungs and re-scoring
+runs fit in it.
 
 The study first trains its coarse baseline ladders (every study does; ``pipeline.run``), which
 measures what a trial costs here: ``run_s``, the median wall time of one population of
@@ -9,12 +10,18 @@ populations (``population`` trials or runs at once), runs at the verdict's lengt
 - the search and the refined rungs: ``ceil(trials / population)`` populations;
 - the re-scoring, at most: each fresh seed trains every finalist (the ``rescore_top`` best
   searched and one per baseline kind), and the LR check trains each finalist at its own LR
-  and two leaders at the other LRs, from ``LR_CHECK_SEEDS`` seeds.
+  and two leaders at the other LRs, from ``lr_check_seeds`` seeds.
+
+A budget in grids (``SearchDefinition.budget_grids``) is a multiple of the plain grid a
+user would run anyway: ``GRID_POINTS`` single runs, one after another, at the verdict's
+length (:func:`grid_seconds`). The shipped image studies default to 2 grids.
 
 When the whole study would not fit, it cuts, in this order, until it does: the search
 trials (a population at a time, down to one population), the refined rungs, the re-scored
-searched configurations (down to 1), the fresh seeds (down to ``MIN_SEEDS``). What it cut is
-said in words (:attr:`BudgetPlan.cuts`), which the CLI and the report print.
+searched configurations (down to 1), the re-scored baseline kinds (the best by their best
+rung's score, down to 1), the fresh seeds (down to ``MIN_SEEDS``), the LR check's seeds (down
+to 1: the verdict's fresh seeds are its own, so only the LR choice gets noisier). What it cut is said in
+words (:attr:`BudgetPlan.cuts`), which the CLI and the report print.
 """
 
 from __future__ import annotations
@@ -25,19 +32,21 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
-from autolr.pipeline.rescore import LR_CHECK_FACTORS, LR_CHECK_SEEDS
+from autolr.pipeline.rescore import LR_CHECK_FACTORS
 from autolr.study.definition import SearchDefinition
 from autolr.study.reach import FIRST_ROUND
 from autolr.study.records import TrialRecord, TrialState
 
+GRID_POINTS = 12  # peak LRs of the plain grid a budget in grids is a multiple of
 MIN_SEEDS = FIRST_ROUND + 1  # fewest fresh seeds a budget cuts to: two give a 95% interval 12.7 standard errors wide
 
 
 @dataclass(frozen=True)
 class BudgetPlan:
     """What the study runs after its coarse ladders: ``search`` sampled trials, ``refined`` rungs per
-    kind, ``rescore_top`` and ``rescore_seeds``; ``estimate_s`` what that is expected to take (seconds),
-    ``cuts`` what was cut to fit, in words (empty: nothing)."""
+    kind, ``rescore_top``, ``rescore_kinds`` (the best baseline kinds re-scored) and ``rescore_seeds``;
+    ``estimate_s`` what that is expected to take (seconds), ``cuts`` what was cut to fit, in words
+    (empty: nothing); ``budget_s`` the whole study's budget (seconds)."""
 
     search: int
     refined: int
@@ -45,6 +54,9 @@ class BudgetPlan:
     rescore_seeds: int
     estimate_s: float
     cuts: list[str]
+    rescore_kinds: int | None = None  # None: every kind (a plan stored before kinds were cut)
+    lr_check_seeds: int | None = None  # None: the definition's
+    budget_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -62,6 +74,34 @@ def population_seconds(trials: Sequence[TrialRecord], epochs: int | None) -> flo
     return statistics.median(times) if times else None
 
 
+def grid_seconds(run_s: float, population: int, definition: SearchDefinition) -> float:
+    """What the plain grid would take here (seconds): ``GRID_POINTS`` single runs at the verdict's length,
+    one run costing a population's ``run_s`` over its ``population`` members (so on a CPU, where a
+    population of K costs about K runs; on a GPU a single run costs more, and the estimate is low)."""
+    longer = (definition.verdict_epochs or 1) / (definition.epochs or 1)
+    return GRID_POINTS * run_s / population * longer
+
+
+def budget_seconds(definition: SearchDefinition, run_s: float, population: int) -> float:
+    """The whole study's budget (seconds): its minutes, else its grids (``grid_seconds``)."""
+    if definition.budget is not None:
+        return 60.0 * definition.budget
+    assert definition.budget_grids is not None, "a budgeted study has minutes or grids"
+    return definition.budget_grids * grid_seconds(run_s, population, definition)
+
+
+def budget_note(definition: SearchDefinition, plan: BudgetPlan) -> str:
+    """The plan in one sentence for the CLI and the report: the budget, and what was cut to fit it."""
+    if definition.budget is not None:
+        budget = f"{definition.budget:g}-minute budget"
+    else:
+        budget = (f"budget of {definition.budget_grids:g} plain grids (about {plan.budget_s or 0:.0f} s: "
+                  f"{GRID_POINTS} LRs of one schedule at {definition.verdict_epochs} epochs, estimated from "
+                  "its first trials; --full runs the whole study)")
+    return f"To fit its {budget} the study cut {'; '.join(plan.cuts)}." if plan.cuts else \
+        f"The whole study fits its {budget}."
+
+
 def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, population: int, kinds: int,
                 search: int, refined: int) -> BudgetPlan:
     """The largest plan (in the cutting order of the module docstring) expected to take at most
@@ -73,17 +113,18 @@ def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, pop
     longer = (definition.verdict_epochs or 1) / (definition.epochs or 1)
     lr_check = definition.verdict_epochs != definition.epochs
 
-    def seconds(plan: tuple[int, int, int, int]) -> float:
-        trials, rungs, top, seeds = plan
-        finalists = top + kinds
+    def seconds(plan: Plan) -> float:
+        trials, rungs, top, rescored_kinds, seeds, check_seeds = plan
+        finalists = top + rescored_kinds
         populations = math.ceil((trials + rungs * kinds) / population)
         rescoring = seeds * math.ceil(finalists / population) * longer
         if lr_check:
-            rescoring += LR_CHECK_SEEDS * (math.ceil(finalists / population)
+            rescoring += check_seeds * (math.ceil(finalists / population)
                                            + math.ceil(2 * (len(LR_CHECK_FACTORS) - 1) / population)) * longer
         return run_s * (populations + rescoring)
 
-    full = (search, refined, definition.rescore_top, definition.rescore_seeds)
+    full = (search, refined, definition.rescore_top, min(definition.rescore_kinds or kinds, kinds),
+            definition.rescore_seeds, definition.lr_check_seeds if lr_check else 1)
     chosen = full
     for plan in _cut(full, population):
         chosen = plan
@@ -93,32 +134,43 @@ def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, pop
     if seconds(chosen) > budget_s:
         cuts.append(f"even so it needs about {seconds(chosen) / 60:.2g} minutes, more than the "
                     f"{max(budget_s, 0.0) / 60:.2g} left in the budget")
-    return BudgetPlan(chosen[0], chosen[1], chosen[2], chosen[3], seconds(chosen), cuts)
+    return BudgetPlan(chosen[0], chosen[1], chosen[2], chosen[4], seconds(chosen), cuts, chosen[3],
+                      chosen[5] if lr_check else None)
 
 
-def _cut(full: tuple[int, int, int, int], population: int) -> Iterator[tuple[int, int, int, int]]:
-    """Plans from ``full`` down, in the cutting order: (search trials, refined rungs, top, seeds)."""
-    search, refined, top, seeds = full
+Plan = tuple[int, int, int, int, int, int]  # search trials, refined rungs per kind, top, kinds, seeds, LR-check seeds
+
+
+def _cut(full: Plan, population: int) -> Iterator[Plan]:
+    """Plans from ``full`` down, in the cutting order of the module docstring."""
+    search, refined, top, kinds, seeds, check_seeds = full
     yield full
     floor = min(search, population)
     while search > floor:
         search = max(floor, search - population)
-        yield search, refined, top, seeds
+        yield search, refined, top, kinds, seeds, check_seeds
     if refined:
         refined = 0
-        yield search, refined, top, seeds
+        yield search, refined, top, kinds, seeds, check_seeds
     while top > 1:
         top -= 1
-        yield search, refined, top, seeds
+        yield search, refined, top, kinds, seeds, check_seeds
+    while kinds > 1:
+        kinds -= 1
+        yield search, refined, top, kinds, seeds, check_seeds
     while seeds > MIN_SEEDS:
         seeds -= 1
-        yield search, refined, top, seeds
+        yield search, refined, top, kinds, seeds, check_seeds
+    while check_seeds > 1:
+        check_seeds -= 1
+        yield search, refined, top, kinds, seeds, check_seeds
 
 
-def _cut_words(full: tuple[int, int, int, int], chosen: tuple[int, int, int, int], kinds: int) -> list[str]:
+def _cut_words(full: Plan, chosen: Plan, kinds: int) -> list[str]:
     """What ``chosen`` cut from ``full``, one phrase per setting."""
-    names = ("search trials", "refined baseline rungs", "re-scored searched configurations", "fresh seeds at most")
-    scale = (1, kinds, 1, 1)
+    names = ("search trials", "refined baseline rungs", "re-scored searched configurations",
+             "re-scored baseline kinds (the best kept)", "fresh seeds at most", "LR-check seeds")
+    scale = (1, kinds, 1, 1, 1, 1)
     return [f"{name} {before * times} -> {after * times}"
             for name, before, after, times in zip(names, full, chosen, scale) if after != before]
 
@@ -126,4 +178,5 @@ def _cut_words(full: tuple[int, int, int, int], chosen: tuple[int, int, int, int
 def budgeted(definition: SearchDefinition, plan: BudgetPlan, ladder_trials: int) -> SearchDefinition:
     """``definition`` as the plan sizes it: ``ladder_trials`` (coarse and refined rungs) plus its search."""
     return dataclasses.replace(definition, trials=ladder_trials + plan.search, rescore_top=plan.rescore_top,
-                               rescore_seeds=plan.rescore_seeds)
+                               rescore_seeds=plan.rescore_seeds, rescore_kinds=plan.rescore_kinds,
+                               lr_check_seeds=plan.lr_check_seeds or definition.lr_check_seeds)

@@ -1,18 +1,18 @@
 """Re-scoring for the verdict: the best searched schedules and each tuned baseline, on fresh seeds.
 
-One lucky run is not a result. The candidates are the ``rescore_top`` best complete
-searched trials (by final validation score) and, for each baseline kind (constant,
-cosine, ...), its best complete rung. They are trained again from scratch at the user's
-training length (``target_epochs``, default the search's ``epochs``) from up to
-``rescore_seeds`` fresh seeds (none equals the search's): seed ``s`` gives every candidate
-the same initial weights and the same batch order (the job trains them paired by seed), so
-the verdict compares them paired by seed. Each run is scored on validation and, once at its
-end, on the held-out test split. Seeds are added in rounds (two, then one at a time) and a
-candidate stops once it can no longer be its side's best, the whole re-scoring once the
-verdict is decided (the rule: ``autolr.study.reach``).
+One lucky run is not a result. The candidates are the ``rescore_top`` best complete searched
+trials (by final validation score) and, for each baseline kind (constant, cosine, ...), its
+best complete rung (a budget may keep only the ``rescore_kinds`` best kinds). They are
+trained again from scratch at the user's training length (``target_epochs``, default the
+search's ``epochs``) from up to ``rescore_seeds`` fresh seeds (none equals the search's):
+seed ``s`` gives every candidate the same initial weights and the same batch order (the job
+trains them paired by seed), so the verdict compares them paired by seed. Each run is scored
+on validation and, once at its end, on the held-out test split. Seeds are added in rounds
+(two, then one at a time) and a candidate stops once it can no longer be its side's best,
+the whole re-scoring once the verdict is decided (the rule: ``autolr.study.reach``).
 
 At a target length other than the search's, an LR check runs first: each candidate trains
-at its peak LR from ``LR_CHECK_SEEDS`` seeds of their own at that length; the candidates
+at its peak LR from ``lr_check_seeds`` seeds of their own at that length; the candidates
 whose rank an LR change can alter (``study.reach.lr_checks_due``) also train at the other
 ``LR_CHECK_FACTORS`` times it; each keeps the LR with the best mean validation score (a
 failed seed counts as in the verdict): the best LR shrinks as training gets longer.
@@ -37,17 +37,18 @@ from autolr.trials import Job
 SEED_OFFSET = 1000  # fresh seeds are seed + SEED_OFFSET + i, never the search's seed
 LR_CHECK_SEED_OFFSET = 2000  # the LR check's seeds, apart from the verdict's
 LR_CHECK_FACTORS = (1.0, 0.5, 2.0)  # multiples of a candidate's peak LR; ties keep the first
-LR_CHECK_SEEDS = 2
 
 Progress = dict[str, Any]  # {"lr_check": [...] | None, "seeds": {str(seed): {"val": [...], "test": [...]}}}
 
 
-def rescore_candidates(record: StudyRecord, top: int, direction: Direction) -> list[TrialRecord]:
-    """The ``top`` best complete searched trials, then each baseline kind's best rung (``best_rungs``)."""
+def rescore_candidates(record: StudyRecord, top: int, direction: Direction,
+                       kinds: int | None = None) -> list[TrialRecord]:
+    """The ``top`` best complete searched trials, then each baseline kind's best rung (``best_rungs``; only
+    the ``kinds`` best kinds, None: every kind)."""
     sign = -direction.sign
     complete = sorted((t for t in record.trials if t.state == TrialState.COMPLETE and t.value is not None and t.spec),
                       key=lambda t: (sign * _last_score(t), t.number))  # complete: its final score
-    return [t for t in complete if not t.baseline][:top] + list(best_rungs(record, direction).values())
+    return [t for t in complete if not t.baseline][:top] + list(best_rungs(record, direction).values())[:kinds]
 
 
 def best_rungs(record: StudyRecord, direction: Direction) -> dict[str, TrialRecord]:
@@ -86,7 +87,7 @@ def rescore(record: StudyRecord, definition: SearchDefinition, job: Job, populat
     its record holds the seeds it ran. ``progress`` is what an earlier, stopped re-scoring of the same
     candidates had finished; ``save(progress)`` is called after each step of the LR check and each seed.
     """
-    candidates = rescore_candidates(record, definition.rescore_top, definition.direction)
+    candidates = rescore_candidates(record, definition.rescore_top, definition.direction, definition.rescore_kinds)
     if not candidates:
         return []
     specs = [ScheduleSpec.from_dict(trial.spec) for trial in candidates]
@@ -137,7 +138,7 @@ def lr_check(specs: Sequence[ScheduleSpec], baseline: Sequence[bool], definition
     Every spec trains at its own LR; the other ``LR_CHECK_FACTORS`` only for the specs whose
     rank they can change (``study.reach.lr_checks_due``). Each step is stored in ``progress``.
     """
-    seeds = [definition.seed + LR_CHECK_SEED_OFFSET + index for index in range(LR_CHECK_SEEDS)]
+    seeds = [definition.seed + LR_CHECK_SEED_OFFSET + index for index in range(definition.lr_check_seeds)]
     epochs, maximize = definition.verdict_epochs, definition.direction.maximize
     if progress["lr_check"] is None:
         own, _ = job.final_scores(specs, seeds, epochs, population)

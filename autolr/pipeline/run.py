@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any, Callable
 from autolr.backends import open_study
 from autolr.errors import StudyError
 from autolr.jobs.builtin import BuiltinJob
-from autolr.pipeline.budget import BudgetPlan, budgeted, plan_budget, population_seconds
+from autolr.pipeline.budget import (
+    BudgetPlan,
+    budget_note,
+    budget_seconds,
+    budgeted,
+    plan_budget,
+    population_seconds,
+)
 from autolr.pipeline.rescore import best_rungs
 from autolr.pipeline.steps import (
     rescore_study,
@@ -86,7 +93,8 @@ def run_pipeline(
     on_phase: Phase | None = None,
 ) -> tuple[StudyRecord, Progress]:
     """The tuned baselines' ladders (coarse, then refined) and the search, then re-scoring, the verdict and the
-    run's metadata; with ``definition.budget``, the rest of the study sized to fit it after the coarse ladders.
+    run's metadata; with a budget (``definition.budgeted``), the rest of the study sized to fit it after the
+    coarse ladders.
 
     ``started``: ``time.monotonic()`` when this run began (its wall time is added to the study's).
     Returns the finished study's record and the search's progress.
@@ -100,7 +108,9 @@ def run_pipeline(
     coarse, refined = ladder_rungs(definition.baseline_lrs) if backend.phased else (definition.baseline_lrs, 0)
     baselines = tuned_baselines(space, coarse, schedule_free, definition.recipe)
     budget, kinds = None, len(baselines) // max(coarse, 1)
-    if backend.phased and (refined or definition.budget is not None):
+    if definition.budget_grids is not None and not backend.phased:  # Ray Tune: trials fixed when it starts
+        notes.append("The whole study ran: a budget in plain grids needs the optuna backend.")
+    if backend.phased and (refined or definition.budgeted):
         # first phase: the coarse ladders in whole populations (the last one filled with search trials)
         first = min(math.ceil(len(baselines) / population) * population or population,
                     definition.trials - refined * kinds)
@@ -108,12 +118,11 @@ def run_pipeline(
             lambda progress: on_progress(dataclasses.replace(progress, target=definition.trials)))
         backend.run_trials(space, baselines, job, population, whole, trials=first)
         record = backend.read_record()
-        if definition.budget is not None:
+        if definition.budgeted:
             plan = study_budget(definition, backend, record, population, kinds, refined, len(baselines),
                                 started)
             refined, definition = plan.refined, budgeted(definition, plan, len(baselines) + plan.refined * kinds)
-            budget = (f"To fit its {definition.budget:g}-minute budget the study cut {'; '.join(plan.cuts)}."
-                      if plan.cuts else f"The whole study fits its {definition.budget:g}-minute budget.")
+            budget = budget_note(definition, plan)
             notes.append(budget)
         baselines = (refined_baselines(space, coarse, coarse_best_rungs(record, definition, coarse), definition.recipe)
                      if refined else [])
@@ -139,15 +148,17 @@ def study_budget(definition: SearchDefinition, backend: StudyBackend, record: St
                  kinds: int, refined: int, first_trials: int, started: float) -> BudgetPlan:
     """The plan that fits the rest of the study into its budget, decided once from its first trials and
     stored (a rerun with the same budget goes on with it). ``started``: as for ``run_pipeline``."""
-    assert definition.budget is not None
     stored = backend.get_attr(BUDGET_KEY)
-    if stored is not None and stored["budget"] == definition.budget:
+    if stored is not None and (stored["budget"], stored.get("grids")) == (definition.budget, definition.budget_grids):
         return BudgetPlan.from_dict(stored["plan"])
     spent = float((backend.get_attr(SEARCH_META_KEY) or {}).get("wall_time_s", 0.0)) + time.monotonic() - started
     run_s = population_seconds(record.trials, definition.epochs) or 0.0
-    plan = plan_budget(definition, 60.0 * definition.budget - spent, run_s, population, kinds,
+    budget_s = budget_seconds(definition, run_s, population)
+    plan = plan_budget(definition, budget_s - spent, run_s, population, kinds,
                        max(definition.trials - first_trials - refined * kinds, 0), refined)
-    backend.set_attr(BUDGET_KEY, {"budget": definition.budget, "plan": plan.to_dict()})
+    plan = dataclasses.replace(plan, budget_s=budget_s)
+    backend.set_attr(BUDGET_KEY, {"budget": definition.budget, "grids": definition.budget_grids,
+                                  "plan": plan.to_dict()})
     return plan
 
 

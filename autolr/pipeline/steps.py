@@ -19,7 +19,7 @@ from autolr.rangetest.range_test import RangeTestResult, builtin_range_test
 from autolr.space.search_space import SearchSpace
 from autolr.study.backend import StudyStore
 from autolr.study.config import StudyConfig
-from autolr.study.definition import SearchDefinition
+from autolr.study.definition import LR_CHECK_SEEDS, SearchDefinition
 from autolr.study.records import POPULATION_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY
 from autolr.training.device import describe_hardware
 from autolr.training.population import choose_population_size
@@ -94,7 +94,10 @@ def rescore_study(definition: SearchDefinition, store: StudyStore, job: Job, pop
 
     record = store.read_record()
     done_for = {"trials": sorted(t.number for t in record.trials if t.state != "running"),
-                "epochs": definition.verdict_epochs, "seeds": definition.rescore_seeds, "top": definition.rescore_top}
+                "epochs": definition.verdict_epochs, "seeds": definition.rescore_seeds, "top": definition.rescore_top,
+                **({} if definition.rescore_kinds is None else {"kinds": definition.rescore_kinds}),
+                **({} if definition.lr_check_seeds == LR_CHECK_SEEDS
+                   else {"lr_check_seeds": definition.lr_check_seeds})}
     for key in (RESCORE_KEY, f"{RESCORE_KEY}@{definition.verdict_epochs}"):
         if store.get_attr(key) is not None and store.get_attr(key + ".done_for") == done_for:
             _store_rescore(store, store.get_attr(key), done_for)

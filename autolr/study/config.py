@@ -81,7 +81,9 @@ class StudyConfig:
     (and the step keys for images). ``grad_clip``: each run's gradient norm is clipped to it
     before every step (None: no clipping). ``budget``:
     minutes the whole study should take; it sizes its search, refined rungs and re-scoring
-    from its first trials to fit (None: no limit; optuna only).
+    from its first trials to fit (None: no limit; optuna only). ``budget_grids``: the same in
+    multiples of the plain 12-LR grid at the verdict's length (the shipped image studies: 2; a
+    ``budget`` takes its place; Ray Tune runs the whole study).
     """
 
     name: str
@@ -116,6 +118,7 @@ class StudyConfig:
     eval_every: int | None = None
     grad_clip: float | None = None
     budget: float | None = None
+    budget_grids: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "families", tuple(self.families))
@@ -152,7 +155,7 @@ class StudyConfig:
             seed=self.seed, retry_interrupted=self.retry_interrupted, baseline_lrs=self.baseline_lrs,
             schedule_free=self.schedule_free, rescore_top=self.rescore_top, rescore_seeds=self.rescore_seeds,
             target_epochs=self.target_epochs, population=self.population, threads=self.threads,
-            recipe=self.recipe, budget=self.budget,
+            recipe=self.recipe, budget=self.budget, budget_grids=self.budget_grids,
         )
 
     def replace(self, **changes: Any) -> "StudyConfig":
@@ -163,6 +166,10 @@ class StudyConfig:
         refuse_epochs_of_text(changes.get("dataset") or self.dataset,
                               [key for key, value in changes.items() if value is not None])
         return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+    def whole(self) -> "StudyConfig":
+        """A copy without a budget: every trial and the whole re-scoring it names."""
+        return dataclasses.replace(self, budget=None, budget_grids=None)
 
     def with_optimizer(self, name: str | None) -> "StudyConfig":
         """A copy that trains with the optimizer ``name`` (None or the same name: unchanged).

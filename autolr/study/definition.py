@@ -20,6 +20,7 @@ SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("hyperband", "median", "successive-halving", "none")
 MAX_BASELINE_LRS = 12  # LR points per tuned baseline kind, at most
 MIN_RESCORE_SEEDS = 2  # the fewest fresh seeds a paired interval can be computed from
+LR_CHECK_SEEDS = 2  # seeds of the LR check at a target length, unless a budget cuts them
 
 
 class Direction(enum.StrEnum):
@@ -98,7 +99,11 @@ class SearchDefinition:
     ``epochs``). ``population``: trials trained at once (None: the engine's or the probe's
     choice). ``recipe``: which tuned baselines the study gets. ``budget``: minutes the whole
     study should take (None: no limit); the study then sizes its search, refined rungs and
-    re-scoring to fit (``autolr.pipeline.budget``).
+    re-scoring to fit (``autolr.pipeline.budget``). ``budget_grids``: the same, in multiples of
+    the plain 12-LR grid a user would run anyway at the verdict's length, estimated from the
+    study's first trials (None: none; a ``budget`` in minutes takes its place).
+    ``rescore_kinds``: the best baseline kinds re-scored (None: every kind). ``lr_check_seeds``:
+    seeds of the LR check that runs first at a target length (``autolr.pipeline.rescore``).
     """
 
     name: str
@@ -121,6 +126,9 @@ class SearchDefinition:
     threads: int | None = None  # torch threads of each training process on a CPU (None: chosen from the load)
     recipe: Recipe = Recipe.CLASSIFIER
     budget: float | None = None
+    budget_grids: float | None = None
+    rescore_kinds: int | None = None
+    lr_check_seeds: int = LR_CHECK_SEEDS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", Direction.parse(self.direction))
@@ -130,6 +138,11 @@ class SearchDefinition:
     def verdict_epochs(self) -> int | None:
         """Epochs of the verdict's re-scoring runs: ``target_epochs``, else ``epochs``."""
         return self.target_epochs or self.epochs
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether the study sizes itself to a budget, in minutes or in grids."""
+        return self.budget is not None or self.budget_grids is not None
 
     @property
     def rescores(self) -> bool:
@@ -160,10 +173,11 @@ def _validate(definition: SearchDefinition) -> None:
         raise StudyError(f"baseline_lrs must be an integer from 0 to {MAX_BASELINE_LRS}, got {lrs!r}")
     if not isinstance(definition.schedule_free, bool):
         raise StudyError(f"schedule_free must be true or false, got {definition.schedule_free!r}")
-    budget = definition.budget
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or not 0 < budget < float("inf")):
-        raise StudyError(f"budget must be a positive number of minutes, got {budget!r}")
+    check_budget_value("budget", definition.budget, "minutes")
+    check_budget_value("budget_grids", definition.budget_grids, "plain-grid multiples")
+    if definition.rescore_kinds is not None:
+        check_positive("rescore_kinds", definition.rescore_kinds)
+    check_positive("lr_check_seeds", definition.lr_check_seeds)
     top = definition.rescore_top
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise StudyError(f"rescore top must be a non-negative integer, got {top!r}")
@@ -171,6 +185,13 @@ def _validate(definition: SearchDefinition) -> None:
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not (seeds == 0 or seeds >= MIN_RESCORE_SEEDS):
         raise StudyError(f"rescore_seeds must be 0 (no re-scoring) or at least {MIN_RESCORE_SEEDS}, as the verdict's "
                          f"paired interval needs {MIN_RESCORE_SEEDS} seeds, got {seeds!r}")
+
+
+def check_budget_value(key: str, value: Any, unit: str) -> None:
+    """StudyError unless ``value`` is None or a positive, finite number (of ``unit``)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 < value < float("inf")):
+        raise StudyError(f"{key} must be a positive number of {unit}, got {value!r}")
 
 
 def check_budget_backend(backend: str, budget: float | None) -> None:
