@@ -474,18 +474,37 @@ def current_cases(cases: list[BenchCase]) -> list[BenchCase]:
     return [c for c in cases if c.length is not None] or cases
 
 
+def setting_spreads(cases: list[BenchCase], method: str) -> dict[str, float]:
+    """Per setting (label) with more than one case, the highest over the lowest suggestion of ``method``."""
+    by_setting: dict[str, list[float]] = {}
+    for c in cases:
+        if method in c.suggestions:
+            by_setting.setdefault(c.setting.label, []).append(c.suggestions[method])
+    return {label: max(lrs) / min(lrs) for label, lrs in by_setting.items() if len(lrs) > 1}
+
+
 def seed_variation(cases: list[BenchCase]) -> dict[str, float]:
     """Per method, the largest ratio of the highest to the lowest suggestion among one setting's seeds."""
-    by_setting: dict[tuple[str, str], list[float]] = {}
+    return {name: max(spreads.values()) for name in METHODS if (spreads := setting_spreads(cases, name))}
+
+
+def setting_table(cases: list[BenchCase], method: str) -> list[str]:
+    """Markdown rows, one per setting: its role, ``method``'s good cases, collapses, ratios to the target and
+    spread across the setting's cases."""
+    spreads = setting_spreads(cases, method)
+    by_setting: dict[str, list[BenchCase]] = {}
     for c in cases:
-        for name, lr in c.suggestions.items():
-            if name in METHODS:
-                by_setting.setdefault((name, c.setting.label), []).append(lr)
-    out: dict[str, float] = {}
-    for (name, _), lrs in by_setting.items():
-        if len(lrs) > 1:
-            out[name] = max(out.get(name, 1.0), max(lrs) / min(lrs))
-    return out
+        if method in c.suggestions:
+            by_setting.setdefault(c.setting.label, []).append(c)
+    lines = [f"| setting | role | cases | {method}: good | collapses | ratio to target | spread across seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for label, group in by_setting.items():
+        judged = [judge(c, c.suggestions[method]) for c in group]
+        ratios = [j.ratio for j in judged]
+        spread = f"{spreads[label]:.2f}x" if label in spreads else "-"
+        lines.append(f"| {label} | {group[0].role} | {len(group)} | {sum(j.good for j in judged)}/{len(group)} | "
+                     f"{sum(j.collapse for j in judged)} | {min(ratios):.2f}x-{max(ratios):.2f}x | {spread} |")
+    return lines
 
 
 def _range_test_run(case: BenchCase) -> str:
@@ -556,6 +575,9 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
                      f"{sum(timed) / max(1, len(timed)):.1f} |")
     lines += ["", "Spread across the seeds of one setting (highest / lowest suggestion): "
               + ", ".join(f"{m} {worst:.2f}x" for m, worst in seed_variation(current).items()), ""]
+    if "autolr sweep + check" in methods:
+        lines += ["Per setting, the cases run under the current range test:", "",
+                  *setting_table(current, "autolr sweep + check"), ""]
     rules = [name for name in stats if name.startswith("rule ")]
     lines += ["", "Sweep rules on their own (good on tuning, held out; collapses): " + ", ".join(
         f"{r[5:]} {stats[r].get('tuning', {}).get('good', 0)}/{stats[r].get('tuning', {}).get('cases', 0)}, "
