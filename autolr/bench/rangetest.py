@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from autolr.bench.least_squares import least_squares
-from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_SPAN, check_best
+from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_SPAN, CHECK_TIE, check_best
 from autolr.rangetest.horizon import CHECK_MAX_STEPS
 from autolr.rangetest.range_test import (
     combine_sweeps,
@@ -538,8 +538,10 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         f"optimizer and batch size, on {CHECK_SEEDS} seeds of the range test's own (the median seed's loss minimum "
         f"places the check). Check: {CHECK_LRS} constant LRs from that loss minimum down to "
         f"1/{CHECK_SPAN:g} of it on each seed, the setting's length up to {size.check_steps} steps (a growing "
-        "loss extrapolated to the length), held-out training rows; \"sweep + check\" is the check's best LR "
-        f"(cases stored before seeds and length: one seed, 100 steps). Population test: {size.population_lrs} LRs, "
+        "loss extrapolated to the length), held-out training rows; \"sweep + check\" is the geometric centre of "
+        f"the check's contiguous runs within {CHECK_TIE:.0%} of the best of the seeds' median curve, below a third "
+        "of the cliff (the lowest LR some seed failed at; cases stored before seeds and length: one seed, 100 "
+        f"steps). Population test: {size.population_lrs} LRs, "
         f"{size.population_steps} steps (run for: {', '.join(size.population_models)}). Hardware: {hardware}.",
         "",
         "Cells: suggested LR (ratio to the grid's best LR; on least squares, to the stability limit 2/L). Good: "
