@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from autolr.bench.least_squares import least_squares
-from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_SPAN, CHECK_TIE, check_best
+from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_SPAN, check_best
 from autolr.rangetest.horizon import CHECK_MAX_STEPS
 from autolr.rangetest.range_test import (
     combine_sweeps,
@@ -121,14 +121,15 @@ HELD_OUT_2 = (  # fresh for the previous rule (the check's best LR on one seed, 
     BenchSetting("fashion-mnist", "mlp", batch_size=32, epochs=3, role=HELD_OUT_ROLE),  # small batches
     BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=256, epochs=15, role=HELD_OUT_ROLE),
 )
-HELD_OUT_3 = (  # fresh for the check on 3 seeds at the setting's length (issue #26), before the tied runs' centre
+HELD_OUT_3 = (  # fresh for the check on 3 seeds at the setting's length (issue #26); seen since
     BenchSetting("fashion-mnist", "mlp", optimizer="adamw", batch_size=1024, epochs=40, role=HELD_OUT_ROLE),
     BenchSetting("mnist", "mlp", batch_size=16, epochs=3, role=HELD_OUT_ROLE),  # the smallest batches
     BenchSetting("digits", "cnn", optimizer="adamw", batch_size=32, epochs=20, role=HELD_OUT_ROLE),
     BenchSetting("fashion-mnist", "cnn", epochs=20, role=HELD_OUT_ROLE, train_rows=1500),  # a CNN trained long
 )
-FRESH = (  # fixed before they first ran, under the check's tied-runs centre on the median curve (the spread
-    # across seeds); cheapest first, so that a run cut short on a shared CPU has the most cases
+FRESH = (  # fixed before they first ran, after the check on 3 seeds at the setting's length (issue #26) was final;
+    # run under it and under a candidate for the spread across seeds (the tied runs' centre on the median curve,
+    # not kept); cheapest first, so that a run cut short on a shared CPU has the most cases
     BenchSetting("fashion-mnist", "mlp", batch_size=16, epochs=2, role=FRESH_ROLE),  # the smallest batches, SGD
     BenchSetting("fashion-mnist", "mlp", optimizer="adamw", batch_size=64, epochs=6, role=FRESH_ROLE),
     BenchSetting("fashion-mnist", "mlp", batch_size=512, epochs=30, role=FRESH_ROLE),  # large batches, long
@@ -474,13 +475,19 @@ def current_cases(cases: list[BenchCase]) -> list[BenchCase]:
     return [c for c in cases if c.length is not None] or cases
 
 
-def setting_spreads(cases: list[BenchCase], method: str) -> dict[str, float]:
-    """Per setting (label) with more than one case, the highest over the lowest suggestion of ``method``."""
-    by_setting: dict[str, list[float]] = {}
+def _by_setting(cases: list[BenchCase], method: str) -> dict[str, list[BenchCase]]:
+    """The cases with a suggestion of ``method``, per setting (label), in order."""
+    by_setting: dict[str, list[BenchCase]] = {}
     for c in cases:
         if method in c.suggestions:
-            by_setting.setdefault(c.setting.label, []).append(c.suggestions[method])
-    return {label: max(lrs) / min(lrs) for label, lrs in by_setting.items() if len(lrs) > 1}
+            by_setting.setdefault(c.setting.label, []).append(c)
+    return by_setting
+
+
+def setting_spreads(cases: list[BenchCase], method: str) -> dict[str, float]:
+    """Per setting (label) with more than one case, the highest over the lowest suggestion of ``method``."""
+    return {label: max(c.suggestions[method] for c in group) / min(c.suggestions[method] for c in group)
+            for label, group in _by_setting(cases, method).items() if len(group) > 1}
 
 
 def seed_variation(cases: list[BenchCase]) -> dict[str, float]:
@@ -492,13 +499,9 @@ def setting_table(cases: list[BenchCase], method: str) -> list[str]:
     """Markdown rows, one per setting: its role, ``method``'s good cases, collapses, ratios to the target and
     spread across the setting's cases."""
     spreads = setting_spreads(cases, method)
-    by_setting: dict[str, list[BenchCase]] = {}
-    for c in cases:
-        if method in c.suggestions:
-            by_setting.setdefault(c.setting.label, []).append(c)
     lines = [f"| setting | role | cases | {method}: good | collapses | ratio to target | spread across seeds |",
              "|---|---|---|---|---|---|---|"]
-    for label, group in by_setting.items():
+    for label, group in _by_setting(cases, method).items():
         judged = [judge(c, c.suggestions[method]) for c in group]
         ratios = [j.ratio for j in judged]
         spread = f"{spreads[label]:.2f}x" if label in spreads else "-"
@@ -538,10 +541,8 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
         f"optimizer and batch size, on {CHECK_SEEDS} seeds of the range test's own (the median seed's loss minimum "
         f"places the check). Check: {CHECK_LRS} constant LRs from that loss minimum down to "
         f"1/{CHECK_SPAN:g} of it on each seed, the setting's length up to {size.check_steps} steps (a growing "
-        "loss extrapolated to the length), held-out training rows; \"sweep + check\" is the geometric centre of "
-        f"the check's contiguous runs within {CHECK_TIE:.0%} of the best of the seeds' median curve, below a third "
-        "of the cliff (the lowest LR some seed failed at; cases stored before seeds and length: one seed, 100 "
-        f"steps). Population test: {size.population_lrs} LRs, "
+        "loss extrapolated to the length), held-out training rows; \"sweep + check\" is the check's best LR "
+        f"(cases stored before seeds and length: one seed, 100 steps). Population test: {size.population_lrs} LRs, "
         f"{size.population_steps} steps (run for: {', '.join(size.population_models)}). Hardware: {hardware}.",
         "",
         "Cells: suggested LR (ratio to the grid's best LR; on least squares, to the stability limit 2/L). Good: "

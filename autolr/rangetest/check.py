@@ -13,16 +13,15 @@ held-out training rows, and grows a run's loss to the user's length where it is 
 Over the seeds (``CHECK_SEEDS``, each its own held-out rows, batch order and, for a built-in
 model, initial weights): an LR *fails* in a seed when it diverged or ended with more than
 ``EDGE_LOSS_FACTOR`` times that seed's best loss. The *cliff* is the lowest failing LR above
-an LR that no seed failed at. Below the cliff, the *tied* runs are the contiguous runs around
-the best one of the median curve (per LR, the median of the seeds' losses: one seed's spike,
-common at small batches, moves it no more than a tie) whose loss is within ``CHECK_TIE`` of the
-best: the check cannot rank them apart, so the suggestion is their geometric centre rather than
-the noisy lowest one, and never above ``cliff / CLIFF_MARGIN`` (the tied LRs above it are cut
-off first): a short or extrapolated run cannot tell how close to the cliff an LR just below it
-is (on least squares, GD at 1.005x its stable limit 2/L still looks fine after 100 steps and
-has blown up by 1000). Each seed alone, by the same rule, gives the per-seed suggestions whose
-range is the spread across seeds. The ``suggestion_spread`` is the tied runs' range. When every
-run diverged, the suggestion is half the lowest LR, with a warning. ``autolr bench rangetest`` measures the rule
+an LR that no seed failed at. The suggestion is the best LR of the mean curve (the geometric
+mean of the seeds' losses) below the cliff, refined by a parabola in log LR but not placed
+above the best LR run, and never above ``cliff / CLIFF_MARGIN``: a short or extrapolated run
+cannot tell how close to the cliff an LR just below it is (on least squares, GD at 1.005x its
+stable limit 2/L still looks fine after 100 steps and has blown up by 1000). Each seed alone,
+by the same rule, gives the per-seed suggestions whose range is the spread across seeds. The
+``suggestion_spread`` is the range of LRs the check cannot rank: the runs within ``CHECK_TIE``
+of the best mean loss, next to the best run. When every run diverged, the suggestion is half
+the lowest LR, with a warning. ``autolr bench rangetest`` measures the rule
 (``reports/reference/bench-rangetest.md``).
 """
 
@@ -33,7 +32,7 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Sequence
 
-from autolr.rangetest.analysis import search_interval
+from autolr.rangetest.analysis import refined_minimum, search_interval
 from autolr.rangetest.confidence import NO_DESCENT, at_least_one_step, descended, start_loss
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ CHECK_STEPS = 100  # training steps of each copy when the user's length is not g
 CHECK_SEEDS = 3  # seeds the sweep and the check run on
 EDGE_LOSS_FACTOR = 2.0  # a run ending above this factor of its seed's best loss has failed
 CLIFF_MARGIN = 3.0  # the suggestion stays at least this factor below the cliff (the lowest failing LR)
-CHECK_TIE = 0.10  # runs whose held-out loss is within this fraction of the best are not ranked apart
+CHECK_TIE = 0.05  # runs whose held-out loss is within this fraction of the best are not ranked apart
 ALL_DIVERGED = ("every run of the check diverged, down to 1/64 of the sweep's loss minimum: the suggestion is "
                 "half its lowest LR, a guess; check the model, the data and the loss")
 
@@ -67,9 +66,10 @@ def check_bounds(loss_min: float) -> tuple[float, float]:
     return loss_min / CHECK_SPAN, loss_min
 
 
-def median_curve(losses: Sequence[Sequence[float]]) -> list[float]:
-    """Per LR, the median of the seeds' losses (NaN where any seed diverged or a loss is not positive)."""
-    return [statistics.median(column) if all(math.isfinite(loss) and loss > 0 for loss in column) else math.nan
+def mean_curve(losses: Sequence[Sequence[float]]) -> list[float]:
+    """Per LR, the geometric mean of the seeds' losses (NaN where any seed diverged or a loss is not positive)."""
+    return [math.exp(statistics.fmean(math.log(loss) for loss in column))
+            if all(math.isfinite(loss) and loss > 0 for loss in column) else math.nan
             for column in zip(*losses)]
 
 
@@ -87,40 +87,26 @@ def _failed(losses: Sequence[float]) -> list[bool]:
 def cliff_index(losses: Sequence[Sequence[float]]) -> int | None:
     """The index of the lowest LR that some seed failed at above one that no seed failed at; None if none.
 
-    When every LR failed in some seed, the one above the median curve's best run (if any)."""
+    When every LR failed in some seed, the one above the mean curve's best run (if any)."""
     failed = [any(column) for column in zip(*(_failed(seed) for seed in losses))]
     first_ok = next((i for i, fail in enumerate(failed) if not fail), None)
     if first_ok is None:
-        best = _best_run(median_curve(losses))
+        best = _best_run(mean_curve(losses))
         return None if best is None or best + 1 >= len(failed) else best + 1
     return next((i for i in range(first_ok + 1, len(failed)) if failed[i]), None)
 
 
-def tied_runs(losses: Sequence[float]) -> tuple[int, int] | None:
-    """The (first, last) index of the contiguous runs around the lowest finite loss whose loss is within
-    ``CHECK_TIE`` of it (NaN: diverged, never tied); None when every run diverged."""
-    best_run = _best_run(losses)
-    if best_run is None:
-        return None
-    tied = [math.isfinite(loss) and loss <= (1 + CHECK_TIE) * losses[best_run] for loss in losses]
-    low = high = best_run
-    while low > 0 and tied[low - 1]:
-        low -= 1
-    while high + 1 < len(losses) and tied[high + 1]:
-        high += 1
-    return low, high
-
-
 def check_best(lrs: Sequence[float], losses: Sequence[Sequence[float]]) -> float:
-    """The check's best LR (``lrs`` ascending, ``losses[seed][i]``): the geometric centre of the median curve's
-    tied runs below the cliff, those above ``cliff / CLIFF_MARGIN`` cut to it; half the lowest LR when there is
-    no usable run."""
+    """The check's best LR (``lrs`` ascending, ``losses[seed][i]``): the mean curve's lowest loss below the cliff,
+    refined in log LR, not above the best LR run nor above ``cliff / CLIFF_MARGIN``; half the lowest LR when
+    there is no usable run."""
     cliff = cliff_index(losses)
-    tied = tied_runs(median_curve(losses)[:cliff])
-    if tied is None:
+    curve = mean_curve(losses)[:cliff]
+    best_run = _best_run(curve)
+    if best_run is None:
         return lrs[0] / 2
-    cap = math.inf if cliff is None else lrs[cliff] / CLIFF_MARGIN
-    return math.sqrt(min(lrs[tied[0]], cap) * min(lrs[tied[1]], cap))
+    best = min(refined_minimum(lrs[:len(curve)], curve), lrs[best_run])
+    return best if cliff is None else min(best, lrs[cliff] / CLIFF_MARGIN)
 
 
 def seed_suggestions(lrs: Sequence[float], losses: Sequence[Sequence[float]]) -> list[float]:
@@ -129,30 +115,36 @@ def seed_suggestions(lrs: Sequence[float], losses: Sequence[Sequence[float]]) ->
 
 
 def check_spread(lrs: Sequence[float], losses: Sequence[float], best: float) -> tuple[float, float]:
-    """The LRs the check cannot rank apart from its best run (``lrs`` ascending, ``losses`` the median curve):
-    its ``tied_runs``, widened to take in ``best`` (the check's best LR); ``best`` alone when every run diverged.
-    Either is widened to at least one step of the grid (``confidence.at_least_one_step``): the LRs between two
-    runs were not tried."""
-    tied = tied_runs(losses)
-    if tied is None:
+    """The LRs the check cannot rank apart from its best run (``lrs`` ascending, ``losses`` the mean curve): the
+    contiguous runs around the best one whose loss is within ``CHECK_TIE`` of it, widened to take in ``best``
+    (the check's best LR); ``best`` alone when every run diverged. Either is widened to at least one step of
+    the grid (``confidence.at_least_one_step``): the LRs between two runs were not tried."""
+    best_run = _best_run(losses)
+    if best_run is None:
         return at_least_one_step(best, best, lrs)
-    return at_least_one_step(min(lrs[tied[0]], best), max(lrs[tied[1]], best), lrs)
+    tied = [math.isfinite(loss) and loss <= (1 + CHECK_TIE) * losses[best_run] for loss in losses]
+    low = high = best_run
+    while low > 0 and tied[low - 1]:
+        low -= 1
+    while high + 1 < len(lrs) and tied[high + 1]:
+        high += 1
+    return at_least_one_step(min(lrs[low], best), max(lrs[high], best), lrs)
 
 
 def with_check(result: "RangeTestResult", runs: CheckRuns) -> "RangeTestResult":
     """``result`` (a sweep, on the same seeds) with the check's ``runs`` applied: suggestion, interval and spreads.
 
     The suggestion is ``check_best`` (rule ``check``), ``suggestion_spread`` is ``check_spread``
-    of the median curve and ``seed_suggestions`` each seed's own ``check_best``; when every run
+    of the mean curve and ``seed_suggestions`` each seed's own ``check_best``; when every run
     diverged, half the lowest LR and a warning. The sweep's "never clearly descended" warning
-    is dropped when the median curve's best held-out loss is a clear descent from the sweep's
+    is dropped when the mean curve's best held-out loss is a clear descent from the sweep's
     start (a model that learns slowly while the LR climbs, as a small CNN in 100 steps). The
     check's losses, the length they are judged at and the sweep's own suggestion are kept in
     ``settings["check"]``.
     """
     lrs, losses = runs.lrs, runs.losses
     best = check_best(lrs, losses)
-    curve = median_curve(losses)
+    curve = mean_curve(losses)
     best_run = _best_run(curve)
     diverged = all(not math.isfinite(loss) for seed in losses for loss in seed)
     warnings = [*result.warnings, ALL_DIVERGED] if diverged else result.warnings

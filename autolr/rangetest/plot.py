@@ -34,16 +34,16 @@ def _loss_label(result: "RangeTestResult") -> str:
 
 
 def _check_points(result: "RangeTestResult") -> tuple[list[float], list[float], str]:
-    """The population check's (LRs, median held-out losses over the seeds) where no seed diverged (stored as None),
+    """The population check's (LRs, mean held-out losses over the seeds) where no seed diverged (stored as None),
     and their label; empty without a check."""
-    from autolr.rangetest.check import median_curve
+    from autolr.rangetest.check import mean_curve
 
     check = result.settings.get("check")
     if not check:
         return [], [], ""
-    curve = median_curve([[math.nan if loss is None else loss for loss in seed] for seed in check["losses"]])
+    curve = mean_curve([[math.nan if loss is None else loss for loss in seed] for seed in check["losses"]])
     kept = [(lr, loss) for lr, loss in zip(check["lrs"], curve) if math.isfinite(loss)]
-    label = (f"check: held-out loss, median of {len(check['losses'])} seeds, {check['num_steps']} steps "
+    label = (f"check: held-out loss, mean of {len(check['losses'])} seeds, {check['num_steps']} steps "
              f"judged at {check['length']}")
     return [lr for lr, _ in kept], [loss for _, loss in kept], label
 
