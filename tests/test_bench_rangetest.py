@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,12 @@ from autolr.bench.least_squares import least_squares
 from autolr.bench.rangetest import (
     FRESH,
     FRESH_ROLE,
+    HELD_OUT_3,
     HELD_OUT_ROLE,
     QUICK,
     BenchCase,
     BenchSetting,
+    BenchSize,
     accuracy_at,
     judge,
     markdown,
@@ -25,6 +28,7 @@ from autolr.bench.rangetest import (
     reanalyse,
     run_case,
     seed_variation,
+    setting_table,
     summary,
 )
 
@@ -107,6 +111,9 @@ def test_the_spread_across_seeds_is_the_widest_ratio_within_one_setting() -> Non
     other = [_case(accuracies, epochs=20, suggestions={"autolr sweep + check": lr}) for lr in (0.1, 0.5)]
     assert seed_variation(cases) == {"autolr sweep + check": pytest.approx(3.0)}  # rules are not methods
     assert seed_variation(cases + other) == {"autolr sweep + check": pytest.approx(5.0)}  # per setting, the widest
+    table = "\n".join(setting_table(cases + other, "autolr sweep + check"))
+    assert "| digits cnn sgd b128 2ep | tuning | 3 | 3/3 | 1 | 1.00x-3.00x | 3.00x |" in table  # 0.3: 3x, 19 points
+    assert "| digits cnn sgd b128 20ep | tuning | 2 | 1/2 | 1 | 1.00x-5.00x | 5.00x |" in table  # 0.5: 5x, 35 points
 
 
 def test_the_fresh_set_has_long_cnns_adamw_and_both_batch_extremes() -> None:
@@ -114,6 +121,16 @@ def test_the_fresh_set_has_long_cnns_adamw_and_both_batch_extremes() -> None:
     assert any(s.model == "cnn" and s.epochs >= 20 for s in FRESH) and any(s.optimizer == "adamw" for s in FRESH)
     assert min(s.batch_size for s in FRESH) <= 32 and any(s.batch_size >= 512 and s.epochs >= 20 for s in FRESH)
     assert BenchSetting("mnist", "cnn", train_rows=1500).label == "mnist cnn sgd b128 2ep 1500 rows"
+    older = {s.label for s in BenchSize().settings if s.role != FRESH_ROLE}
+    assert not older & {s.label for s in FRESH}  # none repeats a setting run before
+
+
+def test_reanalyse_gives_a_stored_case_the_role_its_setting_has_now() -> None:
+    cases, _, _ = read(Path("reports/reference/bench-rangetest.json"))
+    seen = next(c for c in cases if c.setting.label == "mnist mlp sgd b16 3ep" and c.role == FRESH_ROLE)
+    assert replace(seen.setting, role=HELD_OUT_ROLE) in HELD_OUT_3
+    (again,) = reanalyse([seen])
+    assert again.role == HELD_OUT_ROLE and not again.fresh  # fresh for #26, seen since
 
 
 def test_cases_stored_before_seeds_read_as_one_seed_and_reanalyse() -> None:
