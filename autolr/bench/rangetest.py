@@ -17,6 +17,7 @@ range tests run again (``grids``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -29,10 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autolr.bench.least_squares import least_squares
-from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_SPAN, check_best
+from autolr.bench.least_squares import LeastSquares, least_squares
+from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_SPAN, CheckRuns, check_best
 from autolr.rangetest.horizon import CHECK_MAX_STEPS
 from autolr.rangetest.range_test import (
+    RangeTestResult,
     combine_sweeps,
     lr_range_test,
     population_check,
@@ -47,6 +49,7 @@ from autolr.training.population import train_population
 from autolr.training.train import complete_score, steps_per_epoch
 
 TARGET_FACTOR = 3.0  # the suggestion should be within this factor of the grid's best LR
+LEAST_SQUARES_STEPS = 200  # full-batch GD steps of the least-squares problem: its grid's and its check's length
 
 
 class _Sweep(TypedDict):
@@ -274,12 +277,7 @@ def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize, gri
     grid_lrs, accuracies, grid_seconds = grid
     seeds = run_seeds(seed, CHECK_SEEDS)
     started = time.perf_counter()
-    sweeps = []
-    for run_seed in seeds:
-        network = build_model(setting.model, data.input_shape, data.num_classes, run_seed)
-        sweeps.append(lr_range_test(network, _torch_optimizer(network, setting.optimizer),
-                                    (data.train_x, data.train_y), F.cross_entropy, batch_size=setting.batch_size,
-                                    seed=run_seed, seeds=1, **SWEEP))
+    sweeps = _sweeps(data, setting, seeds)
     seconds = {"grid": grid_seconds, "autolr sweep": time.perf_counter() - started}
 
     started = time.perf_counter()
@@ -292,7 +290,7 @@ def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize, gri
                      [r.losses for r in sweeps], [r.lrs for r in sweeps], [r.stop_reason for r in sweeps],
                      seconds=seconds, optimizer=setting.optimizer, batch_size=setting.batch_size,
                      epochs=setting.epochs, role=setting.role, train_rows=setting.train_rows, range_seeds=seeds,
-                     length=setting.epochs * steps_per_epoch(len(data.train_y), setting.batch_size))
+                     length=_length(data, setting))
     if finder is not None:
         case.suggestions["torch-lr-finder"] = finder
     add_check(case, setting.model, data, size, combine_sweeps(sweeps, case.length).suggestions["loss_min"])
@@ -302,13 +300,37 @@ def run_case(splits: Any, setting: BenchSetting, seed: int, size: BenchSize, gri
     return case
 
 
+def _length(data: Any, setting: BenchSetting) -> int:
+    """The setting's training length in steps on ``data``."""
+    return setting.epochs * steps_per_epoch(len(data.train_y), setting.batch_size)
+
+
+def _sweeps(data: Any, setting: BenchSetting, seeds: list[int]) -> list[RangeTestResult]:
+    """One sweep per run seed on ``data``, each from the network that seed initialises, in its batch order."""
+    sweeps = []
+    for run_seed in seeds:
+        network = build_model(setting.model, data.input_shape, data.num_classes, run_seed)
+        sweeps.append(lr_range_test(network, _torch_optimizer(network, setting.optimizer),
+                                    (data.train_x, data.train_y), F.cross_entropy, batch_size=setting.batch_size,
+                                    seed=run_seed, seeds=1, **SWEEP))
+    return sweeps
+
+
+def _check_runs(model: Any, data: Any, loss_min: float, setting: BenchSetting, seeds: list[int],
+                length: int | None, size: BenchSize, loss_fn: Any = F.cross_entropy) -> CheckRuns:
+    """The population check's runs (``rangetest.check``: constant LRs from ``loss_min`` down, on ``seeds``, judged
+    at ``length`` steps) with the setting's optimizer and batch size."""
+    return population_check(model, data, loss_min, batch_size=setting.batch_size,
+                            optimizer=OPTIMIZERS[setting.optimizer], seeds=seeds, length=length, loss_fn=loss_fn,
+                            max_steps=size.check_steps)
+
+
 def add_check(case: BenchCase, model: Any, data: Any, size: BenchSize, loss_min: float,
               loss_fn: Any = F.cross_entropy) -> None:
     """The population check's losses (``rangetest.check``: constant LRs from ``loss_min`` down, on the case's
     range-test seeds, judged at its length)."""
     started = time.perf_counter()
-    check = population_check(model, data, loss_min, batch_size=case.batch_size, optimizer=OPTIMIZERS[case.optimizer],
-                             seeds=case.range_seeds, length=case.length, loss_fn=loss_fn, max_steps=size.check_steps)
+    check = _check_runs(model, data, loss_min, case.setting, case.range_seeds, case.length, size, loss_fn)
     case.seconds["autolr sweep + check"] = case.seconds["autolr sweep"] + time.perf_counter() - started
     case.check_lrs, case.check_losses, case.check_steps = check.lrs, check.losses, check.num_steps
 
@@ -324,21 +346,26 @@ def add_population(case: BenchCase, data: Any, size: BenchSize) -> None:
     case.suggestions["autolr population"] = population.suggestion
 
 
+def _least_squares_sweep(problem: LeastSquares, seed: int) -> RangeTestResult:
+    """The sweep on ``problem`` from the weights ``seed`` initialises, on ``CHECK_SEEDS`` seeds (full batch: they
+    agree)."""
+    model = problem.model(seed)
+    return lr_range_test(model, _torch_optimizer(model, "gd"), (problem.x, problem.y), F.mse_loss,
+                         batch_size=len(problem.y), seed=seed, seeds=CHECK_SEEDS, **SWEEP)
+
+
 def run_least_squares(seed: int, size: BenchSize) -> BenchCase:
     """The least-squares case of ``seed``: full-batch GD, the grid's final losses, sweep, check and torch-lr-finder."""
     problem = least_squares(seed)
-    rows = len(problem.y)
-    steps = 200
+    rows, steps = len(problem.y), LEAST_SQUARES_STEPS
     grid_lrs = [problem.stable_lr * 2 ** (k / 2) for k in range(-12, 3)]  # 1/64 .. 2x the stable limit
     started = time.perf_counter()
     losses = [problem.final_loss(lr, steps, seed) for lr in grid_lrs]
     seconds = {"grid": time.perf_counter() - started}
     best = grid_lrs[min(range(len(losses)), key=losses.__getitem__)]
-    model = problem.model(seed)
     started = time.perf_counter()
     seeds = run_seeds(seed, CHECK_SEEDS)
-    sweep = lr_range_test(model, _torch_optimizer(model, "gd"), (problem.x, problem.y), F.mse_loss,
-                          batch_size=rows, seed=seed, seeds=CHECK_SEEDS, **SWEEP)  # full batch: the seeds agree
+    sweep = _least_squares_sweep(problem, seed)
     seconds["autolr sweep"] = time.perf_counter() - started
     model = problem.model(seed)
     started = time.perf_counter()
@@ -400,6 +427,135 @@ def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase
                 if on_case is not None:
                     on_case(cases, cases[-1])
     return cases
+
+
+SEED_SPREAD_AIM = 2.0  # issue #26: across seeds, one setting's suggestions within this factor
+DATA_SEED = 0  # the seed-only spread's one data subset per setting: the one the case of this seed draws
+
+
+@dataclass
+class SeedRun:
+    """One user seed's range test, as ``autolr sweep + check`` runs it, on a setting's one data subset (the one the
+    case of ``DATA_SEED`` draws): sweeps on ``range_seeds`` (``run_seeds(seed, CHECK_SEEDS)``: their batch order
+    and the network each initialises), then the check on those seeds, judged at ``length`` steps, run for
+    ``check_steps``; ``check_losses[s][i]`` as in ``BenchCase``. ``stored``: the stored case's own run, reused."""
+
+    label: str  # the setting's label
+    seed: int
+    range_seeds: list[int]
+    check_lrs: list[float]
+    check_losses: list[list[float]]
+    length: int
+    check_steps: int
+    stored: bool = False
+
+    @property
+    def suggestion(self) -> float:
+        """The check's best LR (the ``autolr sweep + check`` suggestion)."""
+        return check_best(self.check_lrs, self.check_losses)
+
+
+def _seed_run(label: str, seed: int, seeds: list[int], check: CheckRuns) -> SeedRun:
+    return SeedRun(label, seed, seeds, check.lrs, check.losses, check.length, check.num_steps)
+
+
+def _stored_run(case: BenchCase) -> SeedRun:
+    """The seed run a stored case holds: its own range tests (seeds, check) on its own data."""
+    return SeedRun(case.setting.label, case.seed, case.range_seeds, case.check_lrs, case.check_losses,
+                   case.length or 0, case.check_steps or 0, stored=True)
+
+
+def seed_run(data: Any, setting: BenchSetting, seed: int, size: BenchSize) -> SeedRun:
+    """User seed ``seed``'s range test on ``data`` at the setting's length: what ``run_case`` runs, without the
+    grid, torch-lr-finder and the population test."""
+    seeds, length = run_seeds(seed, CHECK_SEEDS), _length(data, setting)
+    loss_min = combine_sweeps(_sweeps(data, setting, seeds), length).suggestions["loss_min"]
+    return _seed_run(setting.label, seed, seeds, _check_runs(setting.model, data, loss_min, setting, seeds, length,
+                                                             size))
+
+
+def least_squares_seed_run(seed: int, size: BenchSize) -> SeedRun:
+    """User seed ``seed``'s range test on the least-squares problem of ``DATA_SEED`` (its weights from ``seed``)."""
+    problem = least_squares(DATA_SEED)
+    seeds = run_seeds(seed, CHECK_SEEDS)
+    check = _check_runs(lambda: problem.model(seed), tensor_splits(problem.x, problem.y),
+                        _least_squares_sweep(problem, seed).suggestions["loss_min"], _least_squares_setting(problem),
+                        seeds, LEAST_SQUARES_STEPS, size, F.mse_loss)
+    return _seed_run(_least_squares_setting(problem).label, seed, seeds, check)
+
+
+def _least_squares_setting(problem: LeastSquares) -> BenchSetting:
+    """The least-squares problem as a setting (what its cases' ``setting`` gives)."""
+    return BenchSetting("least-squares", "linear", "gd", len(problem.y), LEAST_SQUARES_STEPS, HELD_OUT_ROLE)
+
+
+def run_seed_spread(size: BenchSize, data_dir: str | None = None, done: list[SeedRun] | None = None,
+                    stored: list[BenchCase] | None = None,
+                    on_setting: Callable[[list[SeedRun]], None] | None = None) -> list[SeedRun]:
+    """For every setting of ``size``, the range test on one data subset (``DATA_SEED``'s) under each of
+    ``size.seeds``, keeping the settings in ``done``; ``on_setting(runs so far)`` after each setting. A ``stored``
+    case of ``DATA_SEED`` (run with ``size``'s check steps and rows) lends its own run to that seed."""
+    from autolr.data import load_splits
+
+    runs = list(done or [])
+    finished = {run.label for run in runs}
+    reuse = {c.setting.label: _stored_run(c) for c in stored or [] if c.seed == DATA_SEED and c.length is not None}
+    splits = {dataset: load_splits(dataset, data_dir=data_dir, seed=0)
+              for dataset in dict.fromkeys(s.dataset for s in size.settings)}
+
+    def run_setting(label: str, run: Callable[[int], SeedRun]) -> None:
+        if label not in finished:
+            runs.extend(reuse[label] if seed == DATA_SEED and label in reuse else run(seed) for seed in size.seeds)
+            if on_setting is not None:
+                on_setting(runs)
+
+    for setting in size.settings:
+        data = _subset(splits[setting.dataset], size, DATA_SEED, setting.train_rows)
+        run_setting(setting.label, functools.partial(seed_run, data, setting, size=size))
+    if size.least_squares:
+        run_setting(_least_squares_setting(least_squares(DATA_SEED)).label,
+                    functools.partial(least_squares_seed_run, size=size))
+    return runs
+
+
+def seed_spread_table(runs: list[SeedRun], cases: list[BenchCase]) -> list[str]:
+    """Markdown: per setting, each user seed's suggestion on one data subset and their spread (seeds alone), beside
+    the spread across the setting's cases (seeds and data) and each suggestion's ratio to the grid of the case
+    whose data it ran on; then how many settings stay within 2x."""
+    across = setting_spreads(current_cases(cases), "autolr sweep + check")
+    grids = {c.setting.label: c for c in cases if c.seed == DATA_SEED and c.length is not None}
+    by_setting: dict[str, list[SeedRun]] = {}
+    for run in runs:
+        by_setting.setdefault(run.label, []).append(run)
+    lines = ["| setting | seeds | suggestions (same data) | spread, seeds alone | spread across cases (seeds and data) "
+             f"| ratio to the seed-{DATA_SEED} case's target: good |", "|---|---|---|---|---|---|"]
+    spreads = {}
+    for label, group in by_setting.items():
+        lrs = [run.suggestion for run in group]
+        spreads[label] = max(lrs) / min(lrs)
+        judged = [judge(grids[label], lr) for lr in lrs] if label in grids else []
+        target = (f"{min(j.ratio for j in judged):.2f}x-{max(j.ratio for j in judged):.2f}x: "
+                  f"{sum(j.good for j in judged)}/{len(judged)}" if judged else "-")
+        lines.append(f"| {label} | {', '.join(str(run.seed) for run in group)} | "
+                     f"{', '.join(f'{lr:.3g}' for lr in lrs)} | {spreads[label]:.2f}x | "
+                     f"{f'{across[label]:.2f}x' if label in across else '-'} | {target} |")
+    over = {label: spread for label, spread in spreads.items() if spread > SEED_SPREAD_AIM}
+    verdict = (f"within {SEED_SPREAD_AIM:g}x on every one of the {len(spreads)} settings" if not over else
+               f"within {SEED_SPREAD_AIM:g}x on {len(spreads) - len(over)} of the {len(spreads)} settings; above it: "
+               + ", ".join(f"{label} {spread:.2f}x" for label, spread in over.items()))
+    return lines + ["", f"Across user seeds alone (one data subset per setting), the suggestion varies {verdict}."]
+
+
+def write_seed_runs(runs: list[SeedRun], path: Path) -> None:
+    """Store the seed runs as JSON (every check curve, so a later rule can re-read them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"data_seed": DATA_SEED, "runs": [run.__dict__ for run in runs]}, indent=1,
+                               allow_nan=True))
+
+
+def read_seed_runs(path: Path) -> list[SeedRun]:
+    """Read back what ``write_seed_runs`` wrote."""
+    return [SeedRun(**run) for run in json.loads(path.read_text())["runs"]]
 
 
 def reanalyse(cases: list[BenchCase]) -> list[BenchCase]:
@@ -526,8 +682,9 @@ def _cell(case: BenchCase, name: str) -> str:
     return f"{lr:.3g} ({verdict.ratio:.2f}x){mark}"
 
 
-def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
-    """The benchmark table as Markdown: one row per case, ratios suggestion / target, and the summary."""
+def markdown(cases: list[BenchCase], size: BenchSize, hardware: str, seed_runs: list[SeedRun] | None = None) -> str:
+    """The benchmark table as Markdown: one row per case, ratios suggestion / target, the summary and, given
+    ``seed_runs``, the spread across seeds alone."""
     methods = [m for m in METHODS if any(m in c.suggestions for c in cases)]
     lines = [
         "# LR range test against a constant-LR grid",
@@ -581,6 +738,16 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
     if "autolr sweep + check" in methods:
         lines += ["Per setting, the cases run under the current range test:", "",
                   *setting_table(current, "autolr sweep + check"), ""]
+    if seed_runs:
+        lines += ["Across seeds alone, as a user with fixed data sees it: per setting one data subset (the one the "
+                  f"case of seed {DATA_SEED} draws), and the range test as \"sweep + check\" runs it under user seeds "
+                  f"{', '.join(map(str, dict.fromkeys(r.seed for r in seed_runs)))} (seed s: sweeps and check on "
+                  f"seeds {CHECK_SEEDS}s to {CHECK_SEEDS}s+{CHECK_SEEDS - 1}, which set their batch order, held-out "
+                  "rows and the network's initial weights; the data does not change; the seed-"
+                  f"{DATA_SEED} run is the stored case's own). \"Spread across cases\", as above, compares the "
+                  "setting's cases, whose seeds also draw their own training rows. Ratios: to the grid's best LR of "
+                  f"the seed-{DATA_SEED} case (same data; its grid's weights from seed {DATA_SEED}).", "",
+                  *seed_spread_table(seed_runs, cases), ""]
     rules = [name for name in stats if name.startswith("rule ")]
     lines += ["", "Sweep rules on their own (good on tuning, held out; collapses): " + ", ".join(
         f"{r[5:]} {stats[r].get('tuning', {}).get('good', 0)}/{stats[r].get('tuning', {}).get('cases', 0)}, "
@@ -589,15 +756,17 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str) -> str:
     return "\n".join(lines)
 
 
-def write(cases: list[BenchCase], size: BenchSize, out_dir: Path, hardware: str) -> tuple[Path, Path]:
-    """Write ``rangetest.json`` (every curve) and ``rangetest.md`` (the table) under ``out_dir``."""
+def write(cases: list[BenchCase], size: BenchSize, out_dir: Path, hardware: str,
+          seed_runs: list[SeedRun] | None = None) -> tuple[Path, Path]:
+    """Write ``rangetest.json`` (every curve) and ``rangetest.md`` (the table, with ``seed_runs``' spread) under
+    ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "rangetest.json", out_dir / "rangetest.md"
     payload = {"size": _size_dict(size), "hardware": hardware, "summary": summary(current_cases(cases)),
                "seed_variation": seed_variation(current_cases(cases)),
                "cases": [case.__dict__ for case in cases]}
     json_path.write_text(json.dumps(payload, indent=1, allow_nan=True))
-    md_path.write_text(markdown(cases, size, hardware))
+    md_path.write_text(markdown(cases, size, hardware, seed_runs))
     return json_path, md_path
 
 

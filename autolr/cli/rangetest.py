@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from autolr.errors import UserError
+
+if TYPE_CHECKING:
+    from autolr.bench.rangetest import BenchSize, SeedRun
 
 
 def range_test(
@@ -119,6 +122,10 @@ def bench_rangetest(
     grids_from: Optional[Path] = typer.Option(None, "--grids-from", help="A rangetest.json whose cases lend their "
                                               "constant-LR grids (same setting and seed): only the range tests run "
                                               "again."),
+    seed_spread: bool = typer.Option(False, "--seed-spread", help="Instead of the grid and the cases: per setting, "
+                                     "one data subset (seed 0's) and the range test under each of --seeds, stored in "
+                                     "OUT_DIR/rangetest-seeds.json (--resume keeps its settings); the cases of "
+                                     "OUT_DIR/rangetest.json lend their seed-0 runs and fill the table."),
 ) -> None:
     """Judge range-test suggestions against a constant-LR grid: the settings the rules were tuned on, held-out ones
     (digits, MNIST and Fashion-MNIST, mlp and cnn, SGD and AdamW, batch 16-1024, 3-40 epochs), fresh ones and a
@@ -128,8 +135,10 @@ def bench_rangetest(
     from autolr.bench import rangetest as bench
     from autolr.training.device import describe_hardware
 
+    cases_path, seeds_path = out_dir / "rangetest.json", out_dir / "rangetest-seeds.json"
+    seed_runs = bench.read_seed_runs(seeds_path) if (reanalyse or resume) and seeds_path.exists() else []
     if reanalyse:
-        cases, size, hardware = bench.read(out_dir / "rangetest.json")
+        cases, size, hardware = bench.read(cases_path)
         cases = bench.reanalyse(cases)
     else:
         size = bench.QUICK if quick else bench.BenchSize()
@@ -146,18 +155,43 @@ def bench_rangetest(
             except ValueError:
                 raise UserError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
         hardware = describe_hardware("cpu")
+        if seed_spread:
+            _seed_spread(size, cases_path, seeds_path, seed_runs, str(data_dir) if data_dir else None, hardware)
+            return
 
         def progress(cases: list, case: bench.BenchCase) -> None:
             typer.echo(f"{case.setting.label} seed {case.seed}: grid best {case.grid_best:.3g}, " + ", ".join(
                 f"{name} {lr / case.grid_best:.2f}x" for name, lr in case.suggestions.items()))
             bench.write(cases, size, out_dir, hardware)  # partial results survive an interruption
 
-        done = bench.read(out_dir / "rangetest.json")[0] if resume and (out_dir / "rangetest.json").exists() else []
+        done = bench.read(cases_path)[0] if resume and cases_path.exists() else []
         if grids_from is not None and not grids_from.is_file():
             raise UserError(f"--grids-from {grids_from} is not a file")
         grids = bench.read(grids_from)[0] if grids_from is not None else None
         cases = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, done=done, on_case=progress,
                                 grids=grids)
-    json_path, md_path = bench.write(cases, size, out_dir, hardware)
+    json_path, md_path = bench.write(cases, size, out_dir, hardware, seed_runs)
     typer.echo(md_path.read_text())
     typer.echo(f"wrote {md_path}, {json_path}")
+
+
+def _seed_spread(size: BenchSize, cases_path: Path, seeds_path: Path, done: list[SeedRun], data_dir: Optional[str],
+                 hardware: str) -> None:
+    """``bench rangetest --seed-spread``: the seed runs of ``size``'s settings, stored after each setting, and the
+    table of the stored cases (if any) with them."""
+    from autolr.bench import rangetest as bench
+
+    cases, stored_size, stored_hardware = (bench.read(cases_path) if cases_path.exists() else ([], size, hardware))
+    lending = cases if stored_size.check_steps == size.check_steps else []  # a seed-0 run at this check's steps
+
+    def progress(runs: list[SeedRun]) -> None:
+        label = runs[-1].label
+        typer.echo(f"{label}: " + ", ".join(f"seed {r.seed} {r.suggestion:.3g}" for r in runs if r.label == label))
+        bench.write_seed_runs(runs, seeds_path)
+        bench.write(cases, stored_size, cases_path.parent, stored_hardware, runs)
+
+    runs = bench.run_seed_spread(size, data_dir, done, lending, progress)
+    bench.write_seed_runs(runs, seeds_path)
+    _, md_path = bench.write(cases, stored_size, cases_path.parent, stored_hardware, runs)
+    typer.echo(md_path.read_text())
+    typer.echo(f"wrote {md_path}, {seeds_path}")
