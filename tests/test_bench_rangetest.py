@@ -13,6 +13,7 @@ import pytest
 
 from autolr.bench.least_squares import least_squares
 from autolr.bench.rangetest import (
+    DATA_SEED,
     FRESH,
     FRESH_ROLE,
     HELD_OUT_3,
@@ -21,16 +22,23 @@ from autolr.bench.rangetest import (
     BenchCase,
     BenchSetting,
     BenchSize,
+    SeedRun,
     accuracy_at,
     judge,
     markdown,
     read,
+    read_seed_runs,
     reanalyse,
     run_case,
+    run_seed_spread,
+    seed_spread_table,
     seed_variation,
     setting_table,
     summary,
+    write,
+    write_seed_runs,
 )
+from autolr.rangetest.range_test import run_seeds
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -165,3 +173,68 @@ def test_cases_stored_before_seeds_are_in_the_table_but_not_in_the_summaries() -
     assert "Summary of the 1 cases run under the current range test" in text
     assert "| autolr sweep + check | 1/1 | - | - | 0 | 1.00 |" in text
     assert "| autolr sweep + check | 0/1 |" in markdown([stored], QUICK, "test")  # all stored: all counted
+
+
+def _seed_run(label: str, seed: int, low_lr: float) -> SeedRun:
+    """A seed run whose check curve is a symmetric valley, no cliff: its suggestion is the middle LR, 4x ``low_lr``."""
+    lrs = [low_lr * 2 ** k for k in range(5)]
+    return SeedRun(label, seed, run_seeds(seed, 3), lrs, [[1.5, 1.2, 1.0, 1.2, 1.5]] * 3, 20, 20)
+
+
+def test_the_seed_only_spread_is_per_setting_beside_the_spread_across_cases() -> None:
+    accuracies = [0.5, 0.6, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.5]  # the grid's best at 0.1
+    cases = [replace(_case(accuracies, length=20, range_seeds=run_seeds(seed, 3), check_steps=20,
+                           suggestions={"autolr sweep + check": lr}), seed=seed)
+             for seed, lr in ((0, 0.1), (1, 0.4), (2, 0.2))]
+    label = cases[0].setting.label
+    runs = [_seed_run(label, 0, 0.025), _seed_run(label, 1, 0.05), _seed_run(label, 2, 0.0375),
+            *(_seed_run("digits cnn sgd b128 20ep", seed, 0.01) for seed in (0, 1, 2))]
+    assert [run.suggestion for run in runs[:3]] == pytest.approx([0.1, 0.2, 0.15])
+    table = "\n".join(seed_spread_table(runs, cases))
+    # seeds alone 2x (same data), across cases 4x (seeds and data); ratios to the seed-0 case's grid best, 0.1
+    assert f"| {label} | 0, 1, 2 | 0.1, 0.2, 0.15 | 2.00x | 4.00x | 1.00x-2.00x: 3/3 |" in table
+    assert "| digits cnn sgd b128 20ep | 0, 1, 2 | 0.04, 0.04, 0.04 | 1.00x | - | - |" in table  # no stored case
+    assert "varies within 2x on every one of the 2 settings." in table
+    runs[1] = _seed_run(label, 1, 0.0625)  # 0.25: 2.5x seed 0's
+    assert f"within 2x on 1 of the 2 settings; above it: {label} 2.50x." in "\n".join(seed_spread_table(runs, cases))
+    text = markdown(cases, QUICK, "test", runs)
+    assert "Across seeds alone, as a user with fixed data sees it" in text and "| 2.50x | 4.00x |" in text
+    assert "Across seeds alone" not in markdown(cases, QUICK, "test")
+
+
+def test_seed_runs_share_seed_0s_data_and_seed_0_is_that_cases_own_run(tmp_path) -> None:
+    from autolr.data import load_splits
+
+    size = replace(QUICK, seeds=(0, 1), population_models=())
+    setting = size.settings[0]
+    grid = ([10 ** (k / 4) for k in range(-10, 3)], [0.5] * 13, 1.0)  # not trained: only the range tests run
+    case = run_case(load_splits(setting.dataset, seed=0), setting, DATA_SEED, size, grid)
+    zero, one = run_seed_spread(size)
+    assert zero.check_losses == case.check_losses and zero.suggestion == case.suggestions["autolr sweep + check"]
+    assert (zero.range_seeds, one.range_seeds) == ([0, 1, 2], [3, 4, 5]) and not zero.stored
+    assert one.length == zero.length == case.length and one.check_losses != zero.check_losses
+    # the stored case lends its run to seed 0 (nothing trains), and a stored setting is not run again
+    (lent,) = run_seed_spread(replace(size, seeds=(0,)), stored=[case])
+    assert lent.stored and lent.check_losses == case.check_losses and lent.suggestion == zero.suggestion
+    assert run_seed_spread(size, done=[zero, one]) == [zero, one]
+    write_seed_runs([zero, one], tmp_path / "seeds.json")
+    assert read_seed_runs(tmp_path / "seeds.json") == [zero, one]
+
+
+def test_bench_rangetest_seed_spread_lends_the_stored_seed_0_run_and_writes_the_table(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from autolr.cli import app
+
+    valley = _seed_run("digits mlp sgd b128 2ep", 0, 0.025)  # suggestion 0.1
+    stored = BenchCase("digits", "mlp", 0, [0.01, 0.1, 1.0], [0.8, 0.9, 0.8], 0.1, [[]], [[]], ["completed"],
+                       suggestions={"autolr sweep + check": 0.1}, length=22, range_seeds=[0, 1, 2], check_steps=20,
+                       check_lrs=valley.check_lrs, check_losses=valley.check_losses)
+    write([stored], QUICK, tmp_path, "test")
+    result = CliRunner().invoke(app, ["bench", "rangetest", "--quick", "--seeds", "0", "--seed-spread",
+                                      "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (run,) = read_seed_runs(tmp_path / "rangetest-seeds.json")  # nothing trained: seed 0 is the stored case's run
+    assert run.stored and run.suggestion == pytest.approx(0.1)
+    table = (tmp_path / "rangetest.md").read_text()
+    assert "| digits mlp sgd b128 2ep | 0 | 0.1 | 1.00x | - | 1.00x-1.00x: 1/1 |" in table
