@@ -521,12 +521,13 @@ def run_seed_spread(size: BenchSize, data_dir: str | None = None, done: list[See
 def seed_spread_table(runs: list[SeedRun], cases: list[BenchCase]) -> list[str]:
     """Markdown: per setting, each user seed's suggestion on one data subset and their spread (seeds alone), beside
     the spread across the setting's cases (seeds and data) and each suggestion's ratio to the grid of the case
-    whose data it ran on; then how many settings stay within 2x."""
+    whose data it ran on; then how many settings stay within 2x. Rows in the order of the cases' settings."""
     across = setting_spreads(current_cases(cases), "autolr sweep + check")
     grids = {c.setting.label: c for c in cases if c.seed == DATA_SEED and c.length is not None}
-    by_setting: dict[str, list[SeedRun]] = {}
+    by_setting: dict[str, list[SeedRun]] = {label: [] for label in dict.fromkeys(c.setting.label for c in cases)}
     for run in runs:
         by_setting.setdefault(run.label, []).append(run)
+    by_setting = {label: group for label, group in by_setting.items() if group}
     lines = ["| setting | seeds | suggestions (same data) | spread, seeds alone | spread across cases (seeds and data) "
              f"| ratio to the seed-{DATA_SEED} case's target: good |", "|---|---|---|---|---|---|"]
     spreads = {}
@@ -647,7 +648,7 @@ def setting_spreads(cases: list[BenchCase], method: str) -> dict[str, float]:
 
 
 def seed_variation(cases: list[BenchCase]) -> dict[str, float]:
-    """Per method, the largest ratio of the highest to the lowest suggestion among one setting's seeds."""
+    """Per method, the largest ratio of the highest to the lowest suggestion among one setting's cases."""
     return {name: max(spreads.values()) for name in METHODS if (spreads := setting_spreads(cases, name))}
 
 
@@ -655,7 +656,7 @@ def setting_table(cases: list[BenchCase], method: str) -> list[str]:
     """Markdown rows, one per setting: its role, ``method``'s good cases, collapses, ratios to the target and
     spread across the setting's cases."""
     spreads = setting_spreads(cases, method)
-    lines = [f"| setting | role | cases | {method}: good | collapses | ratio to target | spread across seeds |",
+    lines = [f"| setting | role | cases | {method}: good | collapses | ratio to target | spread across cases |",
              "|---|---|---|---|---|---|---|"]
     for label, group in _by_setting(cases, method).items():
         judged = [judge(c, c.suggestions[method]) for c in group]
@@ -733,7 +734,8 @@ def markdown(cases: list[BenchCase], size: BenchSize, hardware: str, seed_runs: 
         worst = max(parts[p]["worst_factor"] for p in parts)
         lines.append(f"| {m} | {cells[0]} | {cells[1]} | {cells[2]} | {collapses} | {worst:.2f} | "
                      f"{sum(timed) / max(1, len(timed)):.1f} |")
-    lines += ["", "Spread across the seeds of one setting (highest / lowest suggestion): "
+    lines += ["", "Spread across the cases of one setting (highest / lowest suggestion; each case's seed draws its "
+              "training rows as well as the range test's seeds): "
               + ", ".join(f"{m} {worst:.2f}x" for m, worst in seed_variation(current).items()), ""]
     if "autolr sweep + check" in methods:
         lines += ["Per setting, the cases run under the current range test:", "",
