@@ -196,7 +196,7 @@ def test_the_seed_only_spread_is_per_setting_beside_the_spread_across_cases() ->
     assert "| digits cnn sgd b128 20ep | 0, 1, 2 | 0.04, 0.04, 0.04 | 1.00x | - | - |" in table  # no stored case
     assert "varies within 2x on every one of the 2 settings." in table
     runs[1] = _seed_run(label, 1, 0.0625)  # 0.25: 2.5x seed 0's
-    assert f"within 2x on 1 of the 2 settings; above it: {label} 2.50x." in "\n".join(seed_spread_table(runs, cases))
+    assert f"within 2x on 1 of the 2 settings; above it: {label} 2.500x." in "\n".join(seed_spread_table(runs, cases))
     text = markdown(cases, QUICK, "test", runs)
     assert "Across seeds alone, as a user with fixed data sees it" in text and "| 2.50x | 4.00x |" in text
     assert "Across seeds alone" not in markdown(cases, QUICK, "test")

@@ -543,7 +543,7 @@ def seed_spread_table(runs: list[SeedRun], cases: list[BenchCase]) -> list[str]:
     over = {label: spread for label, spread in spreads.items() if spread > SEED_SPREAD_AIM}
     verdict = (f"within {SEED_SPREAD_AIM:g}x on every one of the {len(spreads)} settings" if not over else
                f"within {SEED_SPREAD_AIM:g}x on {len(spreads) - len(over)} of the {len(spreads)} settings; above it: "
-               + ", ".join(f"{label} {spread:.2f}x" for label, spread in over.items()))
+               + ", ".join(f"{label} {spread:.3f}x" for label, spread in over.items()))  # 2.003x is above 2x
     return lines + ["", f"Across user seeds alone (one data subset per setting), the suggestion varies {verdict}."]
 
 
