@@ -99,18 +99,22 @@ def test_a_shorter_constant_lr_grid_scores_as_the_longer_one_did_at_that_length(
 
 def test_the_lm_bench_resumes_from_its_file_without_training_again(quick_records, quick_size, tmp_path):
     rangetest_lm.write_lm(quick_records, quick_size, tmp_path, "test")
-    stored = rangetest_lm.read_lm(tmp_path / "rangetest-lm.json")
-    assert stored == quick_records
+    stored, hardware = rangetest_lm.read_lm(tmp_path / "rangetest-lm.json")
+    assert stored == quick_records and hardware == "test"
     ran = []
     assert rangetest_lm.run_lm_bench(quick_size, done=stored, on_seed=ran.append) == stored
     assert ran == []
     assert "| 20 | 0 |" in (tmp_path / "rangetest-lm.md").read_text()
 
 
-def test_bad_seeds_are_refused_in_one_sentence_with_exit_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "autolr", "bench", "rangetest-lm", "--quick", "--seeds", "a,b",
+@pytest.mark.parametrize("options, words", [
+    (["--seeds", "a,b"], "--seeds must be comma-separated integers"),
+    (["--reanalyse"], "--reanalyse needs"),
+])
+def test_bad_options_are_refused_in_one_sentence_with_exit_2(tmp_path, options, words):
+    result = subprocess.run([sys.executable, "-m", "autolr", "bench", "rangetest-lm", "--quick", *options,
                              "--out-dir", str(tmp_path)], capture_output=True, text=True, env={**os.environ,
                              "PYTHONPATH": str(ROOT)})
     assert result.returncode == 2
-    assert "--seeds must be comma-separated integers" in result.stderr and "Traceback" not in result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "rangetest-lm.json").exists()

@@ -186,16 +186,19 @@ def markdown(records: list[LMSeed], size: LMSize, hardware: str) -> str:
         "",
         f"Cells: suggested LR (ratio to the grid's best LR, bits per byte above the grid's best). Good: within "
         f"{TARGET_FACTOR:g}x or within {GOOD_BITS:g} bits per byte; \"miss\": not good; \"collapse\": more than "
-        f"{COLLAPSE_BITS:g} bits per byte worse (a diverged run counts {DIVERGED_BITS:g}).",
+        f"{COLLAPSE_BITS:g} bits per byte worse (a diverged run counts {DIVERGED_BITS:g}). The sweep's loss minimum "
+        "(ratio to the grid's best LR) is what the study's search anchors its peak-LR intervals on.",
         "",
-        "| steps | seed | grid best LR | grid best bits/byte | " + " | ".join(METHODS) + " |",
-        "|---|---|---|---|" + "---|" * len(METHODS),
+        "| steps | seed | grid best LR | grid best bits/byte | " + " | ".join(METHODS) + " | sweep's loss minimum |",
+        "|---|---|---|---|" + "---|" * (len(METHODS) + 1),
     ]
     for length in size.lengths:
         for r in records:
             bits = r.bits_at(length, size.eval_every)
-            lines.append(f"| {length} | {r.seed} | {lm_grid_best(r.grid_lrs, bits):.3g} | {min(bits):.3f} | "
-                         + " | ".join(_cell(r.grid_lrs, bits, r.suggestions.get(m)) for m in METHODS) + " |")
+            best, loss_min = lm_grid_best(r.grid_lrs, bits), r.rules["loss_min"]
+            lines.append(f"| {length} | {r.seed} | {best:.3g} | {min(bits):.3f} | "
+                         + " | ".join(_cell(r.grid_lrs, bits, r.suggestions.get(m)) for m in METHODS)
+                         + f" | {loss_min:.3g} ({loss_min / best:.2f}x) |")
     stats = summary(records, size)
     lines += ["", "| method | " + " | ".join(f"good at {n} steps" for n in size.lengths) + " | collapses |",
               "|---|" + "---|" * (len(size.lengths) + 1)]
@@ -216,6 +219,7 @@ def write_lm(records: list[LMSeed], size: LMSize, out_dir: Path, hardware: str) 
     return json_path, md_path
 
 
-def read_lm(json_path: Path) -> list[LMSeed]:
-    """The seeds ``write_lm`` stored."""
-    return [LMSeed(**record) for record in json.loads(json_path.read_text())["seeds"]]
+def read_lm(json_path: Path) -> tuple[list[LMSeed], str]:
+    """The seeds and the hardware line ``write_lm`` stored."""
+    payload = json.loads(json_path.read_text())
+    return [LMSeed(**record) for record in payload["seeds"]], payload["hardware"]

@@ -18,6 +18,8 @@ def bench_rangetest_lm(
     out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir",
                                  help="Folder for rangetest-lm.md and rangetest-lm.json."),
     resume: bool = typer.Option(False, "--resume", help="Keep the seeds already in OUT_DIR/rangetest-lm.json."),
+    reanalyse: bool = typer.Option(False, "--reanalyse", help="Rewrite OUT_DIR/rangetest-lm.md from its .json "
+                                   "under the current judging, without training."),
 ) -> None:
     """Judge the range test's suggestion on the fortunes transformer (AdamW, the LM recipe, clipped at 1.0) against
     a constant-LR grid at 400, 800 and 1600 steps, in bits per byte."""
@@ -36,7 +38,11 @@ def bench_rangetest_lm(
         size = replace(size, data_dir=str(data_dir))
     hardware = f"{describe_hardware('cpu')}, torch {torch.__version__}, {torch.get_num_threads()} torch threads"
     stored = out_dir / "rangetest-lm.json"
-    done = bench.read_lm(stored) if resume and stored.exists() else []
+    if reanalyse and not stored.is_file():
+        raise UserError(f"--reanalyse needs {stored}, which does not exist")
+    done, hardware = bench.read_lm(stored) if (resume or reanalyse) and stored.exists() else ([], hardware)
+    if reanalyse:
+        size = replace(size, seeds=tuple(record.seed for record in done))
 
     def progress(records: list[bench.LMSeed]) -> None:
         record = records[-1]
