@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autolr.cli.rangetest import bench_rangetest
+from autolr.cli.rangetest_lm import bench_rangetest_lm
 
 app = typer.Typer(help="Benchmarks: `autolr bench` alone measures trainer throughput.")
 
@@ -72,6 +73,7 @@ def bench(
 
 
 app.command("rangetest")(bench_rangetest)
+app.command("rangetest-lm")(bench_rangetest_lm)
 
 
 @app.command("verdict")

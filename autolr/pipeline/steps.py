@@ -56,6 +56,7 @@ def study_range_test(config: StudyConfig, engine: StudyStore, splits: Splits, de
         config.model, splits, method="auto", batch_size=config.batch_size, optimizer=config.optimizer,
         seed=config.seed, device=device, check=False,  # the search anchors on the loss minimum, not the suggestion
         epochs=config.verdict_epochs,  # the user's length, stored with the test
+        grad_clip=config.grad_clip,  # the sweep clips as the study's runs do
     )
     engine.set_attr(RANGE_TEST_KEY, result.to_dict())
     return result

@@ -44,6 +44,7 @@ from autolr.schedule.spec import MAX_LR, ScheduleSpec
 from autolr.training.module_population import train_module_population
 from autolr.training.population import train_population
 from autolr.training.train import LossFn, TrialResult, set_optimizer_mode, steps_per_epoch
+from autolr.training.train import epoch_steps as steps_between_evaluations
 
 HELD_OUT_ROWS = 2000  # a population test scores on this many training rows (at most a fifth of them)
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
@@ -156,6 +157,7 @@ def lr_range_test(
     check: bool = False,
     epochs: int | None = None,
     steps: int | None = None,
+    grad_clip: float | None = None,
 ) -> RangeTestResult:
     """Sweep the LR from ``start_lr`` (default 1e-7) to ``end_lr`` over ``num_steps`` (default 100) training steps.
 
@@ -183,7 +185,8 @@ def lr_range_test(
     or below the sweep's loss minimum is the suggestion. ``epochs`` (passes over ``data``) or
     ``steps``: the length you will train for; the check judges its runs at that length
     (``rangetest.horizon``: run up to 200 steps, extrapolated beyond), so it needs
-    ``check=True``.
+    ``check=True``. ``grad_clip``: each sweep step first clips the gradients' total norm to it, as a job that
+    clips does (None: no clipping).
     """
     if check and not _is_tensor_pair(data):
         raise UserError(f"check=True needs data as an (x, y) pair of tensors, got {type(data).__name__}")
@@ -203,13 +206,14 @@ def lr_range_test(
     length = target_steps(epochs, steps, math.ceil(len(data[0]) / batch_size) if check else 1)
     lrs = _lr_sweep(start_lr, end_lr, num_steps, mode)
     settings = {"start_lr": start_lr, "end_lr": end_lr, "num_steps": num_steps, "mode": mode,
-                "smooth": smooth, "diverge_factor": diverge_factor, "amp": amp}
+                "smooth": smooth, "diverge_factor": diverge_factor, "amp": amp, "grad_clip": grad_clip}
     results = []
     with _restored(model, optimizer, data):
         for run_seed in run_seeds(seed, seeds):
             with _restored(model, optimizer, None):
                 batches = _batches(data, batch_size, run_seed)
-                losses, stop_reason = _sweep(model, optimizer, batches, loss_fn, lrs, smooth, diverge_factor, amp)
+                losses, stop_reason = _sweep(model, optimizer, batches, loss_fn, lrs, smooth, diverge_factor, amp,
+                                             grad_clip)
             results.append(sweep_result(lrs[: len(losses)], losses, stop_reason, {**settings, "seed": run_seed}))
     result = combine_sweeps(results, length)
     if not check:
@@ -339,6 +343,7 @@ def population_range_test(
     device: str | torch.device | None = None,
     amp: bool | None = None,
     loss_fn: LossFn = F.cross_entropy,
+    grad_clip: float | None = None,
 ) -> RangeTestResult:
     """Train ``num_lrs`` copies of ``model`` at once, each at one constant LR of a log grid.
 
@@ -350,7 +355,8 @@ def population_range_test(
     ``held_out`` other training rows afterwards (the validation split stays untouched for
     the search). ``optimizer`` is a spec optimizer dict (default SGD, momentum 0.9). The
     rule ``best`` is the grid's lowest loss, refined by a parabola in log LR through its
-    neighbours; it is the suggestion. Diverged copies have loss NaN.
+    neighbours; it is the suggestion. Diverged copies have loss NaN. ``grad_clip``: each built-in copy's
+    gradient norm limit (None: none).
     """
     _check_lr_range(start_lr, end_lr)
     _check_at_least("num_lrs", num_lrs, 3)
@@ -358,7 +364,7 @@ def population_range_test(
     data, epochs = held_out_split(splits, num_steps, batch_size, held_out, seed)
     lrs = _lr_sweep(start_lr, end_lr, num_lrs, "exp")
     members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
-                               device=device, amp=amp, loss_fn=loss_fn)
+                               device=device, amp=amp, loss_fn=loss_fn, grad_clip=grad_clip)
     losses = [member.val_losses[-1] if member.status == "complete" else math.nan for member in members]
     if all(math.isnan(loss) for loss in losses):
         raise UserError(f"every LR from {start_lr:g} to {end_lr:g} diverged; lower start_lr")
@@ -378,13 +384,15 @@ def population_range_test(
 
 def constant_lr_runs(model: str | Callable[[], nn.Module], data: Any, lrs: Sequence[float], *, epochs: int,
                      batch_size: int, optimizer: dict[str, Any] | None, seed: int,
-                     device: str | torch.device | None, amp: bool | None, loss_fn: LossFn) -> list[TrialResult]:
+                     device: str | torch.device | None, amp: bool | None, loss_fn: LossFn,
+                     grad_clip: float | None = None) -> list[TrialResult]:
     """One copy of ``model`` per LR of ``lrs``, trained at once at that constant LR on ``data`` for ``epochs``
-    (weights and batch order from ``seed``, scored by validation loss after each epoch)."""
+    (weights and batch order from ``seed``, scored by validation loss after each epoch; a built-in ``model``'s
+    gradient norms clipped to ``grad_clip`` unless None)."""
     specs = [ScheduleSpec("constant", lr, optimizer=optimizer) for lr in lrs]
     if isinstance(model, str):
         return train_population(specs, model, data, epochs=epochs, batch_size=batch_size, seeds=[seed] * len(lrs),
-                                data_seed=seed, metric="loss", device=device, amp=amp)
+                                data_seed=seed, metric="loss", device=device, amp=amp, grad_clip=grad_clip)
     return train_module_population(model, specs, data, epochs, batch_size, seeds=[seed] * len(lrs), loss_fn=loss_fn,
                                    data_seed=seed, metric="loss", device=device, amp=amp)
 
@@ -413,6 +421,7 @@ def builtin_range_test(
     check: bool = True,
     epochs: int | None = None,
     steps: int | None = None,
+    grad_clip: float | None = None,
 ) -> RangeTestResult:
     """The range test of built-in ``model`` on ``splits``, by ``method``.
 
@@ -424,7 +433,9 @@ def builtin_range_test(
     population method on ``seed`` alone. ``check``: a sweep is followed by the population
     check on the same seeds (``rangetest.check``), judged at the training length ``epochs``
     (passes over ``splits.train_x`` in batches of ``batch_size``) or ``steps``; the population
-    method needs none. The length is stored in ``settings["length"]`` (steps) either way.
+    method needs none. The length is stored in ``settings["length"]`` (steps) either way; an epoch is
+    ``train.epoch_steps`` (a text's ``epoch_steps``). ``grad_clip``: the sweep's and the population's gradient
+    norm limit, as the job's (None: no clipping; the check does not clip).
     """
     from autolr.training.models import build_model
 
@@ -432,10 +443,10 @@ def builtin_range_test(
     if method not in ("auto", "sweep", "population"):
         raise UserError(f"method must be auto, sweep or population, got {method!r}")
     _check_at_least("seeds", seeds, 1)
-    length = target_steps(epochs, steps, steps_per_epoch(len(splits.train_y), batch_size))
+    length = target_steps(epochs, steps, steps_between_evaluations(splits, batch_size))
     if method == "population" or (method == "auto" and device.type == "cuda"):
         result = population_range_test(model, splits, num_steps=num_steps or 200, batch_size=batch_size,
-                                       optimizer=optimizer, seed=seed, device=device)
+                                       optimizer=optimizer, seed=seed, device=device, grad_clip=grad_clip)
         return replace(result, settings={**result.settings, "length": length})
     x, y = splits.train_x.to(device), splits.train_y.to(device)
     sweeps = []
@@ -443,7 +454,8 @@ def builtin_range_test(
         network = build_model(model, splits.input_shape, splits.num_classes, run_seed).to(device)
         torch_optimizer = ScheduleSpec("constant", 1.0, optimizer=optimizer).build_optimizer(network.parameters())
         sweeps.append(lr_range_test(network, torch_optimizer, (x, y), torch.nn.functional.cross_entropy,
-                                    num_steps=num_steps or 100, batch_size=batch_size, seed=run_seed, seeds=1))
+                                    num_steps=num_steps or 100, batch_size=batch_size, seed=run_seed, seeds=1,
+                                    grad_clip=grad_clip))
     result = combine_sweeps(sweeps, length)
     if not check:
         return result
@@ -544,8 +556,9 @@ def _loader_batches(loader: Any, first: Any) -> Iterator[tuple[torch.Tensor, tor
 
 def _sweep(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
            loss_fn: LossFn, lrs: list[float], smooth: float,
-           diverge_factor: float, amp: bool) -> tuple[list[float], str]:
-    """Train one step per LR; return the raw losses and why it stopped."""
+           diverge_factor: float, amp: bool, grad_clip: float | None) -> tuple[list[float], str]:
+    """Train one step per LR (the gradients' norm clipped to ``grad_clip`` unless None); return the raw losses and
+    why it stopped."""
     device = next(model.parameters()).device
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
@@ -562,6 +575,9 @@ def _sweep(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             loss = loss_fn(model(inputs), targets)
         scaler.scale(loss).backward()
+        if grad_clip is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         scaler.step(optimizer)
         scaler.update()
         value = float(loss.detach())
