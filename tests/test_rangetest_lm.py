@@ -118,3 +118,27 @@ def test_bad_options_are_refused_in_one_sentence_with_exit_2(tmp_path, options, 
     assert result.returncode == 2
     assert words in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "rangetest-lm.json").exists()
+
+
+def test_the_check_and_the_population_test_hold_out_a_block_of_the_text(text):
+    from autolr.rangetest.range_test import held_out_split, population_range_test
+
+    data, epochs = held_out_split(text, num_steps=12, batch_size=4, held_out=50, seed=0, min_epochs=4)
+    cut = len(text.train_tokens) - len(text.train_tokens) // 5
+    assert len(data.train_tokens) == cut and (data.train_tokens == text.train_tokens[:cut]).all()
+    assert data.val_x.shape == (50, 16) and (data.val_y[:, :-1] == data.val_x[:, 1:]).all()  # next-byte targets
+    held = bytes(text.train_tokens[cut:].tolist())
+    assert all(bytes(window.tolist()) in held for window in data.val_x)  # every held-out window lies in the tail
+    assert (epochs, data.epoch_steps) == (4, 3)  # 4 evaluations, 12 steps in all
+    again, _ = held_out_split(text, num_steps=12, batch_size=4, held_out=50, seed=1, min_epochs=4)
+    assert not (again.val_x == data.val_x).all()  # another seed, other held-out windows
+
+    checked = builtin_range_test("transformer", text, method="sweep", check=True, num_steps=20, batch_size=4,
+                                 optimizer=LM_OPTIMIZER, seeds=2, steps=12)
+    check = checked.settings["check"]
+    assert check["num_steps"] == 12 and len(check["losses"]) == 2 and len(check["losses"][0]) == len(check["lrs"])
+    assert 0 < checked.suggestion <= max(check["lrs"])
+    population = population_range_test("transformer", text, num_steps=12, batch_size=4, optimizer=LM_OPTIMIZER,
+                                       num_lrs=4, held_out=50)
+    assert population.method == "population" and population.stopped_at == 12
+    assert sum(math.isfinite(loss) for loss in population.losses) >= 2

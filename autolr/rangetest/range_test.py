@@ -43,7 +43,7 @@ from autolr.schedule.schedulers import optimizer_settings_of
 from autolr.schedule.spec import MAX_LR, ScheduleSpec
 from autolr.training.module_population import train_module_population
 from autolr.training.population import train_population
-from autolr.training.train import LossFn, TrialResult, set_optimizer_mode, steps_per_epoch
+from autolr.training.train import LossFn, SampledSplits, TrialResult, set_optimizer_mode
 from autolr.training.train import epoch_steps as steps_between_evaluations
 
 HELD_OUT_ROWS = 2000  # a population test scores on this many training rows (at most a fifth of them)
@@ -261,7 +261,7 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
     losses, steps_run = [], run_steps
     for seed in seeds:
         data, epochs = held_out_split(splits, run_steps, batch_size, HELD_OUT_ROWS, seed, min_epochs=CHECK_POINTS)
-        epoch_steps = steps_per_epoch(len(data.train_y), batch_size)
+        epoch_steps = steps_between_evaluations(data, batch_size)
         steps_run = epochs * epoch_steps
         members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                                    seed=seed, device=device, amp=amp, loss_fn=loss_fn)
@@ -370,7 +370,7 @@ def population_range_test(
         raise UserError(f"every LR from {start_lr:g} to {end_lr:g} diverged; lower start_lr")
     best = refined_minimum(lrs, losses)
     highest_useful_lr = max(lr for lr, loss in zip(lrs, losses) if loss <= min(filter(math.isfinite, losses)) * 1.5)
-    steps_run = epochs * math.ceil(len(data.train_y) / batch_size)
+    steps_run = epochs * steps_between_evaluations(data, batch_size)
     return RangeTestResult(
         lrs=lrs, losses=losses, smoothed_losses=list(losses), stopped_at=steps_run, stop_reason="completed",
         suggestions={"best": best}, suggestion=best, interval=search_interval(best, highest_useful_lr),
@@ -471,8 +471,10 @@ def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, 
     ``min_epochs``, so that a run is scored that often) make about ``num_steps`` steps.
     Returns a copy of ``splits`` (a dataclass, as ``autolr.data.Splits``)
     whose train split is those rows and whose validation split is the held-out rows, and
-    that number of epochs.
+    that number of epochs. A text (``SampledSplits``) is split by position instead: ``text_held_out_split``.
     """
+    if isinstance(splits, SampledSplits):
+        return text_held_out_split(splits, num_steps, held_out, seed, min_epochs)
     count = len(splits.train_y)
     held_out = held_out_rows(count, held_out)
     if count - held_out < batch_size or held_out < 1:
@@ -483,6 +485,26 @@ def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, 
     train_rows = train_rows[: math.ceil(num_steps / epochs) * batch_size]
     data = replace(splits, train_x=splits.train_x[train_rows], train_y=splits.train_y[train_rows],
                    val_x=splits.train_x[held_rows], val_y=splits.train_y[held_rows])
+    return data, epochs
+
+
+def text_held_out_split(splits: Any, num_steps: int, held_out: int, seed: int, min_epochs: int = 1) -> tuple[Any, int]:
+    """``held_out_split`` for a text, whose windows overlap: the training block's last fifth is held out (a
+    window drawn there shares no byte with one trained on), ``held_out`` windows drawn from it with ``seed``
+    are scored on, and the rest of the block is trained on for ``epochs`` (at least ``min_epochs``) evaluations
+    about ``num_steps`` steps apart in all (the copy's ``epoch_steps``)."""
+    tokens = splits.train_tokens
+    cut = len(tokens) - len(tokens) // 5
+    tail_windows = len(tokens) - cut - splits.context
+    if tail_windows < 1 or cut <= splits.context:
+        raise UserError(f"the training text has {len(tokens)} bytes, too few for windows of {splits.context} "
+                        "and a held-out block")
+    generator = torch.Generator().manual_seed(seed)
+    starts = cut + torch.randint(tail_windows, (min(held_out, tail_windows),), generator=generator).to(tokens.device)
+    offsets = torch.arange(splits.context, device=tokens.device)
+    epochs = max(min_epochs, 1)
+    data = replace(splits, train_tokens=tokens[:cut], val_x=tokens[starts[:, None] + offsets],
+                   val_y=tokens[starts[:, None] + offsets + 1], epoch_steps=max(1, math.ceil(num_steps / epochs)))
     return data, epochs
 
 
