@@ -57,6 +57,7 @@ def test_a_tiny_lm_row_holds_the_verdict_baselines_and_grid_in_bits_and_resumes(
         ("steps", 4, 4, 6), ("steps", 4, 8, 6)]
     parts = json.loads((out / cost.PARTS_FILE).read_text())
     for row in first.rows:
+        assert row.grid_lrs == pytest.approx((1e-4, 0.1))  # a fixed range, not the study's range-test anchor
         stored = parts["rows"][f"tiny-lm-{row.verdict_length}steps"]
         points = stored["grid_points"]
         assert len(points) == cost.GRID_POINTS and [p["lr"] for p in points] == pytest.approx(

@@ -9,8 +9,9 @@ language model's ``target_steps``), one process on one device with the same torc
 - **the plain grid**: the loop a user writes without autolr (``autolr.bench.plain_grid``: the
   study's data and model, torch's optimizer with the study's settings, cosine per step; a
   language model's: AdamW, clipping, warmup then cosine to 10%), after the study on the same
-  device, one seed, ``GRID_POINTS`` peak LRs log-spaced over the LR range the study searched,
-  each trained for the verdict's length and scored on validation once at the end.
+  device, one seed, ``GRID_POINTS`` peak LRs log-spaced over the LR range the study searched
+  (a language model's: over ``INDEPENDENT_GRID``, a fixed range, so that the check does not share
+  the range test's anchor), each trained for the verdict's length and scored on validation once at the end.
 
 A row holds both wall times, the study's verdict and export, each tuned baseline's LR and scores
 (means over the verdict's fresh seeds, in the study's unit: accuracy, or bits per byte) and the
@@ -53,6 +54,9 @@ from autolr.training.device import describe_hardware, torch_threads
 STUDIES = ("mnist", "fashion-mnist")  # the shipped studies a full run measures
 QUICK_STUDY = "smoke"  # the shipped seconds-long study (digits) of ``--quick``
 TARGET_FACTOR = {Recipe.CLASSIFIER: 3, Recipe.LM: 4}  # the default target length, times the trial length
+# A grid range fixed per recipe (None: the study's searched range). AdamW on a small transformer trains well
+# around 1e-3 (nanoGPT's 6e-4 to 1e-3); its range test anchors the search ~200x higher (bench rangetest-lm).
+INDEPENDENT_GRID: dict[Recipe, tuple[float, float] | None] = {Recipe.CLASSIFIER: None, Recipe.LM: (1e-4, 0.1)}
 PARTS_FILE = "cost-parts.json"
 
 
@@ -73,7 +77,7 @@ class CostRow:
     trials: int  # the study's trials, tuned baselines included
     study_s: float
     grid_s: float
-    grid_lrs: tuple[float, float]  # the grid's lowest and highest peak LR (the study's searched range)
+    grid_lrs: tuple[float, float]  # the grid's lowest and highest peak LR (INDEPENDENT_GRID, else the searched range)
     grid_best_lr: float | None  # None: every grid run failed
     grid_best_score: float | None
     score_name: str
@@ -198,7 +202,8 @@ def cost_row(config: StudyConfig, device: str, runs_dir: Path, parts: Parts) -> 
         stored["study"] = study_summary(run.record, config)
         parts.save()
     study = stored["study"]
-    lrs = lr_ladder(study["lr_range"][0], study["lr_range"][1], GRID_POINTS)
+    low, high = INDEPENDENT_GRID[config.recipe] or study["lr_range"]
+    lrs = lr_ladder(low, high, GRID_POINTS)
     points = stored.setdefault("grid_points", [])
     plain_run = PLAIN_RUNS[config.recipe]
     with torch_threads(device, config.threads or 1):
@@ -263,7 +268,8 @@ def markdown(report: CostReport) -> str:
         f"`autolr bench cost` on {report.hardware}, torch {report.torch}, {report.threads} torch threads. "
         f"Study: `autolr search` of the shipped study (data, range test, tuned baselines, search, "
         f"re-scoring at the verdict's length, report). Plain grid: {GRID_POINTS} peak LRs log-spaced over the "
-        "study's searched LR range, one seed, trained one after another for the verdict's length, scored once on "
+        "study's searched LR range (a language model's: a fixed range, the grid LRs column), one seed, trained one "
+        "after another for the verdict's length, scored once on "
         "validation: an image study with torch's optimizer at the study's settings and `CosineAnnealingLR` to zero "
         "per batch; a language model with `torch.optim.AdamW` at the study's betas and weight decay, its gradient "
         "norm clipped, linear warmup from 0 over 5% then cosine to 10% of the peak (`LambdaLR`) per optimizer step. "
