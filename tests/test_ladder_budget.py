@@ -78,7 +78,7 @@ def test_a_budget_cuts_the_search_first_then_refinement_then_re_scoring():
     assert tight.cuts == ["search trials 29 -> 8", "refined baseline rungs 10 -> 0"] and tight.estimate_s == 6.0
     short = plan_budget(definition(), budget_s=3.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
     assert (short.search, short.refined, short.rescore_top, short.rescore_seeds) == (8, 0, 1, 3)
-    assert short.cuts[-1] == "even so it needs about 0.067 minutes, more than the 0.05 left in the budget"
+    assert short.cuts[-1] == "even so it needs about 0.067 minutes more than the 0.05 left in the budget"
     # at a target of 9 epochs every re-scoring run costs 3 trials, and the LR check runs first
     longer = plan_budget(definition(target_epochs=9), budget_s=30.0, run_s=1.0, population=8, kinds=5, search=29,
                          refined=2)

@@ -132,8 +132,9 @@ def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, pop
             break
     cuts = _cut_words(full, chosen, kinds)
     if seconds(chosen) > budget_s:
-        cuts.append(f"even so it needs about {seconds(chosen) / 60:.2g} minutes, more than the "
-                    f"{max(budget_s, 0.0) / 60:.2g} left in the budget")
+        left = (f"the {budget_s / 60:.2g} left in the budget" if budget_s > 0
+                else "the budget, which the coarse ladders used up")
+        cuts.append(f"even so it needs about {seconds(chosen) / 60:.2g} minutes more than {left}")
     return BudgetPlan(chosen[0], chosen[1], chosen[2], chosen[4], seconds(chosen), cuts, chosen[3],
                       chosen[5] if lr_check else None)
 
