@@ -114,18 +114,21 @@ def test_a_budget_in_grids_is_the_plain_grid_at_the_verdict_length_from_the_meas
     assert budget_seconds(definition(budget=1.5, budget_grids=2.0), 2.0, 8) == 90.0  # minutes take its place
 
 
-def test_a_grid_budget_cuts_kinds_then_seeds_then_the_lr_check_seeds():
+def test_a_grid_budget_cuts_kinds_then_seeds_and_leaves_the_lr_check_two_seeds():
     # 18 s left at 9 epochs (populations of 8, run_s 2 s): even the smallest plan (one population searched,
-    # 1 searched + 1 baseline kind on 3 seeds, the LR check on 1 seed) needs 2 x (1 + 3 x 3 + 1 x 2 x 3) = 32 s
+    # 1 searched + 1 baseline kind on 3 seeds, the LR check on 2 seeds) needs 2 x (1 + 3 x 3 + 2 x 2 x 3) = 44 s
     tight = plan_budget(definition(target_epochs=9, budget_grids=2.0), budget_s=18.0, run_s=2.0, population=8,
                         kinds=5, search=29, refined=2)
     assert (tight.search, tight.refined, tight.rescore_top, tight.rescore_kinds, tight.rescore_seeds,
-            tight.lr_check_seeds) == (8, 0, 1, 1, 3, 1)
-    assert tight.estimate_s == pytest.approx(32.0)
-    assert tight.cuts[:6] == ["search trials 29 -> 8", "refined baseline rungs 10 -> 0",
+            tight.lr_check_seeds) == (8, 0, 1, 1, 3, 2)
+    assert tight.estimate_s == pytest.approx(44.0)
+    assert tight.cuts[:5] == ["search trials 29 -> 8", "refined baseline rungs 10 -> 0",
                               "re-scored searched configurations 3 -> 1",
-                              "re-scored baseline kinds (the best kept) 5 -> 1", "fresh seeds at most 5 -> 3",
-                              "LR-check seeds 2 -> 1"]
+                              "re-scored baseline kinds (the best kept) 5 -> 1", "fresh seeds at most 5 -> 3"]
+    assert "LR-check seeds" not in " ".join(tight.cuts)  # one seed moved no LR where two did
+    three = plan_budget(definition(target_epochs=9, budget_grids=2.0, lr_check_seeds=3), budget_s=18.0, run_s=2.0,
+                        population=8, kinds=5, search=29, refined=2)
+    assert three.lr_check_seeds == 2 and "LR-check seeds 3 -> 2" in three.cuts
     # with room for 4 seeds on the LR check's 2, it keeps them: 2 x (1 + 4 x 3 + 2 x 2 x 3) = 50 s
     roomier = plan_budget(definition(target_epochs=9), budget_s=50.0, run_s=2.0, population=8, kinds=5, search=29,
                           refined=2)
