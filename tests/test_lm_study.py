@@ -63,6 +63,11 @@ def test_a_tiny_fortunes_study_runs_to_a_verdict_against_the_lm_recipe(tmp_path,
     assert all(item.epochs == 2 and len(item.val_scores) == 2 for item in record.rescored)
     assert record.config["steps"] == 4 and record.config["epochs"] == 2
     assert record.config["score_unit"] == "bits/byte"
+    # a language model's study runs the range test's check, whose constant-LR runs cap the search's anchor
+    test = record.range_test
+    assert test is not None and test["settings"]["check"]["length"] == 4
+    assert test["suggestions"]["anchor"] == pytest.approx(min(test["suggestions"]["loss_min"],
+                                                              4.0 * test["suggestions"]["check"]))
     page = run.report_paths.index_html.read_text(encoding="utf-8")
     assert "validation loss (bits/byte)" in page  # the report's scores are loss / ln 2
     shown = pd.read_csv(run.report_paths.trials_csv).set_index("number")["value"]

@@ -15,13 +15,16 @@ from autolr.bench.least_squares import least_squares
 from autolr.errors import UserError
 from autolr.rangetest.check import (
     ALL_DIVERGED,
+    ANCHOR_FACTOR,
     CHECK_LRS,
     CHECK_SPAN,
     CLIFF_MARGIN,
     CheckRuns,
+    best_at_lowest,
     check_best,
     check_spread,
     cliff_index,
+    extended,
     seed_suggestions,
     with_check,
 )
@@ -227,3 +230,24 @@ def test_the_sweep_on_several_seeds_suggests_their_median_and_keeps_each_ones() 
         result.seed_suggestions
     one = lr_range_test(model, optimizer, (x, y), nn.functional.cross_entropy, batch_size=16, seeds=1, seed=2)
     assert one.seed_suggestions == [result.seed_suggestions[2]]  # seed 2 alone is the third seed of seed 0
+
+
+def test_a_check_whose_best_is_its_lowest_lr_runs_one_span_lower_and_caps_the_search_anchor() -> None:
+    upper = CheckRuns(lrs=[0.01 * 2 ** i for i in range(CHECK_LRS)], seeds=[0, 1],
+                      losses=[[1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0], [1.1, 1.3, 1.4, 2.2, 2.4, 3.1, 4.2]],
+                      num_steps=50, length=400)
+    assert best_at_lowest(upper)  # the best lies at or below 0.01: the check has not bracketed it
+    lower = CheckRuns(lrs=[0.01 / 64 * 2 ** i for i in range(CHECK_LRS)], seeds=[0, 1],
+                      losses=[[1.4, 1.1, 0.8, 0.7, 0.75, 0.9, 1.05], [1.5, 1.0, 0.82, 0.69, 0.8, 0.95, 1.1]],
+                      num_steps=50, length=400)
+    both = extended(lower, upper)
+    assert both.lrs == pytest.approx([0.01 / 64 * 2 ** i for i in range(2 * CHECK_LRS - 1)])
+    assert both.losses[0][:CHECK_LRS - 1] == lower.losses[0][:-1] and both.losses[0][CHECK_LRS - 1:] == upper.losses[0]
+    assert not best_at_lowest(both)  # the best (0.01 / 8) is now inside
+    result = with_check(_sweep(0.25, 1.0), both)
+    assert 0.01 / 16 < result.suggestion < 0.01 / 4
+    assert result.suggestions["anchor"] == pytest.approx(ANCHOR_FACTOR * result.suggestion)  # well below loss_min 1.0
+    high = with_check(_sweep(0.25, 0.02), both)
+    assert high.suggestions["anchor"] == 0.02  # never above the sweep's loss minimum
+    with pytest.raises(AssertionError):
+        extended(upper, upper)  # only a pass just below joins

@@ -19,7 +19,7 @@ from autolr.rangetest.range_test import RangeTestResult, builtin_range_test
 from autolr.space.search_space import SearchSpace
 from autolr.study.backend import StudyStore
 from autolr.study.config import StudyConfig
-from autolr.study.definition import LR_CHECK_SEEDS, SearchDefinition
+from autolr.study.definition import LR_CHECK_SEEDS, Recipe, SearchDefinition
 from autolr.study.records import POPULATION_KEY, RANGE_TEST_KEY, RESCORE_KEY, SEARCH_META_KEY
 from autolr.training.device import describe_hardware
 from autolr.training.population import choose_population_size
@@ -48,13 +48,18 @@ def study_threads(config: StudyConfig, workers: int, cpus_per_trial: float | Non
 
 
 def study_range_test(config: StudyConfig, engine: StudyStore, splits: Splits, device: str) -> RangeTestResult:
-    """The stored range test, or a new one on the study's model (population on a GPU, sweep elsewhere)."""
+    """The stored range test, or a new one on the study's model (population on a GPU, sweep elsewhere).
+
+    An image study's search anchors on the sweep's loss minimum (the families' factors were measured
+    against it: ``autolr bench lr-bounds``); a language model's sweep survives LRs ~200x above its best
+    constant LR (``autolr bench rangetest-lm``), so its study runs the check too, whose constant-LR runs
+    at the study's length cap the anchor (``rangetest.check``)."""
     stored = engine.get_attr(RANGE_TEST_KEY)
     if stored is not None:
         return RangeTestResult.from_dict(stored)
     result = builtin_range_test(
         config.model, splits, method="auto", batch_size=config.batch_size, optimizer=config.optimizer,
-        seed=config.seed, device=device, check=False,  # the search anchors on the loss minimum, not the suggestion
+        seed=config.seed, device=device, check=config.recipe is Recipe.LM,
         epochs=config.verdict_epochs,  # the user's length, stored with the test
         grad_clip=config.grad_clip,  # the sweep clips as the study's runs do
     )

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from autolr.rangetest.range_test import RangeTestResult
 
 CHECK_LRS = 7  # constant LRs in the check
+CHECK_EXTENSIONS = 2  # passes one span lower the check may add while its best run is its lowest LR
+ANCHOR_FACTOR = 4.0  # the search's anchor is at most this times the check's best (the sweep suggests loss_min / 4)
 CHECK_SPAN = 64.0  # from the loss minimum's LR down to this factor below it (2x apart)
 CHECK_STEPS = 100  # training steps of each copy when the user's length is not given
 CHECK_SEEDS = 3  # seeds the sweep and the check run on
@@ -131,10 +133,24 @@ def check_spread(lrs: Sequence[float], losses: Sequence[float], best: float) -> 
     return at_least_one_step(min(lrs[low], best), max(lrs[high], best), lrs)
 
 
+def best_at_lowest(runs: CheckRuns) -> bool:
+    """Whether the mean curve's best run is the check's lowest LR: the best LR may lie below what it tried."""
+    return _best_run(mean_curve(runs.losses)) == 0
+
+
+def extended(lower: CheckRuns, runs: CheckRuns) -> CheckRuns:
+    """``runs`` with a pass ``lower`` whose highest LR is ``runs``' lowest (that run is kept from ``runs``)."""
+    assert math.isclose(lower.lrs[-1], runs.lrs[0]) and lower.seeds == runs.seeds, "a pass just below, same seeds"
+    return replace(runs, lrs=[*lower.lrs[:-1], *runs.lrs],
+                   losses=[[*low[:-1], *high] for low, high in zip(lower.losses, runs.losses)])
+
+
 def with_check(result: "RangeTestResult", runs: CheckRuns) -> "RangeTestResult":
     """``result`` (a sweep, on the same seeds) with the check's ``runs`` applied: suggestion, interval and spreads.
 
-    The suggestion is ``check_best`` (rule ``check``), ``suggestion_spread`` is ``check_spread``
+    The suggestion is ``check_best`` (rule ``check``), and the search's ``anchor`` (rule ``anchor``, which a
+    study's intervals are factors of) is the sweep's loss minimum but at most ``ANCHOR_FACTOR`` times it;
+    ``suggestion_spread`` is ``check_spread``
     of the mean curve and ``seed_suggestions`` each seed's own ``check_best``; when every run
     diverged, half the lowest LR and a warning. The sweep's "never clearly descended" warning
     is dropped when the mean curve's best held-out loss is a clear descent from the sweep's
@@ -154,7 +170,8 @@ def with_check(result: "RangeTestResult", runs: CheckRuns) -> "RangeTestResult":
               "losses": [[loss if math.isfinite(loss) else None for loss in seed] for seed in losses],
               "num_steps": runs.num_steps, "length": runs.length, "sweep_suggestion": result.suggestion,
               "sweep_seed_suggestions": list(result.seed_suggestions)}
-    return replace(result, suggestion=best, suggestions={**result.suggestions, "check": best},
+    anchor = min(result.suggestions["loss_min"], ANCHOR_FACTOR * best)
+    return replace(result, suggestion=best, suggestions={**result.suggestions, "check": best, "anchor": anchor},
                    interval=search_interval(best, result.suggestions["loss_min"]),
                    suggestion_spread=check_spread(lrs, curve, best), seed_suggestions=seed_suggestions(lrs, losses),
                    warnings=warnings, settings={**result.settings, "check": stored})

@@ -67,7 +67,7 @@ def write_png(result: "RangeTestResult", path: Path) -> Path:
     axes.axvline(result.suggestion, color="C3", linewidth=2, label=f"suggestion {result.suggestion:.3g}")
     for index, lr in enumerate(result.seed_suggestions):
         axes.axvline(lr, color="C3", linewidth=1, linestyle=":", label="each seed's suggestion" if index == 0 else None)
-    for (rule, lr), style in zip(sorted(result.suggestions.items()), (":", "--", "-.", (0, (1, 4)))):
+    for (rule, lr), style in zip(sorted(result.suggestions.items()), (":", "--", "-.", (0, (1, 4)), (0, (3, 1, 1, 1)))):
         axes.axvline(lr, color="0.3", linestyle=style, linewidth=1, label=f"{rule} {lr:.3g}")
     axes.set_xscale("log")
     lowest = min(loss for _, loss in finite + smoothed)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,7 +37,17 @@ from torch import nn
 from autolr.data.splits import Splits
 from autolr.errors import UserError
 from autolr.rangetest.analysis import ema, loss_min_lr, refined_minimum, search_interval, suggestions
-from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_STEPS, CheckRuns, check_bounds, with_check
+from autolr.rangetest.check import (
+    CHECK_EXTENSIONS,
+    CHECK_LRS,
+    CHECK_SEEDS,
+    CHECK_STEPS,
+    CheckRuns,
+    best_at_lowest,
+    check_bounds,
+    extended,
+    with_check,
+)
 from autolr.rangetest.confidence import curve_warnings, suggestion_spread
 from autolr.rangetest.horizon import CHECK_MAX_STEPS, CHECK_POINTS, loss_at_length, target_steps
 from autolr.schedule.schedulers import optimizer_settings_of
@@ -248,7 +259,8 @@ def combine_sweeps(results: Sequence[RangeTestResult], length: int | None) -> Ra
 def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min: float, *, batch_size: int,
                      optimizer: dict[str, Any] | None, seeds: Sequence[int], length: int | None,
                      device: str | torch.device | None = None, amp: bool | None = None,
-                     loss_fn: LossFn = F.cross_entropy, max_steps: int = CHECK_MAX_STEPS) -> CheckRuns:
+                     loss_fn: LossFn = F.cross_entropy, max_steps: int = CHECK_MAX_STEPS,
+                     grad_clip: float | None = None) -> CheckRuns:
     """The check's runs (``rangetest.check``): ``CHECK_LRS`` constant LRs from ``loss_min / CHECK_SPAN`` to
     ``loss_min`` on each of ``seeds`` (its own held-out training rows, batch order and, for a built-in
     ``model``, initial weights), for ``length`` steps but at most ``max_steps`` (``CHECK_STEPS`` when
@@ -264,7 +276,7 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
         epoch_steps = steps_between_evaluations(data, batch_size)
         steps_run = epochs * epoch_steps
         members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                                   seed=seed, device=device, amp=amp, loss_fn=loss_fn)
+                                   seed=seed, device=device, amp=amp, loss_fn=loss_fn, grad_clip=grad_clip)
         losses.append([loss_at_length([epoch_steps * (e + 1) for e in range(len(m.val_losses))], m.val_losses,
                                       length or steps_run) if m.status == "complete" else math.nan
                        for m in members])
@@ -274,9 +286,17 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
 def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], splits: Any,
              **options: Any) -> RangeTestResult:
     """``result`` (combined sweeps) after the population check of ``model`` on ``splits``, on the sweeps' seeds and
-    at their length (``population_check``'s other options)."""
-    runs = population_check(model, splits, result.suggestions["loss_min"], seeds=result.settings["seeds"],
-                            length=result.settings["length"], **options)
+    at their length (``population_check``'s other options). While the check's best run is its lowest LR (the
+    best is below what it tried), it runs again one span lower, at most ``CHECK_EXTENSIONS`` times
+    (``check.extended``): AdamW on a small transformer survives a sweep up to LRs ~200x above its best
+    constant LR (``autolr bench rangetest-lm``), where an image model's best lies inside the first span."""
+    check = functools.partial(population_check, model, splits, seeds=result.settings["seeds"],
+                              length=result.settings["length"], **options)
+    runs = check(result.suggestions["loss_min"])
+    for _ in range(CHECK_EXTENSIONS):
+        if not best_at_lowest(runs):
+            break
+        runs = extended(check(runs.lrs[0]), runs)
     return with_check(result, runs)
 
 
@@ -435,7 +455,7 @@ def builtin_range_test(
     (passes over ``splits.train_x`` in batches of ``batch_size``) or ``steps``; the population
     method needs none. The length is stored in ``settings["length"]`` (steps) either way; an epoch is
     ``train.epoch_steps`` (a text's ``epoch_steps``). ``grad_clip``: the sweep's and the population's gradient
-    norm limit, as the job's (None: no clipping; the check does not clip).
+    norm limit, as the job's (None: no clipping), the check's too.
     """
     from autolr.training.models import build_model
 
@@ -459,7 +479,8 @@ def builtin_range_test(
     result = combine_sweeps(sweeps, length)
     if not check:
         return result
-    return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, device=device)
+    return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, device=device,
+                    grad_clip=grad_clip)
 
 
 def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int,

@@ -98,9 +98,11 @@ class SearchSpace:
     @classmethod
     def from_range_test(cls, result: Any, **options: Any) -> "SearchSpace":
         """The space a ``RangeTestResult`` seeds: each family's LR interval is its
-        ``FAMILY_LR_FACTORS`` times the LR at the test's smoothed-loss minimum (falling back
-        to the upper end of the test's ``interval``), capped at ``MAX_LR``; ``lr_low``/``lr_high`` span them all."""
-        anchor = result.suggestions.get("loss_min") or result.interval[1]
+        ``FAMILY_LR_FACTORS`` times the test's anchor: after a check, its ``anchor`` rule (the
+        loss minimum, capped by the check's constant-LR runs), else the LR at the smoothed-loss
+        minimum, else the upper end of the test's ``interval``; capped at ``MAX_LR``;
+        ``lr_low``/``lr_high`` span them all."""
+        anchor = result.suggestions.get("anchor") or result.suggestions.get("loss_min") or result.interval[1]
         family_lr = {name: (family.lr_factors[0] * anchor, min(family.lr_factors[1] * anchor, MAX_LR))
                      for name, family in families.FAMILIES.items()}
         chosen = tuple(options.get("families", FAMILIES))
