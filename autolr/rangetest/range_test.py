@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -290,8 +289,10 @@ def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], spli
     best is below what it tried), it runs again one span lower, at most ``CHECK_EXTENSIONS`` times
     (``check.extended``): AdamW on a small transformer survives a sweep up to LRs ~200x above its best
     constant LR (``autolr bench rangetest-lm``), where an image model's best lies inside the first span."""
-    check = functools.partial(population_check, model, splits, seeds=result.settings["seeds"],
-                              length=result.settings["length"], **options)
+    def check(loss_min: float) -> CheckRuns:
+        return population_check(model, splits, loss_min, seeds=result.settings["seeds"],
+                                length=result.settings["length"], **options)
+
     runs = check(result.suggestions["loss_min"])
     for _ in range(CHECK_EXTENSIONS):
         if not best_at_lowest(runs):
