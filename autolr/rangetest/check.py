@@ -149,7 +149,8 @@ def with_check(result: "RangeTestResult", runs: CheckRuns) -> "RangeTestResult":
     """``result`` (a sweep, on the same seeds) with the check's ``runs`` applied: suggestion, interval and spreads.
 
     The suggestion is ``check_best`` (rule ``check``), and the search's ``anchor`` (rule ``anchor``, which a
-    study's intervals are factors of) is the sweep's loss minimum but at most ``ANCHOR_FACTOR`` times it;
+    study's intervals are factors of) is the sweep's loss minimum but at most ``ANCHOR_FACTOR`` times the
+    check's best;
     ``suggestion_spread`` is ``check_spread``
     of the mean curve and ``seed_suggestions`` each seed's own ``check_best``; when every run
     diverged, half the lowest LR and a warning. The sweep's "never clearly descended" warning
