@@ -68,33 +68,59 @@ def definition(**changes) -> SearchDefinition:
     return SearchDefinition("s", Direction.MAXIMIZE, trials=64, epochs=3, rescore_top=3, rescore_seeds=5, **changes)
 
 
-def test_a_budget_cuts_the_search_first_then_refinement_then_re_scoring():
-    # 29 search trials + 5 kinds x 2 refined rungs in populations of 8, then 5 seeds x 8 finalists: 10 population runs
-    fits = plan_budget(definition(), budget_s=10.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
-    assert (fits.search, fits.refined, fits.rescore_top, fits.rescore_seeds, fits.cuts) == (29, 2, 3, 5, [])
-    assert fits.estimate_s == pytest.approx(10.0)
-    tight = plan_budget(definition(), budget_s=7.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
-    assert (tight.search, tight.refined, tight.rescore_top, tight.rescore_seeds) == (8, 0, 3, 5)
-    assert tight.cuts == ["search trials 29 -> 8", "refined baseline rungs 10 -> 0"] and tight.estimate_s == 6.0
-    short = plan_budget(definition(), budget_s=3.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
-    assert (short.search, short.refined, short.rescore_top, short.rescore_seeds) == (8, 0, 1, 3)
-    assert short.cuts[-1] == "even so it needs about 0.067 minutes more than the 0.05 left in the budget"
-    # at a target of 9 epochs every re-scoring run costs 3 trials, and the LR check runs first
-    longer = plan_budget(definition(target_epochs=9), budget_s=30.0, run_s=1.0, population=8, kinds=5, search=29,
-                         refined=2)
-    assert longer.estimate_s == pytest.approx(3 + 3 * (5 + 2 * (1 + 1)))  # populations + (seeds + LR check) x 3
-    assert (longer.search, longer.refined, longer.rescore_top, longer.rescore_seeds) == (13, 2, 3, 5)
+PRIORITY = ("cosine", "constant", "onecycle", "linear", "schedule_free")  # by_priority: the plain grid's kind first
+
+
+def plan(budget_s: float, run_s: float = 1.0, target_epochs: int | None = None, **changes):
+    """The plan after the cosine ladder (5 coarse rungs) and 3 search trials filled one population of 8."""
+    return plan_budget(definition(target_epochs=target_epochs, **changes), budget_s=budget_s, run_s=run_s,
+                       population=8, kinds=PRIORITY, coarse=5, search=29, refined=2, done=8)
+
+
+def test_a_budget_cuts_the_search_then_refinement_re_scoring_and_the_kinds_tuned_last_in_priority():
+    # the rest: 29 searched + 5 kinds x 7 rungs - 8 done = 56 trials (7 populations), then 5 seeds x 8 finalists
+    # (40 runs, 5 populations' worth): 12 s
+    fits = plan(12.0)
+    assert (fits.search, fits.refined, fits.rescore_top, fits.rescore_seeds, fits.ladder_kinds, fits.cuts) == (
+        29, 2, 3, 5, 5, [])
+    assert fits.estimate_s == pytest.approx(12.0)
+    tight = plan(10.0)  # 29 -> 21 -> 13 searched: 40 trials left, 5 populations
+    assert (tight.search, tight.refined, tight.estimate_s, tight.cuts) == (13, 2, 10.0, ["search trials 29 -> 13"])
+    # no refinement, the search at one coarse ladder (5), 1 + 1 finalists on 5 seeds: 10 runs; 3 kinds tuned,
+    # 5 + 3 x 5 - 8 = 12 trials left, 2 populations
+    three = plan(3.25)
+    assert (three.search, three.refined, three.rescore_top, three.rescore_kinds, three.ladder_kinds,
+            three.rescore_seeds, three.estimate_s) == (5, 0, 1, 1, 3, 5, 3.25)
+    assert three.cuts == ["search trials 29 -> 5", "refined baseline rungs 10 -> 0",
+                          "re-scored searched configurations 3 -> 1",
+                          "tuned baseline kinds 5 -> 3 (cosine to zero, constant, one-cycle)",
+                          "re-scored baseline kinds (the best kept) 5 -> 1"]
+    short = plan(1.0)  # the smallest: cosine alone, 5 searched, 2 finalists on 3 seeds: 1 population + 6 runs
+    assert (short.search, short.ladder_kinds, short.rescore_kinds, short.rescore_seeds, short.estimate_s) == (
+        5, 1, 1, 3, 1.75)
+    assert "tuned baseline kinds 5 -> 1 (cosine to zero, the schedule of the plain grid)" in short.cuts
+    assert not any(cut.startswith("re-scored baseline kinds") for cut in short.cuts)  # the tuned kind is re-scored
+    assert short.cuts[-1] == "even so it needs about 0.029 minutes more than the 0.017 left in the budget"
+
+
+def test_the_search_keeps_at_least_one_kinds_ladder_and_the_trials_already_run():
+    smallest = plan(0.0)
+    assert smallest.search == 5  # the coarse ladder's 5 rungs (refinement cut)
+    filled = plan_budget(definition(), budget_s=0.0, run_s=1.0, population=16, kinds=PRIORITY, coarse=5, search=29,
+                         refined=2, done=16)  # 11 search trials filled the first population of 16
+    assert filled.search == 11
 
 
 def test_a_study_sizes_itself_to_its_budget_and_says_what_it_cut(tmp_path: Path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     result = search(peaked_training, space=SPACE, n_trials=40, storage=storage, epochs=EPOCHS, pruner="none",
                     baseline_lrs=5, schedule_free=False, rescore_seeds=5, budget=1e-4)
-    assert len(result.record.trials) == 4 * 3 + 1  # the coarse ladders, then one population (of one) searched
+    trials = result.record.trials  # cosine's coarse ladder first, then as many searched (populations of one)
+    assert [t.baseline for t in trials] == ["cosine#1", "cosine#2", "cosine#3", None, None, None]
     note = result.record.meta["budget"]
-    assert note.startswith("To fit its 0.0001-minute budget the study cut search trials 20 -> 1; refined baseline "
-                           "rungs 8 -> 0; re-scored searched configurations 3 -> 1; re-scored baseline kinds (the "
-                           "best kept) 4 -> 1; fresh seeds at most 5 -> 3")
+    assert note.startswith("To fit its 0.0001-minute budget the study cut search trials 20 -> 3; refined baseline "
+                           "rungs 8 -> 0; re-scored searched configurations 3 -> 1; tuned baseline kinds 4 -> 1 "
+                           "(cosine to zero, the schedule of the plain grid); fresh seeds at most 5 -> 3")
     assert note in result.record.meta["notes"]
     assert max(len(r.seeds) for r in result.record.rescored) <= 3 and len(result.record.rescored) == 1 + 1
     again = search(peaked_training, space=SPACE, n_trials=40, storage=storage, epochs=EPOCHS, pruner="none",
@@ -115,30 +141,22 @@ def test_a_budget_in_grids_is_the_plain_grid_at_the_verdict_length_from_the_meas
 
 
 def test_a_grid_budget_cuts_kinds_then_seeds_and_leaves_the_lr_check_two_seeds():
-    # 18 s left at 9 epochs (populations of 8, run_s 2 s): even the smallest plan (one population searched,
-    # 1 searched + 1 baseline kind on 3 seeds, the LR check on 2 seeds) needs 2 x (1 + 3 x 3 + 2 x 2 x 3) = 44 s
-    tight = plan_budget(definition(target_epochs=9, budget_grids=2.0), budget_s=18.0, run_s=2.0, population=8,
-                        kinds=5, search=29, refined=2)
-    assert (tight.search, tight.refined, tight.rescore_top, tight.rescore_kinds, tight.rescore_seeds,
-            tight.lr_check_seeds) == (8, 0, 1, 1, 3, 2)
-    assert tight.estimate_s == pytest.approx(44.0)
-    assert tight.cuts[:5] == ["search trials 29 -> 8", "refined baseline rungs 10 -> 0",
-                              "re-scored searched configurations 3 -> 1",
-                              "re-scored baseline kinds (the best kept) 5 -> 1", "fresh seeds at most 5 -> 3"]
+    # at 9 epochs (run_s 2 s, populations of 8) the smallest plan: 1 population of trials, then 1 + 1 finalists on
+    # 3 seeds (6 runs) and the LR check on 2 seeds (2 own + 4 other LRs: 12 runs), 18 runs x 3 / 8: 2 x 7.75 = 15.5 s
+    tight = plan(10.0, run_s=2.0, target_epochs=9, budget_grids=2.0)
+    assert (tight.search, tight.refined, tight.rescore_top, tight.rescore_kinds, tight.ladder_kinds,
+            tight.rescore_seeds, tight.lr_check_seeds, tight.estimate_s) == (5, 0, 1, 1, 1, 3, 2, 15.5)
     assert "LR-check seeds" not in " ".join(tight.cuts)  # one seed moved no LR where two did
-    three = plan_budget(definition(target_epochs=9, budget_grids=2.0, lr_check_seeds=3), budget_s=18.0, run_s=2.0,
-                        population=8, kinds=5, search=29, refined=2)
+    three = plan(10.0, run_s=2.0, target_epochs=9, budget_grids=2.0, lr_check_seeds=3)
     assert three.lr_check_seeds == 2 and "LR-check seeds 3 -> 2" in three.cuts
-    # with room for 4 seeds on the LR check's 2, it keeps them: 2 x (1 + 4 x 3 + 2 x 2 x 3) = 50 s
-    roomier = plan_budget(definition(target_epochs=9), budget_s=50.0, run_s=2.0, population=8, kinds=5, search=29,
-                          refined=2)
+    roomier = plan(17.0, run_s=2.0, target_epochs=9)  # 4 seeds: 20 runs, 2 x (1 + 7.5) = 17 s
     assert (roomier.rescore_kinds, roomier.rescore_seeds, roomier.lr_check_seeds) == (1, 4, 2)
-    same = plan_budget(definition(), budget_s=5.0, run_s=1.0, population=8, kinds=5, search=29, refined=2)
+    same = plan(5.0)
     assert same.lr_check_seeds is None and "LR-check seeds" not in " ".join(same.cuts)  # no LR check at 3 epochs
     note = budget_note(definition(target_epochs=9, budget_grids=2.0), dataclasses.replace(tight, budget_s=18.0))
     assert note.startswith("To fit its budget of 2 plain grids (about 18 s: 12 LRs of one schedule at 9 epochs, "
                            "estimated from its first trials; --full runs the whole study) the study cut search "
-                           "trials 29 -> 8;")
+                           "trials 29 -> 5;")
 
 
 def test_the_shipped_image_studies_fit_two_grids_and_whole_drops_the_budget():
@@ -169,8 +187,8 @@ def test_a_study_in_grids_sizes_itself_and_says_so(tmp_path: Path):
     run = run_study(config, out=tmp_path)
     note = run.record.meta["budget"]
     assert note.startswith("To fit its budget of 0.01 plain grids (about ")
-    assert ("the study cut search trials 8 -> 4; re-scored searched configurations 2 -> 1; re-scored baseline kinds "
-            "(the best kept) 4 -> 1; fresh seeds at most 4 -> 3; even so it needs about") in note
-    assert len(run.record.trials) == 4 + 4  # the 4 kinds' one-rung ladders, then one population searched
+    assert ("the study cut search trials 8 -> 3; re-scored searched configurations 2 -> 1; tuned baseline kinds 4 -> 1 "
+            "(cosine to zero, the schedule of the plain grid); fresh seeds at most 4 -> 3; even so it needs about") in note
+    assert [t.baseline for t in run.record.trials] == ["cosine#1", None, None, None]  # one population: cosine's rung
     assert [r.baseline is None for r in run.record.rescored] == [True, False]
     assert max(len(r.seeds) for r in run.record.rescored) <= 3

@@ -1,25 +1,34 @@
-"""A study's budget, in minutes or in plain grids: how many search trials, refined rungs and re-scoring
-runs fit in it.
+"""A study's budget, in minutes or in plain grids: which baseline kinds are tuned, and how many search
+trials, refined rungs and re-scoring runs fit in it.
 
-The study first trains its coarse baseline ladders (every study does; ``pipeline.run``), which
-measures what a trial costs here: ``run_s``, the median wall time of one population of
-complete trials (they train at once) at the search's length. The rest is sized from it, in
-populations (``population`` trials or runs at once), runs at the verdict's length costing
-``run_s`` times their length over the search's:
+A budgeted study tunes its baseline kinds in priority order (``space.baselines.by_priority``): first
+the schedule of the plain grid a user would run anyway (cosine to zero for an image classifier),
+whose coarse ladder (``pipeline.run``) measures what a trial costs here: ``run_s``, the median wall
+time of one population of complete trials (they train at once) at the search's length. The rest is
+sized from it and from the time left: the budget less everything spent since the study started
+(storage, data, range test, that first ladder) and ``REPORT_ALLOWANCE_S`` for the verdict and the
+report. The rest is counted in populations (``population`` trials or runs at once), runs at the
+verdict's length costing ``run_s`` times their length over the search's:
 
-- the search and the refined rungs: ``ceil(trials / population)`` populations;
+- the further kinds' coarse ladders, the search and the refined rungs: ``ceil(trials / population)``
+  populations, less the trials already run;
 - the re-scoring, at most: each fresh seed trains every finalist (the ``rescore_top`` best
-  searched and one per baseline kind), and the LR check trains each finalist at its own LR
-  and two leaders at the other LRs, from ``lr_check_seeds`` seeds.
+  searched and one per re-scored baseline kind), and the LR check trains each finalist at its own LR
+  and two leaders at the other LRs, from ``lr_check_seeds`` seeds; these runs train stacked in
+  populations, a run costing ``run_s / population`` (as on a CPU, where a population of K costs
+  about K runs; the grid's estimate makes the same assumption).
 
 A budget in grids (``SearchDefinition.budget_grids``) is a multiple of the plain grid a
 user would run anyway: ``GRID_POINTS`` single runs, one after another, at the verdict's
 length (:func:`grid_seconds`). The shipped image studies default to 2 grids.
 
 When the whole study would not fit, it cuts, in this order, until it does: the search
-trials (a population at a time, down to one population), the refined rungs, the re-scored
-searched configurations (down to 1), the re-scored baseline kinds (the best by their best
-rung's score, down to 1), the fresh seeds (down to ``MIN_SEEDS``), the LR check's seeds (down
+trials (a population at a time, down to one kind's ladder, coarse and refined: the search never gets
+less tuning effort than a baseline kind), the refined rungs (then the search down to the coarse
+ladder's size), the re-scored searched configurations (down to
+1), the re-scored baseline kinds (the best by their best rung's score, down to 1), the tuned
+baseline kinds (the last in priority order first, down to the plain grid's: the verdict then
+says it was against that one), the fresh seeds (down to ``MIN_SEEDS``), the LR check's seeds (down
 to ``MIN_LR_CHECK_SEEDS``: on one seed the check kept a baseline at its trial-length LR where two
 moved it, and a 9-epoch MNIST study then claimed a gain that the whole study and a plain grid did
 not confirm). What it cut is said in words (:attr:`BudgetPlan.cuts`), which the CLI and the report print.
@@ -34,19 +43,24 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from autolr.pipeline.rescore import LR_CHECK_FACTORS
+from autolr.space.baselines import GRID_KIND, KIND_LABELS
 from autolr.study.definition import SearchDefinition
 from autolr.study.reach import FIRST_ROUND
 from autolr.study.records import TrialRecord, TrialState
 
 GRID_POINTS = 12  # peak LRs of the plain grid a budget in grids is a multiple of
 MIN_LR_CHECK_SEEDS = 2  # fewest seeds a budget leaves the LR check (the module docstring says why not 1)
+# seconds kept for what runs after the plan besides training: the verdict (scipy.stats) and the report
+# (charts, HTML); about 0.6 s on a 2-core EPYC for the shipped MNIST study
+REPORT_ALLOWANCE_S = 1.0
 MIN_SEEDS = FIRST_ROUND + 1  # fewest fresh seeds a budget cuts to: two give a 95% interval 12.7 standard errors wide
 
 
 @dataclass(frozen=True)
 class BudgetPlan:
-    """What the study runs after its coarse ladders: ``search`` sampled trials, ``refined`` rungs per
-    kind, ``rescore_top``, ``rescore_kinds`` (the best baseline kinds re-scored) and ``rescore_seeds``;
+    """What the study runs after its first coarse ladder: ``ladder_kinds`` tuned baseline kinds, ``search``
+    sampled trials, ``refined`` rungs per tuned kind, ``rescore_top``, ``rescore_kinds`` (the best baseline
+    kinds re-scored) and ``rescore_seeds``;
     ``estimate_s`` what that is expected to take (seconds), ``cuts`` what was cut to fit, in words
     (empty: nothing); ``budget_s`` the whole study's budget (seconds)."""
 
@@ -59,6 +73,7 @@ class BudgetPlan:
     rescore_kinds: int | None = None  # None: every kind (a plan stored before kinds were cut)
     lr_check_seeds: int | None = None  # None: the definition's
     budget_s: float | None = None
+    ladder_kinds: int | None = None  # kinds whose ladders run, the first in priority order (None: every kind)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -104,78 +119,98 @@ def budget_note(definition: SearchDefinition, plan: BudgetPlan) -> str:
         f"The whole study fits its {budget}."
 
 
-def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, population: int, kinds: int,
-                search: int, refined: int) -> BudgetPlan:
+def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, population: int, kinds: Sequence[str],
+                coarse: int, search: int, refined: int, done: int = 0) -> BudgetPlan:
     """The largest plan (in the cutting order of the module docstring) expected to take at most
     ``budget_s`` seconds (the time left), else the smallest one, which says so.
 
-    ``search``: sampled trials the definition leaves after the ladders; ``refined``: refined rungs
-    per kind it would add; ``kinds``: baseline kinds.
+    ``kinds``: the baseline kinds in the order a budget tunes them (``space.baselines.by_priority``);
+    the first one's coarse ladder has run. ``coarse``: rungs of a coarse ladder; ``search``: sampled
+    trials the definition holds besides the ladders; ``refined``: refined rungs per kind it would add;
+    ``done``: trials already run (the first kind's ladder and the search trials filling its population).
     """
     longer = (definition.verdict_epochs or 1) / (definition.epochs or 1)
     lr_check = definition.verdict_epochs != definition.epochs
 
     def seconds(plan: Plan) -> float:
-        trials, rungs, top, rescored_kinds, seeds, check_seeds = plan
-        finalists = top + rescored_kinds
-        populations = math.ceil((trials + rungs * kinds) / population)
-        rescoring = seeds * math.ceil(finalists / population) * longer
+        trials, rungs, top, rescored_kinds, ladders, seeds, check_seeds = plan
+        finalists = top + min(rescored_kinds, ladders)
+        populations = math.ceil(max(trials + (coarse + rungs) * ladders - done, 0) / population)
+        runs = seeds * finalists  # re-scoring at most, in runs at the verdict's length
         if lr_check:
-            rescoring += check_seeds * (math.ceil(finalists / population)
-                                           + math.ceil(2 * (len(LR_CHECK_FACTORS) - 1) / population)) * longer
-        return run_s * (populations + rescoring)
+            runs += check_seeds * (finalists + 2 * (len(LR_CHECK_FACTORS) - 1))
+        return run_s * (populations + runs * longer / population)
 
-    full = (search, refined, definition.rescore_top, min(definition.rescore_kinds or kinds, kinds),
+    count = len(kinds)
+    full = (search, refined, definition.rescore_top, min(definition.rescore_kinds or count, count), count,
             definition.rescore_seeds, definition.lr_check_seeds if lr_check else 1)
+    # the search keeps at least one kind's tuning effort (its ladder's rungs) and the trials already run
+    already = max(done - coarse * min(count, 1), 0)
     chosen = full
-    for plan in _cut(full, population):
+    for plan in _cut(full, population, (min(search, max(coarse + refined, already)),
+                                        min(search, max(coarse, already)))):
         chosen = plan
         if seconds(plan) <= budget_s:
             break
     cuts = _cut_words(full, chosen, kinds)
     if seconds(chosen) > budget_s:
         left = (f"the {budget_s / 60:.2g} left in the budget" if budget_s > 0
-                else "the budget, which the coarse ladders used up")
+                else "the budget, which the first trials used up")
         cuts.append(f"even so it needs about {seconds(chosen) / 60:.2g} minutes more than {left}")
-    return BudgetPlan(chosen[0], chosen[1], chosen[2], chosen[4], seconds(chosen), cuts, chosen[3],
-                      chosen[5] if lr_check else None)
+    return BudgetPlan(chosen[0], chosen[1], chosen[2], chosen[5], seconds(chosen), cuts,
+                      min(chosen[3], chosen[4]), chosen[6] if lr_check else None, ladder_kinds=chosen[4])
 
 
-Plan = tuple[int, int, int, int, int, int]  # search trials, refined rungs per kind, top, kinds, seeds, LR-check seeds
+# search trials, refined rungs per kind, top, re-scored kinds, tuned kinds, seeds, LR-check seeds
+Plan = tuple[int, int, int, int, int, int, int]
 
 
-def _cut(full: Plan, population: int) -> Iterator[Plan]:
-    """Plans from ``full`` down, in the cutting order of the module docstring."""
-    search, refined, top, kinds, seeds, check_seeds = full
+def _cut(full: Plan, population: int, floors: tuple[int, int]) -> Iterator[Plan]:
+    """Plans from ``full`` down, in the cutting order of the module docstring; the search down to ``floors``
+    (with the refined rungs, then without them)."""
+    search, refined, top, rescored, ladders, seeds, check_seeds = full
     yield full
-    floor = min(search, population)
-    while search > floor:
-        search = max(floor, search - population)
-        yield search, refined, top, kinds, seeds, check_seeds
+    while search > floors[0]:
+        search = max(floors[0], search - population)
+        yield search, refined, top, rescored, ladders, seeds, check_seeds
     if refined:
         refined = 0
-        yield search, refined, top, kinds, seeds, check_seeds
+        yield search, refined, top, rescored, ladders, seeds, check_seeds
+    while search > floors[1]:
+        search = max(floors[1], search - population)
+        yield search, refined, top, rescored, ladders, seeds, check_seeds
     while top > 1:
         top -= 1
-        yield search, refined, top, kinds, seeds, check_seeds
-    while kinds > 1:
-        kinds -= 1
-        yield search, refined, top, kinds, seeds, check_seeds
+        yield search, refined, top, rescored, ladders, seeds, check_seeds
+    while rescored > 1:
+        rescored -= 1
+        yield search, refined, top, rescored, ladders, seeds, check_seeds
+    while ladders > 1:
+        ladders -= 1
+        yield search, refined, top, rescored, ladders, seeds, check_seeds
     while seeds > MIN_SEEDS:
         seeds -= 1
-        yield search, refined, top, kinds, seeds, check_seeds
+        yield search, refined, top, rescored, ladders, seeds, check_seeds
     while check_seeds > MIN_LR_CHECK_SEEDS:
         check_seeds -= 1
-        yield search, refined, top, kinds, seeds, check_seeds
+        yield search, refined, top, rescored, ladders, seeds, check_seeds
 
 
-def _cut_words(full: Plan, chosen: Plan, kinds: int) -> list[str]:
-    """What ``chosen`` cut from ``full``, one phrase per setting."""
-    names = ("search trials", "refined baseline rungs", "re-scored searched configurations",
-             "re-scored baseline kinds (the best kept)", "fresh seeds at most", "LR-check seeds")
-    scale = (1, kinds, 1, 1, 1, 1)
-    return [f"{name} {before * times} -> {after * times}"
-            for name, before, after, times in zip(names, full, chosen, scale) if after != before]
+def _cut_words(full: Plan, chosen: Plan, kinds: Sequence[str]) -> list[str]:
+    """What ``chosen`` cut from ``full``, one phrase per setting; the tuned kinds it kept are named, and the
+    re-scored kinds only when fewer than those."""
+    rescored = min(chosen[3], chosen[4])
+    rescored = rescored if rescored < chosen[4] else full[3]  # all tuned kinds re-scored: said by the tuned kinds
+    grid = ", the schedule of the plain grid" if chosen[4] == 1 and kinds[0] in GRID_KIND.values() else ""
+    settings = (("search trials", full[0], chosen[0], ""),
+                ("refined baseline rungs", full[1] * full[4], chosen[1] * chosen[4], ""),
+                ("re-scored searched configurations", full[2], chosen[2], ""),
+                ("tuned baseline kinds", full[4], chosen[4],
+                 f" ({', '.join(KIND_LABELS[kind] for kind in kinds[:chosen[4]])}{grid})"),
+                ("re-scored baseline kinds (the best kept)", full[3], rescored, ""),
+                ("fresh seeds at most", full[5], chosen[5], ""),
+                ("LR-check seeds", full[6], chosen[6], ""))
+    return [f"{name} {before} -> {after}{kept}" for name, before, after, kept in settings if after != before]
 
 
 def budgeted(definition: SearchDefinition, plan: BudgetPlan, ladder_trials: int) -> SearchDefinition:

@@ -24,6 +24,7 @@ from autolr.backends import open_study
 from autolr.errors import StudyError
 from autolr.jobs.builtin import BuiltinJob
 from autolr.pipeline.budget import (
+    REPORT_ALLOWANCE_S,
     BudgetPlan,
     budget_note,
     budget_seconds,
@@ -41,7 +42,14 @@ from autolr.pipeline.steps import (
     study_space,
     study_threads,
 )
-from autolr.space.baselines import baseline_rung, ladder_rungs, refined_baselines, tuned_baselines
+from autolr.space.baselines import (
+    baseline_kinds,
+    baseline_rung,
+    by_priority,
+    ladder_rungs,
+    refined_baselines,
+    tuned_baselines,
+)
 from autolr.space.search_space import SearchSpace
 from autolr.study.backend import StudyBackend
 from autolr.study.config import StudyConfig
@@ -106,24 +114,31 @@ def run_pipeline(
     backend.set_attr(SEARCH_META_KEY, {**(backend.get_attr(SEARCH_META_KEY) or {}), "finished": False})
     phase("search")
     coarse, refined = ladder_rungs(definition.baseline_lrs) if backend.phased else (definition.baseline_lrs, 0)
-    baselines = tuned_baselines(space, coarse, schedule_free, definition.recipe)
-    budget, kinds = None, len(baselines) // max(coarse, 1)
+    kinds = baseline_kinds(space.optimizer, schedule_free, definition.recipe) if coarse else ()
+    budget, first_kinds = None, kinds
+    if definition.budgeted and backend.phased:  # the plain grid's kind first: its ladder measures a trial's cost
+        kinds = by_priority(kinds, definition.recipe)
+        first_kinds = kinds[:1]
     if definition.budget_grids is not None and not backend.phased:  # Ray Tune: trials fixed when it starts
         notes.append("The whole study ran: a budget in plain grids needs the optuna backend.")
+    baselines = tuned_baselines(space, coarse, schedule_free, definition.recipe, first_kinds)
     if backend.phased and (refined or definition.budgeted):
-        # first phase: the coarse ladders in whole populations (the last one filled with search trials)
-        first = min(math.ceil(len(baselines) / population) * population or population,
-                    definition.trials - refined * kinds)
         whole = None if on_progress is None else (  # the display counts toward the study's trials
             lambda progress: on_progress(dataclasses.replace(progress, target=definition.trials)))
+        # first phase: coarse ladders in whole populations (the last one filled with search trials)
+        first = min(whole_populations(len(baselines), population), definition.trials - refined * len(kinds))
         backend.run_trials(space, baselines, job, population, whole, trials=first)
-        record = backend.read_record()
         if definition.budgeted:
-            plan = study_budget(definition, backend, record, population, kinds, refined, len(baselines),
-                                started)
-            refined, definition = plan.refined, budgeted(definition, plan, len(baselines) + plan.refined * kinds)
+            plan = study_budget(definition, backend, population, kinds, coarse, refined, first, started)
+            tuned = kinds[:plan.ladder_kinds]
+            refined, definition = plan.refined, budgeted(definition, plan, (coarse + plan.refined) * len(tuned))
             budget = budget_note(definition, plan)
             notes.append(budget)
+            if len(tuned) > len(first_kinds):  # the further kinds' coarse ladders, before any refinement
+                further = tuned_baselines(space, coarse, schedule_free, definition.recipe, tuned[len(first_kinds):])
+                backend.run_trials(space, further, job, population, whole, trials=min(
+                    first + whole_populations(len(further), population), definition.trials))
+        record = backend.read_record()
         baselines = (refined_baselines(space, coarse, coarse_best_rungs(record, definition, coarse), definition.recipe)
                      if refined else [])
     progress = backend.run_trials(space, baselines, job, population, on_progress, trials=definition.trials)
@@ -137,6 +152,11 @@ def run_pipeline(
     return backend.read_record(), progress
 
 
+def whole_populations(trials: int, population: int) -> int:
+    """``trials`` rounded up to whole populations (one population when there are none)."""
+    return math.ceil(trials / population) * population or population
+
+
 def coarse_best_rungs(record: StudyRecord, definition: SearchDefinition, coarse: int) -> dict[str, int]:
     """Each baseline kind's best rung (from 1) among its ``coarse`` first rungs, which refinement goes around."""
     trials = [t for t in record.trials if not t.baseline or baseline_rung(t.baseline) <= coarse]
@@ -144,18 +164,20 @@ def coarse_best_rungs(record: StudyRecord, definition: SearchDefinition, coarse:
     return {kind: baseline_rung(trial.baseline or "") for kind, trial in best.items()}
 
 
-def study_budget(definition: SearchDefinition, backend: StudyBackend, record: StudyRecord, population: int,
-                 kinds: int, refined: int, first_trials: int, started: float) -> BudgetPlan:
-    """The plan that fits the rest of the study into its budget, decided once from its first trials and
-    stored (a rerun with the same budget goes on with it). ``started``: as for ``run_pipeline``."""
+def study_budget(definition: SearchDefinition, backend: StudyBackend, population: int, kinds: tuple[str, ...],
+                 coarse: int, refined: int, done: int, started: float) -> BudgetPlan:
+    """The plan that fits the rest of the study into its budget, decided once from its first ``done`` trials (the
+    first of ``kinds``' coarse ladder) and stored (a rerun with the same budget goes on with it). The time spent so
+    far (storage, data, range test, those trials, earlier runs) and ``REPORT_ALLOWANCE_S`` count against it.
+    ``started``: as for ``run_pipeline``."""
     stored = backend.get_attr(BUDGET_KEY)
     if stored is not None and (stored["budget"], stored.get("grids")) == (definition.budget, definition.budget_grids):
         return BudgetPlan.from_dict(stored["plan"])
     spent = float((backend.get_attr(SEARCH_META_KEY) or {}).get("wall_time_s", 0.0)) + time.monotonic() - started
-    run_s = population_seconds(record.trials, definition.epochs) or 0.0
+    run_s = population_seconds(backend.read_record().trials, definition.epochs) or 0.0
     budget_s = budget_seconds(definition, run_s, population)
-    plan = plan_budget(definition, budget_s - spent, run_s, population, kinds,
-                       max(definition.trials - first_trials - refined * kinds, 0), refined)
+    plan = plan_budget(definition, budget_s - spent - REPORT_ALLOWANCE_S, run_s, population, kinds, coarse,
+                       max(definition.trials - (coarse + refined) * len(kinds), 0), refined, done)
     plan = dataclasses.replace(plan, budget_s=budget_s)
     backend.set_attr(BUDGET_KEY, {"budget": definition.budget, "grids": definition.budget_grids,
                                   "plan": plan.to_dict()})

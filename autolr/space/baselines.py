@@ -70,6 +70,10 @@ KIND_WARMUP: dict[str, dict[str, float]] = {
     "schedule_free": SCHEDULE_FREE_WARMUP, **{kind: LM_WARMUP for kind in LM_KINDS}}
 PRODIGY_LRS = (0.25, 4.0)  # Prodigy's LR multiplier: the ladder's ends
 ADAM_FAMILY = ("adam", "adamw")
+# The kind a budgeted study tunes first: the schedule of the plain grid a user would run anyway
+# (``autolr.bench.plain_grid``): cosine to zero for an image classifier, warmup then cosine to 10% for a
+# language model. Its coarse ladder also measures what a trial costs before the rest is sized.
+GRID_KIND: dict[Recipe, str] = {Recipe.CLASSIFIER: "cosine", Recipe.LM: "warmup_cosine"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,12 @@ def baseline_kinds(optimizer: dict[str, Any], schedule_free: bool,
         return scheduled
     adam = optimizer.get("name") in ADAM_FAMILY
     return scheduled + (SCHEDULE_FREE_KINDS if adam and recipe is Recipe.CLASSIFIER else ("schedule_free",))
+
+
+def by_priority(kinds: tuple[str, ...], recipe: Recipe) -> tuple[str, ...]:
+    """``kinds`` with the recipe's ``GRID_KIND`` first, the rest in their order: the order a budget tunes them in."""
+    first = GRID_KIND[recipe]
+    return (first, *(kind for kind in kinds if kind != first)) if first in kinds else kinds
 
 
 def lr_ladder(low: float, high: float, points: int) -> list[float]:
@@ -167,15 +177,15 @@ def kind_intervals(space: SearchSpace, recipe: Recipe = Recipe.CLASSIFIER) -> di
 
 
 def tuned_baselines(space: SearchSpace, points: int, schedule_free: bool,
-                    recipe: Recipe = Recipe.CLASSIFIER) -> list[Baseline]:
-    """Every kind of ``recipe``'s LR ladder of ``points`` rungs over its interval (``kind_intervals``)
-    in ``space``."""
+                    recipe: Recipe = Recipe.CLASSIFIER, kinds: tuple[str, ...] | None = None) -> list[Baseline]:
+    """The LR ladder of ``points`` rungs over its interval (``kind_intervals``) in ``space`` of each of
+    ``kinds`` (None: every kind of ``recipe``, ``baseline_kinds``)."""
     if points == 0:
         return []
     intervals = kind_intervals(space, recipe)
     return [
         Baseline(f"{kind}#{rung}", None, kind_spec(kind, lr, space.optimizer))
-        for kind in baseline_kinds(space.optimizer, schedule_free, recipe)
+        for kind in (baseline_kinds(space.optimizer, schedule_free, recipe) if kinds is None else kinds)
         for rung, lr in enumerate(lr_ladder(*intervals[kind], points), start=1)
     ]
 
