@@ -13,6 +13,11 @@ language model's ``target_steps``), one process on one device with the same torc
   (a language model's: over ``INDEPENDENT_GRID``, a fixed range, so that the check does not share
   the range test's anchor), each trained for the verdict's length and scored on validation once at the end.
 
+Before timing either, :func:`warm_up_torch` pays once what every torch training script pays on its
+first step (a torch optimizer's construction, which imports ``torch._dynamo`` lazily: seconds on a
+CPU; one forward and backward pass), so that whichever runs first does not pay it for both. What only
+autolr needs (Optuna, SQLAlchemy, scipy, plotly) is not warmed up: it is the study's cost.
+
 A row holds both wall times, the study's verdict and export, each tuned baseline's LR and scores
 (means over the verdict's fresh seeds, in the study's unit: accuracy, or bits per byte) and the
 grid's best LR and score. Both times include loading the data; the ratio is study seconds over
@@ -174,6 +179,7 @@ def run_cost(configs: Sequence[StudyConfig], runs_dir: Path, out_dir: Path,
     parts = Parts(out_dir / PARTS_FILE)
     # chosen once: the study and its grid run with the same threads, a resumed run with the stored ones
     threads = parts.data.setdefault("threads", study_threads(configs[0], 1).threads)
+    warm_up_torch(device)
     rows = []
     for config in configs:
         row = cost_row(config.replace(threads=threads), device, runs_dir, parts)
@@ -182,6 +188,15 @@ def run_cost(configs: Sequence[StudyConfig], runs_dir: Path, out_dir: Path,
             on_row(row)
     return CostReport(tuple(rows), describe_hardware(device), torch.__version__,
                       threads if device == "cpu" else torch.get_num_threads())
+
+
+def warm_up_torch(device: str) -> None:
+    """What any torch training script pays once, paid before either side is timed: a torch optimizer's first
+    construction (its lazy ``torch._dynamo`` import) and one forward and backward pass on ``device``."""
+    layer = torch.nn.Linear(4, 2).to(device)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    layer(torch.ones(3, 4, device=device)).sum().backward()
+    optimizer.step()
 
 
 def cost_row(config: StudyConfig, device: str, runs_dir: Path, parts: Parts) -> CostRow:
@@ -273,7 +288,10 @@ def markdown(report: CostReport) -> str:
         "validation: an image study with torch's optimizer at the study's settings and `CosineAnnealingLR` to zero "
         "per batch; a language model with `torch.optim.AdamW` at the study's betas and weight decay, its gradient "
         "norm clipped, linear warmup from 0 over 5% then cosine to 10% of the peak (`LambdaLR`) per optimizer step. "
-        "Both include loading the data; they ran one after another in one process (a resumed row sums its parts).",
+        "Both include loading the data; they ran one after another in one process (a resumed row sums its parts), "
+        "after a warm-up of what any torch script pays once (a torch optimizer's first construction, which imports "
+        "`torch._dynamo`, and one forward and backward pass); autolr's own imports (Optuna, SQLAlchemy, scipy, "
+        "plotly) count in the study's time.",
         "",
         "| study | trial length | verdict length | trials | study (s) | plain grid (s) | study / grid "
         "| grid LRs | grid best LR (score) | verdict | exported (val, test) |",
