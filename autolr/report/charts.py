@@ -53,8 +53,9 @@ def report_figures(
     importances = importance_by_family(record)
     if importances:
         figures["importance"] = (importance(importances, EVALUATOR_NAME), (
-            "Computed within each family, since a family's parameters exist only in its trials; families with "
-            f"fewer than {MIN_TRIALS} complete trials or one varying parameter are left out."))
+            "Computed within each family over its searched trials, since a family's parameters exist only in its "
+            f"trials; families with fewer than {MIN_TRIALS} complete searched trials or one varying parameter are "
+            "left out."))
     return figures
 
 

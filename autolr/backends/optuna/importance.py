@@ -2,7 +2,11 @@
 
 A global importance over a conditional space misleads (a family's parameters exist only in
 its own trials), so each family gets its own in-memory Optuna study built from its
-complete trials, with distributions spanning the values observed.
+complete searched trials, with distributions spanning the values observed. The tuned baselines'
+rungs are left out: they are fixed specs outside the search space (an LR ladder, an optimizer
+switch), so they say nothing about which searched parameter matters. A family with fewer than
+``MIN_TRIALS`` such trials gets none, and a study where no family has that many (a budgeted study's
+few search trials) does not even load Optuna's importance module (about half a second).
 """
 
 from __future__ import annotations
@@ -28,14 +32,15 @@ EVALUATOR_NAME = f"Optuna fANOVA, {TREES} trees, up to {MAX_TRIALS} trials per f
 def importance_by_family(record: StudyRecord, seed: int = 0) -> dict[str, dict[str, float]]:
     """Family -> {parameter: importance (fractions summing to 1)}, for families with enough trials.
 
-    Families need MIN_TRIALS complete trials, two parameters that vary, and scores that vary
-    (when every trial scored the same, no parameter explains anything).
+    Families need MIN_TRIALS complete searched trials (baseline rungs do not count), two parameters that
+    vary, and scores that vary (when every trial scored the same, no parameter explains anything).
     Parameters are the spec's ``lr``, ``params.*``, ``warmup.*`` and ``optimizer.*`` values that
     vary within the family; list values (milestones) count one parameter per position.
     """
     by_family: dict[str, list[tuple[dict[str, Any], float]]] = {}
     for trial in record.trials:
-        if trial.state == "complete" and trial.value is not None and math.isfinite(trial.value):
+        if (trial.state == "complete" and not trial.baseline and trial.value is not None
+                and math.isfinite(trial.value)):
             features = _features(trial.spec)
             by_family.setdefault(features.pop("family"), []).append((features, trial.value))
     result = {}
