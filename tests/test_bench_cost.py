@@ -3,6 +3,7 @@ a language model's rows (a tiny study on the tests' text) hold the verdict, base
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -123,3 +124,11 @@ def test_a_quick_run_writes_both_wall_times_and_their_ratio(tmp_path):
     table = (tmp_path / "cost.md").read_text()
     assert (f"| smoke | 3 epochs | 3 epochs | 8 | {row['study_s']:.1f} | {row['grid_s']:.1f} "
             f"| {row['ratio']:.1f}x |") in table
+
+
+def test_the_warm_up_pays_the_lazy_dynamo_import_that_any_torch_script_pays_once():
+    code = ("import sys; from autolr.bench.cost import warm_up_torch; before = 'torch._dynamo' in sys.modules; "
+            "warm_up_torch('cpu'); print(before, 'torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.stdout.split() == ["False", "True"]

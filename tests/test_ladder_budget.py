@@ -51,7 +51,8 @@ def test_a_study_refines_each_ladder_after_its_coarse_rungs_and_a_rerun_queues_n
                     schedule_free=False, rescore_seeds=0)
     search(peaked_training, **settings)
     trials = read_study_record(storage).trials
-    assert sorted(t.baseline for t in trials[:12]) == sorted(f"{kind}#{rung}" for kind in KINDS for rung in (1, 2, 3))
+    # without a budget every kind's coarse ladder runs first, in the recipe's order (the whole study is unchanged)
+    assert [t.baseline for t in trials[:12]] == [f"{kind}#{rung}" for kind in KINDS for rung in (1, 2, 3)]
     refined = {t.baseline: t.spec["lr"] for t in trials if t.baseline and int(t.baseline.split("#")[1]) > 3}
     assert len(refined) == 2 * len(KINDS) and all(t.baseline in refined for t in trials[12:20])  # then refinement
     for kind in KINDS:
@@ -192,3 +193,14 @@ def test_a_study_in_grids_sizes_itself_and_says_so(tmp_path: Path):
     assert [t.baseline for t in run.record.trials] == ["cosine#1", None, None, None]  # one population: cosine's rung
     assert [r.baseline is None for r in run.record.rescored] == [True, False]
     assert max(len(r.seeds) for r in run.record.rescored) <= 3
+
+
+def test_the_whole_study_tunes_every_kind_first_and_runs_every_trial(tmp_path: Path):
+    from autolr.pipeline.run import run_study
+
+    config = StudyConfig(name="whole", dataset="digits", epochs=2, trials=12, baseline_lrs=1, schedule_free=False,
+                         families=("constant", "cosine"), population=4, device="cpu", rescore_top=2,
+                         rescore_seeds=2, budget_grids=0.01).whole()  # --full: the grid budget dropped
+    run = run_study(config, out=tmp_path)
+    assert [t.baseline for t in run.record.trials] == [f"{kind}#1" for kind in KINDS] + [None] * 8
+    assert run.record.meta["budget"] is None and len(run.record.rescored) == 2 + len(KINDS)
