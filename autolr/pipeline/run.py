@@ -2,9 +2,10 @@
 
 :func:`run_pipeline` takes a claimed study (``study.backend.StudyBackend``: Optuna or Ray
 Tune), a ``trials.Job`` that trains its schedules and the search space, and runs the tuned
-baselines' coarse ladders -> (with a budget) the plan that fits it -> the refined rungs and
-the search -> re-scoring -> verdict -> metadata (an engine that is not ``phased`` runs the
-log-spaced ladders and the search in one go). :func:`run_study` is the built-in
+baselines' coarse ladders (with a budget, only the plain grid's kind, ``baselines.GRID_KIND``)
+-> (with a budget) the plan that fits it, then the further kinds' coarse ladders it keeps -> the
+refined rungs and the search -> re-scoring -> verdict -> metadata (an engine that is not
+``phased`` runs the log-spaced ladders and the search in one go). :func:`run_study` is the built-in
 study around it (device, data, range test, space, population size, report). Every step is
 resumable: the range test, the baselines and the re-scoring (seed by seed) are stored with
 the study and not redone, and finished trials are never trained again; the refined rungs
@@ -101,8 +102,8 @@ def run_pipeline(
     on_phase: Phase | None = None,
 ) -> tuple[StudyRecord, Progress]:
     """The tuned baselines' ladders (coarse, then refined) and the search, then re-scoring, the verdict and the
-    run's metadata; with a budget (``definition.budgeted``), the rest of the study sized to fit it after the
-    coarse ladders.
+    run's metadata; with a budget (``definition.budgeted``), the rest of the study (the other kinds' ladders
+    included) sized to fit it after the plain grid's kind's coarse ladder.
 
     ``started``: ``time.monotonic()`` when this run began (its wall time is added to the study's).
     Returns the finished study's record and the search's progress.
