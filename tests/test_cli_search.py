@@ -206,3 +206,16 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path):
         assert any(t.number > trial.number and t.spec == trial.spec and t.state != "interrupted" for t in record.trials)
     finished_before = {t.number: t for t in stopped.trials if t.state != "interrupted"}
     assert all(record.trials[number] == trial for number, trial in finished_before.items())
+
+
+def test_a_budgeted_search_tunes_cosine_first_and_its_budget_line_names_what_it_cut(tmp_path, monkeypatch, capsys):
+    # the smoke study (one-rung ladders of 4 kinds, populations of 3): cosine's rung and 2 searched fill the first
+    # population; no time is left, so the search keeps those 2 (at least one kind's ladder) and no other kind is tuned
+    code, out, err = autolr_in_process([*TINY, "--budget", "0.0001"], tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    budget = next(line for line in out.splitlines() if line.startswith("Budget:"))
+    assert budget.startswith("Budget:        To fit its 0.0001-minute budget the study cut search trials 4 -> 2; "
+                             "re-scored searched configurations 2 -> 1; tuned baseline kinds 4 -> 1 (cosine to zero, "
+                             "the schedule of the plain grid); even so it needs about"), budget
+    trials = read_study_record(sqlite_url(tmp_path / "reports" / "smoke" / "study.db")).trials
+    assert [t.baseline for t in trials] == ["cosine#1", None, None]
