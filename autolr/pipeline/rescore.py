@@ -15,7 +15,11 @@ At a target length other than the search's, an LR check runs first: each candida
 at its peak LR from ``lr_check_seeds`` seeds of their own at that length; the candidates
 whose rank an LR change can alter (``study.reach.lr_checks_due``) also train at the other
 ``LR_CHECK_FACTORS`` times it; each keeps the LR with the best mean validation score (a
-failed seed counts as in the verdict): the best LR shrinks as training gets longer.
+failed seed counts as in the verdict): the best LR shrinks as training gets longer. A budgeted
+study tries the lower LR first and the higher one only where the lower did not beat the
+candidate's own LR: the score is taken to be unimodal in log LR (the range test's assumption),
+and at a longer length the lower LR is the likelier winner, so that half of the check's runs is
+the one usually saved. The whole study (no budget) tries both.
 
 Resumable: the LR check and every seed are stored as they finish (``RescoreProgress``), so a
 re-scoring stopped part-way trains only what it had not finished.
@@ -136,7 +140,8 @@ def lr_check(specs: Sequence[ScheduleSpec], baseline: Sequence[bool], definition
     """What the LR check measured for each spec: one ``{"lr", "val_scores"}`` per LR tried, its own LR first.
 
     Every spec trains at its own LR; the other ``LR_CHECK_FACTORS`` only for the specs whose
-    rank they can change (``study.reach.lr_checks_due``). Each step is stored in ``progress``.
+    rank they can change (``study.reach.lr_checks_due``); a budgeted ``definition`` tries the higher
+    LR only where the lower one did not win (``_higher_due``). Each step is stored in ``progress``.
     """
     seeds = [definition.seed + LR_CHECK_SEED_OFFSET + index for index in range(definition.lr_check_seeds)]
     epochs, maximize = definition.verdict_epochs, definition.direction.maximize
@@ -145,18 +150,29 @@ def lr_check(specs: Sequence[ScheduleSpec], baseline: Sequence[bool], definition
         progress["lr_check"] = [[{"lr": spec.lr, "val_scores": scores}] for spec, scores in zip(specs, own)]
         save(progress)
     rows: list[list[dict[str, Any]]] = progress["lr_check"]
+    first = LR_CHECK_FACTORS[1:2] if definition.budgeted else LR_CHECK_FACTORS[1:]
     while True:
         failed_at = failure_score([row["val_scores"] for check in rows for row in check], maximize)
-        best = [None if len(check) == 1 else chosen_mean(check, definition.direction, failed_at) for check in rows]
-        due = lr_checks_due([check[0]["val_scores"] for check in rows], best, baseline, maximize, failed_at)
-        if not due:
-            return rows
-        tried = [dataclasses.replace(specs[i], lr=specs[i].lr * factor) for i in due for factor in LR_CHECK_FACTORS[1:]]
-        scores, _ = job.final_scores(tried, seeds, epochs, population)
-        others = len(LR_CHECK_FACTORS) - 1
-        for position, (spec, row) in enumerate(zip(tried, scores)):
-            rows[due[position // others]].append({"lr": spec.lr, "val_scores": row})
+        higher = [i for i, check in enumerate(rows) if _higher_due(check, definition.direction, failed_at)]
+        if higher:
+            tried = [(i, LR_CHECK_FACTORS[2]) for i in higher]
+        else:
+            best = [None if len(check) == 1 else chosen_mean(check, definition.direction, failed_at) for check in rows]
+            due = lr_checks_due([check[0]["val_scores"] for check in rows], best, baseline, maximize, failed_at)
+            if not due:
+                return rows
+            tried = [(i, factor) for i in due for factor in first]
+        specs_tried = [dataclasses.replace(specs[i], lr=specs[i].lr * factor) for i, factor in tried]
+        scores, _ = job.final_scores(specs_tried, seeds, epochs, population)
+        for (i, _), spec, row in zip(tried, specs_tried, scores):
+            rows[i].append({"lr": spec.lr, "val_scores": row})
         save(progress)
+
+
+def _higher_due(check: list[dict[str, Any]], direction: Direction, failed_at: float) -> bool:
+    """Whether a check that tried only the lower LR (a budgeted study's first step: its own LR, then
+    ``LR_CHECK_FACTORS[1]`` times it) still tries the higher one: where the lower did not beat its own LR."""
+    return len(check) == 2 and _best_row(check, direction, failed_at) is check[0]
 
 
 def _best_row(check: list[dict[str, Any]], direction: Direction, failed_at: float) -> dict[str, Any]:
