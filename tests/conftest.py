@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,19 @@ import pytest
 POSTGRES_USER = "autolr"
 POSTGRES_PASSWORD = "pg-Secret-7319"  # distinctive, so a leak is easy to grep for
 _database_numbers = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_restored() -> Iterator[None]:
+    """Each test ends with torch's thread count as it began (when torch is loaded): a CLI command run in-process
+    that set 2 threads and kept them once made every later in-process training test many times slower on a busy
+    2-core machine (threads spinning on cores other work holds)."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True, scope="session")

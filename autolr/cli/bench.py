@@ -110,12 +110,10 @@ def bench_lr_bounds(
     import time
     from dataclasses import replace
 
-    import torch
-
     from autolr.bench import lr_bounds as bench
     from autolr.errors import UserError
+    from autolr.training.device import torch_threads
 
-    torch.set_num_threads(threads)
     size = bench.QUICK if quick else bench.BoundsSize()
     hardware = bench.hardware()
     stored = out_dir / "lr-bounds.json"
@@ -134,7 +132,8 @@ def bench_lr_bounds(
                    + ", ".join(f"{family} {run.ratio(family):.2f}x" for family in run.families))
         bench.write(runs, size, out_dir, hardware, earlier_seconds + time.perf_counter() - started)  # survives a stop
 
-    runs = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, done=done, on_setting=progress)
+    with torch_threads("cpu", threads):  # restored after: a caller in this process keeps its own setting
+        runs = bench.run_bench(size, data_dir=str(data_dir) if data_dir else None, done=done, on_setting=progress)
     json_path, md_path = bench.write(runs, size, out_dir, hardware, earlier_seconds + time.perf_counter() - started)
     typer.echo(md_path.read_text())
     typer.echo(f"wrote {md_path}, {json_path}")

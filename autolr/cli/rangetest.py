@@ -45,19 +45,19 @@ def range_test(
 
     from autolr.data import load_splits
     from autolr.rangetest.range_test import builtin_range_test
+    from autolr.training.device import torch_threads
     from autolr.training.models import check_model_name
     from autolr.training.threads import thread_choice
 
     check_model_name(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     splits = load_splits(dataset, data_dir=data_dir, device=device, seed=seed)
-    if device == "cpu":
-        choice = thread_choice(threads)
-        torch.set_num_threads(choice.threads)
-        if not as_json:
-            typer.echo(choice.describe())
-    result = builtin_range_test(model, splits, method=method, num_steps=num_steps, batch_size=batch_size, seed=seed,
-                                seeds=seeds, check=check, epochs=epochs, steps=steps)
+    choice = thread_choice(threads) if device == "cpu" else None
+    if choice is not None and not as_json:
+        typer.echo(choice.describe())
+    with torch_threads(device, choice.threads if choice else 1):  # restored after, for a caller in this process
+        result = builtin_range_test(model, splits, method=method, num_steps=num_steps, batch_size=batch_size,
+                                    seed=seed, seeds=seeds, check=check, epochs=epochs, steps=steps)
     out.mkdir(parents=True, exist_ok=True)
     result.plot(out / "range_test.png")
     (out / "range_test.html").write_text(result.plot_html())
