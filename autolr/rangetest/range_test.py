@@ -259,13 +259,14 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
                      optimizer: dict[str, Any] | None, seeds: Sequence[int], length: int | None,
                      device: str | torch.device | None = None, amp: bool | None = None,
                      loss_fn: LossFn = F.cross_entropy, max_steps: int = CHECK_MAX_STEPS,
-                     grad_clip: float | None = None) -> CheckRuns:
+                     grad_clip: float | None = None, highest: bool = True) -> CheckRuns:
     """The check's runs (``rangetest.check``): ``CHECK_LRS`` constant LRs from ``loss_min / CHECK_SPAN`` to
     ``loss_min`` on each of ``seeds`` (its own held-out training rows, batch order and, for a built-in
     ``model``, initial weights), for ``length`` steps but at most ``max_steps`` (``CHECK_STEPS`` when
     ``length`` is None), scored at least ``CHECK_POINTS`` times; each run's loss is judged at ``length``
-    (``horizon.loss_at_length``). A full-batch ``batch_size`` shrinks to the rows left after holding out."""
-    lrs = _lr_sweep(*check_bounds(loss_min), CHECK_LRS, "exp")
+    (``horizon.loss_at_length``). A full-batch ``batch_size`` shrinks to the rows left after holding out.
+    ``highest`` False leaves out ``loss_min`` itself (a pass below one that ran it: ``check.extended``)."""
+    lrs = _lr_sweep(*check_bounds(loss_min), CHECK_LRS, "exp")[:None if highest else -1]
     run_steps = CHECK_STEPS if length is None else min(length, max_steps)
     rows = len(splits.train_y)
     batch_size = min(batch_size, rows - held_out_rows(rows, HELD_OUT_ROWS))
@@ -289,15 +290,15 @@ def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], spli
     best is below what it tried), it runs again one span lower, at most ``CHECK_EXTENSIONS`` times
     (``check.extended``): AdamW on a small transformer survives a sweep up to LRs ~200x above its best
     constant LR (``autolr bench rangetest-lm``), where an image model's best lies inside the first span."""
-    def check(loss_min: float) -> CheckRuns:
+    def check(loss_min: float, highest: bool = True) -> CheckRuns:
         return population_check(model, splits, loss_min, seeds=result.settings["seeds"],
-                                length=result.settings["length"], **options)
+                                length=result.settings["length"], highest=highest, **options)
 
     runs = check(result.suggestions["loss_min"])
     for _ in range(CHECK_EXTENSIONS):
         if not best_at_lowest(runs):
             break
-        runs = extended(check(runs.lrs[0]), runs)
+        runs = extended(check(runs.lrs[0], highest=False), runs)
     return with_check(result, runs)
 
 
@@ -443,6 +444,7 @@ def builtin_range_test(
     epochs: int | None = None,
     steps: int | None = None,
     grad_clip: float | None = None,
+    check_steps: int = CHECK_MAX_STEPS,
 ) -> RangeTestResult:
     """The range test of built-in ``model`` on ``splits``, by ``method``.
 
@@ -456,7 +458,8 @@ def builtin_range_test(
     (passes over ``splits.train_x`` in batches of ``batch_size``) or ``steps``; the population
     method needs none. The length is stored in ``settings["length"]`` (steps) either way; an epoch is
     ``train.epoch_steps`` (a text's ``epoch_steps``). ``grad_clip``: the sweep's and the population's gradient
-    norm limit, as the job's (None: no clipping), the check's too.
+    norm limit, as the job's (None: no clipping), the check's too. ``check_steps``: the check's runs train at
+    most this many steps (``population_check``'s ``max_steps``).
     """
     from autolr.training.models import build_model
 
@@ -481,7 +484,7 @@ def builtin_range_test(
     if not check:
         return result
     return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, device=device,
-                    grad_clip=grad_clip)
+                    grad_clip=grad_clip, max_steps=check_steps)
 
 
 def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int,
