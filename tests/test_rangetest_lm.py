@@ -121,7 +121,8 @@ def test_bad_options_are_refused_in_one_sentence_with_exit_2(tmp_path, options, 
 
 
 def test_the_check_and_the_population_test_hold_out_a_block_of_the_text(text):
-    from autolr.rangetest.range_test import held_out_split, population_range_test
+    from autolr.rangetest.check import CHECK_LRS, CheckRuns, extended
+    from autolr.rangetest.range_test import held_out_split, population_check, population_range_test
 
     data, epochs = held_out_split(text, num_steps=12, batch_size=4, held_out=50, seed=0, min_epochs=4)
     cut = len(text.train_tokens) - len(text.train_tokens) // 5
@@ -138,6 +139,10 @@ def test_the_check_and_the_population_test_hold_out_a_block_of_the_text(text):
     check = checked.settings["check"]
     assert check["num_steps"] == 12 and len(check["losses"]) == 2 and len(check["losses"][0]) == len(check["lrs"])
     assert 0 < checked.suggestion <= max(check["lrs"])
+    below = population_check("transformer", text, check["lrs"][0], batch_size=4, optimizer=LM_OPTIMIZER, seeds=[0],
+                             length=12, highest=False)  # a pass one span lower leaves out the LR already run
+    assert len(below.lrs) == CHECK_LRS - 1 and below.lrs[-1] * 2 == pytest.approx(check["lrs"][0])
+    assert extended(below, CheckRuns(check["lrs"], [0], check["losses"][:1], 12, 12)).lrs == [*below.lrs, *check["lrs"]]
     population = population_range_test("transformer", text, num_steps=12, batch_size=4, optimizer=LM_OPTIMIZER,
                                        num_lrs=4, held_out=50)
     assert population.method == "population" and population.stopped_at == 12
