@@ -14,7 +14,7 @@ import pytest
 
 from autolr.bench import rangetest_lm
 from autolr.data.load import load_text_splits
-from autolr.rangetest.range_test import builtin_range_test
+from autolr.rangetest.range_test import CheckCost, builtin_range_test
 
 SAMPLE_DIR = Path(__file__).parent / "text"
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,9 +135,10 @@ def test_the_check_and_the_population_test_hold_out_a_block_of_the_text(text):
     assert not (again.val_x == data.val_x).all()  # another seed, other held-out windows
 
     checked = builtin_range_test("transformer", text, method="sweep", check=True, num_steps=20, batch_size=4,
-                                 optimizer=LM_OPTIMIZER, seeds=2, steps=12)
+                                 optimizer=LM_OPTIMIZER, seeds=2, steps=12, check_cost=CheckCost(8, held_out=30))
     check = checked.settings["check"]
-    assert check["num_steps"] == 12 and len(check["losses"]) == 2 and len(check["losses"][0]) == len(check["lrs"])
+    assert (check["num_steps"], check["length"]) == (8, 12)  # runs of 8 steps judged at 12 (the cost's cap)
+    assert len(check["losses"]) == 2 and len(check["losses"][0]) == len(check["lrs"])
     assert 0 < checked.suggestion <= max(check["lrs"])
     below = population_check("transformer", text, check["lrs"][0], batch_size=4, optimizer=LM_OPTIMIZER, seeds=[0],
                              length=12, highest=False)  # a pass one span lower leaves out the LR already run

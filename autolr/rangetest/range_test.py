@@ -57,6 +57,19 @@ from autolr.training.train import LossFn, SampledSplits, TrialResult, set_optimi
 from autolr.training.train import epoch_steps as steps_between_evaluations
 
 HELD_OUT_ROWS = 2000  # a population test scores on this many training rows (at most a fifth of them)
+
+
+@dataclass(frozen=True)
+class CheckCost:
+    """What the check's runs cost: each trains at most ``max_steps`` steps and is scored on ``held_out`` rows."""
+
+    max_steps: int = CHECK_MAX_STEPS
+    held_out: int = HELD_OUT_ROWS
+
+
+# A language model's study check (the built-in transformer, AdamW): a training step costs about as much as scoring
+# 55 windows, so 2000 windows scored 4 times would cost more than 100 steps of a run; judged at the study's length.
+LM_CHECK_COST = CheckCost(max_steps=100, held_out=512)
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
 
 
@@ -259,20 +272,22 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
                      optimizer: dict[str, Any] | None, seeds: Sequence[int], length: int | None,
                      device: str | torch.device | None = None, amp: bool | None = None,
                      loss_fn: LossFn = F.cross_entropy, max_steps: int = CHECK_MAX_STEPS,
-                     grad_clip: float | None = None, highest: bool = True) -> CheckRuns:
+                     grad_clip: float | None = None, highest: bool = True,
+                     held_out: int = HELD_OUT_ROWS) -> CheckRuns:
     """The check's runs (``rangetest.check``): ``CHECK_LRS`` constant LRs from ``loss_min / CHECK_SPAN`` to
     ``loss_min`` on each of ``seeds`` (its own held-out training rows, batch order and, for a built-in
     ``model``, initial weights), for ``length`` steps but at most ``max_steps`` (``CHECK_STEPS`` when
     ``length`` is None), scored at least ``CHECK_POINTS`` times; each run's loss is judged at ``length``
-    (``horizon.loss_at_length``). A full-batch ``batch_size`` shrinks to the rows left after holding out.
-    ``highest`` False leaves out ``loss_min`` itself (a pass below one that ran it: ``check.extended``)."""
+    (``horizon.loss_at_length``) on ``held_out`` rows (windows of a text) held out of training. A full-batch
+    ``batch_size`` shrinks to the rows left after holding out. ``highest`` False leaves out ``loss_min`` itself
+    (a pass below one that ran it: ``check.extended``)."""
     lrs = _lr_sweep(*check_bounds(loss_min), CHECK_LRS, "exp")[:None if highest else -1]
     run_steps = CHECK_STEPS if length is None else min(length, max_steps)
     rows = len(splits.train_y)
-    batch_size = min(batch_size, rows - held_out_rows(rows, HELD_OUT_ROWS))
+    batch_size = min(batch_size, rows - held_out_rows(rows, held_out))
     losses, steps_run = [], run_steps
     for seed in seeds:
-        data, epochs = held_out_split(splits, run_steps, batch_size, HELD_OUT_ROWS, seed, min_epochs=CHECK_POINTS)
+        data, epochs = held_out_split(splits, run_steps, batch_size, held_out, seed, min_epochs=CHECK_POINTS)
         epoch_steps = steps_between_evaluations(data, batch_size)
         steps_run = epochs * epoch_steps
         members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
@@ -444,7 +459,7 @@ def builtin_range_test(
     epochs: int | None = None,
     steps: int | None = None,
     grad_clip: float | None = None,
-    check_steps: int = CHECK_MAX_STEPS,
+    check_cost: CheckCost = CheckCost(),
 ) -> RangeTestResult:
     """The range test of built-in ``model`` on ``splits``, by ``method``.
 
@@ -458,8 +473,8 @@ def builtin_range_test(
     (passes over ``splits.train_x`` in batches of ``batch_size``) or ``steps``; the population
     method needs none. The length is stored in ``settings["length"]`` (steps) either way; an epoch is
     ``train.epoch_steps`` (a text's ``epoch_steps``). ``grad_clip``: the sweep's and the population's gradient
-    norm limit, as the job's (None: no clipping), the check's too. ``check_steps``: the check's runs train at
-    most this many steps (``population_check``'s ``max_steps``).
+    norm limit, as the job's (None: no clipping), the check's too. ``check_cost``: the check's runs' longest
+    training and held-out rows (``population_check``'s ``max_steps`` and ``held_out``).
     """
     from autolr.training.models import build_model
 
@@ -484,7 +499,7 @@ def builtin_range_test(
     if not check:
         return result
     return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, device=device,
-                    grad_clip=grad_clip, max_steps=check_steps)
+                    grad_clip=grad_clip, max_steps=check_cost.max_steps, held_out=check_cost.held_out)
 
 
 def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int,
