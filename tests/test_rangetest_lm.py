@@ -135,9 +135,11 @@ def test_the_check_and_the_population_test_hold_out_a_block_of_the_text(text):
     assert not (again.val_x == data.val_x).all()  # another seed, other held-out windows
 
     checked = builtin_range_test("transformer", text, method="sweep", check=True, num_steps=20, batch_size=4,
-                                 optimizer=LM_OPTIMIZER, seeds=2, steps=12, check_cost=CheckCost(8, held_out=30))
+                                 optimizer=LM_OPTIMIZER, seeds=3, steps=12,
+                                 check_cost=CheckCost(8, held_out=30, seeds=2))
     check = checked.settings["check"]
     assert (check["num_steps"], check["length"]) == (8, 12)  # runs of 8 steps judged at 12 (the cost's cap)
+    assert len(checked.settings["seeds"]) == 3 and check["seeds"] == checked.settings["seeds"][:2]  # 2 of 3 seeds
     assert len(check["losses"]) == 2 and len(check["losses"][0]) == len(check["lrs"])
     assert 0 < checked.suggestion <= max(check["lrs"])
     below = population_check("transformer", text, check["lrs"][0], batch_size=4, optimizer=LM_OPTIMIZER, seeds=[0],

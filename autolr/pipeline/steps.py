@@ -53,8 +53,8 @@ def study_range_test(config: StudyConfig, engine: StudyStore, splits: Splits, de
     An image study's search anchors on the sweep's loss minimum (the families' factors were measured
     against it: ``autolr bench lr-bounds``); a language model's sweep survives LRs ~200x above its best
     constant LR (``autolr bench rangetest-lm``), so its study runs the check too, whose constant-LR runs
-    at the study's length cap the anchor (``rangetest.check``), at ``LM_CHECK_COST``: its runs are scored on 512
-    held-out windows."""
+    at the study's length cap the anchor (``rangetest.check``), at ``LM_CHECK_COST``: on two of the sweeps' seeds,
+    its runs scored on 512 held-out windows."""
     stored = engine.get_attr(RANGE_TEST_KEY)
     if stored is not None:
         return RangeTestResult.from_dict(stored)

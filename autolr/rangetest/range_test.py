@@ -61,16 +61,20 @@ HELD_OUT_ROWS = 2000  # a population test scores on this many training rows (at 
 
 @dataclass(frozen=True)
 class CheckCost:
-    """What the check's runs cost: each trains at most ``max_steps`` steps and is scored on ``held_out`` rows."""
+    """What the check's runs cost: each trains at most ``max_steps`` steps and is scored on ``held_out`` rows, on the
+    first ``seeds`` of the sweeps' seeds (None: all of them)."""
 
     max_steps: int = CHECK_MAX_STEPS
     held_out: int = HELD_OUT_ROWS
+    seeds: int | None = None
 
 
 # A language model's study check (the built-in transformer, AdamW): a training step costs about as much as scoring
-# 55 windows, so 2000 windows scored 4 times cost 145 steps beside a run's 200; 512 cost 37. (Runs of 100 steps
-# were tried and rejected: on the fortunes study, seed 0, they stopped the check before its extension.)
-LM_CHECK_COST = CheckCost(held_out=512)
+# 55 windows, so 2000 windows scored 4 times cost 145 steps beside a run's 200; 512 cost 37. Two of the sweeps'
+# three seeds (the fortunes study, seed 0: the three seeds' suggestions 0.00213 to 0.00219, two seeds' check 0.00213
+# against three's 0.00215). Runs of 100 steps were tried and rejected: there they stopped the check before its
+# extension (its best 8x higher).
+LM_CHECK_COST = CheckCost(held_out=512, seeds=2)
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
 
 
@@ -299,15 +303,16 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
     return CheckRuns(lrs=lrs, seeds=list(seeds), losses=losses, num_steps=steps_run, length=length or steps_run)
 
 
-def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], splits: Any,
+def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], splits: Any, seeds: int | None = None,
              **options: Any) -> RangeTestResult:
-    """``result`` (combined sweeps) after the population check of ``model`` on ``splits``, on the sweeps' seeds and
-    at their length (``population_check``'s other options). While the check's best run is its lowest LR (the
-    best is below what it tried), it runs again one span lower, at most ``CHECK_EXTENSIONS`` times
+    """``result`` (combined sweeps) after the population check of ``model`` on ``splits``, on the sweeps' seeds (the
+    first ``seeds`` of them; None: all) and at their length (``population_check``'s other options). While the
+    check's best run is its lowest LR (the best is below what it tried), it runs again one span lower, at most
+    ``CHECK_EXTENSIONS`` times
     (``check.extended``): AdamW on a small transformer survives a sweep up to LRs ~200x above its best
     constant LR (``autolr bench rangetest-lm``), where an image model's best lies inside the first span."""
     def check(loss_min: float, highest: bool = True) -> CheckRuns:
-        return population_check(model, splits, loss_min, seeds=result.settings["seeds"],
+        return population_check(model, splits, loss_min, seeds=result.settings["seeds"][:seeds],
                                 length=result.settings["length"], highest=highest, **options)
 
     runs = check(result.suggestions["loss_min"])
@@ -475,7 +480,8 @@ def builtin_range_test(
     method needs none. The length is stored in ``settings["length"]`` (steps) either way; an epoch is
     ``train.epoch_steps`` (a text's ``epoch_steps``). ``grad_clip``: the sweep's and the population's gradient
     norm limit, as the job's (None: no clipping), the check's too. ``check_cost``: the check's runs' longest
-    training and held-out rows (``population_check``'s ``max_steps`` and ``held_out``).
+    training, held-out rows and seeds (``population_check``'s ``max_steps`` and ``held_out``; the first
+    ``seeds`` of the sweeps' seeds).
     """
     from autolr.training.models import build_model
 
@@ -500,7 +506,8 @@ def builtin_range_test(
     if not check:
         return result
     return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, device=device,
-                    grad_clip=grad_clip, max_steps=check_cost.max_steps, held_out=check_cost.held_out)
+                    grad_clip=grad_clip, max_steps=check_cost.max_steps, held_out=check_cost.held_out,
+                    seeds=check_cost.seeds)
 
 
 def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int,
