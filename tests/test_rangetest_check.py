@@ -237,12 +237,12 @@ def test_a_check_whose_best_is_its_lowest_lr_runs_one_span_lower_and_caps_the_se
                       losses=[[1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0], [1.1, 1.3, 1.4, 2.2, 2.4, 3.1, 4.2]],
                       num_steps=50, length=400)
     assert best_at_lowest(upper)  # the best lies at or below 0.01: the check has not bracketed it
-    lower = CheckRuns(lrs=[0.01 / 64 * 2 ** i for i in range(CHECK_LRS)], seeds=[0, 1],
-                      losses=[[1.4, 1.1, 0.8, 0.7, 0.75, 0.9, 1.05], [1.5, 1.0, 0.82, 0.69, 0.8, 0.95, 1.1]],
+    lower = CheckRuns(lrs=[0.01 / 64 * 2 ** i for i in range(CHECK_LRS - 1)], seeds=[0, 1],  # without 0.01
+                      losses=[[1.4, 1.1, 0.8, 0.7, 0.75, 0.9], [1.5, 1.0, 0.82, 0.69, 0.8, 0.95]],
                       num_steps=50, length=400)
     both = extended(lower, upper)
     assert both.lrs == pytest.approx([0.01 / 64 * 2 ** i for i in range(2 * CHECK_LRS - 1)])
-    assert both.losses[0][:CHECK_LRS - 1] == lower.losses[0][:-1] and both.losses[0][CHECK_LRS - 1:] == upper.losses[0]
+    assert both.losses[0][:CHECK_LRS - 1] == lower.losses[0] and both.losses[0][CHECK_LRS - 1:] == upper.losses[0]
     assert not best_at_lowest(both)  # the best (0.01 / 8) is now inside
     result = with_check(_sweep(0.25, 1.0), both)
     assert 0.01 / 16 < result.suggestion < 0.01 / 4

@@ -14,7 +14,7 @@ import pytest
 
 from autolr.bench import rangetest_lm
 from autolr.data.load import load_text_splits
-from autolr.rangetest.range_test import builtin_range_test
+from autolr.rangetest.range_test import CheckCost, builtin_range_test
 
 SAMPLE_DIR = Path(__file__).parent / "text"
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +121,8 @@ def test_bad_options_are_refused_in_one_sentence_with_exit_2(tmp_path, options, 
 
 
 def test_the_check_and_the_population_test_hold_out_a_block_of_the_text(text):
-    from autolr.rangetest.range_test import held_out_split, population_range_test
+    from autolr.rangetest.check import CHECK_LRS, CheckRuns, extended
+    from autolr.rangetest.range_test import held_out_split, population_check, population_range_test
 
     data, epochs = held_out_split(text, num_steps=12, batch_size=4, held_out=50, seed=0, min_epochs=4)
     cut = len(text.train_tokens) - len(text.train_tokens) // 5
@@ -134,10 +135,17 @@ def test_the_check_and_the_population_test_hold_out_a_block_of_the_text(text):
     assert not (again.val_x == data.val_x).all()  # another seed, other held-out windows
 
     checked = builtin_range_test("transformer", text, method="sweep", check=True, num_steps=20, batch_size=4,
-                                 optimizer=LM_OPTIMIZER, seeds=2, steps=12)
+                                 optimizer=LM_OPTIMIZER, seeds=3, steps=12,
+                                 check_cost=CheckCost(8, held_out=30, seeds=2))
     check = checked.settings["check"]
-    assert check["num_steps"] == 12 and len(check["losses"]) == 2 and len(check["losses"][0]) == len(check["lrs"])
+    assert (check["num_steps"], check["length"]) == (8, 12)  # runs of 8 steps judged at 12 (the cost's cap)
+    assert len(checked.settings["seeds"]) == 3 and check["seeds"] == checked.settings["seeds"][:2]  # 2 of 3 seeds
+    assert len(check["losses"]) == 2 and len(check["losses"][0]) == len(check["lrs"])
     assert 0 < checked.suggestion <= max(check["lrs"])
+    below = population_check("transformer", text, check["lrs"][0], batch_size=4, optimizer=LM_OPTIMIZER, seeds=[0],
+                             length=12, highest=False)  # a pass one span lower leaves out the LR already run
+    assert len(below.lrs) == CHECK_LRS - 1 and below.lrs[-1] * 2 == pytest.approx(check["lrs"][0])
+    assert extended(below, CheckRuns(check["lrs"], [0], check["losses"][:1], 12, 12)).lrs == [*below.lrs, *check["lrs"]]
     population = population_range_test("transformer", text, num_steps=12, batch_size=4, optimizer=LM_OPTIMIZER,
                                        num_lrs=4, held_out=50)
     assert population.method == "population" and population.stopped_at == 12

@@ -14,9 +14,8 @@ from autolr.errors import UserError
 from autolr.schedule.spec import ScheduleSpec
 from autolr.training.models import build_model, build_population
 from autolr.training.population import train_population
-from autolr.training.stacked import ModulePopulation
 from autolr.training.train import train_trial
-from autolr.training.transformer import Transformer, TransformerSize
+from autolr.training.transformer import StackedTransformer, Transformer, TransformerSize
 
 SAMPLE_DIR = Path(__file__).parent / "text"
 TINY = TransformerSize(layers=1, width=32, heads=4)
@@ -61,7 +60,7 @@ def test_a_population_equals_single_runs_pruning_included(sample) -> None:
         ScheduleSpec("linear", 1e-2, {"end_factor": 0.0}, warmup={"fraction": 0.1}, optimizer=ADAMW),
         ScheduleSpec("constant", 1e-3, optimizer=ADAMW),
     ]
-    assert isinstance(build_population(TINY, (16,), 256, [0, 1]), ModulePopulation)
+    assert isinstance(build_population(TINY, (16,), 256, [0, 1]), StackedTransformer)
     stopped = lambda member, epoch, score: member == 1 and epoch == 0  # noqa: E731
     population = train_population(specs, TINY, sample, EPOCHS, BATCH, [0, 1, 2], data_seed=DATA_SEED,
                                   metric="loss", on_epoch=stopped)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from autolr.errors import StudyError
-from autolr.rangetest.range_test import RangeTestResult, builtin_range_test
+from autolr.rangetest.range_test import LM_CHECK_COST, RangeTestResult, builtin_range_test
 from autolr.space.search_space import SearchSpace
 from autolr.study.backend import StudyStore
 from autolr.study.config import StudyConfig
@@ -53,13 +53,14 @@ def study_range_test(config: StudyConfig, engine: StudyStore, splits: Splits, de
     An image study's search anchors on the sweep's loss minimum (the families' factors were measured
     against it: ``autolr bench lr-bounds``); a language model's sweep survives LRs ~200x above its best
     constant LR (``autolr bench rangetest-lm``), so its study runs the check too, whose constant-LR runs
-    at the study's length cap the anchor (``rangetest.check``)."""
+    at the study's length cap the anchor (``rangetest.check``), at ``LM_CHECK_COST``: on two of the sweeps' seeds,
+    its runs scored on 512 held-out windows."""
     stored = engine.get_attr(RANGE_TEST_KEY)
     if stored is not None:
         return RangeTestResult.from_dict(stored)
     result = builtin_range_test(
         config.model, splits, method="auto", batch_size=config.batch_size, optimizer=config.optimizer,
-        seed=config.seed, device=device, check=config.recipe is Recipe.LM,
+        seed=config.seed, device=device, check=config.recipe is Recipe.LM, check_cost=LM_CHECK_COST,
         epochs=config.verdict_epochs,  # the user's length, stored with the test
         grad_clip=config.grad_clip,  # the sweep clips as the study's runs do
     )

@@ -139,10 +139,12 @@ def best_at_lowest(runs: CheckRuns) -> bool:
 
 
 def extended(lower: CheckRuns, runs: CheckRuns) -> CheckRuns:
-    """``runs`` with a pass ``lower`` whose highest LR is ``runs``' lowest (that run is kept from ``runs``)."""
-    assert math.isclose(lower.lrs[-1], runs.lrs[0]) and lower.seeds == runs.seeds, "a pass just below, same seeds"
-    return replace(runs, lrs=[*lower.lrs[:-1], *runs.lrs],
-                   losses=[[*low[:-1], *high] for low, high in zip(lower.losses, runs.losses)])
+    """``runs`` with a pass ``lower`` one grid step below ``runs``' lowest LR, on the same grid (it leaves out the
+    LR ``runs`` ran: ``population_check(highest=False)``)."""
+    step = runs.lrs[1] / runs.lrs[0]
+    assert math.isclose(lower.lrs[-1] * step, runs.lrs[0]) and lower.seeds == runs.seeds, "a pass just below"
+    return replace(runs, lrs=[*lower.lrs, *runs.lrs],
+                   losses=[[*low, *high] for low, high in zip(lower.losses, runs.losses)])
 
 
 def with_check(result: "RangeTestResult", runs: CheckRuns) -> "RangeTestResult":

@@ -57,6 +57,24 @@ from autolr.training.train import LossFn, SampledSplits, TrialResult, set_optimi
 from autolr.training.train import epoch_steps as steps_between_evaluations
 
 HELD_OUT_ROWS = 2000  # a population test scores on this many training rows (at most a fifth of them)
+
+
+@dataclass(frozen=True)
+class CheckCost:
+    """What the check's runs cost: each trains at most ``max_steps`` steps and is scored on ``held_out`` rows, on the
+    first ``seeds`` of the sweeps' seeds (None: all of them)."""
+
+    max_steps: int = CHECK_MAX_STEPS
+    held_out: int = HELD_OUT_ROWS
+    seeds: int | None = None
+
+
+# A language model's study check (the built-in transformer, AdamW): a training step costs about as much as scoring
+# 55 windows, so 2000 windows scored 4 times cost 145 steps beside a run's 200; 512 cost 37. Two of the sweeps'
+# three seeds (the fortunes study, seed 0: the three seeds' suggestions 0.00213 to 0.00219, two seeds' check 0.00213
+# against three's 0.00215). Runs of 100 steps were tried and rejected: there they stopped the check before its
+# extension (its best 8x higher).
+LM_CHECK_COST = CheckCost(held_out=512, seeds=2)
 LOSS_MIN_DIVISOR = 4.0  # the suggestion is the LR of the smoothed loss minimum divided by this
 
 
@@ -259,19 +277,22 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
                      optimizer: dict[str, Any] | None, seeds: Sequence[int], length: int | None,
                      device: str | torch.device | None = None, amp: bool | None = None,
                      loss_fn: LossFn = F.cross_entropy, max_steps: int = CHECK_MAX_STEPS,
-                     grad_clip: float | None = None) -> CheckRuns:
+                     grad_clip: float | None = None, highest: bool = True,
+                     held_out: int = HELD_OUT_ROWS) -> CheckRuns:
     """The check's runs (``rangetest.check``): ``CHECK_LRS`` constant LRs from ``loss_min / CHECK_SPAN`` to
     ``loss_min`` on each of ``seeds`` (its own held-out training rows, batch order and, for a built-in
     ``model``, initial weights), for ``length`` steps but at most ``max_steps`` (``CHECK_STEPS`` when
     ``length`` is None), scored at least ``CHECK_POINTS`` times; each run's loss is judged at ``length``
-    (``horizon.loss_at_length``). A full-batch ``batch_size`` shrinks to the rows left after holding out."""
-    lrs = _lr_sweep(*check_bounds(loss_min), CHECK_LRS, "exp")
+    (``horizon.loss_at_length``) on ``held_out`` rows (windows of a text) held out of training. A full-batch
+    ``batch_size`` shrinks to the rows left after holding out. ``highest`` False leaves out ``loss_min`` itself
+    (a pass below one that ran it: ``check.extended``)."""
+    lrs = _lr_sweep(*check_bounds(loss_min), CHECK_LRS, "exp")[:None if highest else -1]
     run_steps = CHECK_STEPS if length is None else min(length, max_steps)
     rows = len(splits.train_y)
-    batch_size = min(batch_size, rows - held_out_rows(rows, HELD_OUT_ROWS))
+    batch_size = min(batch_size, rows - held_out_rows(rows, held_out))
     losses, steps_run = [], run_steps
     for seed in seeds:
-        data, epochs = held_out_split(splits, run_steps, batch_size, HELD_OUT_ROWS, seed, min_epochs=CHECK_POINTS)
+        data, epochs = held_out_split(splits, run_steps, batch_size, held_out, seed, min_epochs=CHECK_POINTS)
         epoch_steps = steps_between_evaluations(data, batch_size)
         steps_run = epochs * epoch_steps
         members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
@@ -282,22 +303,23 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
     return CheckRuns(lrs=lrs, seeds=list(seeds), losses=losses, num_steps=steps_run, length=length or steps_run)
 
 
-def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], splits: Any,
+def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], splits: Any, seeds: int | None = None,
              **options: Any) -> RangeTestResult:
-    """``result`` (combined sweeps) after the population check of ``model`` on ``splits``, on the sweeps' seeds and
-    at their length (``population_check``'s other options). While the check's best run is its lowest LR (the
-    best is below what it tried), it runs again one span lower, at most ``CHECK_EXTENSIONS`` times
+    """``result`` (combined sweeps) after the population check of ``model`` on ``splits``, on the sweeps' seeds (the
+    first ``seeds`` of them; None: all) and at their length (``population_check``'s other options). While the
+    check's best run is its lowest LR (the best is below what it tried), it runs again one span lower, at most
+    ``CHECK_EXTENSIONS`` times
     (``check.extended``): AdamW on a small transformer survives a sweep up to LRs ~200x above its best
     constant LR (``autolr bench rangetest-lm``), where an image model's best lies inside the first span."""
-    def check(loss_min: float) -> CheckRuns:
-        return population_check(model, splits, loss_min, seeds=result.settings["seeds"],
-                                length=result.settings["length"], **options)
+    def check(loss_min: float, highest: bool = True) -> CheckRuns:
+        return population_check(model, splits, loss_min, seeds=result.settings["seeds"][:seeds],
+                                length=result.settings["length"], highest=highest, **options)
 
     runs = check(result.suggestions["loss_min"])
     for _ in range(CHECK_EXTENSIONS):
         if not best_at_lowest(runs):
             break
-        runs = extended(check(runs.lrs[0]), runs)
+        runs = extended(check(runs.lrs[0], highest=False), runs)
     return with_check(result, runs)
 
 
@@ -443,6 +465,7 @@ def builtin_range_test(
     epochs: int | None = None,
     steps: int | None = None,
     grad_clip: float | None = None,
+    check_cost: CheckCost = CheckCost(),
 ) -> RangeTestResult:
     """The range test of built-in ``model`` on ``splits``, by ``method``.
 
@@ -456,7 +479,9 @@ def builtin_range_test(
     (passes over ``splits.train_x`` in batches of ``batch_size``) or ``steps``; the population
     method needs none. The length is stored in ``settings["length"]`` (steps) either way; an epoch is
     ``train.epoch_steps`` (a text's ``epoch_steps``). ``grad_clip``: the sweep's and the population's gradient
-    norm limit, as the job's (None: no clipping), the check's too.
+    norm limit, as the job's (None: no clipping), the check's too. ``check_cost``: the check's runs' longest
+    training, held-out rows and seeds (``population_check``'s ``max_steps`` and ``held_out``; the first
+    ``seeds`` of the sweeps' seeds).
     """
     from autolr.training.models import build_model
 
@@ -481,7 +506,8 @@ def builtin_range_test(
     if not check:
         return result
     return _checked(result, model, splits, batch_size=batch_size, optimizer=optimizer, device=device,
-                    grad_clip=grad_clip)
+                    grad_clip=grad_clip, max_steps=check_cost.max_steps, held_out=check_cost.held_out,
+                    seeds=check_cost.seeds)
 
 
 def held_out_split(splits: Any, num_steps: int, batch_size: int, held_out: int, seed: int,

@@ -7,22 +7,23 @@ this way against 17 ms with ``torch.func.vmap`` over ``functional_call`` (CPU ti
 thread). Convolutions are grouped (K groups) on a GPU; on a CPU they run member by member,
 because torch's grouped convolution measured 3x slower there than K separate ones.
 Member ``k`` built with seed ``s`` starts from exactly the weights of the single model
-built with seed ``s``. The ``transformer`` (``autolr.training.transformer``) stacks through
-``torch.func`` (``stacked.ModulePopulation``): its forward is written once.
+built with seed ``s``. The ``transformer`` (``autolr.training.transformer``) writes its forward
+once, on stacked weights (``StackedTransformer``; a single model is one member).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from autolr.errors import UserError
-from autolr.training.stacked import ModulePopulation, StackedModel
-from autolr.training.transformer import Transformer, TransformerSize
+from autolr.training.stacked import StackedModel
+from autolr.training.transformer import StackedTransformer, Transformer, TransformerSize
 
 MODEL_NAMES = ("mlp", "cnn", "transformer")
 ModelChoice = str | TransformerSize  # a built-in name, or the transformer at these sizes ("transformer": the defaults)
@@ -123,7 +124,7 @@ def build_population(
         raise UserError("a population needs at least one seed")
     singles = [build_model(name, input_shape, num_classes, seed) for seed in seeds]
     if isinstance(name, TransformerSize) or name == "transformer":
-        return ModulePopulation(singles)
+        return StackedTransformer([cast(Transformer, single) for single in singles])
     return PopulationModel(name, singles, grouped_convolutions)
 
 
