@@ -130,13 +130,22 @@ HELD_OUT_3 = (  # fresh for the check on 3 seeds at the setting's length (issue 
     BenchSetting("digits", "cnn", optimizer="adamw", batch_size=32, epochs=20, role=HELD_OUT_ROLE),
     BenchSetting("fashion-mnist", "cnn", epochs=20, role=HELD_OUT_ROLE, train_rows=1500),  # a CNN trained long
 )
-FRESH = (  # fixed before they first ran, after the check on 3 seeds at the setting's length (issue #26) was final;
-    # run under it and under a candidate for the spread across seeds (the tied runs' centre on the median curve,
-    # not kept); cheapest first, so that a run cut short on a shared CPU has the most cases
-    BenchSetting("fashion-mnist", "mlp", batch_size=16, epochs=2, role=FRESH_ROLE),  # the smallest batches, SGD
-    BenchSetting("fashion-mnist", "mlp", optimizer="adamw", batch_size=64, epochs=6, role=FRESH_ROLE),
-    BenchSetting("fashion-mnist", "mlp", batch_size=512, epochs=30, role=FRESH_ROLE),  # large batches, long
-    BenchSetting("mnist", "cnn", batch_size=64, epochs=20, role=FRESH_ROLE, train_rows=800),  # a CNN trained long
+HELD_OUT_4 = (  # fresh for the check on 3 seeds at the setting's length (issue #26); seen since: it judged that
+    # rule and a candidate (the tied runs' centre on the median curve, not kept), and its check runs were re-read
+    # while the soft minimum on the seeds' mean curve was chosen
+    BenchSetting("fashion-mnist", "mlp", batch_size=16, epochs=2, role=HELD_OUT_ROLE),  # the smallest batches, SGD
+    BenchSetting("fashion-mnist", "mlp", optimizer="adamw", batch_size=64, epochs=6, role=HELD_OUT_ROLE),
+    BenchSetting("fashion-mnist", "mlp", batch_size=512, epochs=30, role=HELD_OUT_ROLE),  # large batches, long
+    BenchSetting("mnist", "cnn", batch_size=64, epochs=20, role=HELD_OUT_ROLE, train_rows=800),  # a CNN trained long
+)
+FRESH = (  # fixed before they first ran, after the soft minimum on the seeds' mean curve (issue #26, the spread
+    # across seeds) was final; combinations no earlier set ran (#26 asks for 20-epoch CNNs, AdamW, batch 16-32 and
+    # batch 512-1024 trained long); cheapest first, so that a run cut short on a shared CPU has the most cases
+    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=32, epochs=4, role=FRESH_ROLE),  # AdamW, small batches
+    BenchSetting("mnist", "mlp", batch_size=1024, epochs=40, role=FRESH_ROLE),  # SGD, the largest batches, long
+    BenchSetting("digits", "cnn", batch_size=16, epochs=20, role=FRESH_ROLE),  # a CNN trained long, SGD, batch 16
+    BenchSetting("fashion-mnist", "cnn", optimizer="adamw", batch_size=64, epochs=20, role=FRESH_ROLE,
+                 train_rows=800),  # a CNN trained long, AdamW
 )
 
 
@@ -144,7 +153,7 @@ FRESH = (  # fixed before they first ran, after the check on 3 seeds at the sett
 class BenchSize:
     """How big each part of the benchmark is."""
 
-    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT + HELD_OUT_2 + HELD_OUT_3 + FRESH
+    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT + HELD_OUT_2 + HELD_OUT_3 + HELD_OUT_4 + FRESH
     seeds: tuple[int, ...] = (0, 1, 2)
     train_rows: int = 4000  # training rows used (fewer where the dataset has fewer)
     val_rows: int = 1000  # rows the grid is scored on: the validation split, then test rows where it is smaller

@@ -10,18 +10,31 @@ minimum down to ``1 / CHECK_SPAN`` of it, for the user's training length up to
 held-out training rows, and grows a run's loss to the user's length where it is growing
 (``rangetest.horizon``: longer lengths are extrapolated from the loss's growth, not run).
 
-Over the seeds (``CHECK_SEEDS``, each its own held-out rows, batch order and, for a built-in
-model, initial weights): an LR *fails* in a seed when it diverged or ended with more than
-``EDGE_LOSS_FACTOR`` times that seed's best loss. The *cliff* is the lowest failing LR above
-an LR that no seed failed at. The suggestion is the best LR of the mean curve (the geometric
-mean of the seeds' losses) below the cliff, refined by a parabola in log LR but not placed
-above the best LR run, and never above ``cliff / CLIFF_MARGIN``: a short or extrapolated run
-cannot tell how close to the cliff an LR just below it is (on least squares, GD at 1.005x its
-stable limit 2/L still looks fine after 100 steps and has blown up by 1000). Each seed alone,
-by the same rule, gives the per-seed suggestions whose range is the spread across seeds. The
-``suggestion_spread`` is the range of LRs the check cannot rank: the runs within ``CHECK_TIE``
-of the best mean loss, next to the best run. When every run diverged, the suggestion is half
-the lowest LR, with a warning. ``autolr bench rangetest`` measures the rule
+The rule is built to give the same answer under another seed (issue #26: within 2x across 3
+user seeds). Measured on the stored check runs of 12 settings (``autolr bench rangetest
+--seed-spread``), the previous rule (the argmin of the seeds' mean curve, refined by a parabola,
+below the lowest LR where *any* seed lost 2x) varied by up to 5.5x across user seeds: near the
+best the curves are flat (within 5-10% over 4-16x of LR), so which run is lowest is decided by
+noise of a few percent and jumps by whole grid steps; and a single seed's spike could move the
+cliff. So, over the seeds (``CHECK_SEEDS``, each its own held-out rows, batch order and, for a
+built-in model, initial weights):
+
+- the seeds are pooled first: the *mean curve* is the geometric mean of their losses per LR (NaN
+  where any seed diverged, so one diverged seed still marks the LR);
+- an LR *fails* when the mean curve diverged there or ended above ``EDGE_LOSS_FACTOR`` times its
+  best; the *cliff* is the lowest failing LR above one that held;
+- the suggestion is the mean curve's *soft minimum* below the cliff: the centre, in log LR, of
+  the runs weighted by ``exp(-(loss / best - 1) / SOFT_MIN_SCALE)``. A clear minimum keeps almost
+  all the weight; runs tied within noise share it, so the answer moves smoothly with the losses
+  instead of jumping between tied runs; and it is never above ``cliff / CLIFF_MARGIN``: a short
+  or extrapolated run cannot tell how close to the cliff an LR just below it is (on least
+  squares, GD at 1.005x its stable limit 2/L still looks fine after 100 steps and has blown up
+  by 1000).
+
+Each seed alone, by the same rule, gives the per-seed suggestions whose range is the spread
+across seeds. The ``suggestion_spread`` is the range of LRs the check cannot rank: the runs
+within ``CHECK_TIE`` of the best mean loss, next to the best run. When every run diverged, the
+suggestion is half the lowest LR, with a warning. ``autolr bench rangetest`` measures the rule
 (``reports/reference/bench-rangetest.md``).
 """
 
@@ -32,7 +45,7 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Sequence
 
-from autolr.rangetest.analysis import refined_minimum, search_interval
+from autolr.rangetest.analysis import search_interval
 from autolr.rangetest.confidence import NO_DESCENT, at_least_one_step, descended, start_loss
 
 if TYPE_CHECKING:
@@ -44,8 +57,9 @@ ANCHOR_FACTOR = 4.0  # the search's anchor is at most this times the check's bes
 CHECK_SPAN = 64.0  # from the loss minimum's LR down to this factor below it (2x apart)
 CHECK_STEPS = 100  # training steps of each copy when the user's length is not given
 CHECK_SEEDS = 3  # seeds the sweep and the check run on
-EDGE_LOSS_FACTOR = 2.0  # a run ending above this factor of its seed's best loss has failed
+EDGE_LOSS_FACTOR = 2.0  # an LR whose mean loss ends above this factor of the best mean loss has failed
 CLIFF_MARGIN = 3.0  # the suggestion stays at least this factor below the cliff (the lowest failing LR)
+SOFT_MIN_SCALE = 0.2  # a run this fraction above the best loss weighs 1/e of the best run in the soft minimum
 CHECK_TIE = 0.05  # runs whose held-out loss is within this fraction of the best are not ranked apart
 ALL_DIVERGED = ("every run of the check diverged, down to 1/64 of the sweep's loss minimum: the suggestion is "
                 "half its lowest LR, a guess; check the model, the data and the loss")
@@ -80,34 +94,41 @@ def _best_run(losses: Sequence[float]) -> int | None:
     return min((i for i, loss in enumerate(losses) if math.isfinite(loss)), key=lambda i: losses[i], default=None)
 
 
-def _failed(losses: Sequence[float]) -> list[bool]:
-    """Per run of one seed: diverged, or more than ``EDGE_LOSS_FACTOR`` times the seed's best loss."""
-    best = min((loss for loss in losses if math.isfinite(loss)), default=math.nan)
-    return [not loss <= EDGE_LOSS_FACTOR * best for loss in losses]  # NaN compares False: failed
+def _failed(curve: Sequence[float]) -> list[bool]:
+    """Per LR of a curve: diverged, or more than ``EDGE_LOSS_FACTOR`` times the curve's best loss."""
+    best = min((loss for loss in curve if math.isfinite(loss)), default=math.nan)
+    return [not loss <= EDGE_LOSS_FACTOR * best for loss in curve]  # NaN compares False: failed
 
 
 def cliff_index(losses: Sequence[Sequence[float]]) -> int | None:
-    """The index of the lowest LR that some seed failed at above one that no seed failed at; None if none.
+    """The index of the lowest LR where the mean curve failed above one where it held; None if none.
 
-    When every LR failed in some seed, the one above the mean curve's best run (if any)."""
-    failed = [any(column) for column in zip(*(_failed(seed) for seed in losses))]
+    When it failed at every LR, the one above its best run (if any)."""
+    curve = mean_curve(losses)
+    failed = _failed(curve)
     first_ok = next((i for i, fail in enumerate(failed) if not fail), None)
     if first_ok is None:
-        best = _best_run(mean_curve(losses))
+        best = _best_run(curve)
         return None if best is None or best + 1 >= len(failed) else best + 1
     return next((i for i in range(first_ok + 1, len(failed)) if failed[i]), None)
 
 
+def soft_minimum(lrs: Sequence[float], curve: Sequence[float]) -> float:
+    """The LR at the centre, in log LR, of ``curve``'s finite runs weighted by ``exp(-(loss / best - 1) /
+    SOFT_MIN_SCALE)`` (``best``: its lowest loss); at least one run must be finite."""
+    best = min(loss for loss in curve if math.isfinite(loss))
+    weights = [math.exp(-(loss / best - 1) / SOFT_MIN_SCALE) if math.isfinite(loss) else 0.0 for loss in curve]
+    return math.exp(sum(w * math.log(lr) for w, lr in zip(weights, lrs)) / sum(weights))
+
+
 def check_best(lrs: Sequence[float], losses: Sequence[Sequence[float]]) -> float:
-    """The check's best LR (``lrs`` ascending, ``losses[seed][i]``): the mean curve's lowest loss below the cliff,
-    refined in log LR, not above the best LR run nor above ``cliff / CLIFF_MARGIN``; half the lowest LR when
-    there is no usable run."""
+    """The check's best LR (``lrs`` ascending, ``losses[seed][i]``): the mean curve's soft minimum below the cliff,
+    not above ``cliff / CLIFF_MARGIN``; half the lowest LR when there is no usable run."""
     cliff = cliff_index(losses)
     curve = mean_curve(losses)[:cliff]
-    best_run = _best_run(curve)
-    if best_run is None:
+    if _best_run(curve) is None:
         return lrs[0] / 2
-    best = min(refined_minimum(lrs[:len(curve)], curve), lrs[best_run])
+    best = soft_minimum(lrs[:len(curve)], curve)
     return best if cliff is None else min(best, lrs[cliff] / CLIFF_MARGIN)
 
 
