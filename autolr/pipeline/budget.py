@@ -50,7 +50,7 @@ from autolr.study.records import TrialRecord, TrialState
 
 GRID_POINTS = 12  # peak LRs of the plain grid a budget in grids is a multiple of
 MIN_LR_CHECK_SEEDS = 2  # fewest seeds a budget leaves the LR check (the module docstring says why not 1)
-# seconds kept for what runs after the plan besides training: the verdict (scipy.stats) and the report
+# seconds kept for what runs after the plan besides training: the verdict (scipy.special) and the report
 # (charts, HTML, plotly's import): of the order of a second on a 2-core CPU for the shipped MNIST study
 REPORT_ALLOWANCE_S = 1.0
 MIN_SEEDS = FIRST_ROUND + 1  # fewest fresh seeds a budget cuts to: two give a 95% interval 12.7 standard errors wide

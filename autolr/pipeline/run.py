@@ -201,7 +201,7 @@ def decide_verdict(definition: SearchDefinition, backend: StudyBackend) -> None:
     """Decide the verdict over the stored re-scoring, once, and store it (nothing without re-scoring); its scores and
     sentence are in the study's score unit."""
     from autolr.report.rank import in_score_unit, score_unit
-    from autolr.study.verdict import decide  # scipy.stats: loaded only once the search is done
+    from autolr.study.verdict import decide  # scipy.special: loaded only once the search is done
 
     record = in_score_unit(backend.read_record())  # in the unit the report shows: a language model's bits per byte
     verdict = (decide(record.rescored, definition.direction.maximize, score_unit(record).name_of(definition.metric))

@@ -97,7 +97,7 @@ def rescore_study(definition: SearchDefinition, store: StudyStore, job: Job, pop
     re-scoring is kept (``autolr.study.rescore@<epochs>``), so switching ``target_epochs`` back and
     forth retrains nothing; ``autolr.study.rescore`` is the one the report shows. A re-scoring
     stopped part-way keeps its finished seeds (``...partial``) and goes on from them."""
-    from autolr.pipeline.rescore import rescore  # loads the statistics (scipy.stats): not before the search starts
+    from autolr.pipeline.rescore import rescore  # loads the statistics (scipy.special): not before the search starts
 
     record = store.read_record()
     done_for = {"trials": sorted(t.number for t in record.trials if t.state != "running"),

@@ -223,6 +223,6 @@ def _capital(text: str) -> str:
 
 def t_quantile(degrees: int) -> float:
     """Student's t quantile of the two-sided CONFIDENCE interval with ``degrees`` degrees of freedom."""
-    from scipy import stats  # ~0.9 s to import: loaded by the first interval, not by a study's start
+    from scipy.special import stdtrit  # scipy.stats' t.ppf without importing scipy.stats (~0.9 s here)
 
-    return float(stats.t.ppf((1 + CONFIDENCE) / 2, degrees))
+    return float(stdtrit(degrees, (1 + CONFIDENCE) / 2))
