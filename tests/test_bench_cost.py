@@ -59,7 +59,7 @@ def test_a_tiny_lm_row_holds_the_verdict_baselines_and_grid_in_bits_and_resumes(
     parts = json.loads((out / cost.PARTS_FILE).read_text())
     for row in first.rows:
         assert row.grid_lrs == pytest.approx((1e-4, 0.1))  # a fixed range, not the study's range-test anchor
-        stored = parts["rows"][f"tiny-lm-{row.verdict_length}steps"]
+        (stored,) = parts["rows"][f"tiny-lm-{row.verdict_length}steps"]["repeats"]
         points = stored["grid_points"]
         assert len(points) == cost.GRID_POINTS and [p["lr"] for p in points] == pytest.approx(
             cost.lr_ladder(row.grid_lrs[0], row.grid_lrs[1], cost.GRID_POINTS))
@@ -79,18 +79,40 @@ def test_a_tiny_lm_row_holds_the_verdict_baselines_and_grid_in_bits_and_resumes(
         sum(cosine.val_scores) / len(cosine.val_scores) / math.log(2))
     # stopped during the second row's grid: the study is not run again, the missing points are trained
     key = "tiny-lm-8steps"
-    scores = [p["score"] for p in parts["rows"][key]["grid_points"]]
-    parts["rows"][key]["grid_points"] = parts["rows"][key]["grid_points"][:5]
+    (repeat,) = parts["rows"][key]["repeats"]
+    scores = [p["score"] for p in repeat["grid_points"]]
+    repeat["grid_points"] = repeat["grid_points"][:5]
     (out / cost.PARTS_FILE).write_text(json.dumps(parts))
     resumed = cost.run_cost(configs, runs, out)
-    again = json.loads((out / cost.PARTS_FILE).read_text())["rows"][key]
+    (again,) = json.loads((out / cost.PARTS_FILE).read_text())["rows"][key]["repeats"]
     assert len(again["study_attempts_s"]) == 1  # the study was not run again
     assert [p["score"] for p in again["grid_points"]] == pytest.approx(scores)  # 7 trained again, as before
     assert resumed.rows[1].grid_best_score == pytest.approx(first.rows[1].grid_best_score)
     assert resumed.rows[0] == first.rows[0]  # a finished row is read back, nothing trained
     cost.write_cost(resumed, out)
     table = (out / "cost.md").read_text()
-    assert "| tiny-lm | 4 steps | 8 steps | 6 |" in table and "warmup_cosine" in table
+    assert "| tiny-lm | 4 steps | 8 steps | 6 | 1 |" in table and "warmup_cosine" in table
+    # a second repeat: a fresh study in its own folder and the grid again; each side's median, both kept
+    twice = cost.run_cost(configs[:1], runs, out, repeats=2)
+    (row,) = twice.rows
+    assert len(row.study_runs_s) == len(row.grid_runs_s) == 2 and (runs / "tiny-lm-4steps-r1").is_dir()
+    assert row.study_runs_s[0] == pytest.approx(first.rows[0].study_s)  # the first repeat was read back
+    assert row.study_s == pytest.approx(sum(row.study_runs_s) / 2) and row.grid_s == pytest.approx(
+        sum(row.grid_runs_s) / 2) and row.ratio == pytest.approx(row.study_s / row.grid_s)
+    assert row.repeat_exports[1] == row.repeat_exports[0] == f"{row.outcome}, {row.exported}"
+    cost.write_cost(twice, out)
+    low, high = min(row.study_runs_s), max(row.study_runs_s)
+    assert f"| 2 | {row.study_s:.1f} ({low:.1f}–{high:.1f}) |" in (out / "cost.md").read_text()
+
+
+def test_parts_stored_before_repeats_are_read_as_the_first_repeat(tmp_path):
+    path = tmp_path / cost.PARTS_FILE
+    old = {"study_attempts_s": [3.0], "study": {"trials": 6}, "grid_data_s": 0.5, "grid_points": [{"lr": 0.1}]}
+    path.write_text(json.dumps({"rows": {"mnist-3epochs": {"measured_on": {"threads": 2}, **old}}}))
+    parts = cost.Parts(path)
+    assert parts.repeats("mnist-3epochs") == [old]
+    assert parts.row("mnist-3epochs") == {"measured_on": {"threads": 2}, "repeats": [old]}
+    assert parts.repeats("mnist-9epochs") == []
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
@@ -122,7 +144,7 @@ def test_a_quick_run_writes_both_wall_times_and_their_ratio(tmp_path):
     assert low < row["grid_best_lr"] <= high and row["grid_best_score"] > 0.9
     assert payload["threads"] >= 1 and payload["torch"] and "CPU" in payload["hardware"]
     table = (tmp_path / "cost.md").read_text()
-    assert (f"| smoke | 3 epochs | 3 epochs | 8 | {row['study_s']:.1f} | {row['grid_s']:.1f} "
+    assert (f"| smoke | 3 epochs | 3 epochs | 8 | 1 | {row['study_s']:.1f} | {row['grid_s']:.1f} "
             f"| {row['ratio']:.1f}x |") in table
 
 

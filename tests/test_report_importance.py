@@ -37,3 +37,20 @@ def test_a_family_whose_trials_all_scored_the_same_gets_no_importance_instead_of
     assert importance_by_family(record) == {}
     record.trials[0].value = 0.9
     assert set(importance_by_family(record)) == {"cosine"}
+
+
+def test_a_report_without_an_importance_chart_says_why_and_one_with_it_does_not(tmp_path):
+    from report_records import small_record
+
+    from autolr.report.write import write_report
+
+    few = small_record()
+    few.trials = [trial for trial in few.trials if trial.number not in (8, 9)]  # 3 complete searched cosine + 1
+    page = write_report(few, tmp_path / "few").index_html.read_text()
+    assert ('id="chart-note">No parameter-importance chart: it needs a family with at least 5 complete searched '
+            "trials and two parameters that vary, and this study completed 4 searched trials in all.") in page
+    assert 'data-chart="importance"' not in page
+    many = cosine_record([0.9 + 0.001 * number for number in range(MIN_TRIALS + 3)])
+    many.config = small_record().config
+    page = write_report(many, tmp_path / "many").index_html.read_text()
+    assert 'data-chart="importance"' in page and 'id="chart-note"' not in page

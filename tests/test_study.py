@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import autolr
 from autolr.errors import StudyError
 from autolr.study.definition import SearchDefinition
 from autolr.study.config import (
@@ -21,6 +22,8 @@ def test_repository_studies_are_the_packaged_ones():
     assert packaged_study_names() == ["fashion-mnist", "fortunes", "mnist", "smoke"]
     for name in packaged_study_names():
         assert load_study(REPO_STUDIES / f"{name}.toml") == packaged_study(name)
+        shipped = Path(autolr.__file__).parent / "studies" / f"{name}.toml"  # comments included: one text, not two
+        assert (REPO_STUDIES / f"{name}.toml").read_text() == shipped.read_text()
 
 
 def test_dataset_default_equals_its_study_file_and_other_datasets_borrow_mnist():

@@ -23,6 +23,13 @@ A row holds both wall times, the study's verdict and export, each tuned baseline
 grid's best LR and score. Both times include loading the data; the ratio is study seconds over
 grid seconds.
 
+Repeats: on a small CPU a dozen short runs vary by up to 40% in wall time from one run to the next
+(a 12-point grid took 3.4 s and 4.9 s, back to back). With ``repeats`` above 1 each row measures
+the study and its grid that many times, alternating (a fresh study each time, in its own folder),
+and its seconds are each side's median, with every repeat's kept; the row's verdict and export are
+the first repeat's, and the table says where a later repeat's differed (the budget is sized from
+wall times measured during the study, so its plan can differ).
+
 Resuming: each part is stored in ``cost-parts.json`` as it finishes (the study's attempts,
 the grid's data loading and every grid point, with their wall seconds), so a stopped run
 continues where it stopped, the study from its storage, and a row's seconds are the sums of
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -72,7 +80,9 @@ class CostRow:
     Lengths are in ``unit`` (epochs, or a language model's optimizer steps); scores are named by
     ``score_name`` (validation accuracy, or loss in bits per byte). ``baselines``: each tuned
     baseline kind's ``lr`` and mean ``val``/``test`` score over the verdict's fresh seeds.
-    ``hardware``, ``torch`` and ``threads``: what it was measured on.
+    ``hardware``, ``torch`` and ``threads``: what it was measured on. ``study_s`` and ``grid_s`` are
+    medians over ``study_runs_s`` and ``grid_runs_s``, one per repeat; ``repeat_exports`` each
+    repeat's outcome and export.
     """
 
     study: str
@@ -95,6 +105,9 @@ class CostRow:
     hardware: str  # what the row's study ran on (a resumed row: its first part's machine)
     torch: str
     threads: int
+    study_runs_s: tuple[float, ...] = ()
+    grid_runs_s: tuple[float, ...] = ()
+    repeat_exports: tuple[str, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -162,6 +175,15 @@ class Parts:
         """The parts stored for row ``key`` (an empty dict, stored from now on, when there are none)."""
         return self.data["rows"].setdefault(key, {})
 
+    def repeats(self, key: str) -> list[dict[str, Any]]:
+        """Row ``key``'s repeats, one dict of parts each (a row stored before repeats: its parts are the first)."""
+        row = self.row(key)
+        if "study_attempts_s" in row or "grid_points" in row:
+            first = {name: row.pop(name) for name in ("study_attempts_s", "study", "grid_data_s", "grid_points")
+                     if name in row}
+            row["repeats"] = [first]
+        return row.setdefault("repeats", [])
+
     def save(self) -> None:
         """Write every part stored so far."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,9 +191,10 @@ class Parts:
 
 
 def run_cost(configs: Sequence[StudyConfig], runs_dir: Path, out_dir: Path,
-             on_row: Callable[[CostRow], None] | None = None) -> CostReport:
+             on_row: Callable[[CostRow], None] | None = None, repeats: int = 1) -> CostReport:
     """Every study in ``configs`` (stored under ``runs_dir``), then its plain grid at the same length, one after
-    another; parts stored in ``out_dir``/``PARTS_FILE`` as they finish, and those already stored are kept."""
+    another, ``repeats`` times per row; parts stored in ``out_dir``/``PARTS_FILE`` as they finish, and those
+    already stored are kept."""
     devices = {resolve_device(config.device) for config in configs}
     if len(devices) != 1:
         raise UserError(f"the studies of one cost run must share a device, got {', '.join(sorted(devices))}")
@@ -182,7 +205,7 @@ def run_cost(configs: Sequence[StudyConfig], runs_dir: Path, out_dir: Path,
     warm_up_torch(device)
     rows = []
     for config in configs:
-        row = cost_row(config.replace(threads=threads), device, runs_dir, parts)
+        row = cost_row(config.replace(threads=threads), device, runs_dir, parts, repeats)
         rows.append(row)
         if on_row is not None:
             on_row(row)
@@ -199,26 +222,57 @@ def warm_up_torch(device: str) -> None:
     optimizer.step()
 
 
-def cost_row(config: StudyConfig, device: str, runs_dir: Path, parts: Parts) -> CostRow:
-    """One row: the study's stored summary, else the study run (or resumed) now; then each grid point not yet
-    stored."""
+def cost_row(config: StudyConfig, device: str, runs_dir: Path, parts: Parts, repeats: int = 1) -> CostRow:
+    """One row: ``repeats`` times (at least those already stored), the study's stored summary, else the study run
+    (or resumed) now, then each grid point not yet stored; the row's seconds are each side's median."""
     key = row_key(config)
-    stored = parts.row(key)
-    stored.setdefault("measured_on", {"hardware": describe_hardware(device), "torch": torch.__version__,
-                                      "threads": config.threads if device == "cpu" else torch.get_num_threads()})
+    parts.row(key).setdefault("measured_on", {
+        "hardware": describe_hardware(device), "torch": torch.__version__,
+        "threads": config.threads if device == "cpu" else torch.get_num_threads()})
+    stored = parts.repeats(key)
+    while len(stored) < repeats:
+        stored.append({})
+    measured = [_measure(config, device, runs_dir / (key if index == 0 else f"{key}-r{index}"), repeat, parts)
+                for index, repeat in enumerate(stored)]
+    first = stored[0]
+    study = first["study"]
+    unit, per_epoch = unit_of(config)
+    points = first["grid_points"]
+    scored = [point for point in points if point["score"] is not None]
+    sign = 1.0 if config.direction.maximize else -1.0
+    best = max(scored, key=lambda point: sign * point["score"], default=None)
+    study_runs, grid_runs = tuple(m[0] for m in measured), tuple(m[1] for m in measured)
+    lrs = _grid_lrs(config, study)
+    return CostRow(
+        study_name(config), unit, config.epochs * per_epoch, config.verdict_epochs * per_epoch, study["trials"],
+        statistics.median(study_runs), statistics.median(grid_runs), (lrs[0], lrs[-1]),
+        best and best["lr"], best and best["score"], study["score_name"], study["outcome"],
+        study["verdict"], study["exported"], study["exported_val"], study["exported_test"], study["baselines"],
+        **parts.row(key)["measured_on"], study_runs_s=study_runs, grid_runs_s=grid_runs,
+        repeat_exports=tuple(f"{r['study']['outcome']}, {r['study']['exported']}" for r in stored))
+
+
+def _grid_lrs(config: StudyConfig, study: dict[str, Any]) -> list[float]:
+    """The plain grid's peak LRs: ``INDEPENDENT_GRID``'s range, else the study's searched one."""
+    low, high = INDEPENDENT_GRID[config.recipe] or study["lr_range"]
+    return lr_ladder(low, high, GRID_POINTS)
+
+
+def _measure(config: StudyConfig, device: str, folder: Path, stored: dict[str, Any],
+             parts: Parts) -> tuple[float, float]:
+    """One repeat: the study (stored in ``folder``) unless ``stored`` holds its summary, then the grid points
+    ``stored`` lacks; the study's and the grid's wall seconds (sums of their parts)."""
     if "study" not in stored:
         stored.setdefault("study_attempts_s", [])
         started = time.perf_counter()
         try:
-            run = run_study(config, out=runs_dir / key)
+            run = run_study(config, out=folder)
         finally:  # Ctrl-C or SIGTERM: the stopped attempt's seconds count
             stored["study_attempts_s"].append(time.perf_counter() - started)
             parts.save()
         stored["study"] = study_summary(run.record, config)
         parts.save()
-    study = stored["study"]
-    low, high = INDEPENDENT_GRID[config.recipe] or study["lr_range"]
-    lrs = lr_ladder(low, high, GRID_POINTS)
+    lrs = _grid_lrs(config, stored["study"])
     points = stored.setdefault("grid_points", [])
     plain_run = PLAIN_RUNS[config.recipe]
     with torch_threads(device, config.threads or 1):
@@ -231,16 +285,7 @@ def cost_row(config: StudyConfig, device: str, runs_dir: Path, parts: Parts) -> 
             score = plain_run(config, splits, device, lr)
             points.append({"lr": lr, "score": score, "seconds": time.perf_counter() - started})
             parts.save()
-    unit, per_epoch = unit_of(config)
-    scored = [point for point in points if point["score"] is not None]
-    sign = 1.0 if config.direction.maximize else -1.0
-    best = max(scored, key=lambda point: sign * point["score"], default=None)
-    return CostRow(
-        study_name(config), unit, config.epochs * per_epoch, config.verdict_epochs * per_epoch, study["trials"],
-        sum(stored["study_attempts_s"]), stored["grid_data_s"] + sum(point["seconds"] for point in points),
-        (lrs[0], lrs[-1]), best and best["lr"], best and best["score"], study["score_name"], study["outcome"],
-        study["verdict"], study["exported"], study["exported_val"], study["exported_test"], study["baselines"],
-        **stored["measured_on"])
+    return sum(stored["study_attempts_s"]), stored["grid_data_s"] + sum(point["seconds"] for point in points)
 
 
 def study_summary(record: StudyRecord, config: StudyConfig) -> dict[str, Any]:
@@ -275,6 +320,11 @@ def _score(value: float | None) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
+def _seconds(median: float, runs: Sequence[float]) -> str:
+    """A median wall time, with the repeats' lowest and highest when there were several: ``6.8 (6.7–7.0)``."""
+    return f"{median:.1f}" if len(runs) < 2 else f"{median:.1f} ({min(runs):.1f}–{max(runs):.1f})"
+
+
 def markdown(report: CostReport) -> str:
     """The cost table, then each row's verdict and tuned baselines."""
     lines = [
@@ -291,19 +341,27 @@ def markdown(report: CostReport) -> str:
         "Both include loading the data; they ran one after another in one process (a resumed row sums its parts), "
         "after a warm-up of what any torch script pays once (a torch optimizer's first construction, which imports "
         "`torch._dynamo`, and one forward and backward pass); autolr's own imports (Optuna, SQLAlchemy, scipy, "
-        "plotly) count in the study's time.",
+        "plotly) count in the study's time. With several repeats (the repeats column), each side was measured that "
+        "many times, alternating, a fresh study each time: the seconds are medians (lowest–highest), the ratio is "
+        "theirs, and the verdict and export are the first repeat's.",
         "",
-        "| study | trial length | verdict length | trials | study (s) | plain grid (s) | study / grid "
+        "| study | trial length | verdict length | trials | repeats | study (s) | plain grid (s) | study / grid "
         "| grid LRs | grid best LR (score) | verdict | exported (val, test) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report.rows:
         best = "all failed" if row.grid_best_lr is None else f"{row.grid_best_lr:.3g} ({_score(row.grid_best_score)})"
         lines.append(
             f"| {row.study} | {row.length} {row.unit} | {row.verdict_length} {row.unit} | {row.trials} "
-            f"| {row.study_s:.1f} | {row.grid_s:.1f} | {row.ratio:.1f}x "
+            f"| {max(len(row.study_runs_s), 1)} | {_seconds(row.study_s, row.study_runs_s)} "
+            f"| {_seconds(row.grid_s, row.grid_runs_s)} | {row.ratio:.1f}x "
             f"| {row.grid_lrs[0]:.3g}–{row.grid_lrs[1]:.3g} | {best} | {row.outcome} "
             f"| {row.exported} ({_score(row.exported_val)}, {_score(row.exported_test)}) |")
+    differing = [f"- {row.study} at {row.verdict_length} {row.unit}: a later repeat's study answered otherwise ("
+                 + "; ".join(f"repeat {index + 1}: {answer}" for index, answer in enumerate(row.repeat_exports))
+                 + ")." for row in report.rows if len(set(row.repeat_exports)) > 1]
+    if differing:
+        lines += ["", *differing]
     lines += ["", "## Verdicts and tuned baselines", ""]
     for row in report.rows:
         lines.append(f"- **{row.study}, {row.verdict_length} {row.unit}** ({row.score_name}): {row.verdict} "

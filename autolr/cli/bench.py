@@ -154,6 +154,8 @@ def bench_cost(
     runs_dir: Path = typer.Option(Path("reports/bench/cost-runs"), "--runs-dir", help="Where the studies are stored."),
     out_dir: Path = typer.Option(Path("reports/bench"), "--out-dir",
                                  help="Folder for cost.json, cost.md and cost-parts.json (the parts done so far)."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Measure each row's study and grid this many times, "
+                                                            "alternating, and take each side's median."),
 ) -> None:
     """A study against the plain 12-LR grid at the same length: both wall times, their ratio, the verdict and the
     tuned baselines. Rerun the same command to resume a stopped run (parts done are kept)."""
@@ -167,7 +169,7 @@ def bench_cost(
     terminated: list[int] = []
     try:
         with termination_as_ctrl_c() as terminated:
-            report = cost.run_cost(configs, runs_dir, out_dir, on_row=lambda row: typer.echo(
+            report = cost.run_cost(configs, runs_dir, out_dir, repeats=repeats, on_row=lambda row: typer.echo(
                 f"{row.study} at {row.verdict_length} {row.unit}: study {row.study_s:.1f} s, plain grid "
                 f"{row.grid_s:.1f} s, {row.ratio:.1f}x"))
     except KeyboardInterrupt:

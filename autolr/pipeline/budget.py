@@ -119,6 +119,21 @@ def budget_note(definition: SearchDefinition, plan: BudgetPlan) -> str:
         f"The whole study fits its {budget}."
 
 
+@dataclass(frozen=True)
+class Sizes:
+    """How much of each part of the study a plan keeps: ``search`` sampled trials, ``refined`` rungs per tuned
+    kind, ``top`` re-scored searched configurations, ``rescored_kinds`` re-scored baseline kinds, ``ladders``
+    tuned baseline kinds, ``seeds`` fresh seeds at most, ``check_seeds`` the LR check's seeds."""
+
+    search: int
+    refined: int
+    top: int
+    rescored_kinds: int
+    ladders: int
+    seeds: int
+    check_seeds: int
+
+
 def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, population: int, kinds: Sequence[str],
                 coarse: int, search: int, refined: int, done: int = 0) -> BudgetPlan:
     """The largest plan (in the cutting order of the module docstring) expected to take at most
@@ -132,18 +147,17 @@ def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, pop
     longer = (definition.verdict_epochs or 1) / (definition.epochs or 1)
     lr_check = definition.verdict_epochs != definition.epochs
 
-    def seconds(plan: Plan) -> float:
-        trials, rungs, top, rescored_kinds, ladders, seeds, check_seeds = plan
-        finalists = top + min(rescored_kinds, ladders)
-        populations = math.ceil(max(trials + (coarse + rungs) * ladders - done, 0) / population)
-        runs = seeds * finalists  # re-scoring at most, in runs at the verdict's length
+    def seconds(plan: Sizes) -> float:
+        finalists = plan.top + min(plan.rescored_kinds, plan.ladders)
+        populations = math.ceil(max(plan.search + (coarse + plan.refined) * plan.ladders - done, 0) / population)
+        runs = plan.seeds * finalists  # re-scoring at most, in runs at the verdict's length
         if lr_check:
-            runs += check_seeds * (finalists + 2 * (len(LR_CHECK_FACTORS) - 1))
+            runs += plan.check_seeds * (finalists + 2 * (len(LR_CHECK_FACTORS) - 1))
         return run_s * (populations + runs * longer / population)
 
     count = len(kinds)
-    full = (search, refined, definition.rescore_top, min(definition.rescore_kinds or count, count), count,
-            definition.rescore_seeds, definition.lr_check_seeds if lr_check else 1)
+    full = Sizes(search, refined, definition.rescore_top, min(definition.rescore_kinds or count, count), count,
+                 definition.rescore_seeds, definition.lr_check_seeds if lr_check else 1)
     # the search keeps at least one kind's tuning effort (its ladder's rungs) and the trials already run
     already = max(done - coarse * min(count, 1), 0)
     chosen = full
@@ -157,59 +171,47 @@ def plan_budget(definition: SearchDefinition, budget_s: float, run_s: float, pop
         left = (f"the {budget_s / 60:.2g} left in the budget" if budget_s > 0
                 else "the budget, which the first trials used up")
         cuts.append(f"even so it needs about {seconds(chosen) / 60:.2g} minutes more than {left}")
-    return BudgetPlan(chosen[0], chosen[1], chosen[2], chosen[5], seconds(chosen), cuts,
-                      min(chosen[3], chosen[4]), chosen[6] if lr_check else None, ladder_kinds=chosen[4])
+    return BudgetPlan(chosen.search, chosen.refined, chosen.top, chosen.seeds, seconds(chosen), cuts,
+                      min(chosen.rescored_kinds, chosen.ladders), chosen.check_seeds if lr_check else None,
+                      ladder_kinds=chosen.ladders)
 
 
-# search trials, refined rungs per kind, top, re-scored kinds, tuned kinds, seeds, LR-check seeds
-Plan = tuple[int, int, int, int, int, int, int]
-
-
-def _cut(full: Plan, population: int, floors: tuple[int, int]) -> Iterator[Plan]:
+def _cut(full: Sizes, population: int, floors: tuple[int, int]) -> Iterator[Sizes]:
     """Plans from ``full`` down, in the cutting order of the module docstring; the search down to ``floors``
     (with the refined rungs, then without them)."""
-    search, refined, top, rescored, ladders, seeds, check_seeds = full
-    yield full
-    while search > floors[0]:
-        search = max(floors[0], search - population)
-        yield search, refined, top, rescored, ladders, seeds, check_seeds
-    if refined:
-        refined = 0
-        yield search, refined, top, rescored, ladders, seeds, check_seeds
-    while search > floors[1]:
-        search = max(floors[1], search - population)
-        yield search, refined, top, rescored, ladders, seeds, check_seeds
-    while top > 1:
-        top -= 1
-        yield search, refined, top, rescored, ladders, seeds, check_seeds
-    while rescored > 1:
-        rescored -= 1
-        yield search, refined, top, rescored, ladders, seeds, check_seeds
-    while ladders > 1:
-        ladders -= 1
-        yield search, refined, top, rescored, ladders, seeds, check_seeds
-    while seeds > MIN_SEEDS:
-        seeds -= 1
-        yield search, refined, top, rescored, ladders, seeds, check_seeds
-    while check_seeds > MIN_LR_CHECK_SEEDS:
-        check_seeds -= 1
-        yield search, refined, top, rescored, ladders, seeds, check_seeds
+    plan = full
+    yield plan
+    while plan.search > floors[0]:
+        plan = dataclasses.replace(plan, search=max(floors[0], plan.search - population))
+        yield plan
+    if plan.refined:
+        plan = dataclasses.replace(plan, refined=0)
+        yield plan
+    while plan.search > floors[1]:
+        plan = dataclasses.replace(plan, search=max(floors[1], plan.search - population))
+        yield plan
+    for name, floor in (("top", 1), ("rescored_kinds", 1), ("ladders", 1), ("seeds", MIN_SEEDS),
+                        ("check_seeds", MIN_LR_CHECK_SEEDS)):
+        while getattr(plan, name) > floor:
+            plan = dataclasses.replace(plan, **{name: getattr(plan, name) - 1})
+            yield plan
 
 
-def _cut_words(full: Plan, chosen: Plan, kinds: Sequence[str]) -> list[str]:
+def _cut_words(full: Sizes, chosen: Sizes, kinds: Sequence[str]) -> list[str]:
     """What ``chosen`` cut from ``full``, one phrase per setting; the tuned kinds it kept are named, and the
     re-scored kinds only when fewer than those."""
-    rescored = min(chosen[3], chosen[4])
-    rescored = rescored if rescored < chosen[4] else full[3]  # all tuned kinds re-scored: said by the tuned kinds
-    grid = ", the schedule of the plain grid" if chosen[4] == 1 and kinds[0] in GRID_KIND.values() else ""
-    settings = (("search trials", full[0], chosen[0], ""),
-                ("refined baseline rungs", full[1] * full[4], chosen[1] * chosen[4], ""),
-                ("re-scored searched configurations", full[2], chosen[2], ""),
-                ("tuned baseline kinds", full[4], chosen[4],
-                 f" ({', '.join(KIND_LABELS[kind] for kind in kinds[:chosen[4]])}{grid})"),
-                ("re-scored baseline kinds (the best kept)", full[3], rescored, ""),
-                ("fresh seeds at most", full[5], chosen[5], ""),
-                ("LR-check seeds", full[6], chosen[6], ""))
+    rescored = min(chosen.rescored_kinds, chosen.ladders)
+    # all tuned kinds re-scored: said by the tuned kinds
+    rescored = rescored if rescored < chosen.ladders else full.rescored_kinds
+    grid = ", the schedule of the plain grid" if chosen.ladders == 1 and kinds[0] in GRID_KIND.values() else ""
+    settings = (("search trials", full.search, chosen.search, ""),
+                ("refined baseline rungs", full.refined * full.ladders, chosen.refined * chosen.ladders, ""),
+                ("re-scored searched configurations", full.top, chosen.top, ""),
+                ("tuned baseline kinds", full.ladders, chosen.ladders,
+                 f" ({', '.join(KIND_LABELS[kind] for kind in kinds[:chosen.ladders])}{grid})"),
+                ("re-scored baseline kinds (the best kept)", full.rescored_kinds, rescored, ""),
+                ("fresh seeds at most", full.seeds, chosen.seeds, ""),
+                ("LR-check seeds", full.check_seeds, chosen.check_seeds, ""))
     return [f"{name} {before} -> {after}{kept}" for name, before, after, kept in settings if after != before]
 
 

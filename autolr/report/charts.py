@@ -59,6 +59,16 @@ def report_figures(
     return figures
 
 
+def importance_note(record: StudyRecord, figures: dict[str, Any]) -> str:
+    """Why the page has no parameter-importance chart ("" when it has one, or when nothing searched completed)."""
+    searched = sum(trial.state == "complete" and not trial.baseline for trial in record.trials)
+    if "importance" in figures or not searched:
+        return ""
+    return (f"No parameter-importance chart: it needs a family with at least {MIN_TRIALS} complete searched trials "
+            f"and two parameters that vary, and this study completed {searched} searched "
+            f"trial{'s' if searched != 1 else ''} in all.")
+
+
 def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:
     layout = dict(
         title=dict(text=title, x=0, xanchor="left", font=dict(size=15)), template="plotly_white",

@@ -79,6 +79,7 @@ def write_report(record: StudyRecord, out_dir: Path | str) -> ReportPaths:
         "rule": ranking.rule, "ranking_rows": html.ranking_rows(ranking), "ranked_count": len(ranking.table),
         "charts": [{"name": name, "caption": caption, "width": "wide" if name in charts.WIDE else ""}
                    for name, (_, caption) in figures.items()],
+        "chart_note": charts.importance_note(record, figures),
         "chart_data": chart_data, "gains": html.gain_rows(gains), "families": html.family_rows(families),
         "horizon": horizon.sentence if horizon else "", "horizon_rows": horizon.rows if horizon else [],
         "version": __version__,
