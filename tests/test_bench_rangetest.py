@@ -108,6 +108,7 @@ def test_quick_bench_trains_the_grid_and_judges_every_method(tmp_path) -> None:
     assert len(case.check_lrs) == 7 and case.check_lrs[-1] == pytest.approx(case.suggestions["rule loss_min"])
     for method in ("autolr sweep", "autolr sweep + check", "autolr population"):
         assert 0.001 < case.suggestions[method] < 3.0
+    assert 1e-7 < case.suggestions["torch-lr-finder"] < 10.0  # side by side (the test setup installs autolr[bench])
     assert "| digits mlp sgd b128 2ep |" in completed.stdout
     stored = json.loads((tmp_path / "rangetest.json").read_text())
     assert stored["summary"]["autolr sweep"]["tuning"]["cases"] == 1 and size.seeds == (0,)
