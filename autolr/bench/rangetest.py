@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from autolr.bench.least_squares import ROWS as LEAST_SQUARES_ROWS
 from autolr.bench.least_squares import LeastSquares, least_squares
 from autolr.rangetest.check import CHECK_LRS, CHECK_SEEDS, CHECK_SPAN, CheckRuns, check_best
 from autolr.rangetest.horizon import CHECK_MAX_STEPS
@@ -147,6 +148,8 @@ FRESH = (  # fixed before they first ran, after the soft minimum on the seeds' m
     BenchSetting("fashion-mnist", "cnn", optimizer="adamw", batch_size=64, epochs=20, role=FRESH_ROLE,
                  train_rows=800),  # a CNN trained long, AdamW
 )
+LEAST_SQUARES_SETTING = BenchSetting("least-squares", "linear", "gd", LEAST_SQUARES_ROWS, LEAST_SQUARES_STEPS,
+                                     HELD_OUT_ROLE)  # the least-squares problem as its cases' ``setting`` gives it
 
 
 @dataclass(frozen=True)
@@ -404,7 +407,7 @@ def _analyse(case: BenchCase) -> None:
     case.suggestions["autolr sweep"] = result.suggestion
     case.suggestions.update({f"rule {rule}": lr for rule, lr in result.suggestions.items()})
     if case.check_lrs:
-        case.suggestions["autolr sweep + check"] = check_best(case.check_lrs, case.check_losses)
+        case.suggestions["autolr sweep + check"] = check_best(case.check_lrs, case.check_losses, case.batch_size)
 
 
 def run_bench(size: BenchSize, data_dir: str | None = None, done: list[BenchCase] | None = None,
@@ -456,22 +459,23 @@ class SeedRun:
     check_losses: list[list[float]]
     length: int
     check_steps: int
+    batch_size: int  # the setting's (rows)
     stored: bool = False
 
     @property
     def suggestion(self) -> float:
         """The check's best LR (the ``autolr sweep + check`` suggestion)."""
-        return check_best(self.check_lrs, self.check_losses)
+        return check_best(self.check_lrs, self.check_losses, self.batch_size)
 
 
 def _seed_run(label: str, seed: int, seeds: list[int], check: CheckRuns) -> SeedRun:
-    return SeedRun(label, seed, seeds, check.lrs, check.losses, check.length, check.num_steps)
+    return SeedRun(label, seed, seeds, check.lrs, check.losses, check.length, check.num_steps, check.batch_size)
 
 
 def _stored_run(case: BenchCase) -> SeedRun:
     """The seed run a stored case holds: its own range tests (seeds, check) on its own data."""
     return SeedRun(case.setting.label, case.seed, case.range_seeds, case.check_lrs, case.check_losses,
-                   case.length or 0, case.check_steps or 0, stored=True)
+                   case.length or 0, case.check_steps or 0, case.batch_size, stored=True)
 
 
 def seed_run(data: Any, setting: BenchSetting, seed: int, size: BenchSize) -> SeedRun:
@@ -488,14 +492,9 @@ def least_squares_seed_run(seed: int, size: BenchSize) -> SeedRun:
     problem = least_squares(DATA_SEED)
     seeds = run_seeds(seed, CHECK_SEEDS)
     check = _check_runs(lambda: problem.model(seed), tensor_splits(problem.x, problem.y),
-                        _least_squares_sweep(problem, seed).suggestions["loss_min"], _least_squares_setting(problem),
+                        _least_squares_sweep(problem, seed).suggestions["loss_min"], LEAST_SQUARES_SETTING,
                         seeds, LEAST_SQUARES_STEPS, size, F.mse_loss)
-    return _seed_run(_least_squares_setting(problem).label, seed, seeds, check)
-
-
-def _least_squares_setting(problem: LeastSquares) -> BenchSetting:
-    """The least-squares problem as a setting (what its cases' ``setting`` gives)."""
-    return BenchSetting("least-squares", "linear", "gd", len(problem.y), LEAST_SQUARES_STEPS, HELD_OUT_ROLE)
+    return _seed_run(LEAST_SQUARES_SETTING.label, seed, seeds, check)
 
 
 def run_seed_spread(size: BenchSize, data_dir: str | None = None, done: list[SeedRun] | None = None,
@@ -522,8 +521,7 @@ def run_seed_spread(size: BenchSize, data_dir: str | None = None, done: list[See
         data = _subset(splits[setting.dataset], size, DATA_SEED, setting.train_rows)
         run_setting(setting.label, functools.partial(seed_run, data, setting, size=size))
     if size.least_squares:
-        run_setting(_least_squares_setting(least_squares(DATA_SEED)).label,
-                    functools.partial(least_squares_seed_run, size=size))
+        run_setting(LEAST_SQUARES_SETTING.label, functools.partial(least_squares_seed_run, size=size))
     return runs
 
 
@@ -565,8 +563,10 @@ def write_seed_runs(runs: list[SeedRun], path: Path) -> None:
 
 
 def read_seed_runs(path: Path) -> list[SeedRun]:
-    """Read back what ``write_seed_runs`` wrote."""
-    return [SeedRun(**run) for run in json.loads(path.read_text())["runs"]]
+    """Read back what ``write_seed_runs`` wrote (runs stored before their batch size was: their setting's)."""
+    batches = {s.label: s.batch_size for s in (*BenchSize().settings, *QUICK.settings, LEAST_SQUARES_SETTING)}
+    return [SeedRun(**run) if "batch_size" in run else SeedRun(**run, batch_size=batches[run["label"]])
+            for run in json.loads(path.read_text())["runs"]]
 
 
 def reanalyse(cases: list[BenchCase]) -> list[BenchCase]:
