@@ -139,14 +139,23 @@ HELD_OUT_4 = (  # fresh for the check on 3 seeds at the setting's length (issue 
     BenchSetting("fashion-mnist", "mlp", batch_size=512, epochs=30, role=HELD_OUT_ROLE),  # large batches, long
     BenchSetting("mnist", "cnn", batch_size=64, epochs=20, role=HELD_OUT_ROLE, train_rows=800),  # a CNN trained long
 )
-FRESH = (  # fixed before they first ran, after the soft minimum on the seeds' mean curve (issue #26, the spread
-    # across seeds) was final; combinations no earlier set ran (#26 asks for 20-epoch CNNs, AdamW, batch 16-32 and
-    # batch 512-1024 trained long); cheapest first, so that a run cut short on a shared CPU has the most cases
-    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=32, epochs=4, role=FRESH_ROLE),  # AdamW, small batches
-    BenchSetting("mnist", "mlp", batch_size=1024, epochs=40, role=FRESH_ROLE),  # SGD, the largest batches, long
-    BenchSetting("digits", "cnn", batch_size=16, epochs=20, role=FRESH_ROLE),  # a CNN trained long, SGD, batch 16
-    BenchSetting("fashion-mnist", "cnn", optimizer="adamw", batch_size=64, epochs=20, role=FRESH_ROLE,
+HELD_OUT_5 = (  # fresh for the soft minimum on the seeds' mean curve (issue #26); seen since: its check runs
+    # were re-read while the median seed's cliff, the margin below any seed's failure and the batch factor were chosen
+    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=32, epochs=4, role=HELD_OUT_ROLE),  # AdamW, small
+    BenchSetting("mnist", "mlp", batch_size=1024, epochs=40, role=HELD_OUT_ROLE),  # SGD, the largest batches, long
+    BenchSetting("digits", "cnn", batch_size=16, epochs=20, role=HELD_OUT_ROLE),  # a CNN trained long, SGD, batch 16
+    BenchSetting("fashion-mnist", "cnn", optimizer="adamw", batch_size=64, epochs=20, role=HELD_OUT_ROLE,
                  train_rows=800),  # a CNN trained long, AdamW
+)
+FRESH = (  # fixed before they first ran, after the median seed's cliff, the margin below any seed's failure and the
+    # batch factor (issue #26) were final; combinations no earlier set ran (#26 asks for 20-epoch CNNs, AdamW, batch
+    # 16-32 and batch 512-1024 trained long); cheapest first, so that a run cut short has the most cases
+    BenchSetting("fashion-mnist", "mlp", batch_size=1024, epochs=20, role=FRESH_ROLE),  # SGD, the largest batches
+    BenchSetting("fashion-mnist", "cnn", batch_size=16, epochs=20, role=FRESH_ROLE,
+                 train_rows=600),  # a CNN trained long, SGD, the smallest batches
+    BenchSetting("mnist", "cnn", optimizer="adamw", batch_size=32, epochs=20, role=FRESH_ROLE,
+                 train_rows=800),  # a CNN trained long, AdamW, small batches
+    BenchSetting("mnist", "mlp", optimizer="adamw", batch_size=512, epochs=30, role=FRESH_ROLE),  # AdamW, large, long
 )
 LEAST_SQUARES_SETTING = BenchSetting("least-squares", "linear", "gd", LEAST_SQUARES_ROWS, LEAST_SQUARES_STEPS,
                                      HELD_OUT_ROLE)  # the least-squares problem as its cases' ``setting`` gives it
@@ -156,7 +165,7 @@ LEAST_SQUARES_SETTING = BenchSetting("least-squares", "linear", "gd", LEAST_SQUA
 class BenchSize:
     """How big each part of the benchmark is."""
 
-    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT + HELD_OUT_2 + HELD_OUT_3 + HELD_OUT_4 + FRESH
+    settings: tuple[BenchSetting, ...] = TUNING + HELD_OUT + HELD_OUT_2 + HELD_OUT_3 + HELD_OUT_4 + HELD_OUT_5 + FRESH
     seeds: tuple[int, ...] = (0, 1, 2)
     train_rows: int = 4000  # training rows used (fewer where the dataset has fewer)
     val_rows: int = 1000  # rows the grid is scored on: the validation split, then test rows where it is smaller
