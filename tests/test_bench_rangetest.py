@@ -18,6 +18,7 @@ from autolr.bench.rangetest import (
     FRESH_ROLE,
     HELD_OUT_3,
     HELD_OUT_ROLE,
+    LEAST_SQUARES_SETTING,
     QUICK,
     BenchCase,
     BenchSetting,
@@ -179,7 +180,7 @@ def test_cases_stored_before_seeds_are_in_the_table_but_not_in_the_summaries() -
 def _seed_run(label: str, seed: int, low_lr: float) -> SeedRun:
     """A seed run whose check curve is a symmetric valley, no cliff: its suggestion is the middle LR, 4x ``low_lr``."""
     lrs = [low_lr * 2 ** k for k in range(5)]
-    return SeedRun(label, seed, run_seeds(seed, 3), lrs, [[1.5, 1.2, 1.0, 1.2, 1.5]] * 3, 20, 20)
+    return SeedRun(label, seed, run_seeds(seed, 3), lrs, [[1.5, 1.2, 1.0, 1.2, 1.5]] * 3, 20, 20, 128)
 
 
 def test_the_seed_only_spread_is_per_setting_beside_the_spread_across_cases() -> None:
@@ -239,3 +240,15 @@ def test_bench_rangetest_seed_spread_lends_the_stored_seed_0_run_and_writes_the_
     assert run.stored and run.suggestion == pytest.approx(0.1)
     table = (tmp_path / "rangetest.md").read_text()
     assert "| digits mlp sgd b128 2ep | 0 | 0.1 | 1.00x | - | 1.00x-1.00x: 1/1 |" in table
+
+
+def test_seed_runs_stored_before_their_batch_size_take_their_settings(tmp_path) -> None:
+    runs = [_seed_run("mnist mlp sgd b512 20ep", 0, 0.025), _seed_run(LEAST_SQUARES_SETTING.label, 0, 0.025)]
+    write_seed_runs(runs, tmp_path / "seeds.json")
+    stored = json.loads((tmp_path / "seeds.json").read_text())
+    for run in stored["runs"]:
+        del run["batch_size"]  # as the runs of issue #26's first seed-spread measurement were stored
+    (tmp_path / "seeds.json").write_text(json.dumps(stored))
+    assert [run.batch_size for run in read_seed_runs(tmp_path / "seeds.json")] == [512, 640]
+    # the valley's middle LR (0.1), raised by the square root of 512 / 128
+    assert read_seed_runs(tmp_path / "seeds.json")[0].suggestion == pytest.approx(0.2)

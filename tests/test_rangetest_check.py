@@ -19,12 +19,15 @@ from autolr.rangetest.check import (
     CHECK_LRS,
     CHECK_SPAN,
     CLIFF_MARGIN,
+    SEED_FAILURE_MARGIN,
     CheckRuns,
+    batch_factor,
     best_at_lowest,
     check_best,
     check_spread,
     cliff_index,
     extended,
+    lowest_failure,
     seed_suggestions,
     with_check,
 )
@@ -46,50 +49,68 @@ LRS = [0.4 / 2 ** k for k in range(6, -1, -1)]  # 0.00625 .. 0.4, 2x apart
 
 def _runs(*losses: list[float], length: int = 100) -> CheckRuns:
     return CheckRuns(lrs=LRS, seeds=list(range(len(losses))), losses=[list(seed) for seed in losses],
-                     num_steps=100, length=length)
+                     num_steps=100, length=length, batch_size=128)
 
 
 def test_the_checks_best_lr_is_the_suggestion_lowered_or_raised_from_the_sweeps() -> None:
     cliff = [2.0, 1.5, 1.0, 0.6, 0.5, 0.9, math.nan]  # best at 0.1 (neighbours 0.05, 0.2), diverged at 0.4
     lowered = with_check(_sweep(0.3, 0.4), _runs(cliff, cliff, cliff))
     best = lowered.suggestions["check"]
-    # the soft minimum: the best run (0.1, loss 0.5) weighs 1, 0.05 (0.6) weighs e^-1, 0.2 (0.9) e^-4: left of 0.1
+    # the soft minimum: the best run (0.1, loss 0.5) weighs 1, 0.05 (0.6) weighs e^-0.67, 0.2 (0.9) e^-2.7: left of 0.1
     assert 0.05 < best < 0.1 and lowered.suggestion == best
     assert lowered.interval == (best / 10, 0.4)  # up to the loss minimum (more than 3x above)
     # only the best run is within 5% of its loss: (best, 0.1), less than the grid's 2x, widened to one step
     assert lowered.suggestion_spread == pytest.approx(one_step(best, 0.1))
     assert lowered.seed_suggestions == [best] * 3 and lowered.seed_spread == (best, best)
     assert lowered.settings["check"] == {"lrs": LRS, "seeds": [0, 1, 2], "losses": [cliff[:-1] + [None]] * 3,
-                                         "num_steps": 100, "length": 100, "sweep_suggestion": 0.3,
+                                         "num_steps": 100, "length": 100, "batch_size": 128, "sweep_suggestion": 0.3,
                                          "sweep_seed_suggestions": []}
     assert lowered.suggestions["steepest"] == 0.05  # the other rules untouched
     raised = with_check(_sweep(0.02, 0.4), _runs(cliff))
     assert raised.suggestion == best and raised.settings["check"]["sweep_suggestion"] == 0.02
     rising = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]  # the best run is the highest LR, its neighbours close behind
-    # weights e^-2.5, e^-1.25, e^-0.625 and 1 on 0.05 .. 0.4: their centre in log LR, below the highest LR run
-    assert with_check(_sweep(1.0, 0.4), _runs(rising)).suggestion == pytest.approx(0.2441, rel=1e-3)
+    # weights e^-1.67, e^-0.83, e^-0.42 and 1 on 0.05 .. 0.4: their centre in log LR, below the highest LR run
+    assert with_check(_sweep(1.0, 0.4), _runs(rising)).suggestion == pytest.approx(0.2104, rel=1e-3)
 
 
-def test_the_suggestion_stays_a_margin_below_the_lowest_lr_where_the_seeds_mean_failed() -> None:
-    steady = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]  # alone: the soft minimum, 0.244, below its best run 0.4
-    assert check_best(LRS, [steady]) == pytest.approx(0.2441, rel=1e-3)
-    lost = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.95]  # 0.4 ends above 2x this seed's best (0.45) ...
-    # ... but the seeds' mean there (0.53) is within 2x of the mean's best: no cliff, yet it weighs less
-    assert cliff_index([steady, steady, lost]) is None
-    assert check_best(LRS, [steady, steady, lost]) < check_best(LRS, [steady])
-    # every seed lost it: the mean lost 2x at 0.4, and the suggestion stays a third below it (0.133, not 0.14)
-    assert cliff_index([lost, lost, lost]) == 6 and check_best(LRS, [lost] * 3) == pytest.approx(0.4 / CLIFF_MARGIN)
-    diverged = [2.0, 1.5, 1.0, 0.6, 0.5, math.nan, math.nan]  # one seed diverged at 0.2: the mean is NaN there
-    assert cliff_index([steady, diverged, steady]) == 5
-    assert check_best(LRS, [steady, diverged, steady]) == pytest.approx(0.2 / CLIFF_MARGIN)
+def test_the_cliff_is_the_median_seeds_and_the_suggestion_stays_below_every_seeds_failure() -> None:
+    steady = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]  # alone: the soft minimum, 0.21, below its best run 0.4
+    assert check_best(LRS, [steady], 128) == pytest.approx(0.2104, rel=1e-3)
+    lost = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.95]  # 0.4 ends above 2x this seed's best (0.45): its cliff
+    # one seed of three lost 0.4: the median seed held, so no cliff, yet the suggestion weighs 0.4 less and stays
+    # 2.5x below that seed's failure (0.16)
+    assert cliff_index([steady, steady, lost]) is None and lowest_failure([steady, steady, lost]) == 6
+    assert check_best(LRS, [steady, steady, lost], 128) == pytest.approx(0.1585, rel=1e-3)
+    # every seed lost it: the cliff is at 0.4, and the suggestion (the soft minimum below it) under a third of it
+    assert cliff_index([lost, lost, lost]) == 6
+    assert check_best(LRS, [lost] * 3, 128) == pytest.approx(0.1241, rel=1e-3) and 0.1241 < 0.4 / CLIFF_MARGIN
+    blown = [2.0, 1.5, 1.0, 0.6, math.nan, math.nan, math.nan]  # one seed diverged from 0.1 up
+    # the median seed's cliff is none (one seed's blow-up alone does not move it a whole step) but the suggestion
+    # stays SEED_FAILURE_MARGIN below 0.1 (the soft minimum, 0.046, is above that), not a third of it (0.033)
+    assert cliff_index([steady, blown, steady]) is None and lowest_failure([steady, blown, steady]) == 4
+    assert check_best(LRS, [steady, blown, steady], 128) == pytest.approx(0.1 / SEED_FAILURE_MARGIN)
+    # of two seeds the lower cliff is the median: a third below it
+    assert cliff_index([steady, blown]) == 4 and check_best(LRS, [steady, blown], 128) == pytest.approx(0.1 / 3)
     # the mean curve below the cliff decides, not the seed that is best alone
-    assert check_best(LRS, [steady, diverged, steady]) < min(check_best(LRS, [seed]) for seed in (steady, steady))
+    assert check_best(LRS, [steady, blown, steady], 128) < check_best(LRS, [steady], 128)
     # a low LR that has not learned (more than 2x the best) is no cliff: the cliff is above an LR that held
     slow = [5.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]
     assert cliff_index([slow, steady]) is None
-    assert check_best(LRS, [slow, steady]) == pytest.approx(check_best(LRS, [steady]))  # 5.0 weighs ~e^-40
-    assert seed_suggestions(LRS, [steady, diverged]) == [pytest.approx(0.2441, rel=1e-3),
-                                                         pytest.approx(0.2 / CLIFF_MARGIN)]
+    assert check_best(LRS, [slow, steady], 128) == pytest.approx(check_best(LRS, [steady], 128), rel=1e-5)  # ~0
+    diverged = [2.0, 1.5, 1.0, 0.6, 0.5, math.nan, math.nan]  # alone: its cliff at 0.2, a third below it
+    assert seed_suggestions(LRS, [steady, diverged], 128) == [pytest.approx(0.2104, rel=1e-3),
+                                                              pytest.approx(0.2 / CLIFF_MARGIN)]
+
+
+def test_above_batch_128_the_suggestion_rises_with_the_square_root_of_the_batch_below_the_caps() -> None:
+    clear = [0.90, 0.60, 0.45, 0.30, 0.45, 0.60, 0.80]  # a clear minimum at 0.05, no cliff
+    assert batch_factor(64) == batch_factor(128) == 1.0 and batch_factor(512) == 2.0
+    assert check_best(LRS, [clear], 64) == check_best(LRS, [clear], 128) == pytest.approx(0.0499, rel=1e-3)
+    assert check_best(LRS, [clear], 512) == pytest.approx(2 * check_best(LRS, [clear], 128))
+    steady = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.4]  # 0.21 at batch 128: twice that is above the highest LR run
+    assert check_best(LRS, [steady], 512) == 0.4
+    cliff = [2.0, 1.5, 1.0, 0.6, 0.5, 0.9, math.nan]  # 0.08 at batch 128; 0.16 is above a third of its cliff
+    assert check_best(LRS, [cliff], 512) == pytest.approx(0.4 / CLIFF_MARGIN)
 
 
 def test_runs_tied_within_noise_share_the_weight_so_the_suggestion_moves_little_with_the_seed() -> None:
@@ -98,9 +119,9 @@ def test_runs_tied_within_noise_share_the_weight_so_the_suggestion_moves_little_
     one = [0.90, 0.60, 0.309, 0.303, 0.300, 0.45, 0.80]
     other = [0.90, 0.60, 0.300, 0.306, 0.309, 0.45, 0.80]
     assert LRS[one.index(min(one))] / LRS[other.index(min(other))] == 4  # the argmin: 0.1 against 0.025
-    assert 1 < check_best(LRS, [one]) / check_best(LRS, [other]) < 1.2
-    clear = [0.90, 0.60, 0.45, 0.30, 0.45, 0.60, 0.80]  # a clear minimum keeps its LR (its neighbours weigh e^-2.5)
-    assert check_best(LRS, [clear]) == pytest.approx(0.05, rel=1e-3)
+    assert 1 < check_best(LRS, [one], 128) / check_best(LRS, [other], 128) < 1.2
+    clear = [0.90, 0.60, 0.45, 0.30, 0.45, 0.60, 0.80]  # a clear minimum keeps its LR (its neighbours weigh e^-1.7)
+    assert check_best(LRS, [clear], 128) == pytest.approx(0.05, rel=4e-3)
 
 
 def test_when_every_check_run_diverged_the_suggestion_is_half_its_lowest_lr_with_a_warning() -> None:
@@ -110,7 +131,7 @@ def test_when_every_check_run_diverged_the_suggestion_is_half_its_lowest_lr_with
     assert result.interval == (0.0003125, 0.03125)  # search_interval: at most 10x the suggestion
     assert result.warnings == [ALL_DIVERGED]
     assert result.settings["check"]["losses"] == [[None] * CHECK_LRS] * 2
-    assert check_best(LRS, [[math.nan] * CHECK_LRS]) == 0.003125  # the rule itself, as the bench calls it
+    assert check_best(LRS, [[math.nan] * CHECK_LRS], 128) == 0.003125  # the rule itself, as the bench calls it
 
 
 def test_a_check_that_learned_drops_the_sweeps_no_descent_warning_and_one_that_did_not_keeps_it() -> None:
@@ -140,7 +161,7 @@ def test_the_plots_draw_the_checks_losses_on_their_own_axis_and_wrap_a_long_warn
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "check:" not in _sweep(0.3, 0.4).plot_html()
     title = _title(checked)
-    assert "across 2 seeds [0.0835, 0.0" in " ".join(title.splitlines())  # each seed's own suggestion
+    assert "across 2 seeds [0.0801, 0.0802]" in " ".join(title.splitlines())  # each seed's own suggestion
     assert len(title.splitlines()) == 4 and max(map(len, title.splitlines())) <= TITLE_WIDTH
 
 
@@ -204,7 +225,7 @@ def test_a_growing_loss_is_grown_to_the_users_length_and_a_falling_one_is_taken_
     held = [2.0, 1.5, 1.0, 0.6, 0.5, 0.45, 0.42]
     at_800 = held[:-1] + [loss_at_length(steps, [0.3, 0.3, 0.35, 0.42], 800)]
     assert at_800[-1] > 2 * 0.45 and cliff_index([held]) is None and cliff_index([at_800]) == 6
-    assert check_best(LRS, [held]) > 0.2 and check_best(LRS, [at_800]) <= 0.4 / CLIFF_MARGIN
+    assert check_best(LRS, [held], 128) > 0.4 / CLIFF_MARGIN > check_best(LRS, [at_800], 128)
 
 
 def test_the_length_is_steps_or_epochs_of_batches_and_one_clear_sentence_when_wrong() -> None:
@@ -255,11 +276,11 @@ def test_the_sweep_on_several_seeds_suggests_their_median_and_keeps_each_ones() 
 def test_a_check_whose_best_is_its_lowest_lr_runs_one_span_lower_and_caps_the_search_anchor() -> None:
     upper = CheckRuns(lrs=[0.01 * 2 ** i for i in range(CHECK_LRS)], seeds=[0, 1],
                       losses=[[1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0], [1.1, 1.3, 1.4, 2.2, 2.4, 3.1, 4.2]],
-                      num_steps=50, length=400)
+                      num_steps=50, length=400, batch_size=128)
     assert best_at_lowest(upper)  # the best lies at or below 0.01: the check has not bracketed it
     lower = CheckRuns(lrs=[0.01 / 64 * 2 ** i for i in range(CHECK_LRS - 1)], seeds=[0, 1],  # without 0.01
                       losses=[[1.4, 1.1, 0.8, 0.7, 0.75, 0.9], [1.5, 1.0, 0.82, 0.69, 0.8, 0.95]],
-                      num_steps=50, length=400)
+                      num_steps=50, length=400, batch_size=128)
     both = extended(lower, upper)
     assert both.lrs == pytest.approx([0.01 / 64 * 2 ** i for i in range(2 * CHECK_LRS - 1)])
     assert both.losses[0][:CHECK_LRS - 1] == lower.losses[0] and both.losses[0][CHECK_LRS - 1:] == upper.losses[0]
@@ -267,7 +288,7 @@ def test_a_check_whose_best_is_its_lowest_lr_runs_one_span_lower_and_caps_the_se
     result = with_check(_sweep(0.25, 1.0), both)
     assert 0.01 / 16 < result.suggestion < 0.01 / 4
     assert result.suggestions["anchor"] == pytest.approx(ANCHOR_FACTOR * result.suggestion)  # well below loss_min 1.0
-    low_minimum = with_check(_sweep(0.001, 0.004), both)  # 4x the check's best (0.005) is above this minimum
+    low_minimum = with_check(_sweep(0.001, 0.004), both)  # 4x the check's best (0.0065) is above this minimum
     assert low_minimum.suggestions["anchor"] == 0.004  # never above the sweep's loss minimum
     with pytest.raises(AssertionError):
         extended(upper, upper)  # only a pass just below joins

@@ -145,7 +145,9 @@ def test_the_check_and_the_population_test_hold_out_a_block_of_the_text(text):
     below = population_check("transformer", text, check["lrs"][0], batch_size=4, optimizer=LM_OPTIMIZER, seeds=[0],
                              length=12, highest=False)  # a pass one span lower leaves out the LR already run
     assert len(below.lrs) == CHECK_LRS - 1 and below.lrs[-1] * 2 == pytest.approx(check["lrs"][0])
-    assert extended(below, CheckRuns(check["lrs"], [0], check["losses"][:1], 12, 12)).lrs == [*below.lrs, *check["lrs"]]
+    assert check["batch_size"] == below.batch_size == 4  # the user's batch, kept with the runs
+    assert extended(below, CheckRuns(check["lrs"], [0], check["losses"][:1], 12, 12, 4)).lrs == [*below.lrs,
+                                                                                               *check["lrs"]]
     population = population_range_test("transformer", text, num_steps=12, batch_size=4, optimizer=LM_OPTIMIZER,
                                        num_lrs=4, held_out=50)
     assert population.method == "population" and population.stopped_at == 12

@@ -284,23 +284,25 @@ def population_check(model: str | Callable[[], nn.Module], splits: Any, loss_min
     ``model``, initial weights), for ``length`` steps but at most ``max_steps`` (``CHECK_STEPS`` when
     ``length`` is None), scored at least ``CHECK_POINTS`` times; each run's loss is judged at ``length``
     (``horizon.loss_at_length``) on ``held_out`` rows (windows of a text) held out of training. A full-batch
-    ``batch_size`` shrinks to the rows left after holding out. ``highest`` False leaves out ``loss_min`` itself
-    (a pass below one that ran it: ``check.extended``)."""
+    ``batch_size`` trains on the rows left after holding out (the runs keep the user's ``batch_size``, which
+    ``check.batch_factor`` reads). ``highest`` False leaves out ``loss_min`` itself (a pass below one that ran it:
+    ``check.extended``)."""
     lrs = _lr_sweep(*check_bounds(loss_min), CHECK_LRS, "exp")[:None if highest else -1]
     run_steps = CHECK_STEPS if length is None else min(length, max_steps)
     rows = len(splits.train_y)
-    batch_size = min(batch_size, rows - held_out_rows(rows, held_out))
+    trained = min(batch_size, rows - held_out_rows(rows, held_out))
     losses, steps_run = [], run_steps
     for seed in seeds:
-        data, epochs = held_out_split(splits, run_steps, batch_size, held_out, seed, min_epochs=CHECK_POINTS)
-        epoch_steps = steps_between_evaluations(data, batch_size)
+        data, epochs = held_out_split(splits, run_steps, trained, held_out, seed, min_epochs=CHECK_POINTS)
+        epoch_steps = steps_between_evaluations(data, trained)
         steps_run = epochs * epoch_steps
-        members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+        members = constant_lr_runs(model, data, lrs, epochs=epochs, batch_size=trained, optimizer=optimizer,
                                    seed=seed, device=device, amp=amp, loss_fn=loss_fn, grad_clip=grad_clip)
         losses.append([loss_at_length([epoch_steps * (e + 1) for e in range(len(m.val_losses))], m.val_losses,
                                       length or steps_run) if m.status == "complete" else math.nan
                        for m in members])
-    return CheckRuns(lrs=lrs, seeds=list(seeds), losses=losses, num_steps=steps_run, length=length or steps_run)
+    return CheckRuns(lrs=lrs, seeds=list(seeds), losses=losses, num_steps=steps_run, length=length or steps_run,
+                     batch_size=batch_size)
 
 
 def _checked(result: RangeTestResult, model: str | Callable[[], nn.Module], splits: Any, seeds: int | None = None,
